@@ -1,0 +1,194 @@
+"""The `printlab` command: set up, serve, manage staff and workstations, load demo data, migrate."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+from sqlalchemy.orm import Session
+
+from printlab import config as config_module
+from printlab.config import Config, ConfigError
+from printlab.db import check_database, make_engine, safe_url, session_factory, upgrade
+from printlab.services import staff as staff_service
+from printlab.services import workstations
+from printlab.services.errors import ServiceError
+from printlab.services.storage import Storage, StorageError
+
+
+def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn expected errors into one line on stderr and exit status 1, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (ConfigError, ServiceError, StorageError) as exc:
+            click.echo(f"printlab: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def _config() -> Config:
+    return config_module.load()
+
+
+def _session(settings: Config) -> Session:
+    engine = make_engine(settings.database_url)
+    check_database(engine)
+    return session_factory(engine)()
+
+
+def _storage(settings: Config) -> Storage:
+    storage = Storage(settings.storage_dir)
+    if settings.embedded_storage:
+        storage.ensure_folders()
+    storage.check_writable()
+    return storage
+
+
+@click.group()
+def main() -> None:
+    """PrintLab: the 3D-print service of a makerspace."""
+
+
+@main.command()
+@_friendly
+def init() -> None:
+    """Create or upgrade the database and the storage folders."""
+    settings = _config()
+    check_database(make_engine(settings.database_url))
+    upgrade(settings.database_url)
+    storage = Storage(settings.storage_dir)
+    storage.ensure_folders()
+    storage.check_writable()
+    click.echo(f"Database ready: {safe_url(settings.database_url)}")
+    click.echo(f"Storage ready:  {storage.root}")
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@_friendly
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    settings = _config()
+    check_database(make_engine(settings.database_url))
+    upgrade(settings.database_url, revision)
+    click.echo(f"Database at {revision}: {safe_url(settings.database_url)}")
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default PRINTLAB_HOST).")
+@click.option("--port", default=None, type=int, help="Port (default PRINTLAB_PORT).")
+@click.option("--threads", default=8, show_default=True, type=int)
+@_friendly
+def serve(host: str | None, port: int | None, threads: int) -> None:
+    """Serve PrintLab with waitress, a production WSGI server."""
+    import waitress
+
+    from printlab.web.app import create_app
+
+    settings = _config()
+    app = create_app(config=settings)
+    host, port = host or settings.host, port or settings.port
+    click.echo(f"PrintLab is running at http://{host}:{port}/  (Ctrl+C stops it)")
+    waitress.serve(
+        app, host=host, port=port, threads=threads, ident="PrintLab", clear_untrusted_proxy_headers=True
+    )
+
+
+@main.group()
+def staff() -> None:
+    """Staff members (never deleted, only deactivated)."""
+
+
+@staff.command("add")
+@click.argument("name")
+@_friendly
+def staff_add(name: str) -> None:
+    member = staff_service.add_staff(_session(_config()), name)
+    click.echo(f"Added {member.name}.")
+
+
+@staff.command("deactivate")
+@click.argument("name")
+@_friendly
+def staff_deactivate(name: str) -> None:
+    staff_service.set_active(_session(_config()), name, False)
+    click.echo(f"{name} no longer appears in “Acting as”; their history is kept.")
+
+
+@staff.command("reactivate")
+@click.argument("name")
+@_friendly
+def staff_reactivate(name: str) -> None:
+    staff_service.set_active(_session(_config()), name, True)
+    click.echo(f"{name} is active again.")
+
+
+@staff.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include deactivated staff.")
+@_friendly
+def staff_list(show_all: bool) -> None:
+    for member in staff_service.list_staff(_session(_config()), active_only=not show_all):
+        state = "active" if member.is_active else f"inactive since {member.deactivated_at:%Y-%m-%d}"
+        click.echo(f"{member.name}\t{state}")
+
+
+@main.group()
+def workstation() -> None:
+    """Lab computers and their shared passwords."""
+
+
+@workstation.command("add")
+@click.argument("workstation_id")
+@click.option("--admin", is_flag=True, help="Allow this workstation into the admin pages.")
+@click.option("--password", default=None, help="Use this password instead of generating one.")
+@_friendly
+def workstation_add(workstation_id: str, admin: bool, password: str | None) -> None:
+    chosen = password or workstations.generate_password()
+    workstations.add_workstation(_session(_config()), workstation_id, chosen, is_admin=admin)
+    click.echo(f"Workstation {workstation_id} added{' (admin)' if admin else ''}.")
+    if not password:
+        click.echo(f"Password: {chosen}")
+
+
+@workstation.command("reset-password")
+@click.argument("workstation_id")
+@click.option("--password", default=None, help="Use this password instead of generating one.")
+@_friendly
+def workstation_reset(workstation_id: str, password: str | None) -> None:
+    chosen = password or workstations.generate_password()
+    workstations.reset_password(_session(_config()), workstation_id, chosen)
+    click.echo(f"New password for {workstation_id}: {chosen}" if not password else "Password changed.")
+
+
+@main.command()
+@click.option("--serve", "then_serve", is_flag=True, help="Start the server afterwards.")
+@click.option("--host", default=None)
+@click.option("--port", default=None, type=int)
+@_friendly
+def demo(then_serve: bool, host: str | None, port: int | None) -> None:
+    """Load demo staff, a workstation and about 20 jobs in every status (once), then print how to sign in."""
+    from printlab.services import demo as demo_service
+
+    settings = _config()
+    upgrade(settings.database_url)
+    storage = _storage(settings)
+    result = demo_service.load(_session(settings), storage)
+    click.echo(result.summary)
+    click.echo(f"Sign in at {settings.base_url}/login")
+    click.echo(f"  workstation: {result.workstation}")
+    click.echo(f"  password:    {result.password}")
+    if then_serve:
+        ctx = click.get_current_context()
+        ctx.invoke(serve, host=host, port=port)

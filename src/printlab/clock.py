@@ -1,0 +1,33 @@
+"""Time in one place: naive UTC for the database (as the seed's utcnow columns), the lab's zone for people."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+
+def utcnow() -> datetime:
+    """Naive UTC, the form every DateTime column of the seed stores."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def to_lab_time(moment: datetime, zone: str) -> datetime:
+    """A naive-UTC database time shown in the lab's time zone."""
+    return moment.replace(tzinfo=UTC).astimezone(ZoneInfo(zone))
+
+
+def age_text(since: datetime, now: datetime) -> str:
+    """Compact age for cards: '45m', '5h 3m', '2d 4h'."""
+    seconds = max(0, int((now - since).total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m"
+
+
+def hours_between(earlier: datetime, later: datetime) -> float:
+    return (later - earlier) / timedelta(hours=1)

@@ -1,0 +1,74 @@
+"""The stored-file naming convention of SPEC §3: FirstAndLastName_PrintMethod_Color_SimpleJobID.ext."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from pathlib import PurePosixPath
+
+SIMPLE_ID_LENGTH = 6
+#: Used when a name has no letters or digits left after cleaning (emoji only, non-Latin script).
+FALLBACK_PERSON = "Student"
+_MAX_PART = 60
+_WORD = re.compile(r"[A-Za-z0-9]+")
+
+
+def new_job_id() -> str:
+    """A job id: uuid4 in hex, as the seed requires."""
+    return uuid.uuid4().hex
+
+
+def simple_job_id(job_id: str, length: int = SIMPLE_ID_LENGTH) -> str:
+    """The short id people read aloud: the first `length` hex characters of the job id."""
+    return job_id[:length]
+
+
+def name_part(text: str, fallback: str = "") -> str:
+    """'josé o'brien-smith' → 'JoseOBrienSmith': ASCII letters and digits, each word capitalised.
+
+    Accents are folded to their base letter; apostrophes join a word ("O'Brien" → "OBrien");
+    hyphens, spaces and other punctuation split words. Shared drives and slicers on every lab
+    computer cope with plain ASCII names, which is why nothing else survives.
+    """
+    folded = unicodedata.normalize("NFKD", text)
+    ascii_only = folded.encode("ascii", "ignore").decode("ascii")
+    ascii_only = re.sub(r"['`]", "", ascii_only)
+    words = _WORD.findall(ascii_only)
+    joined = "".join(w[0].upper() + w[1:] for w in words)
+    return joined[:_MAX_PART] or fallback
+
+
+def extension_of(filename: str) -> str:
+    """The lower-case extension with its dot ('.stl'), or '' when there is none.
+
+    Compound slicer extensions are kept whole ('.gcode.3mf').
+    """
+    name = PurePosixPath(filename.replace("\\", "/")).name.lower()
+    for compound in (".gcode.3mf",):
+        if name.endswith(compound):
+            return compound
+    suffix = PurePosixPath(name).suffix
+    return suffix if re.fullmatch(r"\.[a-z0-9]{1,10}", suffix) else ""
+
+
+def stored_base_name(student_name: str, print_method: str, color: str, simple_id: str) -> str:
+    """The stored name without extension, e.g. 'JaneDoe_Filament_TrueRed_a1b2c3'."""
+    return "_".join(
+        (
+            name_part(student_name, FALLBACK_PERSON),
+            name_part(print_method, "Method"),
+            name_part(color, "Color"),
+            simple_id,
+        )
+    )
+
+
+def stored_file_name(student_name: str, print_method: str, color: str, simple_id: str, original: str) -> str:
+    """The full stored name with the original file's lower-case extension."""
+    return stored_base_name(student_name, print_method, color, simple_id) + extension_of(original)
+
+
+def sidecar_name(stored_name: str) -> str:
+    """'<stored name>.metadata.json', the sidecar that sits beside a job's files."""
+    return f"{stored_name}.metadata.json"

@@ -1,0 +1,60 @@
+"""Price and print-time rules of SPEC §6: Decimal money, half-up to the cent, a minimum charge."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+CENT = Decimal("0.01")
+#: cost_usd is Numeric(6, 2): the largest amount the column holds.
+MAX_COST = Decimal("9999.99")
+
+
+class PricingError(ValueError):
+    """A weight, time or rate that no quote can be made from."""
+
+
+def to_decimal(value: object, what: str) -> Decimal:
+    """Read a number a person typed (str, int, float, Decimal) as a finite Decimal."""
+    try:
+        # Going through str keeps 0.1 as 0.1 rather than its binary float expansion.
+        number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise PricingError(f"{what} must be a number") from None
+    if not number.is_finite():
+        raise PricingError(f"{what} must be a number")
+    return number
+
+
+def quote_cost(weight_g: object, method: str, rates: Mapping[str, Decimal], minimum: Decimal) -> Decimal:
+    """cost = max(minimum, weight × rate for the print method), rounded half-up to the cent.
+
+    Raises PricingError for a negative or absurd weight or an unknown print method.
+    """
+    grams = to_decimal(weight_g, "Weight")
+    if grams < 0:
+        raise PricingError("Weight can't be negative")
+    try:
+        rate = rates[method]
+    except KeyError:
+        raise PricingError(f"No price is set for print method {method!r}") from None
+    cost = max(Decimal(minimum), grams * Decimal(rate)).quantize(CENT, rounding=ROUND_HALF_UP)
+    if cost > MAX_COST:
+        raise PricingError(f"A cost of ${cost} is more than the lab can record (${MAX_COST})")
+    return cost
+
+
+def round_print_hours(hours: object) -> float:
+    """Print time in hours, rounded up to the next half hour (0 stays 0)."""
+    value = to_decimal(hours, "Print time")
+    if value < 0:
+        raise PricingError("Print time can't be negative")
+    if value > 10_000:
+        raise PricingError("Print time is more than any printer runs")
+    return math.ceil(value * 2) / 2
+
+
+def format_usd(amount: Decimal) -> str:
+    """'$3.00' — the one way money is written for people."""
+    return f"${amount.quantize(CENT, rounding=ROUND_HALF_UP):,}"

@@ -1,0 +1,156 @@
+"""The eight job statuses with their three spellings, and the one table of allowed moves."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Status(enum.StrEnum):
+    """A job's status. The value is the UPPERCASE code stored in the database."""
+
+    UPLOADED = "UPLOADED"
+    PENDING = "PENDING"
+    READYTOPRINT = "READYTOPRINT"
+    PRINTING = "PRINTING"
+    COMPLETED = "COMPLETED"
+    PAIDPICKEDUP = "PAIDPICKEDUP"
+    REJECTED = "REJECTED"
+    ARCHIVED = "ARCHIVED"
+
+    @property
+    def code(self) -> str:
+        return self.value
+
+    @property
+    def label(self) -> str:
+        """Title Case wording for people (dashboard, emails, status page)."""
+        return _LABELS[self]
+
+    @property
+    def folder(self) -> str | None:
+        """PascalCase storage folder, or None when the files stay where they are (REJECTED)."""
+        return _FOLDERS[self]
+
+    @classmethod
+    def parse(cls, value: str) -> Status:
+        """Accept a code (any case); raise ValueError with the valid codes otherwise."""
+        try:
+            return cls(value.strip().upper())
+        except ValueError:
+            valid = ", ".join(s.value for s in cls)
+            raise ValueError(f"unknown status {value!r}; expected one of {valid}") from None
+
+
+_LABELS = {
+    Status.UPLOADED: "Uploaded",
+    Status.PENDING: "Pending",
+    Status.READYTOPRINT: "Ready to Print",
+    Status.PRINTING: "Printing",
+    Status.COMPLETED: "Completed",
+    Status.PAIDPICKEDUP: "Paid & Picked Up",
+    Status.REJECTED: "Rejected",
+    Status.ARCHIVED: "Archived",
+}
+
+# REJECTED has no folder of its own: the seed says rejected files stay put until archived.
+_FOLDERS: dict[Status, str | None] = {
+    Status.UPLOADED: "Uploaded",
+    Status.PENDING: "Pending",
+    Status.READYTOPRINT: "ReadyToPrint",
+    Status.PRINTING: "Printing",
+    Status.COMPLETED: "Completed",
+    Status.PAIDPICKEDUP: "PaidPickedUp",
+    Status.REJECTED: None,
+    Status.ARCHIVED: "Archived",
+}
+
+#: Every folder that exists under the storage root, in workflow order.
+STATUS_FOLDERS: tuple[str, ...] = tuple(f for f in _FOLDERS.values() if f is not None)
+
+
+class Action(enum.StrEnum):
+    """A named way of moving a job; each maps to one function in services.workflow."""
+
+    SUBMIT = "submit"
+    APPROVE = "approve"
+    REJECT = "reject"
+    CONFIRM = "confirm"
+    FORCE_CONFIRM = "force_confirm"
+    START_PRINTING = "start_printing"
+    COMPLETE = "complete"
+    PRINT_FAILED = "print_failed"
+    RECORD_PICKUP = "record_pickup"
+    REVERT = "revert"
+    ARCHIVE = "archive"
+    OVERRIDE = "override"
+
+
+@dataclass(frozen=True)
+class Transition:
+    action: Action
+    source: Status | None
+    target: Status
+    event_type: str
+    email: str | None  # outbox template written by the move, if any
+
+
+# SPEC §4, one row per allowed move. Admin override (any → any) is not listed: it is the escape
+# hatch, checked separately.
+TRANSITIONS: tuple[Transition, ...] = (
+    Transition(Action.SUBMIT, None, Status.UPLOADED, "JobCreated", "receipt"),
+    Transition(Action.APPROVE, Status.UPLOADED, Status.PENDING, "StaffApproved", "quote"),
+    Transition(Action.REJECT, Status.UPLOADED, Status.REJECTED, "StaffRejected", "rejected"),
+    Transition(Action.CONFIRM, Status.PENDING, Status.READYTOPRINT, "StudentConfirmed", "confirmed"),
+    Transition(Action.FORCE_CONFIRM, Status.PENDING, Status.READYTOPRINT, "AdminOverride", None),
+    Transition(Action.START_PRINTING, Status.READYTOPRINT, Status.PRINTING, "StatusChanged", None),
+    Transition(Action.COMPLETE, Status.PRINTING, Status.COMPLETED, "StatusChanged", "ready_for_pickup"),
+    Transition(Action.PRINT_FAILED, Status.PRINTING, Status.READYTOPRINT, "PrintFailed", None),
+    Transition(
+        Action.RECORD_PICKUP, Status.COMPLETED, Status.PAIDPICKEDUP, "StatusChanged", "payment_receipt"
+    ),
+    Transition(Action.REVERT, Status.COMPLETED, Status.PRINTING, "StatusChanged", None),
+    Transition(Action.REVERT, Status.PAIDPICKEDUP, Status.COMPLETED, "StatusChanged", None),
+    Transition(Action.ARCHIVE, Status.PAIDPICKEDUP, Status.ARCHIVED, "JobArchived", None),
+    Transition(Action.ARCHIVE, Status.REJECTED, Status.ARCHIVED, "JobArchived", None),
+)
+
+_BY_ACTION_SOURCE = {(t.action, t.source): t for t in TRANSITIONS}
+
+
+class InvalidTransition(Exception):
+    """The move is not in the table for the job's current status."""
+
+    def __init__(self, action: Action, current: Status):
+        self.action = action
+        self.current = current
+        allowed = allowed_actions(current)
+        hint = ", ".join(a.value.replace("_", " ") for a in allowed) or "nothing"
+        super().__init__(
+            f"Can't {action.value.replace('_', ' ')} a job that is {current.label} (allowed now: {hint})."
+        )
+
+
+def transition_for(action: Action, current: Status) -> Transition:
+    """Return the table row for doing `action` to a job in `current`, or raise InvalidTransition."""
+    try:
+        return _BY_ACTION_SOURCE[(action, current)]
+    except KeyError:
+        raise InvalidTransition(action, current) from None
+
+
+def allowed_actions(current: Status) -> list[Action]:
+    """Actions the table allows from `current`, in table order (the override is always possible)."""
+    return [t.action for t in TRANSITIONS if t.source == current]
+
+
+#: Statuses in which a job still blocks a duplicate upload of the same file by the same student.
+DUPLICATE_BLOCKING = frozenset({Status.UPLOADED, Status.PENDING, Status.READYTOPRINT})
+
+#: Work queues the dashboard sorts oldest first.
+WORK_QUEUES = frozenset(
+    {Status.UPLOADED, Status.PENDING, Status.READYTOPRINT, Status.PRINTING, Status.COMPLETED}
+)
+
+#: How long after a move staff may still revert it as a mistake.
+REVERT_WINDOW_HOURS = 24

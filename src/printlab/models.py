@@ -1,0 +1,215 @@
+"""Database tables: the seed's Staff, Job and Event exactly as documented, plus the few the spec needs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from printlab.clock import utcnow
+from printlab.domain.statuses import Status
+
+# A naming convention keeps constraint names identical on SQLite and PostgreSQL, which Alembic's
+# batch mode on SQLite needs to find a constraint again.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+_STATUS_CODES = ", ".join(f"'{s.value}'" for s in Status)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Staff(Base):
+    __tablename__ = "staff"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    is_active: Mapped[bool | None] = mapped_column(Boolean, default=True)
+    added_at: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow)
+    deactivated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    actions: Mapped[list[Event]] = relationship(
+        primaryjoin="Staff.name == foreign(Event.triggered_by)",
+        back_populates="attributed_staff",
+        lazy="select",
+        viewonly=True,
+    )
+
+
+class Job(Base):
+    __tablename__ = "job"
+    __table_args__ = (CheckConstraint(f"status IN ({_STATUS_CODES})", name="status"),)
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    student_name: Mapped[str | None] = mapped_column(String(100))
+    student_email: Mapped[str | None] = mapped_column(String(100))
+    discipline: Mapped[str | None] = mapped_column(String(50))
+    class_number: Mapped[str | None] = mapped_column(String(50))
+
+    original_filename: Mapped[str | None] = mapped_column(String(256))
+    display_name: Mapped[str | None] = mapped_column(String(256))
+    #: Relative to the storage root, POSIX separators (e.g. "Pending/JaneDoe_..._a1b2c3.3mf"), so a
+    #: restored backup or a share mounted elsewhere still resolves.
+    file_path: Mapped[str | None] = mapped_column(String(512))
+    #: Relative to the storage root, like file_path.
+    metadata_path: Mapped[str | None] = mapped_column(String(512))
+
+    status: Mapped[str | None] = mapped_column(String(50), index=True)
+    printer: Mapped[str | None] = mapped_column(String(64))
+    color: Mapped[str | None] = mapped_column(String(32))
+    #: The print method ("Filament" or "Resin"): it picks the price rate and the file name part.
+    material: Mapped[str | None] = mapped_column(String(32))
+    weight_g: Mapped[float | None] = mapped_column(Float)
+    time_hours: Mapped[float | None] = mapped_column(Float)
+    cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
+
+    acknowledged_minimum_charge: Mapped[bool | None] = mapped_column(Boolean, default=False)
+    student_confirmed: Mapped[bool | None] = mapped_column(Boolean, default=False)
+    student_confirmed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: SHA-256 hex of the capability token; the token itself is only ever in the student's email.
+    confirm_token: Mapped[str | None] = mapped_column(String(128), nullable=True, unique=True)
+    confirm_token_expires: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    is_confirmation_expired: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    confirmation_last_sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    reject_reasons: Mapped[Any | None] = mapped_column(JSON, nullable=True)
+    staff_viewed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_updated_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    notes: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    locked_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    file_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+
+    created_at: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow, index=True)
+    #: Also the job's version: a caller's stale view is detected by comparing it.
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    events: Mapped[list[Event]] = relationship(back_populates="job", lazy="select", order_by="Event.id")
+
+    @property
+    def status_enum(self) -> Status:
+        return Status(self.status)
+
+
+class Event(Base):
+    """Append-only audit trail; the database itself refuses UPDATE and DELETE (see migrations)."""
+
+    __tablename__ = "event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(String, ForeignKey("job.id"), nullable=False, index=True)
+    timestamp: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow, index=True)
+    event_type: Mapped[str | None] = mapped_column(String(50))
+    details: Mapped[Any | None] = mapped_column(JSON, nullable=True)
+    triggered_by: Mapped[str | None] = mapped_column(String(100), index=True)
+    workstation_id: Mapped[str | None] = mapped_column(String(100))
+
+    job: Mapped[Job] = relationship(back_populates="events")
+    attributed_staff: Mapped[Staff | None] = relationship(
+        primaryjoin="foreign(Event.triggered_by) == Staff.name", back_populates="actions", viewonly=True
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Beyond the seed: each table below exists because a part of the spec has nowhere else to live.
+# docs/data-model.md gives the reason for each.
+
+
+class Workstation(Base):
+    """A lab computer that signs in once per shift with its own shared password."""
+
+    __tablename__ = "workstation"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Payment(Base):
+    """What was charged at pickup; a revert voids it rather than deleting it."""
+
+    __tablename__ = "payment"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(String, ForeignKey("job.id"), nullable=False, index=True)
+    weighed_g: Mapped[float | None] = mapped_column(Float, nullable=True)
+    quoted_usd: Mapped[Decimal | None] = mapped_column(Numeric(6, 2), nullable=True)
+    charged_usd: Mapped[Decimal] = mapped_column(Numeric(6, 2), nullable=False)
+    kept_quote: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    payment_reference: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    picked_up_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    recorded_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    workstation_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False, index=True)
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    void_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class OutboxStatus:
+    PENDING = "PENDING"
+    SENT = "SENT"
+    FAILED = "FAILED"
+    ALL = (PENDING, SENT, FAILED)
+
+
+class OutboxMessage(Base):
+    """An email waiting to be delivered, written in the same transaction as the change behind it."""
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (
+        CheckConstraint("status IN ('PENDING', 'SENT', 'FAILED')", name="status"),
+        Index("ix_outbox_message_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str | None] = mapped_column(String, ForeignKey("job.id"), nullable=True, index=True)
+    #: Which message: receipt, quote, confirmed, rejected, ready_for_pickup, pickup_reminder,
+    #: quote_expired, payment_receipt.
+    template: Mapped[str] = mapped_column(String(40), nullable=False)
+    recipient: Mapped[str] = mapped_column(String(254), nullable=False)
+    #: Values the template needs that the job row can't give later (a confirm link's raw token).
+    context: Mapped[Any | None] = mapped_column(JSON, nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default=OutboxStatus.PENDING, nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class LabSetting(Base):
+    """One entry of the lab catalog as edited by an admin; absent keys take the built-in default."""
+
+    __tablename__ = "lab_setting"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+    updated_by: Mapped[str | None] = mapped_column(String(100), nullable=True)

@@ -1,0 +1,114 @@
+"""Shared pieces of every job change: loading and row-locking a job, its events, its sidecar record."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from pathlib import PurePosixPath
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from printlab.domain.naming import SIMPLE_ID_LENGTH, simple_job_id
+from printlab.models import Event, Job
+from printlab.services.errors import NotFound
+from printlab.services.storage import Storage
+
+#: Columns of the job row copied into its sidecar, enough to rebuild the row if the database is lost.
+SIDECAR_FIELDS = tuple(column.key for column in Job.__table__.columns)
+#: Never in a sidecar: only the hash of the token is stored anyway, and a lock is transient.
+_SIDECAR_SKIP = {"confirm_token", "locked_by", "locked_until"}
+
+
+def get_job(session: Session, job_id: str) -> Job:
+    """The job, or NotFound."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound("No such job.")
+    return job
+
+
+def lock_job(session: Session, job_id: str) -> Job:
+    """Load the job for change inside a write transaction.
+
+    On PostgreSQL this is SELECT … FOR UPDATE, so a second app process changing the same job waits
+    here and then sees the first one's result. On SQLite the write transaction (BEGIN IMMEDIATE)
+    already serialises writers.
+    """
+    job = session.scalars(
+        select(Job).where(Job.id == job_id).with_for_update().execution_options(populate_existing=True)
+    ).one_or_none()
+    if job is None:
+        raise NotFound("No such job.")
+    return job
+
+
+def add_event(
+    session: Session,
+    job: Job,
+    event_type: str,
+    details: dict[str, Any] | None,
+    *,
+    triggered_by: str | None,
+    workstation_id: str | None,
+    now: datetime,
+) -> Event:
+    """Append an audit event. Details must not carry the student's personal data."""
+    event = Event(
+        job_id=job.id,
+        timestamp=now,
+        event_type=event_type,
+        details=details or None,
+        triggered_by=triggered_by,
+        workstation_id=workstation_id,
+    )
+    session.add(event)
+    return event
+
+
+def simple_id_for(session: Session, job_id: str) -> str:
+    """The shortest prefix of `job_id` (6 or more characters) that no other job's id starts with."""
+    length = SIMPLE_ID_LENGTH
+    while length < len(job_id):
+        prefix = simple_job_id(job_id, length)
+        clash = session.scalar(select(Job.id).where(Job.id.startswith(prefix), Job.id != job_id).limit(1))
+        if clash is None:
+            return prefix
+        length += 1
+    return job_id
+
+
+def base_name(job: Job) -> str:
+    """The stored base name all of a job's files start with (display_name, minus any extension)."""
+    if not job.display_name:
+        raise ValueError(f"job {job.id} has no display name")
+    return job.display_name
+
+
+def job_folder(job: Job) -> str | None:
+    """The folder the job's files are in now (derived from its authoritative file)."""
+    return PurePosixPath(job.file_path).parent.as_posix() if job.file_path else None
+
+
+def sidecar_record(job: Job) -> dict[str, Any]:
+    """The job row as JSON-safe values for its sidecar."""
+    record: dict[str, Any] = {}
+    for key in SIDECAR_FIELDS:
+        if key in _SIDECAR_SKIP:
+            continue
+        value = getattr(job, key)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, Decimal):
+            value = str(value)
+        record[key] = value
+    return record
+
+
+def job_files(storage: Storage, job: Job) -> list[str]:
+    """Root-relative names of the job's files in its current folder (upload, slicer files, sidecar)."""
+    folder = job_folder(job)
+    if folder is None:
+        return []
+    return [storage.relative(p) for p in storage.job_files(folder, base_name(job))]

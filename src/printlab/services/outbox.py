@@ -1,0 +1,45 @@
+"""Writing emails to the outbox, always inside the caller's transaction; delivery happens elsewhere."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from printlab.models import Job, OutboxMessage, OutboxStatus
+
+#: Every message the lab sends (SPEC §8). Each has an HTML and a plain-text template.
+TEMPLATES = (
+    "receipt",
+    "quote",
+    "confirmed",
+    "rejected",
+    "ready_for_pickup",
+    "pickup_reminder",
+    "quote_expired",
+    "payment_receipt",
+)
+
+
+def enqueue(session: Session, job: Job, template: str, now: datetime, **context: Any) -> OutboxMessage | None:
+    """Add an email for the job's student to the outbox (no flush, no commit: the caller's unit of work).
+
+    Returns None when the job has no email address to write to.
+    """
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown email template {template!r}")
+    if not job.student_email:
+        return None
+    message = OutboxMessage(
+        job_id=job.id,
+        template=template,
+        recipient=job.student_email,
+        context=context or None,
+        status=OutboxStatus.PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(message)
+    return message

@@ -1,0 +1,849 @@
+"""Every change of a job's status, one function each: the only code that assigns `job.status`.
+
+Each function validates the move against the one transition table, locks the job row, refuses a
+stale view or another staff member's dialog lock, changes the row, moves the files crash-safely,
+writes the event(s) and outbox emails, and commits — or changes nothing at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import PurePosixPath
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from printlab.clock import utcnow
+from printlab.db import write_transaction
+from printlab.domain.catalog import Catalog
+from printlab.domain.pricing import PricingError, quote_cost, round_print_hours, to_decimal
+from printlab.domain.statuses import (
+    REVERT_WINDOW_HOURS,
+    TRANSITIONS,
+    Action,
+    Status,
+    Transition,
+    transition_for,
+)
+from printlab.models import Job, Payment, Staff
+from printlab.services import outbox
+from printlab.services.catalog import load_catalog
+from printlab.services.errors import JobLocked, NotAllowed, StaleJob, ValidationError
+from printlab.services.jobs import add_event, base_name, job_folder, lock_job, sidecar_record
+from printlab.services.storage import FileMove, Storage
+from printlab.services.workstations import is_admin_workstation
+
+LOCK_MINUTES = 5
+MAX_REASON = 2000
+#: Slicer and project files staff save beside an upload; the newest is recommended at approval.
+SLICER_EXTENSIONS = (".gcode", ".bgcode", ".gcode.3mf", ".3mf", ".form", ".ctb", ".sl1", ".sl1s")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a staff name picked in "Acting as" and the workstation it was picked on.
+
+    Students and scheduled sweeps act with staff=None; their events have no `triggered_by`.
+    """
+
+    staff: str | None
+    workstation: str | None
+
+    @classmethod
+    def student(cls) -> Actor:
+        return cls(None, None)
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(None, None)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the caller's page showed; a job that no longer matches it is stale and is not changed."""
+
+    status: Status | str | None = None
+    updated_at: datetime | None = None
+
+
+# -- the engine every transition goes through ---------------------------------------------------
+
+
+@dataclass
+class _Change:
+    """What a transition's own code adds on top of the table row."""
+
+    details: dict[str, Any]
+    email: str | None = None
+    email_context: dict[str, Any] | None = None
+
+
+def _check_expected(job: Job, expected: Expected | None) -> None:
+    if expected is None:
+        return
+    status_changed = expected.status is not None and str(expected.status) != job.status
+    version_changed = expected.updated_at is not None and expected.updated_at != job.updated_at
+    if status_changed or version_changed:
+        raise StaleJob(job.last_updated_by, job.updated_at, job.status_enum.label)
+
+
+def _check_dialog_lock(job: Job, actor: Actor, now: datetime) -> None:
+    if job.locked_by and job.locked_until and job.locked_until > now and job.locked_by != actor.staff:
+        raise JobLocked(job.locked_by, job.locked_until)
+
+
+def _require_active_staff(session: Session, actor: Actor) -> None:
+    if not actor.staff:
+        raise ValidationError({"acting_as": "Choose who is acting."})
+    staff = session.get(Staff, actor.staff)
+    if staff is None or not staff.is_active:
+        raise ValidationError({"acting_as": f"{actor.staff} is not on the active staff list."})
+
+
+def _require_admin(session: Session, actor: Actor) -> None:
+    if not is_admin_workstation(session, actor.workstation):
+        raise NotAllowed("Only an admin workstation can do this.")
+
+
+def _next_version(job: Job, now: datetime) -> datetime:
+    # updated_at doubles as the job's version, so it must strictly increase even within a microsecond.
+    previous = job.updated_at
+    return now if previous is None or now > previous else previous + timedelta(microseconds=1)
+
+
+def _move_files(storage: Storage, job: Job, target: Status) -> FileMove | None:
+    """Place the job's files and fresh sidecar in the target status's folder (REJECTED: stay put)."""
+    source_folder = job_folder(job)
+    if source_folder is None or not job.metadata_path:
+        return None  # files deleted by an admin: nothing to move
+    target_folder = target.folder or source_folder
+    files = storage.job_files(source_folder, base_name(job))
+    sidecar = PurePosixPath(job.metadata_path).name
+    job.file_path = f"{target_folder}/{PurePosixPath(job.file_path).name}"
+    job.metadata_path = f"{target_folder}/{sidecar}"
+    return storage.move(files, target_folder, sidecar=(sidecar, storage.encode_sidecar(sidecar_record(job))))
+
+
+def _transition(
+    session: Session,
+    storage: Storage,
+    job_id: str,
+    *,
+    actor: Actor,
+    expected: Expected | None,
+    now: datetime | None,
+    rule: Callable[[Job], Transition],
+    change: Callable[[Job, Transition], _Change],
+    require_staff: bool = True,
+    require_admin: bool = False,
+    honour_dialog_lock: bool = True,
+) -> Job:
+    now = now or utcnow()
+    move: FileMove | None = None
+    try:
+        with write_transaction(session):
+            job = lock_job(session, job_id)
+            _check_expected(job, expected)
+            transition = rule(job)
+            if require_staff:
+                _require_active_staff(session, actor)
+            if require_admin:
+                _require_admin(session, actor)
+            if honour_dialog_lock:
+                _check_dialog_lock(job, actor, now)
+            source = job.status_enum
+            result = change(job, transition)
+
+            job.status = transition.target.value
+            job.updated_at = _next_version(job, now)
+            if actor.staff:
+                job.last_updated_by = actor.staff
+            job.locked_by = None  # an action ends the dialog that held the lock
+            job.locked_until = None
+
+            details = {"from": source.value, "to": transition.target.value, **result.details}
+            events = (
+                transition.event_type,
+                *(("StatusChanged",) if transition.action == Action.APPROVE else ()),
+            )
+            for event_type in events:
+                add_event(
+                    session,
+                    job,
+                    event_type,
+                    details,
+                    triggered_by=actor.staff,
+                    workstation_id=actor.workstation,
+                    now=now,
+                )
+            email = result.email if result.email is not None else transition.email
+            if email:
+                outbox.enqueue(session, job, email, now, **(result.email_context or {}))
+            move = _move_files(storage, job, transition.target)
+            session.flush()
+    except BaseException:
+        if move is not None:
+            move.abort()
+        raise
+    if move is not None:
+        move.finish()
+    return job
+
+
+def _table(action: Action) -> Callable[[Job], Transition]:
+    return lambda job: transition_for(action, job.status_enum)
+
+
+def _reason(reason: str | None, field: str = "reason", what: str = "a reason") -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise ValidationError({field: f"Give {what}."})
+    if len(text) > MAX_REASON:
+        raise ValidationError({field: f"Keep it under {MAX_REASON} characters."})
+    return text
+
+
+# -- quotes and confirm tokens ----------------------------------------------------------------
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a capability token."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _issue_token(job: Job, catalog: Catalog, now: datetime) -> str:
+    """A fresh single-use confirm token (256 bits). Only its hash is stored; the raw one goes in the email."""
+    token = secrets.token_urlsafe(32)
+    job.confirm_token = hash_token(token)
+    job.confirm_token_expires = now + timedelta(hours=catalog.confirm_link_hours)
+    job.is_confirmation_expired = False
+    job.confirmation_last_sent_at = now
+    return token
+
+
+def _quote_context(job: Job, token: str) -> dict[str, Any]:
+    assert job.confirm_token_expires is not None
+    return {"token": token, "expires_at": job.confirm_token_expires.isoformat()}
+
+
+def candidate_files(storage: Storage, job: Job) -> list[str]:
+    """Files that can become the authoritative one, recommended (newest slicer file) first."""
+    folder = job_folder(job)
+    if folder is None:
+        return []
+    files = [p for p in storage.job_files(folder, base_name(job)) if not p.name.endswith(".metadata.json")]
+    slicer = sorted(
+        (p for p in files if p.name.lower().endswith(SLICER_EXTENSIONS) and p.name != job.display_name),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    rest = sorted(p for p in files if p not in slicer)
+    return [p.name for p in (*slicer, *rest)]
+
+
+# -- the transitions of SPEC §4 ----------------------------------------------------------------
+
+
+def approve(
+    session: Session,
+    storage: Storage,
+    job_id: str,
+    *,
+    actor: Actor,
+    weight_g: object,
+    time_hours: object,
+    authoritative_file: str | None = None,
+    material: str | None = None,
+    expected: Expected | None = None,
+    now: datetime | None = None,
+) -> Job:
+    """UPLOADED → PENDING: price the job, issue a confirm link and email the quote.
+
+    Raises InvalidTransition, StaleJob, JobLocked, ValidationError.
+    """
+    catalog = load_catalog(session)
+    now = now or utcnow()
+
+    def change(job: Job, _t: Transition) -> _Change:
+        errors: dict[str, str] = {}
+        method = material or job.material
+        if catalog.method(method or "") is None:
+            errors["material"] = "Choose a print method the lab offers."
+        grams = hours = cost = None
+        try:
+            grams = to_decimal(weight_g, "Weight")
+            if grams <= 0:
+                raise PricingError("Weight must be more than 0 g")
+            cost = (
+                quote_cost(grams, method or "", catalog.rates, catalog.minimum_charge)
+                if "material" not in errors
+                else None
+            )
+        except PricingError as exc:
+            errors["weight_g"] = str(exc)
+        try:
+            hours = round_print_hours(time_hours)
+            if hours <= 0:
+                raise PricingError("Print time must be more than 0 h")
+        except PricingError as exc:
+            errors["time_hours"] = str(exc)
+        if authoritative_file is not None and authoritative_file not in candidate_files(storage, job):
+            errors["authoritative_file"] = "Choose one of the job's files."
+        if errors:
+            raise ValidationError(errors)
+        if authoritative_file is not None:
+            job.file_path = f"{job_folder(job)}/{authoritative_file}"
+        job.material = method
+        job.weight_g = float(grams)  # type: ignore[arg-type]
+        job.time_hours = hours
+        job.cost_usd = cost
+        token = _issue_token(job, catalog, now)
+        return _Change(
+            details={
+                "weight_g": float(grams),
+                "time_hours": hours,
+                "cost_usd": str(cost),  # type: ignore[arg-type]
+                "material": method,
+                "authoritative_file": PurePosixPath(job.file_path or "").name,
+            },
+            email_context=_quote_context(job, token),
+        )
+
+    return _transition(
+        session,
+        storage,
+        job_id,
+        actor=actor,
+        expected=expected,
+        now=now,
+        rule=_table(Action.APPROVE),
+        change=change,
+    )
+
+
+def reject(
+    session: Session,
+    storage: Storage,
+    job_id: str,
+    *,
+    actor: Actor,
+    reasons: list[str] | None = None,
+    other_reason: str | None = None,
+    expected: Expected | None = None,
+    now: datetime | None = None,
+) -> Job:
+    """UPLOADED → REJECTED with at least one catalog reason or a free-text one. Emails the reasons."""
+    catalog = load_catalog(session)
+
+    def change(job: Job, _t: Transition) -> _Change:
+        chosen = [r for r in dict.fromkeys(reasons or []) if r]
+        unknown = [r for r in chosen if r not in catalog.rejection_reasons]
+        if unknown:
+            raise ValidationError({"reasons": "Choose reasons from the list, or write your own."})
+        other = (other_reason or "").strip()
+        if len(other) > MAX_REASON:
+            raise ValidationError({"other_reason": f"Keep it under {MAX_REASON} characters."})
+        if not chosen and not other:
+            raise ValidationError({"reasons": "Give at least one reason for the student."})
+        job.reject_reasons = {"reasons": chosen, "other": other or None}
+        return _Change(details={"reasons": chosen, "other": other or None})
+
+    return _transition(
+        session,
+        storage,
+        job_id,
+        actor=actor,
+        expected=expected,
+        now=now,
+        rule=_table(Action.REJECT),
+        change=change,
+    )
+
+
+class ConfirmOutcome(StrEnum):
+    CONFIRMED = "confirmed"
+    ALREADY_CONFIRMED = "already_confirmed"
+    EXPIRED = "expired"
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True)
+class ConfirmResult:
+    outcome: ConfirmOutcome
+    job: Job | None
+
+
+def find_by_token(session: Session, token: str) -> Job | None:
+    if not token or len(token) > 200:
+        return None
+    return session.scalar(select(Job).where(Job.confirm_token == hash_token(token)))
+
+
+def token_state(job: Job | None, now: datetime) -> ConfirmOutcome | None:
+    """What a confirm link would do right now (None: it would confirm)."""
+    if job is None:
+        return ConfirmOutcome.INVALID
+    if job.student_confirmed:
+        return ConfirmOutcome.ALREADY_CONFIRMED
+    if job.status != Status.PENDING:
+        return ConfirmOutcome.INVALID
+    if job.is_confirmation_expired or (job.confirm_token_expires and job.confirm_token_expires <= now):
+        return ConfirmOutcome.EXPIRED
+    return None
+
+
+def confirm(session: Session, storage: Storage, token: str, *, now: datetime | None = None) -> ConfirmResult:
+    """PENDING → READYTOPRINT by the student's link. Never moves a job that is not PENDING.
+
+    Returns the outcome instead of raising: already-confirmed, expired and invalid links are
+    ordinary answers for the quote page.
+    """
+    now = now or utcnow()
+    job = find_by_token(session, token)
+    state = token_state(job, now)
+    if state is not None or job is None:
+        return ConfirmResult(state or ConfirmOutcome.INVALID, job)
+    job_id, token_hash = job.id, job.confirm_token
+
+    def rule(locked: Job) -> Transition:
+        # Re-checked under the row lock: the link may have been replaced or used meanwhile.
+        if locked.confirm_token != token_hash or token_state(locked, now) is not None:
+            raise _TokenChanged
+        return transition_for(Action.CONFIRM, locked.status_enum)
+
+    def change(locked: Job, _t: Transition) -> _Change:
+        locked.student_confirmed = True
+        locked.student_confirmed_at = now
+        return _Change(details={})
+
+    try:
+        confirmed = _transition(
+            session,
+            storage,
+            job_id,
+            actor=Actor.student(),
+            expected=None,
+            now=now,
+            rule=rule,
+            change=change,
+            require_staff=False,
+            honour_dialog_lock=False,
+        )
+    except _TokenChanged:
+        session.expire_all()
+        again = find_by_token(session, token)
+        return ConfirmResult(token_state(again, now) or ConfirmOutcome.INVALID, again)
+    return ConfirmResult(ConfirmOutcome.CONFIRMED, confirmed)
+
+
+class _TokenChanged(Exception):
+    pass
+
+
+def force_confirm(
+    session: Session,
+    storage: Storage,
+    job_id: str,
+    *,
+    actor: Actor,
+    reason: str,
+    send_email: bool = False,
+    expected: Expected | None = None,
+    now: datetime | None = None,
+) -> Job:
+    """PENDING → READYTOPRINT by an admin (the student agreed in person). Writes AdminOverride."""
+    text = _reason(reason)
+
+    def change(job: Job, _t: Transition) -> _Change:
+        job.student_confirmed = True
+        job.student_confirmed_at = now or utcnow()
+        return _Change(
+            details={"override": "force_confirm", "reason": text}, email="confirmed" if send_email else ""
+        )
+
+    return _transition(
+        session,
+        storage,
+        job_id,
+        actor=actor,
+        expected=expected,
+        now=now,
+        rule=_table(Action.FORCE_CONFIRM),
+        change=change,
+        require_admin=True,
+    )
+
+
+def start_printing(
+    session: Session,
+    storage: Storage,
+    job_id: str,
+    *,
+    actor: Actor,
+    printer: str | None = None,
+    expected: Expected | None = None,
+    now: datetime | None = None,
+) -> Job:
+    """READYTOPRINT → PRINTING on a printer of the job's method (it may differ from the request)."""
+    catalog = load_catalog(session)
+
+    def change(job: Job, _t: Transition) -> _Change:
+        chosen = printer or job.printer
+        found = catalog.printer(chosen or "")
+        if found is None or found.method != job.material:
+            raise ValidationError(
+                {"printer": f"Choose a {job.material or ''} printer the lab has.".replace("  ", " ")}
+            )
+        requested = job.printer
+        job.printer = found.name
+        return _Change(
+            details={"printer": found.name, **({"requested": requested} if requested != found.name else {})}
+        )
+
+    return _transition(
+        session,
+        storage,
+        job_id,
+        actor=actor,
+        expected=expected,
+        now=now,
+        rule=_table(Action.START_PRINTING),
+        change=change,
+    )
+
+
+def complete(
+    session: Session,
+    storage: Storage,
+    job_id: str,
+    *,
+    actor: Actor,
+    expected: Expected | None = None,
+    now: datetime | None = None,
+) -> Job:
+    """PRINTING → COMPLETED; emails the student that it is ready for pickup."""
+    return _transition(
+        session,
+        storage,
+        job_id,
+        actor=actor,
+        expected=expected,
+        now=now,
+        rule=_table(Action.COMPLETE),
+        change=lambda job, t: _Change(details={}),
+    )
+
+
+def print_failed(
+    session: Session,
+    storage: Storage,
+    job_id: str,
+    *,
+    actor: Actor,
+    reason: str,
+    expected: Expected | None = None,
+    now: datetime | None = None,
+) -> Job:
+    """PRINTING → READYTOPRINT: the lab's failure, reprinted without a new quote."""
+    text = _reason(reason, what="what went wrong")
+    return _transition(
+        session,
+        storage,
+        job_id,
+        actor=actor,
+        expected=expected,
+        now=now,
+        rule=_table(Action.PRINT_FAILED),
+        change=lambda job, t: _Change(details={"reason": text}),
+    )
+
+
+def record_pickup(
+    session: Session,
+    storage: Storage,
+    job_id: str,
+    *,
+    actor: Actor,
+    weighed_g: object = None,
+    payment_reference: str | None = None,
+    picked_up_by: str | None = None,
+    keep_quote: bool = False,
+    expected: Expected | None = None,
+    now: datetime | None = None,
+) -> Job:
+    """COMPLETED → PAIDPICKEDUP: record what was charged (from the weighed grams, or the quote kept).
+
+    The payment row holds who collected it; the event holds only amounts and the reference.
+    """
+    catalog = load_catalog(session)
+    now = now or utcnow()
+
+    def change(job: Job, _t: Transition) -> _Change:
+        errors: dict[str, str] = {}
+        reference = (payment_reference or "").strip()
+        collector = " ".join((picked_up_by or "").split()) or job.student_name
+        if len(reference) > 100:
+            errors["payment_reference"] = "Keep the payment reference under 100 characters."
+        if collector and len(collector) > 100:
+            errors["picked_up_by"] = "Keep the name under 100 characters."
+        grams: Decimal | None = None
+        charged = job.cost_usd
+        if weighed_g not in (None, ""):
+            try:
+                grams = to_decimal(weighed_g, "Weighed grams")
+                if grams <= 0:
+                    raise PricingError("Weighed grams must be more than 0")
+                if not keep_quote:
+                    charged = quote_cost(grams, job.material or "", catalog.rates, catalog.minimum_charge)
+            except PricingError as exc:
+                errors["weighed_g"] = str(exc)
+        elif not keep_quote:
+            errors["weighed_g"] = "Enter the weighed grams, or keep the quoted price."
+        if charged is None and "weighed_g" not in errors:
+            errors["weighed_g"] = "This job has no quote; enter the weighed grams."
+        if errors:
+            raise ValidationError(errors)
+        assert charged is not None
+        session.add(
+            Payment(
+                job_id=job.id,
+                weighed_g=float(grams) if grams is not None else None,
+                quoted_usd=job.cost_usd,
+                charged_usd=charged,
+                kept_quote=keep_quote,
+                payment_reference=reference or None,
+                picked_up_by=collector,
+                recorded_by=actor.staff or "",
+                workstation_id=actor.workstation,
+                recorded_at=now,
+            )
+        )
+        payment = {
+            "charged_usd": str(charged),
+            "quoted_usd": str(job.cost_usd) if job.cost_usd is not None else None,
+            "weighed_g": float(grams) if grams is not None else None,
+            "kept_quote": keep_quote,
+            "reference": reference or None,
+        }
+        return _Change(details={"payment": payment}, email_context={"charged_usd": str(charged)})
+
+    return _transition(
+        session,
+        storage,
+        job_id,
+        actor=actor,
+        expected=expected,
+        now=now,
+        rule=_table(Action.RECORD_PICKUP),
+        change=change,
+    )
+
+
+def entered_status_at(job: Job) -> datetime | None:
+    """When the job entered its current status, from the audit trail."""
+    for event in reversed(job.events):
+        if isinstance(event.details, dict) and event.details.get("to") == job.status:
+            return event.timestamp
+    return None
+
+
+def revert(
+    session: Session,
+    storage: Storage,
+    job_id: str,
+    *,
+    actor: Actor,
+    reason: str,
+    expected: Expected | None = None,
+    now: datetime | None = None,
+) -> Job:
+    """Undo a mistaken Complete or Record pickup within 24 hours (a pickup's payment is voided)."""
+    text = _reason(reason)
+    now = now or utcnow()
+
+    def rule(job: Job) -> Transition:
+        transition = transition_for(Action.REVERT, job.status_enum)
+        since = entered_status_at(job)
+        if since is None or now - since > timedelta(hours=REVERT_WINDOW_HOURS):
+            raise ValidationError(
+                {
+                    "reason": f"Only a change made in the last {REVERT_WINDOW_HOURS} hours can be reverted; "
+                    "ask an admin for an override."
+                }
+            )
+        return transition
+
+    def change(job: Job, _t: Transition) -> _Change:
+        if job.status == Status.PAIDPICKEDUP:
+            session.execute(
+                update(Payment)
+                .where(Payment.job_id == job.id, Payment.voided_at.is_(None))
+                .values(voided_at=now, void_reason=text)
+            )
+        return _Change(details={"revert": True, "reason": text})
+
+    return _transition(
+        session, storage, job_id, actor=actor, expected=expected, now=now, rule=rule, change=change
+    )
+
+
+def archive(
+    session: Session,
+    storage: Storage,
+    job_id: str,
+    *,
+    actor: Actor,
+    reason: str | None = None,
+    expected: Expected | None = None,
+    now: datetime | None = None,
+) -> Job:
+    """PAIDPICKEDUP or REJECTED → ARCHIVED, by the retention sweep (no staff) or an admin."""
+    by_staff = actor.staff is not None
+    return _transition(
+        session,
+        storage,
+        job_id,
+        actor=actor,
+        expected=expected,
+        now=now,
+        rule=_table(Action.ARCHIVE),
+        change=lambda job, t: _Change(details={"reason": reason.strip()} if (reason or "").strip() else {}),
+        require_staff=by_staff,
+        require_admin=by_staff,
+        honour_dialog_lock=by_staff,
+    )
+
+
+def override_status(
+    session: Session,
+    storage: Storage,
+    job_id: str,
+    *,
+    actor: Actor,
+    target: Status | str,
+    reason: str,
+    send_email: bool = False,
+    expected: Expected | None = None,
+    now: datetime | None = None,
+) -> Job:
+    """Admin: move a job to any other status, with a reason; optionally email the student.
+
+    Moving to PENDING issues a fresh confirm link (the quote must exist); leaving PENDING retires
+    the old one.
+    """
+    text = _reason(reason)
+    try:
+        goal = Status.parse(str(target))
+    except ValueError as exc:
+        raise ValidationError({"target": str(exc)}) from None
+    catalog = load_catalog(session)
+    now = now or utcnow()
+
+    def rule(job: Job) -> Transition:
+        if job.status_enum == goal:
+            raise ValidationError({"target": f"The job is already {goal.label}."})
+        natural = next((t for t in _natural_emails() if t.target == goal), None)
+        return Transition(
+            Action.OVERRIDE, job.status_enum, goal, "AdminOverride", natural.email if natural else None
+        )
+
+    def change(job: Job, transition: Transition) -> _Change:
+        context: dict[str, Any] = {}
+        if goal == Status.PENDING:
+            if job.cost_usd is None:
+                raise ValidationError({"target": "The job has no quote yet; approve it instead."})
+            job.student_confirmed = False
+            job.student_confirmed_at = None
+            context = _quote_context(job, _issue_token(job, catalog, now))
+        elif job.status == Status.PENDING:
+            job.confirm_token = None  # the old link must not confirm a job that left PENDING
+        if goal == Status.READYTOPRINT and not job.student_confirmed:
+            job.student_confirmed, job.student_confirmed_at = True, now
+        return _Change(
+            details={"override": "change_status", "reason": text},
+            email=(transition.email or "") if send_email else "",
+            email_context=context,
+        )
+
+    return _transition(
+        session,
+        storage,
+        job_id,
+        actor=actor,
+        expected=expected,
+        now=now,
+        rule=rule,
+        change=change,
+        require_admin=True,
+        honour_dialog_lock=False,
+    )
+
+
+def _natural_emails() -> list[Transition]:
+    return [t for t in TRANSITIONS if t.email]
+
+
+# -- changes that keep the status --------------------------------------------------------------
+
+
+def resend_quote(session: Session, job_id: str, *, actor: Actor, now: datetime | None = None) -> Job:
+    """Email a fresh confirm link for a PENDING job; the previous link stops working.
+
+    Staff call it with their name; the student's expired-link page calls it as Actor.student(),
+    which is limited to once an hour per job.
+    """
+    catalog = load_catalog(session)
+    now = now or utcnow()
+    with write_transaction(session):
+        job = lock_job(session, job_id)
+        if job.status != Status.PENDING:
+            raise ValidationError(
+                {"job": f"Only a Pending job has a quote to resend; this one is {job.status_enum.label}."}
+            )
+        if actor.staff:
+            _require_active_staff(session, actor)
+        elif job.confirmation_last_sent_at and now - job.confirmation_last_sent_at < timedelta(hours=1):
+            raise ValidationError(
+                {"job": "A new link was sent less than an hour ago. Please check your email."}
+            )
+        token = _issue_token(job, catalog, now)
+        outbox.enqueue(session, job, "quote", now, **_quote_context(job, token))
+        if actor.staff:
+            job.last_updated_by = actor.staff
+    return job
+
+
+def expire_quotes(session: Session, *, now: datetime | None = None) -> int:
+    """Sweep: mark PENDING quotes whose link has expired, once each (event + notice). Idempotent."""
+    now = now or utcnow()
+    with write_transaction(session):
+        due = session.scalars(
+            select(Job)
+            .where(
+                Job.status == Status.PENDING.value,
+                Job.is_confirmation_expired.is_(False),
+                Job.confirm_token_expires <= now,
+            )
+            .with_for_update(skip_locked=True)
+        ).all()
+        for job in due:
+            job.is_confirmation_expired = True
+            expired_at = job.confirm_token_expires.isoformat() if job.confirm_token_expires else None
+            add_event(
+                session,
+                job,
+                "ConfirmationExpired",
+                {"expired_at": expired_at},
+                triggered_by=None,
+                workstation_id=None,
+                now=now,
+            )
+            outbox.enqueue(session, job, "quote_expired", now)
+    return len(due)

@@ -1,0 +1,129 @@
+"""The Flask application factory: configuration, database, storage, security headers and error pages."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from printlab import config as config_module
+from printlab.config import Config, ConfigError
+from printlab.db import check_database, make_engine, safe_url, schema_is_current, session_factory
+from printlab.logs import configure_logging
+from printlab.services import health
+from printlab.services.storage import Storage, StorageError
+from printlab.web.context import Lab, close_db, lab
+
+log = logging.getLogger(__name__)
+csrf = CSRFProtect()
+
+_CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def create_app(test_config: dict[str, Any] | None = None, *, config: Config | None = None) -> Flask:
+    """Build the app. Reads PRINTLAB_* variables here (never at import time).
+
+    Raises ConfigError with a one-line message when the configured database or storage root can't
+    be used, or the database schema is behind: PrintLab never silently falls back to another one.
+    """
+    settings = config or config_module.load()
+    configure_logging(settings.log_level)
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
+        MAX_CONTENT_LENGTH=None,  # uploads are limited while streaming, with a friendly page
+        WTF_CSRF_TIME_LIMIT=None,  # tied to the 12 h session instead
+    )
+    if test_config:
+        app.config.update(test_config)
+
+    engine = make_engine(settings.database_url)
+    check_database(engine)
+    if not schema_is_current(engine):
+        raise ConfigError(
+            f"database at {safe_url(settings.database_url)} needs migrating: run `printlab db upgrade`"
+        )
+    storage = Storage(settings.storage_dir)
+    if settings.embedded_storage:
+        storage.ensure_folders()
+    try:
+        storage.check_writable()
+    except StorageError as exc:
+        raise ConfigError(str(exc)) from None
+
+    app.extensions["printlab"] = Lab(
+        config=settings, engine=engine, sessions=session_factory(engine), storage=storage
+    )
+    app.teardown_appcontext(close_db)
+    csrf.init_app(app)
+    _register_blueprints(app)
+    _register_errors(app)
+    app.after_request(_security_headers)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from printlab.web.home import bp as home_bp
+
+    app.register_blueprint(home_bp)
+    app.add_url_rule("/healthz", "healthz", _healthz)
+    csrf.exempt("printlab.web.app._healthz")
+
+
+def _healthz():  # type: ignore[no-untyped-def]
+    state = health.check(lab().engine, lab().storage)
+    body = {"status": "ok" if state.ok else "down", "components": state.components}
+    return jsonify(body), 200 if state.ok else 503
+
+
+def _security_headers(response):  # type: ignore[no-untyped-def]
+    response.headers.setdefault("Content-Security-Policy", _CSP)
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    return response
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def _error_page(status: int, title: str, message: str):  # type: ignore[no-untyped-def]
+    if _wants_json():
+        return jsonify({"error": title, "message": message}), status
+    return render_template("error.html", status=status, title=title, message=message), status
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(_exc: CSRFError):  # type: ignore[no-untyped-def]
+        return _error_page(
+            400,
+            "Form expired",
+            "The page was open too long or in another tab. Go back, reload and try again.",
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        titles = {404: "Not found", 403: "Not allowed", 405: "Not allowed", 429: "Too many requests"}
+        return _error_page(exc.code or 500, titles.get(exc.code or 500, exc.name), exc.description or "")
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+        # Logged in full for the operator; the person sees a plain page, never a traceback.
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error_page(
+            500,
+            "Something went wrong",
+            "Nothing was changed. Please try again; if it keeps happening, tell the lab staff.",
+        )

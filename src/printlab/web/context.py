@@ -1,0 +1,37 @@
+"""What a request needs from the app: the lab's config, a database session per request, the storage root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app, g
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from printlab.config import Config
+from printlab.services.storage import Storage
+
+
+@dataclass
+class Lab:
+    config: Config
+    engine: Engine
+    sessions: sessionmaker[Session]
+    storage: Storage
+
+
+def lab() -> Lab:
+    return current_app.extensions["printlab"]
+
+
+def db() -> Session:
+    """The request's database session, opened on first use and closed at teardown."""
+    if "db" not in g:
+        g.db = lab().sessions()
+    return g.db
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    session = g.pop("db", None)
+    if session is not None:
+        session.close()
