@@ -1,0 +1,160 @@
+"""Test fixtures: every database test runs on SQLite and on PostgreSQL, each in a fresh migrated database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from printlab import config as config_module
+from printlab.db import make_engine, session_factory, upgrade
+from printlab.services.storage import Storage
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+if not FIXTURES.is_dir():  # a clone elsewhere: the handbook puts shared/ beside the project
+    FIXTURES = Path(os.environ.get("PRINTLAB_FIXTURES", "../shared/fixtures")).resolve()
+MODELS = FIXTURES / "models"
+SLICED = FIXTURES / "sliced"
+
+#: Which databases the suite runs on. CI runs both; PostgreSQL missing is a failure, not a skip.
+BACKENDS = [
+    b.strip() for b in os.environ.get("PRINTLAB_TEST_BACKENDS", "sqlite,postgresql").split(",") if b.strip()
+]
+POSTGRES_ADMIN_URL = os.environ.get(
+    "PRINTLAB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A function that looks like a test but lacks its prefix would silently never run.
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is None:
+            continue
+        for name, value in vars(module).items():
+            if (
+                callable(value)
+                and name.startswith(("tset_", "tets_", "Test_"))
+                and not name.startswith("test_")
+            ):
+                raise pytest.UsageError(
+                    f"{module.__name__}.{name} looks like a test without the test_ prefix"
+                )
+
+
+# -- databases ---------------------------------------------------------------------------------
+
+
+def _admin_engine():  # type: ignore[no-untyped-def]
+    return create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+
+
+def _pg_url(database: str) -> str:
+    return make_url(POSTGRES_ADMIN_URL).set(database=database).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A migrated PostgreSQL database that each test clones (CREATE DATABASE … TEMPLATE is ~60 ms)."""
+    name = f"printlab_tpl_{os.getpid()}"
+    admin = _admin_engine()
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(
+            f"PostgreSQL is not reachable at {make_url(POSTGRES_ADMIN_URL).render_as_string()}: {exc}. "
+            "Start it (see .ci/run) or set PRINTLAB_TEST_BACKENDS=sqlite to run on SQLite only."
+        )
+    upgrade(_pg_url(name))
+    yield name
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated, empty database for this test, on the parametrised backend."""
+    if backend == "sqlite":
+        template = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "printlab.db"
+        shutil.copyfile(template, path)
+        yield f"sqlite:///{path}"
+        return
+    template = request.getfixturevalue("postgres_template")
+    name = f"printlab_t_{uuid.uuid4().hex[:12]}"
+    admin = _admin_engine()
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    yield _pg_url(name)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str):  # type: ignore[no-untyped-def]
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine) -> Iterator[Session]:  # type: ignore[no-untyped-def]
+    with session_factory(engine)() as session:
+        yield session
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Storage:
+    storage = Storage(tmp_path / "storage")
+    storage.ensure_folders()
+    return storage
+
+
+@pytest.fixture
+def lab_env(database_url: str, storage: Storage, tmp_path: Path) -> dict[str, str]:
+    """Environment variables for an app or a child process pointed at this test's database and storage."""
+    return {
+        "PRINTLAB_DATABASE_URL": database_url,
+        "PRINTLAB_STORAGE_DIR": str(storage.root),
+        "PRINTLAB_MAIL_DIR": str(tmp_path / "mail"),
+        "PRINTLAB_INSTANCE_DIR": str(tmp_path / "instance"),
+        "PRINTLAB_SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
+        "PRINTLAB_BASE_URL": "http://printlab.test",
+    }
+
+
+@pytest.fixture
+def app(lab_env: dict[str, str]):  # type: ignore[no-untyped-def]
+    from printlab.web.app import create_app
+
+    app = create_app({"TESTING": True}, config=config_module.load(lab_env))
+    yield app
+    app.extensions["printlab"].engine.dispose()
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    return app.test_client()
