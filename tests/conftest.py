@@ -69,7 +69,7 @@ def postgres_template() -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
             connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pytest.fail(
             f"PostgreSQL is not reachable at {make_url(POSTGRES_ADMIN_URL).render_as_string()}: {exc}. "
             "Start it (see .ci/run) or set PRINTLAB_TEST_BACKENDS=sqlite to run on SQLite only."
