@@ -12,6 +12,8 @@ class PrintMethod:
     description: str
     rate_per_gram: Decimal
     colors: tuple[str, ...]
+    #: g/cm³ of the material, for the weight estimate at upload (PLA ≈ 1.24, standard resin ≈ 1.10).
+    density_g_cm3: float = 1.24
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class Catalog:
             "SLA: light-cured resin. Fine detail and smooth surfaces, smaller parts.",
             Decimal("0.20"),
             RESIN_COLORS,
+            1.10,
         ),
     )
     printers: tuple[Printer, ...] = (

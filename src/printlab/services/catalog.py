@@ -15,7 +15,13 @@ from printlab.models import LabSetting
 def _decode(key: str, value: Any) -> Any:
     if key == "methods":
         return tuple(
-            PrintMethod(m["name"], m["description"], Decimal(str(m["rate_per_gram"])), tuple(m["colors"]))
+            PrintMethod(
+                m["name"],
+                m["description"],
+                Decimal(str(m["rate_per_gram"])),
+                tuple(m["colors"]),
+                float(m.get("density_g_cm3", 1.24)),
+            )
             for m in value
         )
     if key == "printers":
@@ -38,6 +44,7 @@ def encode_setting(key: str, value: Any) -> Any:
                 "description": m.description,
                 "rate_per_gram": str(m.rate_per_gram),
                 "colors": list(m.colors),
+                "density_g_cm3": m.density_g_cm3,
             }
             for m in value
         ]
