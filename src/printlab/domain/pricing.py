@@ -39,7 +39,10 @@ def quote_cost(weight_g: object, method: str, rates: Mapping[str, Decimal], mini
         rate = rates[method]
     except KeyError:
         raise PricingError(f"No price is set for print method {method!r}") from None
-    cost = max(Decimal(minimum), grams * Decimal(rate)).quantize(CENT, rounding=ROUND_HALF_UP)
+    try:
+        cost = max(Decimal(minimum), grams * Decimal(rate)).quantize(CENT, rounding=ROUND_HALF_UP)
+    except ArithmeticError:  # decimal Overflow / InvalidOperation: a weight like 1e30 g
+        raise PricingError(f"That weight costs more than the lab can record (${MAX_COST})") from None
     if cost > MAX_COST:
         raise PricingError(f"A cost of ${cost} is more than the lab can record (${MAX_COST})")
     return cost
@@ -52,7 +55,9 @@ def round_print_hours(hours: object) -> float:
         raise PricingError("Print time can't be negative")
     if value > 10_000:
         raise PricingError("Print time is more than any printer runs")
-    return math.ceil(value * 2) / 2
+    rounded = math.ceil(value * 2) / 2
+    # value * 2 is rounded to the context's 28 digits (and can underflow to 0): never round down.
+    return rounded + 0.5 if Decimal(rounded) < value else rounded
 
 
 def format_usd(amount: Decimal) -> str:
