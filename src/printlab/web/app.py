@@ -47,18 +47,22 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: Config | No
         app.config.update(test_config)
 
     engine = make_engine(settings.database_url)
-    check_database(engine)
-    if not schema_is_current(engine):
-        raise ConfigError(
-            f"database at {safe_url(settings.database_url)} needs migrating: run `printlab db upgrade`"
-        )
-    storage = Storage(settings.storage_dir)
-    if settings.embedded_storage:
-        storage.ensure_folders()
     try:
-        storage.check_writable()
-    except StorageError as exc:
-        raise ConfigError(str(exc)) from None
+        check_database(engine)
+        if not schema_is_current(engine):
+            raise ConfigError(
+                f"database at {safe_url(settings.database_url)} needs migrating: run `printlab db upgrade`"
+            )
+        storage = Storage(settings.storage_dir)
+        if settings.embedded_storage:
+            storage.ensure_folders()
+        try:
+            storage.check_writable()
+        except StorageError as exc:
+            raise ConfigError(str(exc)) from None
+    except ConfigError:
+        engine.dispose()  # a refused start must not leave pooled connections open behind it
+        raise
 
     app.extensions["printlab"] = Lab(
         config=settings, engine=engine, sessions=session_factory(engine), storage=storage
