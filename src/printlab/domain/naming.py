@@ -12,6 +12,8 @@ SIMPLE_ID_LENGTH = 6
 FALLBACK_PERSON = "Student"
 _MAX_PART = 60
 _WORD = re.compile(r"[A-Za-z0-9]+")
+#: Typographic apostrophes, which folding to ASCII would drop instead of treating as punctuation.
+_APOSTROPHES = re.compile("[\u2018\u2019\u02bc]")
 
 
 def new_job_id() -> str:
@@ -27,13 +29,13 @@ def simple_job_id(job_id: str, length: int = SIMPLE_ID_LENGTH) -> str:
 def name_part(text: str, fallback: str = "") -> str:
     """'josé o'brien-smith' → 'JoseOBrienSmith': ASCII letters and digits, each word capitalised.
 
-    Accents are folded to their base letter; apostrophes join a word ("O'Brien" → "OBrien");
-    hyphens, spaces and other punctuation split words. Shared drives and slicers on every lab
-    computer cope with plain ASCII names, which is why nothing else survives.
+    Accents are folded to their base letter; apostrophes (straight or typographic), hyphens,
+    spaces and other punctuation split words, so "o'brien" → "OBrien" like "O'Brien". Shared
+    drives and slicers on every lab computer cope with plain ASCII names, which is why nothing
+    else survives.
     """
-    folded = unicodedata.normalize("NFKD", text)
+    folded = unicodedata.normalize("NFKD", _APOSTROPHES.sub("'", text))
     ascii_only = folded.encode("ascii", "ignore").decode("ascii")
-    ascii_only = re.sub(r"['`]", "", ascii_only)
     words = _WORD.findall(ascii_only)
     joined = "".join(w[0].upper() + w[1:] for w in words)
     return joined[:_MAX_PART] or fallback
