@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from typing import Any
 
@@ -37,10 +38,24 @@ def _config() -> Config:
     return config_module.load()
 
 
-def _session(settings: Config) -> Session:
+@contextmanager
+def _session(settings: Config) -> Iterator[Session]:
+    # The engine is disposed afterwards: a command must not leave pooled connections open behind it.
     engine = make_engine(settings.database_url)
-    check_database(engine)
-    return session_factory(engine)()
+    try:
+        check_database(engine)
+        with session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def _check_database(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        check_database(engine)
+    finally:
+        engine.dispose()
 
 
 def _storage(settings: Config) -> Storage:
@@ -61,7 +76,7 @@ def main() -> None:
 def init() -> None:
     """Create or upgrade the database and the storage folders."""
     settings = _config()
-    check_database(make_engine(settings.database_url))
+    _check_database(settings.database_url)
     upgrade(settings.database_url)
     storage = Storage(settings.storage_dir)
     storage.ensure_folders()
@@ -81,7 +96,7 @@ def db() -> None:
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION."""
     settings = _config()
-    check_database(make_engine(settings.database_url))
+    _check_database(settings.database_url)
     upgrade(settings.database_url, revision)
     click.echo(f"Database at {revision}: {safe_url(settings.database_url)}")
 
@@ -115,7 +130,8 @@ def staff() -> None:
 @click.argument("name")
 @_friendly
 def staff_add(name: str) -> None:
-    member = staff_service.add_staff(_session(_config()), name)
+    with _session(_config()) as session:
+        member = staff_service.add_staff(session, name)
     click.echo(f"Added {member.name}.")
 
 
@@ -123,7 +139,8 @@ def staff_add(name: str) -> None:
 @click.argument("name")
 @_friendly
 def staff_deactivate(name: str) -> None:
-    staff_service.set_active(_session(_config()), name, False)
+    with _session(_config()) as session:
+        staff_service.set_active(session, name, False)
     click.echo(f"{name} no longer appears in “Acting as”; their history is kept.")
 
 
@@ -131,7 +148,8 @@ def staff_deactivate(name: str) -> None:
 @click.argument("name")
 @_friendly
 def staff_reactivate(name: str) -> None:
-    staff_service.set_active(_session(_config()), name, True)
+    with _session(_config()) as session:
+        staff_service.set_active(session, name, True)
     click.echo(f"{name} is active again.")
 
 
@@ -139,9 +157,11 @@ def staff_reactivate(name: str) -> None:
 @click.option("--all", "show_all", is_flag=True, help="Include deactivated staff.")
 @_friendly
 def staff_list(show_all: bool) -> None:
-    for member in staff_service.list_staff(_session(_config()), active_only=not show_all):
-        state = "active" if member.is_active else f"inactive since {member.deactivated_at:%Y-%m-%d}"
-        click.echo(f"{member.name}\t{state}")
+    with _session(_config()) as session:
+        members = staff_service.list_staff(session, active_only=not show_all)
+        for member in members:
+            state = "active" if member.is_active else f"inactive since {member.deactivated_at:%Y-%m-%d}"
+            click.echo(f"{member.name}\t{state}")
 
 
 @main.group()
@@ -156,7 +176,8 @@ def workstation() -> None:
 @_friendly
 def workstation_add(workstation_id: str, admin: bool, password: str | None) -> None:
     chosen = password or workstations.generate_password()
-    workstations.add_workstation(_session(_config()), workstation_id, chosen, is_admin=admin)
+    with _session(_config()) as session:
+        workstations.add_workstation(session, workstation_id, chosen, is_admin=admin)
     click.echo(f"Workstation {workstation_id} added{' (admin)' if admin else ''}.")
     if not password:
         click.echo(f"Password: {chosen}")
@@ -168,7 +189,8 @@ def workstation_add(workstation_id: str, admin: bool, password: str | None) -> N
 @_friendly
 def workstation_reset(workstation_id: str, password: str | None) -> None:
     chosen = password or workstations.generate_password()
-    workstations.reset_password(_session(_config()), workstation_id, chosen)
+    with _session(_config()) as session:
+        workstations.reset_password(session, workstation_id, chosen)
     click.echo(f"New password for {workstation_id}: {chosen}" if not password else "Password changed.")
 
 
@@ -184,7 +206,8 @@ def demo(then_serve: bool, host: str | None, port: int | None) -> None:
     settings = _config()
     upgrade(settings.database_url)
     storage = _storage(settings)
-    result = demo_service.load(_session(settings), storage)
+    with _session(settings) as session:
+        result = demo_service.load(session, storage)
     click.echo(result.summary)
     click.echo(f"Sign in at {settings.base_url}/login")
     click.echo(f"  workstation: {result.workstation}")
