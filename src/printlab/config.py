@@ -54,6 +54,24 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PRINTLAB_HOST", "127.0.0.1", "Address `printlab serve` listens on."),
     Setting("PRINTLAB_PORT", "8080", "Port `printlab serve` listens on."),
     Setting("PRINTLAB_LOG_LEVEL", "INFO", "Log level of the structured (JSON) logs."),
+    Setting(
+        "PRINTLAB_WORKER",
+        "thread (embedded) / off (production)",
+        "`thread` runs the background worker inside the web process; `off` leaves it to `printlab worker`.",
+    ),
+    Setting(
+        "PRINTLAB_RATELIMIT_STORAGE",
+        "memory://",
+        "Where rate-limit counters live; `redis://host:6379` when several web processes serve.",
+    ),
+    Setting(
+        "PRINTLAB_SUBMIT_RATE_LIMIT", "10 per hour", "Successful submissions allowed per client address."
+    ),
+    Setting(
+        "PRINTLAB_PROXY_COUNT",
+        "0",
+        "Reverse proxies in front of PrintLab whose X-Forwarded-For is trusted (1 behind nginx).",
+    ),
 )
 
 
@@ -73,6 +91,10 @@ class Config:
     host: str
     port: int
     log_level: str
+    worker: str
+    ratelimit_storage: str
+    submit_rate_limit: str
+    proxy_count: int
     #: True when the database URL was not configured and the embedded SQLite file is used.
     embedded_database: bool
     embedded_storage: bool
@@ -110,6 +132,13 @@ def load(environ: Mapping[str, str] | None = None, **overrides: str) -> Config:
     if not (database_url and storage and mail):
         instance.mkdir(parents=True, exist_ok=True)
 
+    worker = get("PRINTLAB_WORKER") or ("off" if mode == "production" else "thread")
+    if worker not in ("thread", "off"):
+        raise ConfigError(f"PRINTLAB_WORKER must be 'thread' or 'off', not {worker!r}")
+    proxies = get("PRINTLAB_PROXY_COUNT") or "0"
+    if not proxies.isdigit():
+        raise ConfigError(f"PRINTLAB_PROXY_COUNT must be a whole number, not {proxies!r}")
+
     port_text = get("PRINTLAB_PORT") or "8080"
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ConfigError(f"PRINTLAB_PORT must be a port number, not {port_text!r}")
@@ -125,6 +154,10 @@ def load(environ: Mapping[str, str] | None = None, **overrides: str) -> Config:
         host=get("PRINTLAB_HOST") or "127.0.0.1",
         port=int(port_text),
         log_level=(get("PRINTLAB_LOG_LEVEL") or "INFO").upper(),
+        worker=worker,
+        ratelimit_storage=get("PRINTLAB_RATELIMIT_STORAGE") or "memory://",
+        submit_rate_limit=get("PRINTLAB_SUBMIT_RATE_LIMIT") or "10 per hour",
+        proxy_count=int(proxies),
         embedded_database=database_url is None,
         embedded_storage=storage is None,
     )

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -109,6 +110,7 @@ class Job(Base):
     updated_at: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
     events: Mapped[list[Event]] = relationship(back_populates="job", lazy="select", order_by="Event.id")
+    analysis: Mapped[JobAnalysis | None] = relationship(back_populates="job", lazy="select", uselist=False)
 
     @property
     def status_enum(self) -> Status:
@@ -213,3 +215,67 @@ class LabSetting(Base):
     value: Mapped[Any] = mapped_column(JSON, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
     updated_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+class TaskStatus:
+    PENDING = "PENDING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+
+class Task(Base):
+    """Background work (model analysis, sweeps) claimed by a worker; lives in the database so any
+    worker on any machine can take it, and none takes it twice."""
+
+    __tablename__ = "task"
+    __table_args__ = (
+        CheckConstraint("status IN ('PENDING', 'DONE', 'FAILED')", name="status"),
+        Index("ix_task_due", "status", "run_after"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), nullable=False)
+    job_id: Mapped[str | None] = mapped_column(String, ForeignKey("job.id"), nullable=True, index=True)
+    payload: Mapped[Any | None] = mapped_column(JSON, nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default=TaskStatus.PENDING, nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    #: Not before this time; a claimed task's lease pushes it forward, so a crashed worker's task
+    #: becomes due again by itself.
+    run_after: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class AnalysisState:
+    PENDING = "PENDING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+
+class JobAnalysis(Base):
+    """What the upload analysis found about a job's model, and its thumbnail."""
+
+    __tablename__ = "job_analysis"
+    __table_args__ = (CheckConstraint("state IN ('PENDING', 'DONE', 'FAILED')", name="state"),)
+
+    job_id: Mapped[str] = mapped_column(String, ForeignKey("job.id"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20), default=AnalysisState.PENDING, nullable=False)
+    #: Triangles, extents, volume, watertight, fits, weight and cost ranges, problems (JSON).
+    results: Mapped[Any | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: A small PNG; kept in the database so a file move can never race with the worker writing it.
+    thumbnail_png: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    analysed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    job: Mapped[Job] = relationship(back_populates="analysis")
+
+
+class WorkerHeartbeat(Base):
+    """The last sign of life of each worker (thread or process), for /healthz and the admin page."""
+
+    __tablename__ = "worker_heartbeat"
+
+    worker_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)

@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import PurePosixPath
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from printlab.domain.naming import SIMPLE_ID_LENGTH, simple_job_id
@@ -92,8 +92,11 @@ def job_folder(job: Job) -> str | None:
 
 
 def sidecar_record(job: Job) -> dict[str, Any]:
-    """The job row as JSON-safe values for its sidecar."""
+    """The job row as JSON-safe values for its sidecar, with the upload analysis when there is one."""
     record: dict[str, Any] = {}
+    analysis = job.analysis if inspect(job).persistent else None
+    if analysis is not None and analysis.results is not None:
+        record["analysis"] = analysis.results
     for key in SIDECAR_FIELDS:
         if key in _SIDECAR_SKIP:
             continue

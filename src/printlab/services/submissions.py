@@ -14,7 +14,7 @@ from printlab.domain.naming import new_job_id, sidecar_name, stored_base_name, s
 from printlab.domain.statuses import DUPLICATE_BLOCKING, Status
 from printlab.domain.submission import Submission
 from printlab.models import Job
-from printlab.services import outbox
+from printlab.services import model_analysis, outbox
 from printlab.services.errors import ValidationError
 from printlab.services.jobs import add_event, sidecar_record, simple_id_for
 from printlab.services.storage import ReceivedFile, Storage
@@ -111,6 +111,7 @@ def submit(
                 now=now,
             )
             outbox.enqueue(session, job, "receipt", now)
+            model_analysis.request(session, job, now)
             session.flush()
     except BaseException:
         for path in placed:

@@ -8,14 +8,17 @@ from typing import Any
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from printlab import config as config_module
 from printlab.config import Config, ConfigError
 from printlab.db import check_database, make_engine, safe_url, schema_is_current, session_factory
 from printlab.logs import configure_logging
 from printlab.services import health
-from printlab.services.storage import Storage, StorageError
-from printlab.web.context import Lab, close_db, lab
+from printlab.services.storage import Storage, StorageError, TooLarge
+from printlab.web.context import Lab, close_db, lab, upload_limit_bytes
+from printlab.web.limits import limiter
+from printlab.web.uploads import LabRequest, discard_incoming
 
 log = logging.getLogger(__name__)
 csrf = CSRFProtect()
@@ -35,6 +38,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: Config | No
     settings = config or config_module.load()
     configure_logging(settings.log_level)
     app = Flask(__name__)
+    app.request_class = LabRequest
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
@@ -68,17 +72,45 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: Config | No
         config=settings, engine=engine, sessions=session_factory(engine), storage=storage
     )
     app.teardown_appcontext(close_db)
+    app.teardown_request(discard_incoming)
     csrf.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", settings.ratelimit_storage)
+    limiter.init_app(app)
+    if settings.proxy_count:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count)  # type: ignore[method-assign]
+    if settings.worker == "thread" and not app.config.get("TESTING"):
+        _start_worker(app)
     _register_blueprints(app)
     _register_errors(app)
     app.after_request(_security_headers)
+    app.before_request(_refuse_oversized_uploads)
     return app
+
+
+def _refuse_oversized_uploads():  # type: ignore[no-untyped-def]
+    """Answer an upload that announces more than the limit before reading any of it."""
+    length = request.content_length
+    # The form's other fields and multipart framing come on top of the file itself.
+    if request.method == "POST" and length is not None and length > upload_limit_bytes() + 1024 * 1024:
+        raise TooLarge(upload_limit_bytes())
+    return None
+
+
+def _start_worker(app: Flask) -> None:
+    from printlab.worker import Worker, handlers_for, worker_id
+
+    context: Lab = app.extensions["printlab"]
+    worker = Worker(context.sessions, handlers_for(context.storage), identity=worker_id("thread"))
+    worker.start_thread()
+    app.extensions["printlab.worker"] = worker
 
 
 def _register_blueprints(app: Flask) -> None:
     from printlab.web.home import bp as home_bp
+    from printlab.web.student.routes import bp as student_bp
 
     app.register_blueprint(home_bp)
+    app.register_blueprint(student_bp)
     app.add_url_rule("/healthz", "healthz", _healthz)
     csrf.exempt("printlab.web.app._healthz")
 
@@ -115,6 +147,21 @@ def _register_errors(app: Flask) -> None:
             400,
             "Form expired",
             "The page was open too long or in another tab. Go back, reload and try again.",
+        )
+
+    @app.errorhandler(TooLarge)
+    def too_large(exc: TooLarge):  # type: ignore[no-untyped-def]
+        return _error_page(
+            413, "File too large", f"{exc} Make the model smaller or ask the lab staff for help."
+        )
+
+    @app.errorhandler(429)
+    def too_many(_exc: HTTPException):  # type: ignore[no-untyped-def]
+        return _error_page(
+            429,
+            "Too many submissions",
+            "You've sent as many models as we accept from one connection in an hour. "
+            "Please try again later, or ask at the lab.",
         )
 
     @app.errorhandler(HTTPException)

@@ -9,6 +9,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from printlab.config import Config
+from printlab.domain.catalog import Catalog
+from printlab.services.catalog import load_catalog
 from printlab.services.storage import Storage
 
 
@@ -35,3 +37,15 @@ def close_db(_exc: BaseException | None = None) -> None:
     session = g.pop("db", None)
     if session is not None:
         session.close()
+
+
+def catalog() -> Catalog:
+    """The lab catalog in force, read once per request."""
+    if "catalog" not in g:
+        g.catalog = load_catalog(db())
+        db().rollback()  # end the read so later writes start a fresh transaction
+    return g.catalog
+
+
+def upload_limit_bytes() -> int:
+    return catalog().upload_limit_mb * 1024 * 1024

@@ -1,0 +1,146 @@
+"""Student routes: submit a model, see it arrive, follow the job's status — no account, no sign-in."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+
+from printlab.domain.naming import extension_of
+from printlab.domain.submission import clean_filename, validate_submission
+from printlab.models import Job
+from printlab.services import submissions
+from printlab.services.errors import ValidationError
+from printlab.services.references import make_reference, read_reference
+from printlab.services.student_status import student_view
+from printlab.web.context import catalog, db, lab
+from printlab.web.limits import limiter
+from printlab.web.uploads import HashingUpload
+
+log = logging.getLogger(__name__)
+bp = Blueprint("student", __name__, template_folder="templates")
+
+FORM_FIELDS = (
+    "student_name",
+    "student_email",
+    "discipline",
+    "class_number",
+    "print_method",
+    "color",
+    "printer",
+)
+
+
+def _submit_limit() -> str:
+    return lab().config.submit_rate_limit
+
+
+def _catalog_for_form() -> dict[str, Any]:
+    """What the form's script needs to narrow colours and printers to the chosen method."""
+    cat = catalog()
+    return {
+        "methods": {
+            m.name: {"colors": list(m.colors), "printers": [p.name for p in cat.printers_for(m.name)]}
+            for m in cat.methods
+        },
+        "extensions": list(cat.model_extensions),
+        "limit_bytes": cat.upload_limit_mb * 1024 * 1024,
+    }
+
+
+def _render_form(values: dict[str, Any], errors: dict[str, str], status: int = 200):  # type: ignore[no-untyped-def]
+    return (
+        render_template(
+            "student/submit.html",
+            catalog=catalog(),
+            form_data=_catalog_for_form(),
+            values=values,
+            errors=errors,
+        ),
+        status,
+    )
+
+
+@bp.get("/submit")
+def submit_form():  # type: ignore[no-untyped-def]
+    return _render_form({}, {})
+
+
+@bp.post("/submit")
+@limiter.limit(_submit_limit, methods=["POST"], deduct_when=lambda response: response.status_code == 303)
+def submit():  # type: ignore[no-untyped-def]
+    values = {key: request.form.get(key, "") for key in FORM_FIELDS}
+    values["acknowledged_minimum_charge"] = request.form.get("acknowledged_minimum_charge", "")
+    upload = request.files.get("file")
+    filename = clean_filename(upload.filename or "") if upload else ""
+    submission, errors = validate_submission(request.form, filename, catalog())
+    stream = upload.stream if upload is not None else None
+    if "file" not in errors and (not isinstance(stream, HashingUpload) or stream.size == 0):
+        errors["file"] = "This file is empty. Choose your model file again."
+    if errors or submission is None or not isinstance(stream, HashingUpload):
+        return _render_form(values, errors, 422)
+
+    from printlab.services.model_files import ModelRejected, check_model
+
+    received = stream.received()
+    try:
+        check_model(received.path, extension_of(filename))
+        job = submissions.submit(db(), lab().storage, submission, received)
+    except ModelRejected as exc:
+        return _render_form(values, {"file": str(exc)}, 422)
+    except ValidationError as exc:  # includes the duplicate rule
+        return _render_form(values, exc.errors, 422)
+    finally:
+        stream.discard()  # the job holds its own link to the file by now
+    log.info("job %s submitted", job.id)
+    return redirect(
+        url_for("student.submitted", reference=make_reference(lab().config.secret_key, job.id)), 303
+    )
+
+
+def _job_for(reference: str) -> Job:
+    job_id = read_reference(lab().config.secret_key, reference)
+    job = db().get(Job, job_id) if job_id else None
+    if job is None:
+        abort(404, description="This link doesn't match any print job. Check that you copied the whole link.")
+    return job
+
+
+@bp.get("/submit/done/<reference>")
+def submitted(reference: str):  # type: ignore[no-untyped-def]
+    job = _job_for(reference)
+    return render_template(
+        "student/submitted.html", view=student_view(db(), job, catalog()), reference=reference
+    )
+
+
+@bp.get("/status/<reference>")
+def status(reference: str):  # type: ignore[no-untyped-def]
+    job = _job_for(reference)
+    return render_template(
+        "student/status.html", view=student_view(db(), job, catalog()), reference=reference
+    )
+
+
+@bp.get("/status/<reference>/analysis")
+def analysis(reference: str):  # type: ignore[no-untyped-def]
+    """The analysis block alone, for the pages to refresh themselves while it is being worked out."""
+    job = _job_for(reference)
+    response = Response(
+        render_template(
+            "student/_analysis.html", view=student_view(db(), job, catalog()), reference=reference
+        )
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/status/<reference>/thumbnail.png")
+def thumbnail(reference: str):  # type: ignore[no-untyped-def]
+    job = _job_for(reference)
+    if job.analysis is None or not job.analysis.thumbnail_png:
+        abort(404)
+    response = Response(job.analysis.thumbnail_png, mimetype="image/png")
+    response.headers["Cache-Control"] = "private, max-age=300"
+    return response
