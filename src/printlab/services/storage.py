@@ -127,7 +127,10 @@ class Storage:
             raise UnsafePath(f"unsafe path {text!r}")
         candidate = self.root.joinpath(*posix.parts)
         # resolve() follows symlinks, so a link inside the root that points out is caught here.
-        real = candidate.resolve()
+        try:
+            real = candidate.resolve()
+        except (OSError, RuntimeError, ValueError):  # a symlink loop, or a name the OS can't encode
+            raise UnsafePath(f"unsafe path {text!r}") from None
         if real != self.root and self.root not in real.parents:
             raise UnsafePath(f"path {text!r} leaves the storage root")
         return candidate
