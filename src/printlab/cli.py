@@ -215,3 +215,33 @@ def demo(then_serve: bool, host: str | None, port: int | None) -> None:
     if then_serve:
         ctx = click.get_current_context()
         ctx.invoke(serve, host=host, port=port)
+
+
+@main.command("worker")
+@click.option("--once", is_flag=True, help="Run what is due now, then exit (for cron or tests).")
+@click.option("--poll", default=1.0, show_default=True, type=float, help="Seconds between looks for work.")
+@_friendly
+def worker_command(once: bool, poll: float) -> None:
+    """Run background work (model analysis, email, sweeps). Run as many as you like, on any machine."""
+    import signal
+
+    from printlab.worker import Worker, handlers_for, worker_id
+
+    settings = _config()
+    engine = make_engine(settings.database_url)
+    check_database(engine)
+    worker = Worker(
+        session_factory(engine),
+        handlers_for(_storage(settings)),
+        identity=worker_id("process"),
+        poll_seconds=poll,
+    )
+    if once:
+        worker.tick()
+        return
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    click.echo(f"Worker {worker.identity} running (Ctrl+C stops it)")
+    try:
+        worker.run_forever()
+    except KeyboardInterrupt:
+        worker.stop()

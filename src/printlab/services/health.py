@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from printlab.models import OutboxMessage, OutboxStatus
+from printlab.clock import utcnow
+from printlab.models import OutboxMessage, OutboxStatus, Task, TaskStatus, WorkerHeartbeat
 from printlab.services.storage import Storage, StorageError
+
+#: A worker that hasn't been heard from for this long is reported as stale.
+WORKER_STALE = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -31,8 +36,13 @@ def check(engine: Engine, storage: Storage) -> Health:
                 .select_from(OutboxMessage)
                 .where(OutboxMessage.status == OutboxStatus.PENDING)
             )
+            last_beat = session.scalar(select(func.max(WorkerHeartbeat.last_seen)))
+            tasks_due = session.scalar(
+                select(func.count()).select_from(Task).where(Task.status == TaskStatus.PENDING)
+            )
         components["database"] = {"status": "ok", "backend": engine.dialect.name}
         components["outbox"] = {"status": "ok", "pending": backlog}
+        components["worker"] = _worker_state(last_beat, tasks_due or 0)
     except SQLAlchemyError as exc:
         first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         components["database"] = {"status": "down", "error": first[0] if first else type(exc).__name__}
@@ -44,3 +54,13 @@ def check(engine: Engine, storage: Storage) -> Health:
         components["storage"] = {"status": "down", "error": str(exc)}
     ok = all(components[name]["status"] == "ok" for name in ("database", "storage"))
     return Health(ok=ok, components=components)
+
+
+def _worker_state(last_beat: datetime | None, tasks_due: int) -> dict[str, Any]:
+    # The worker's absence doesn't make the site unusable (work queues up), so it never turns
+    # /healthz red on its own; monitoring can alert on "stale".
+    if last_beat is None:
+        return {"status": "never seen", "tasks_pending": tasks_due}
+    age = (utcnow() - last_beat).total_seconds()
+    state = "ok" if age <= WORKER_STALE.total_seconds() else "stale"
+    return {"status": state, "last_seen_seconds_ago": round(age), "tasks_pending": tasks_due}

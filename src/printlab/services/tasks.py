@@ -114,11 +114,11 @@ def run_one(session: Session, handlers: dict[str, Handler], *, now: datetime | N
         handlers[kind](session, task)
     except RetryLater as exc:
         session.rollback()
-        fail(session, task_id, str(exc) or "retry later")
+        fail(session, task_id, str(exc) or "retry later", now=now)
     except Exception as exc:
         session.rollback()
         log.exception("task %s (%s) failed", task_id, kind)
-        fail(session, task_id, f"{type(exc).__name__}: {exc}")
+        fail(session, task_id, f"{type(exc).__name__}: {exc}", now=now)
     else:
-        finish(session, task_id)
+        finish(session, task_id, now=now)
     return True
