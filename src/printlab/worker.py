@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from printlab.clock import utcnow
+from printlab.config import Config
 from printlab.db import write_transaction
 from printlab.models import WorkerHeartbeat
 from printlab.services import tasks
@@ -38,11 +39,23 @@ def beat(session: Session, identity: str) -> None:
             row.last_seen = now
 
 
-def handlers_for(storage: Storage, settings: object | None = None) -> dict[str, tasks.Handler]:
+def handlers_for(storage: Storage) -> dict[str, tasks.Handler]:
     """Every task kind the worker knows, bound to the storage root."""
     from printlab.services import model_analysis
 
     return {model_analysis.TASK_KIND: lambda session, task: model_analysis.run(session, storage, task)}
+
+
+def periodic_for(config: Config, storage: Storage) -> list[Callable[[Session], object]]:
+    """Work the worker does on every tick besides tasks: sweeps and email delivery."""
+    return []
+
+
+def build_worker(config: Config, sessions: sessionmaker[Session], storage: Storage, *, kind: str) -> Worker:
+    """The one way a worker is assembled, for the web process's thread and `printlab worker` alike."""
+    return Worker(
+        sessions, handlers_for(storage), identity=worker_id(kind), periodic=periodic_for(config, storage)
+    )
 
 
 class Worker:

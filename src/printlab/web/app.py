@@ -97,10 +97,10 @@ def _refuse_oversized_uploads():  # type: ignore[no-untyped-def]
 
 
 def _start_worker(app: Flask) -> None:
-    from printlab.worker import Worker, handlers_for, worker_id
+    from printlab.worker import build_worker
 
     context: Lab = app.extensions["printlab"]
-    worker = Worker(context.sessions, handlers_for(context.storage), identity=worker_id("thread"))
+    worker = build_worker(context.config, context.sessions, context.storage, kind="thread")
     worker.start_thread()
     app.extensions["printlab.worker"] = worker
 
