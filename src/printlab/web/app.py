@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, render_template, request, session
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -46,6 +47,8 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: Config | No
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
         MAX_CONTENT_LENGTH=None,  # uploads are limited while streaming, with a friendly page
         WTF_CSRF_TIME_LIMIT=None,  # tied to the 12 h session instead
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        SESSION_COOKIE_NAME="printlab_session",
     )
     if test_config:
         app.config.update(test_config)
@@ -83,6 +86,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: Config | No
     _register_blueprints(app)
     _register_errors(app)
     app.after_request(_security_headers)
+    app.context_processor(_page_context)
     app.before_request(_refuse_oversized_uploads)
     return app
 
@@ -106,13 +110,21 @@ def _start_worker(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from printlab.web.auth.routes import bp as auth_bp
     from printlab.web.home import bp as home_bp
     from printlab.web.student.routes import bp as student_bp
 
     app.register_blueprint(home_bp)
+    app.register_blueprint(auth_bp)
     app.register_blueprint(student_bp)
     app.add_url_rule("/healthz", "healthz", _healthz)
     csrf.exempt("printlab.web.app._healthz")
+
+
+def _page_context() -> dict[str, Any]:
+    from printlab.web.auth.guard import current_workstation
+
+    return {"workstation": current_workstation() if session.get("workstation_id") else None}
 
 
 def _healthz():  # type: ignore[no-untyped-def]

@@ -1,0 +1,61 @@
+"""Sign-in and sign-out for lab workstations."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+
+from printlab.services import workstations
+from printlab.web.context import db
+from printlab.web.limits import limiter
+
+bp = Blueprint("auth", __name__, template_folder="templates")
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths; anything else (another host, a scheme) goes to the dashboard."""
+    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+        return target
+    return url_for("home.index")
+
+
+def _workstation_key() -> str:
+    return "workstation:" + (request.form.get("workstation") or "").strip().lower()[:100]
+
+
+@bp.get("/login")
+def login():  # type: ignore[no-untyped-def]
+    return render_template("auth/login.html", next=request.args.get("next", ""), error=None, workstation="")
+
+
+@bp.post("/login")
+@limiter.limit("10 per minute", methods=["POST"], deduct_when=lambda r: r.status_code != 303)
+@limiter.limit(
+    "20 per 15 minutes",
+    key_func=_workstation_key,
+    methods=["POST"],
+    deduct_when=lambda r: r.status_code != 303,
+)
+def login_post():  # type: ignore[no-untyped-def]
+    workstation_id = (request.form.get("workstation") or "").strip()
+    password = request.form.get("password") or ""
+    target = request.form.get("next", "")
+    found = (
+        workstations.verify_sign_in(db(), workstation_id, password) if workstation_id and password else None
+    )
+    if found is None:
+        error = "That workstation name and password don't match. Check both and try again."
+        return render_template("auth/login.html", next=target, error=error, workstation=workstation_id), 401
+    session.clear()  # a new session id: nothing from before the sign-in carries over
+    session.permanent = True
+    session["workstation_id"] = found.id
+    flash(f"Signed in as {found.id}.")
+    return redirect(_safe_next(target), 303)
+
+
+@bp.post("/logout")
+def logout():  # type: ignore[no-untyped-def]
+    session.clear()
+    flash("Signed out.")
+    return redirect(url_for("auth.login"), 303)
