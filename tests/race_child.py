@@ -1,0 +1,76 @@
+"""A second app process for the concurrency tests: one workflow call per stdin line, started at a given instant."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from printlab import config
+from printlab.db import make_engine, session_factory
+from printlab.domain.statuses import InvalidTransition
+from printlab.services import workflow
+from printlab.services.errors import ConflictError
+from printlab.services.storage import Storage
+
+#: The calls a race may make; each takes (session, storage, job_id, *, actor, expected, **args).
+ACTIONS = {"approve": workflow.approve, "record_pickup": workflow.record_pickup}
+
+
+def wait_until(instant: float) -> None:
+    """Sleep until just before `instant` (wall clock, shared by every process), then spin onto it."""
+    time.sleep(max(0.0, instant - time.time() - 0.002))
+    while time.time() < instant:
+        pass
+
+
+def run(session: Session, storage: Storage, command: dict[str, Any]) -> dict[str, Any]:
+    """Make the command's call as its staff member would from their page; report what happened."""
+    actor = workflow.Actor(command["staff"], command["workstation"])
+    seen = command.get("expected")
+    expected = (
+        workflow.Expected(status=seen["status"], updated_at=datetime.fromisoformat(seen["updated_at"]))
+        if seen
+        else None
+    )
+    call = ACTIONS[command["action"]]
+    wait_until(command["at"])
+    started = time.time()
+    try:
+        call(session, storage, command["job_id"], actor=actor, expected=expected, **command["args"])
+    except Exception as exc:
+        result: dict[str, Any] = {
+            "ok": False,
+            "error": type(exc).__name__,
+            "bases": [cls.__name__ for cls in type(exc).__mro__],
+            "message": str(exc),
+        }
+        if not isinstance(exc, ConflictError | InvalidTransition):  # anything else is a bug to show
+            result["traceback"] = traceback.format_exc()
+    else:
+        result = {"ok": True}
+    return {**result, "started": started, "ended": time.time()}
+
+
+def main() -> None:
+    settings = config.load()  # the PRINTLAB_* variables the test passed, as an app process reads them
+    engine = make_engine(settings.database_url)
+    with engine.connect() as connection:  # connect now, so the first race doesn't start with a handshake
+        connection.execute(text("SELECT 1"))
+    sessions = session_factory(engine)
+    storage = Storage(settings.storage_dir)
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        with sessions() as session:
+            print(json.dumps(run(session, storage, json.loads(line))), flush=True)
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
