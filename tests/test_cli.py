@@ -1,0 +1,294 @@
+"""The `printlab` command: init, migrations, staff, workstations, demo data, refusals, and serving with waitress."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import func, inspect, select, text
+
+from printlab.config import SETTINGS
+from printlab.db import make_engine, schema_is_current, session_factory
+from printlab.domain.statuses import STATUS_FOLDERS, Status
+from printlab.models import Job, Staff, Workstation
+from printlab.services import workstations
+from printlab.services.storage import Storage
+
+from .conftest import _admin_engine, _pg_url
+
+PRINTLAB = Path(sys.executable).with_name("printlab")
+
+
+@pytest.fixture
+def empty_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A reachable database with no tables, on the parametrised backend."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    name = f"printlab_e_{uuid.uuid4().hex[:12]}"
+    admin = _admin_engine()
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield _pg_url(name)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _clean_env(values: dict[str, str]) -> dict[str, str | None]:
+    """Exactly these PRINTLAB_* settings: whatever the developer's shell exports is unset."""
+    return {s.env: None for s in SETTINGS} | values
+
+
+def run(env: dict[str, str], *args: str) -> Result:
+    from printlab.cli import main
+
+    return CliRunner().invoke(main, list(args), env=_clean_env(env), catch_exceptions=False)
+
+
+def assert_one_line_error(result: Result) -> str:
+    assert result.exit_code == 1
+    error = result.stderr.strip()
+    assert error.startswith("printlab: ")
+    assert "\n" not in error
+    assert "Traceback" not in result.output
+    return error
+
+
+@pytest.fixture
+def db(database_url) -> Iterator:  # type: ignore[type-arg]
+    """A fresh session per question, so the test sees what the command committed."""
+    engine = make_engine(database_url)
+    sessions = session_factory(engine)
+
+    def open_session():  # type: ignore[no-untyped-def]
+        return sessions()
+
+    yield open_session
+    engine.dispose()
+
+
+# -- init and migrations -----------------------------------------------------------------------
+
+
+def test_init_creates_the_status_folders_and_migrates(empty_database_url, lab_env, tmp_path):
+    storage_root = tmp_path / "fresh-storage"
+    env = lab_env | {"PRINTLAB_DATABASE_URL": empty_database_url, "PRINTLAB_STORAGE_DIR": str(storage_root)}
+    result = run(env, "init")
+    assert result.exit_code == 0, result.output
+    assert "Database ready" in result.output
+    for folder in STATUS_FOLDERS:
+        assert (storage_root / folder).is_dir()
+    engine = make_engine(empty_database_url)
+    try:
+        assert schema_is_current(engine)
+        assert {"staff", "job", "event"} <= set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    assert run(env, "init").exit_code == 0  # running it again is harmless
+
+
+def test_db_upgrade_migrates_an_empty_database(empty_database_url, lab_env):
+    result = run(lab_env | {"PRINTLAB_DATABASE_URL": empty_database_url}, "db", "upgrade")
+    assert result.exit_code == 0, result.output
+    engine = make_engine(empty_database_url)
+    try:
+        assert schema_is_current(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "postgresql://postgres:hunter2@127.0.0.1:1/nope",
+            "postgresql+psycopg://postgres:***@127.0.0.1:1/nope",
+        ),
+        ("sqlite:////nonexistent-dir/x.db", "sqlite:////nonexistent-dir/x.db"),
+    ],
+)
+@pytest.mark.parametrize("command", [("init",), ("db", "upgrade"), ("staff", "list")])
+def test_unreachable_database_is_a_one_line_refusal(tmp_path, url, shown, command):
+    env = {
+        "PRINTLAB_DATABASE_URL": url,
+        "PRINTLAB_INSTANCE_DIR": str(tmp_path / "instance"),
+        "PRINTLAB_STORAGE_DIR": str(tmp_path / "storage"),
+    }
+    error = assert_one_line_error(run(env, *command))
+    assert shown in error
+    assert "hunter2" not in error
+    assert not (tmp_path / "instance" / "printlab.db").exists()  # no fallback to the embedded file
+    assert not Path("/nonexistent-dir").exists()
+
+
+# -- staff -------------------------------------------------------------------------------------
+
+
+def test_staff_add_list_deactivate_reactivate(lab_env, db):
+    assert run(lab_env, "staff", "add", "Alex Rivera").exit_code == 0
+    assert run(lab_env, "staff", "add", "Sam  Okafor").exit_code == 0  # whitespace is tidied
+    listed = run(lab_env, "staff", "list").output.splitlines()
+    assert listed == ["Alex Rivera\tactive", "Sam Okafor\tactive"]
+
+    result = run(lab_env, "staff", "deactivate", "Sam Okafor")
+    assert result.exit_code == 0, result.output
+    with db() as session:
+        assert session.get(Staff, "Sam Okafor").is_active is False
+        assert session.get(Staff, "Sam Okafor").deactivated_at is not None
+    assert run(lab_env, "staff", "list").output.splitlines() == ["Alex Rivera\tactive"]
+    every = run(lab_env, "staff", "list", "--all").output.splitlines()
+    assert every[0] == "Alex Rivera\tactive"
+    assert re.fullmatch(r"Sam Okafor\tinactive since \d{4}-\d{2}-\d{2}", every[1])
+
+    assert run(lab_env, "staff", "reactivate", "Sam Okafor").exit_code == 0
+    with db() as session:
+        member = session.get(Staff, "Sam Okafor")
+        assert (member.is_active, member.deactivated_at) == (True, None)
+    assert "Sam Okafor\tactive" in run(lab_env, "staff", "list").output.splitlines()
+
+
+def test_staff_duplicate_add_is_a_one_line_error(lab_env, db):
+    assert run(lab_env, "staff", "add", "Alex Rivera").exit_code == 0
+    error = assert_one_line_error(run(lab_env, "staff", "add", "Alex Rivera"))
+    assert "already" in error
+    with db() as session:
+        assert session.scalar(select(func.count()).select_from(Staff)) == 1
+
+
+def test_staff_deactivate_unknown_is_a_one_line_error(lab_env):
+    assert "Nobody Here" in assert_one_line_error(run(lab_env, "staff", "deactivate", "Nobody Here"))
+
+
+# -- workstations ------------------------------------------------------------------------------
+
+
+def test_workstation_add_admin_prints_a_password_that_signs_in(lab_env, db):
+    result = run(lab_env, "workstation", "add", "FrontDesk", "--admin")
+    assert result.exit_code == 0, result.output
+    password = re.search(r"^Password: (\S+)$", result.output, re.MULTILINE).group(1)  # type: ignore[union-attr]
+    assert len(password) >= workstations.MIN_PASSWORD
+    with db() as session:
+        station = workstations.verify_sign_in(session, "FrontDesk", password)
+        assert station is not None and station.is_admin is True
+        assert workstations.verify_sign_in(session, "FrontDesk", password + "x") is None
+
+
+def test_workstation_add_with_a_chosen_password(lab_env, db):
+    result = run(lab_env, "workstation", "add", "LAB-PC-2", "--password", "correct horse battery")
+    assert result.exit_code == 0, result.output
+    assert "correct horse battery" not in result.output  # a chosen password is not echoed back
+    with db() as session:
+        station = workstations.verify_sign_in(session, "LAB-PC-2", "correct horse battery")
+        assert station is not None and station.is_admin is False
+
+
+def test_workstation_add_refuses_a_short_password(lab_env, db):
+    error = assert_one_line_error(run(lab_env, "workstation", "add", "LAB-PC-3", "--password", "short"))
+    assert str(workstations.MIN_PASSWORD) in error
+    with db() as session:
+        assert session.get(Workstation, "LAB-PC-3") is None
+
+
+# -- demo --------------------------------------------------------------------------------------
+
+
+def _signin(output: str) -> tuple[str, str]:
+    station = re.search(r"workstation:\s+(\S+)", output).group(1)  # type: ignore[union-attr]
+    password = re.search(r"password:\s+(\S+)", output).group(1)  # type: ignore[union-attr]
+    return station, password
+
+
+def test_demo_loads_jobs_in_every_status_once(lab_env, db):
+    result = run(lab_env, "demo")
+    assert result.exit_code == 0, result.output
+    station, password = _signin(result.output)
+    storage = Storage(lab_env["PRINTLAB_STORAGE_DIR"])
+    with db() as session:
+        jobs = session.scalars(select(Job)).all()
+        assert 18 <= len(jobs) <= 25
+        assert {job.status for job in jobs} == {s.value for s in Status}
+        for job in jobs:
+            assert storage.resolve(job.file_path).is_file(), job.file_path
+            assert storage.resolve(job.metadata_path).is_file(), job.metadata_path
+        assert workstations.verify_sign_in(session, station, password) is not None
+        count = len(jobs)
+
+    again = run(lab_env, "demo")
+    assert again.exit_code == 0, again.output
+    station_again, new_password = _signin(again.output)
+    with db() as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == count
+        assert station_again == station
+        assert workstations.verify_sign_in(session, station, new_password) is not None
+
+
+# -- serve -------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _get(url: str) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, dict(exc.headers), exc.read()
+
+
+def _malformed_request(port: int) -> bytes:
+    """A request the HTTP server rejects before the app sees it; waitress signs such error pages."""
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as connection:
+        connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n")
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def test_serve_answers_healthz_with_waitress(lab_env, tmp_path):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRINTLAB_")} | lab_env
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [str(PRINTLAB), "serve", "--port", str(port)], env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 15
+        status = None
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                status, headers, body = _get(f"http://127.0.0.1:{port}/healthz")
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert status == 200, log.read_text()
+        assert b'"database"' in body
+        # `serve` passes ident="PrintLab" to waitress: the Server header and waitress's own signed error
+        # page (Werkzeug's dev server would say "Werkzeug/…" and answer an HTML page).
+        assert headers["Server"] == "PrintLab"
+        assert _malformed_request(port).endswith(b"\r\n\r\n(generated by PrintLab)")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
