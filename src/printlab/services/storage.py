@@ -73,9 +73,15 @@ class FileMove:
     #: Files overwritten in place (a sidecar when the folder does not change) and their old bytes.
     replaced: dict[Path, bytes] = field(default_factory=dict)
 
-    def finish(self) -> None:
-        """After the commit: remove the sources. A failure here leaves only a stale copy behind."""
+    def finish(self, keep_folder: Path | None = None) -> None:
+        """After the commit: remove the sources. A failure here leaves only a stale copy behind.
+
+        Sources in `keep_folder` (where the job's files are now, read under its row lock) are
+        kept: a later move may already have brought the job back there and reused them.
+        """
         for source in self.sources:
+            if keep_folder is not None and source.parent == keep_folder:
+                continue
             try:
                 source.unlink(missing_ok=True)
             except OSError as exc:  # the new state is committed; a leftover is reported by `check`

@@ -8,6 +8,7 @@ writes the event(s) and outbox emails, and commits — or changes nothing at all
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,13 +33,15 @@ from printlab.domain.statuses import (
     Transition,
     transition_for,
 )
-from printlab.models import Job, Payment, Staff
+from printlab.models import Event, Job, Payment, Staff
 from printlab.services import outbox
 from printlab.services.catalog import load_catalog
 from printlab.services.errors import JobLocked, NotAllowed, StaleJob, ValidationError
 from printlab.services.jobs import add_event, base_name, job_folder, lock_job, sidecar_record
 from printlab.services.storage import FileMove, Storage
 from printlab.services.workstations import is_admin_workstation
+
+log = logging.getLogger(__name__)
 
 LOCK_MINUTES = 5
 MAX_REASON = 2000
@@ -85,13 +88,25 @@ class _Change:
     email_context: dict[str, Any] | None = None
 
 
-def _check_expected(job: Job, expected: Expected | None) -> None:
+def _check_expected(session: Session, job: Job, expected: Expected | None) -> None:
     if expected is None:
         return
     status_changed = expected.status is not None and str(expected.status) != job.status
     version_changed = expected.updated_at is not None and expected.updated_at != job.updated_at
     if status_changed or version_changed:
-        raise StaleJob(job.last_updated_by, job.updated_at, job.status_enum.label)
+        raise StaleJob(_last_changed_by(session, job), job.updated_at, job.status_enum.label)
+
+
+def _last_changed_by(session: Session, job: Job) -> str:
+    """Who made the job's latest change, in words: a staff name, the student, or PrintLab itself."""
+    last = session.scalars(
+        select(Event).where(Event.job_id == job.id).order_by(Event.id.desc()).limit(1)
+    ).first()
+    if last is None:
+        return job.last_updated_by or "someone else"
+    if last.triggered_by:
+        return last.triggered_by
+    return "the student" if last.event_type in ("StudentConfirmed", "JobCreated") else "PrintLab (automatic)"
 
 
 def _check_dialog_lock(job: Job, actor: Actor, now: datetime) -> None:
@@ -150,7 +165,7 @@ def _transition(
     try:
         with write_transaction(session):
             job = lock_job(session, job_id)
-            _check_expected(job, expected)
+            _check_expected(session, job, expected)
             transition = rule(job)
             if require_staff:
                 _require_active_staff(session, actor)
@@ -193,8 +208,22 @@ def _transition(
             move.abort()
         raise
     if move is not None:
-        move.finish()
+        _finish_move(session, storage, job_id, move)
     return job
+
+
+def _finish_move(session: Session, storage: Storage, job_id: str, move: FileMove) -> None:
+    """Remove the move's sources under the job's row lock, sparing the folder the job is in now.
+
+    Without the lock, a second move committed in between (back to the old folder) could reuse the
+    stale sources as its own files, and this cleanup would then delete them.
+    """
+    try:
+        with write_transaction(session):
+            folder = job_folder(lock_job(session, job_id))
+            move.finish(keep_folder=storage.resolve(folder) if folder else None)
+    except Exception:  # the move is committed; a leftover stale copy is all this can cost
+        log.exception("cleanup after moving job %s failed; stale copies remain", job_id)
 
 
 def _table(action: Action) -> Callable[[Job], Transition]:
@@ -311,7 +340,10 @@ def approve(
                 "time_hours": hours,
                 "cost_usd": str(cost),  # type: ignore[arg-type]
                 "material": method,
-                "authoritative_file": PurePosixPath(job.file_path or "").name,
+                # the part after the student's name: no personal data in events
+                "authoritative_file": PurePosixPath(job.file_path or "").name.removeprefix(
+                    job.display_name or ""
+                ),
             },
             email_context=_quote_context(job, token),
         )
