@@ -1,0 +1,120 @@
+"""Staff changes to a job that keep its status: notes, the reviewed mark, and sliced files added to it.
+
+Like locks, none of these moves the job's version (`updated_at`): autosaving a note must not make
+another workstation's open approval stale.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import PurePosixPath
+from typing import IO
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from printlab.clock import utcnow
+from printlab.db import write_transaction
+from printlab.domain.naming import extension_of
+from printlab.models import Job
+from printlab.services.errors import ValidationError
+from printlab.services.jobs import add_event, base_name, job_folder, lock_job
+from printlab.services.storage import AlreadyExists, Storage
+from printlab.services.workflow import Actor, _require_active_staff
+
+MAX_NOTES = 10_000
+#: What staff may add beside a model: slicer and project files, and models (a repaired mesh).
+ATTACHABLE = (".gcode", ".bgcode", ".gcode.3mf", ".3mf", ".form", ".ctb", ".sl1", ".sl1s", ".stl", ".obj")
+
+
+def _keep_version(session: Session, job_id: str, **values: object) -> None:
+    session.execute(update(Job).where(Job.id == job_id).values(updated_at=Job.updated_at, **values))
+
+
+def update_notes(
+    session: Session, job_id: str, notes: str, *, actor: Actor, now: datetime | None = None
+) -> None:
+    """Save staff notes (NotesUpdated, attributed). Unchanged text writes nothing."""
+    text = (notes or "").replace("\r\n", "\n").strip()
+    if len(text) > MAX_NOTES:
+        raise ValidationError({"notes": f"Notes can be at most {MAX_NOTES:,} characters."})
+    now = now or utcnow()
+    with write_transaction(session):
+        _require_active_staff(session, actor)
+        job = lock_job(session, job_id)
+        if (job.notes or "") == text:
+            return
+        # The event says who and how much, not what: notes can hold anything staff type.
+        add_event(
+            session, job, "NotesUpdated", {"length": len(text)},
+            triggered_by=actor.staff, workstation_id=actor.workstation, now=now,
+        )  # fmt: skip
+        _keep_version(session, job_id, notes=text or None, last_updated_by=actor.staff)
+
+
+def mark_reviewed(
+    session: Session, job_id: str, reviewed: bool, *, actor: Actor, now: datetime | None = None
+) -> None:
+    """Clear (or bring back) the NEW badge: some staff member has looked at this job."""
+    with write_transaction(session):
+        _require_active_staff(session, actor)
+        lock_job(session, job_id)
+        _keep_version(session, job_id, staff_viewed_at=(now or utcnow()) if reviewed else None)
+
+
+def attach_file(
+    session: Session,
+    storage: Storage,
+    job_id: str,
+    stream: IO[bytes],
+    filename: str,
+    *,
+    actor: Actor,
+    max_bytes: int,
+    now: datetime | None = None,
+) -> str:
+    """Save a sliced or project file next to the job's upload, named after the job. Returns its name.
+
+    The file becomes one of the candidates for the authoritative file at approval. Raises
+    ValidationError for a type the lab doesn't use, or TooLarge.
+    """
+    extension = extension_of(filename)
+    if extension not in ATTACHABLE:
+        raise ValidationError({"file": f"Add a slicer or model file ({', '.join(ATTACHABLE)})."})
+    received = storage.receive(stream, max_bytes)
+    if received.size == 0:
+        received.discard()
+        raise ValidationError({"file": "That file is empty."})
+    now = now or utcnow()
+    placed = None
+    try:
+        with write_transaction(session):
+            _require_active_staff(session, actor)
+            # Under the row lock no move is half-done, so the job's folder is where its files are.
+            job = lock_job(session, job_id)
+            folder = job_folder(job)
+            if folder is None:
+                raise ValidationError({"file": "This job's files were deleted."})
+            name = _free_name(storage, folder, base_name(job), extension)
+            placed = storage.place_new(received.path, f"{folder}/{name}")
+            add_event(
+                session, job, "FileAttached",
+                # the name minus the student's part ("_v2.gcode"): events hold no personal data
+                {"file": name.removeprefix(base_name(job)), "size_bytes": received.size},
+                triggered_by=actor.staff, workstation_id=actor.workstation, now=now,
+            )  # fmt: skip
+    except BaseException:
+        if placed is not None:
+            placed.unlink(missing_ok=True)
+        raise
+    finally:
+        received.discard()
+    return name
+
+
+def _free_name(storage: Storage, folder: str, base: str, extension: str) -> str:
+    for number in range(1, 100):
+        name = f"{base}{extension}" if number == 1 else f"{base}_v{number}{extension}"
+        if not storage.resolve(f"{folder}/{name}").exists():
+            return name
+    raise AlreadyExists(f"Too many versions of {PurePosixPath(base).name}{extension}; tidy the folder first.")

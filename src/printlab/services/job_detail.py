@@ -1,0 +1,157 @@
+"""The job page's read model: every field, its files, the audit timeline and the actions its status allows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from printlab.clock import age_text, to_lab_time, utcnow
+from printlab.domain.catalog import Catalog
+from printlab.domain.naming import extension_of
+from printlab.domain.statuses import Status
+from printlab.models import Event, Job, OutboxMessage, OutboxStatus, Payment, Staff
+from printlab.services.jobs import get_job, job_folder, simple_id_for
+from printlab.services.storage import SIDECAR_SUFFIX, Storage
+from printlab.services.workflow import SLICER_EXTENSIONS, candidate_files
+
+MODEL_EXTENSIONS = (".stl", ".obj", ".3mf")
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    name: str
+    relative: str
+    absolute: str
+    size_bytes: int
+    modified: datetime
+    kind: str  # model, slicer, sidecar, other
+    is_authoritative: bool
+    is_original: bool
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    when: datetime
+    event_type: str
+    staff: str | None
+    staff_active: bool
+    workstation: str | None
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JobDetail:
+    job: Job
+    simple_id: str
+    status: Status
+    created: datetime
+    age: str
+    files: list[FileEntry]
+    candidates: list[str]
+    timeline: list[TimelineEntry]
+    payments: list[Payment]
+    failed_emails: list[OutboxMessage]
+    locked_by: str | None
+    locked_until: datetime | None
+    model_file: FileEntry | None
+
+
+def _kind(name: str) -> str:
+    lower = name.lower()
+    if lower.endswith(SIDECAR_SUFFIX):
+        return "sidecar"
+    if lower.endswith(SLICER_EXTENSIONS) and not lower.endswith(MODEL_EXTENSIONS):
+        return "slicer"
+    if lower.endswith(".gcode.3mf"):
+        return "slicer"
+    if lower.endswith(MODEL_EXTENSIONS):
+        return "model"
+    return "other"
+
+
+def job_files(storage: Storage, job: Job, zone: str) -> list[FileEntry]:
+    """The job's files in its folder with sizes and times, the authoritative one marked."""
+    folder = job_folder(job)
+    if folder is None or not job.display_name:
+        return []
+    original = f"{job.display_name}{extension_of(job.original_filename or '')}"
+    entries = []
+    for path in storage.job_files(folder, job.display_name):
+        stat = path.stat()
+        relative = f"{folder}/{path.name}"
+        entries.append(
+            FileEntry(
+                name=path.name,
+                relative=relative,
+                absolute=str(path),
+                size_bytes=stat.st_size,
+                modified=to_lab_time(datetime.utcfromtimestamp(stat.st_mtime), zone),
+                kind=_kind(path.name),
+                is_authoritative=relative == job.file_path,
+                is_original=path.name == original,
+            )
+        )
+    order = {"model": 1, "slicer": 0, "other": 2, "sidecar": 3}
+    return sorted(entries, key=lambda e: (not e.is_authoritative, order[e.kind], e.name))
+
+
+def job_detail(session: Session, storage: Storage, job_id: str, catalog: Catalog) -> JobDetail:
+    """Everything the job page shows. Raises NotFound."""
+    job = get_job(session, job_id)
+    zone = catalog.lab.time_zone
+    now = utcnow()
+    events = session.scalars(select(Event).where(Event.job_id == job.id).order_by(Event.id)).all()
+    names = {e.triggered_by for e in events if e.triggered_by}
+    active = {
+        s.name: bool(s.is_active) for s in session.scalars(select(Staff).where(Staff.name.in_(names)))
+    } if names else {}  # fmt: skip
+    timeline = [
+        TimelineEntry(
+            when=to_lab_time(e.timestamp or now, zone),
+            event_type=e.event_type or "",
+            staff=e.triggered_by,
+            staff_active=active.get(e.triggered_by or "", False),
+            workstation=e.workstation_id,
+            details=e.details if isinstance(e.details, dict) else {},
+        )
+        for e in events
+    ]
+    files = job_files(storage, job, zone)
+    live = job.locked_by if job.locked_until and job.locked_until > now else None
+    failed = session.scalars(
+        select(OutboxMessage).where(
+            OutboxMessage.job_id == job.id, OutboxMessage.status == OutboxStatus.FAILED
+        )
+    ).all()
+    created = job.created_at or now
+    return JobDetail(
+        job=job,
+        simple_id=simple_id_for(session, job.id),
+        status=job.status_enum,
+        created=to_lab_time(created, zone),
+        age=age_text(created, now),
+        files=files,
+        candidates=candidate_files(storage, job) if job.status == Status.UPLOADED.value else [],
+        timeline=timeline,
+        payments=list(session.scalars(select(Payment).where(Payment.job_id == job.id).order_by(Payment.id))),
+        failed_emails=list(failed),
+        locked_by=live,
+        locked_until=job.locked_until if live else None,
+        model_file=next((f for f in files if f.is_original), None),
+    )
+
+
+def file_for_download(storage: Storage, job: Job, name: str) -> Path:
+    """The path of one of the job's own files, refusing anything else (other jobs, traversal)."""
+    folder = job_folder(job)
+    if folder is None or not job.display_name or PurePosixPath(name).name != name:
+        raise FileNotFoundError(name)
+    allowed = {p.name: p for p in storage.job_files(folder, job.display_name)}
+    if name not in allowed:
+        raise FileNotFoundError(name)
+    return allowed[name]
