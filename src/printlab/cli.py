@@ -225,23 +225,22 @@ def worker_command(once: bool, poll: float) -> None:
     """Run background work (model analysis, email, sweeps). Run as many as you like, on any machine."""
     import signal
 
-    from printlab.worker import Worker, handlers_for, worker_id
+    from printlab.worker import build_worker
 
     settings = _config()
     engine = make_engine(settings.database_url)
-    check_database(engine)
-    worker = Worker(
-        session_factory(engine),
-        handlers_for(_storage(settings)),
-        identity=worker_id("process"),
-        poll_seconds=poll,
-    )
-    if once:
-        worker.tick()
-        return
-    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
-    click.echo(f"Worker {worker.identity} running (Ctrl+C stops it)")
     try:
-        worker.run_forever()
-    except KeyboardInterrupt:
-        worker.stop()
+        check_database(engine)
+        worker = build_worker(settings, session_factory(engine), _storage(settings), kind="process")
+        worker.poll_seconds = poll
+        if once:
+            worker.tick()
+            return
+        signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+        click.echo(f"Worker {worker.identity} running (Ctrl+C stops it)")
+        try:
+            worker.run_forever()
+        except KeyboardInterrupt:
+            worker.stop()
+    finally:
+        engine.dispose()

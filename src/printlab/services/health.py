@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,6 +15,8 @@ from sqlalchemy.orm import Session
 from printlab.clock import utcnow
 from printlab.models import OutboxMessage, OutboxStatus, Task, TaskStatus, WorkerHeartbeat
 from printlab.services.storage import Storage, StorageError
+
+log = logging.getLogger(__name__)
 
 #: A worker that hasn't been heard from for this long is reported as stale.
 WORKER_STALE = timedelta(minutes=2)
@@ -44,14 +47,16 @@ def check(engine: Engine, storage: Storage) -> Health:
         components["outbox"] = {"status": "ok", "pending": backlog}
         components["worker"] = _worker_state(last_beat, tasks_due or 0)
     except SQLAlchemyError as exc:
-        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        components["database"] = {"status": "down", "error": first[0] if first else type(exc).__name__}
+        # /healthz is public: the driver's message (host, port, database name) goes to the log only.
+        log.warning("health check: database unreachable: %s", str(getattr(exc, "orig", None) or exc).strip())
+        components["database"] = {"status": "down", "error": "unreachable"}
     try:
         storage.check_writable()
         usage = shutil.disk_usage(storage.root)
         components["storage"] = {"status": "ok", "free_bytes": usage.free}
     except (StorageError, OSError) as exc:
-        components["storage"] = {"status": "down", "error": str(exc)}
+        log.warning("health check: storage unusable: %s", exc)
+        components["storage"] = {"status": "down", "error": "not writable"}
     ok = all(components[name]["status"] == "ok" for name in ("database", "storage"))
     return Health(ok=ok, components=components)
 
