@@ -309,6 +309,23 @@ def test_same_folder_move_finished_keeps_every_file(storage):
     assert tree(storage) == {f"Uploaded/{BASE}.stl": upload, f"Uploaded/{SIDECAR}": b'{"status": "REJECTED"}'}
 
 
+def test_finish_spares_the_folder_the_job_is_back_in(storage):
+    # A second move, committed before this cleanup, took the job back to Uploaded and reused the files.
+    sources = job_in(storage, "Uploaded")
+    move = storage.move(sources, "Pending", sidecar=(SIDECAR, b'{"status": "PENDING"}'))
+    move.finish(keep_folder=storage.resolve("Uploaded"))
+    assert all(p.is_file() for p in sources)
+
+
+def test_finish_tolerates_sources_already_gone(storage):
+    sources = job_in(storage, "Uploaded")
+    move = storage.move(sources, "Pending", sidecar=(SIDECAR, b"{}"))
+    sources[0].unlink()  # removed by an earlier, interrupted cleanup
+    move.finish()
+    move.finish()
+    assert sorted(tree(storage)) == [f"Pending/{BASE}.stl", f"Pending/{SIDECAR}"]
+
+
 def test_move_refuses_to_overwrite_a_different_file_and_changes_nothing(storage):
     sources = job_in(storage, "Uploaded", sliced=True)
     put(storage, f"Pending/{BASE}.gcode", b"a different slice")
