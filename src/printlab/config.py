@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
 
 
@@ -72,11 +73,52 @@ SETTINGS: tuple[Setting, ...] = (
         "0",
         "Reverse proxies in front of PrintLab whose X-Forwarded-For is trusted (1 behind nginx).",
     ),
+    Setting(
+        "PRINTLAB_SMTP_HOST",
+        "(none: mail goes to the mail folder)",
+        "SMTP server that delivers the lab's emails; without it they are written to PRINTLAB_MAIL_DIR.",
+    ),
+    Setting(
+        "PRINTLAB_SMTP_PORT",
+        "587 (starttls), 465 (ssl), 25 (none)",
+        "Port of the SMTP server; the default follows PRINTLAB_SMTP_SECURITY.",
+    ),
+    Setting(
+        "PRINTLAB_SMTP_SECURITY",
+        "starttls",
+        "`starttls` (upgrade a plain connection), `ssl` (implicit TLS) or `none` (a trusted relay only).",
+    ),
+    Setting("PRINTLAB_SMTP_USERNAME", "(none)", "SMTP login; set it together with the password, or neither."),
+    Setting("PRINTLAB_SMTP_PASSWORD", "(none)", "SMTP password; never logged or shown."),
+    Setting(
+        "PRINTLAB_SMTP_TIMEOUT", "30", "Seconds an SMTP connect or reply may take before the attempt fails."
+    ),
+    Setting(
+        "PRINTLAB_MAIL_FROM",
+        "the lab's name and contact address",
+        "Sender of the lab's emails, e.g. `3D Print Lab <print-lab@example.edu>`; replies go to the lab's contact address.",
+    ),
 )
 
 
 class ConfigError(RuntimeError):
     """A setting that prevents start-up; the message is one line saying what and where."""
+
+
+#: Port used for each SMTP security mode when PRINTLAB_SMTP_PORT is not set.
+SMTP_DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """How to reach the SMTP server. The password is kept out of repr() so it never reaches a log."""
+
+    host: str
+    port: int
+    security: str  # starttls | ssl | none
+    username: str | None
+    password: str | None = field(repr=False)
+    timeout: float
 
 
 @dataclass(frozen=True)
@@ -98,6 +140,10 @@ class Config:
     #: True when the database URL was not configured and the embedded SQLite file is used.
     embedded_database: bool
     embedded_storage: bool
+    #: None: no SMTP server; emails are written to `mail_dir` as .eml files.
+    smtp: SmtpSettings | None = None
+    #: The From header; None means the lab's name and contact address from the catalog.
+    mail_from: str | None = None
 
     @property
     def is_production(self) -> bool:
@@ -139,6 +185,11 @@ def load(environ: Mapping[str, str] | None = None, **overrides: str) -> Config:
     if not proxies.isdigit():
         raise ConfigError(f"PRINTLAB_PROXY_COUNT must be a whole number, not {proxies!r}")
 
+    smtp = _smtp(get)
+    mail_from = get("PRINTLAB_MAIL_FROM")
+    if mail_from and "@" not in parseaddr(mail_from)[1]:
+        raise ConfigError(f"PRINTLAB_MAIL_FROM must be an email address, not {mail_from!r}")
+
     port_text = get("PRINTLAB_PORT") or "8080"
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ConfigError(f"PRINTLAB_PORT must be a port number, not {port_text!r}")
@@ -160,6 +211,41 @@ def load(environ: Mapping[str, str] | None = None, **overrides: str) -> Config:
         proxy_count=int(proxies),
         embedded_database=database_url is None,
         embedded_storage=storage is None,
+        smtp=smtp,
+        mail_from=mail_from,
+    )
+
+
+def _smtp(get: Callable[[str], str | None]) -> SmtpSettings | None:
+    host = get("PRINTLAB_SMTP_HOST")
+    security = (get("PRINTLAB_SMTP_SECURITY") or "starttls").lower()
+    if security not in SMTP_DEFAULT_PORTS:
+        raise ConfigError(f"PRINTLAB_SMTP_SECURITY must be 'starttls', 'ssl' or 'none', not {security!r}")
+    port_text = get("PRINTLAB_SMTP_PORT")
+    if port_text is not None and (not port_text.isdigit() or not 0 < int(port_text) < 65536):
+        raise ConfigError(f"PRINTLAB_SMTP_PORT must be a port number, not {port_text!r}")
+    timeout_text = get("PRINTLAB_SMTP_TIMEOUT") or "30"
+    try:
+        timeout = float(timeout_text)
+    except ValueError:
+        timeout = 0.0
+    if not 0 < timeout <= 600:
+        raise ConfigError(f"PRINTLAB_SMTP_TIMEOUT must be seconds between 0 and 600, not {timeout_text!r}")
+    username, password = get("PRINTLAB_SMTP_USERNAME"), get("PRINTLAB_SMTP_PASSWORD")
+    if (username is None) != (password is None):
+        # Never echo the password: name the missing half only.
+        raise ConfigError("PRINTLAB_SMTP_USERNAME and PRINTLAB_SMTP_PASSWORD must be set together")
+    if host is None:
+        if username is not None or port_text is not None:
+            raise ConfigError("PRINTLAB_SMTP_HOST must be set when other PRINTLAB_SMTP_* settings are")
+        return None
+    return SmtpSettings(
+        host=host,
+        port=int(port_text) if port_text else SMTP_DEFAULT_PORTS[security],
+        security=security,
+        username=username,
+        password=password,
+        timeout=timeout,
     )
 
 

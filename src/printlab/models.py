@@ -178,7 +178,10 @@ class OutboxStatus:
     PENDING = "PENDING"
     SENT = "SENT"
     FAILED = "FAILED"
-    ALL = (PENDING, SENT, FAILED)
+    #: Not sent because it no longer applied when its turn came (a newer quote link replaced it, the
+    #: print was collected before its reminder went out); `last_error` says why.
+    CANCELLED = "CANCELLED"
+    ALL = (PENDING, SENT, FAILED, CANCELLED)
 
 
 class OutboxMessage(Base):
@@ -186,7 +189,7 @@ class OutboxMessage(Base):
 
     __tablename__ = "outbox_message"
     __table_args__ = (
-        CheckConstraint("status IN ('PENDING', 'SENT', 'FAILED')", name="status"),
+        CheckConstraint("status IN ('PENDING', 'SENT', 'FAILED', 'CANCELLED')", name="status"),
         Index("ix_outbox_message_due", "status", "next_attempt_at"),
     )
 
@@ -200,10 +203,20 @@ class OutboxMessage(Base):
     context: Mapped[Any | None] = mapped_column(JSON, nullable=True)
     status: Mapped[str] = mapped_column(String(20), default=OutboxStatus.PENDING, nullable=False)
     attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    #: Not before this time. While a worker holds the row it is the end of that worker's lease, so
+    #: a crashed worker's message becomes due again by itself.
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: The Message-ID header, fixed at the first attempt and reused by every retry, so a copy sent
+    #: twice (a crash after the mail server accepted it) is recognisably the same message.
+    message_id: Mapped[str | None] = mapped_column(String(255), nullable=True, unique=True)
+    #: The worker (host:pid:…) that holds the row, or that sent it.
+    claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: Set just before the message is handed to the mail server, cleared when the outcome is
+    #: recorded: still set on a row whose lease ran out means that send was interrupted.
+    sending_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class LabSetting(Base):

@@ -31,6 +31,10 @@ class LabDetails:
     contact_email: str = "makerspace@example.edu"
     time_zone: str = "America/Chicago"
     hold_days: int = 30
+    #: Days a completed print may wait uncollected before the student gets a pickup reminder.
+    pickup_reminder_days: int = 7
+    #: A second, last reminder goes out this many days before the hold period ends (0: none).
+    final_reminder_days_before_hold_ends: int = 3
 
 
 FILAMENT_COLORS = (
