@@ -66,6 +66,15 @@ class JobQuery:
         """Work queues put the longest-waiting job first; finished lists show the newest first."""
         return self.status in WORK_QUEUES
 
+    @property
+    def cursor_args(self) -> dict[str, str]:
+        args = {}
+        if self.after:
+            args["after"] = self.after.encode()
+        if self.before:
+            args["before"] = self.before.encode()
+        return args
+
     def as_args(self, **changes: Any) -> dict[str, str]:
         """URL query arguments for this query (for links that keep the filters)."""
         values = {

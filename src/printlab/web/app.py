@@ -111,11 +111,15 @@ def _start_worker(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from printlab.web.auth.routes import bp as auth_bp
+    from printlab.web.dashboard.routes import bp as dashboard_bp
     from printlab.web.home import bp as home_bp
+    from printlab.web.jobs.routes import bp as jobs_bp
     from printlab.web.student.routes import bp as student_bp
 
     app.register_blueprint(home_bp)
     app.register_blueprint(auth_bp)
+    app.register_blueprint(dashboard_bp)
+    app.register_blueprint(jobs_bp)
     app.register_blueprint(student_bp)
     app.add_url_rule("/healthz", "healthz", _healthz)
     csrf.exempt("printlab.web.app._healthz")

@@ -1,0 +1,1 @@
+"""The staff dashboard: status tabs, job cards, search and filters, kept current without reloading."""

@@ -1,0 +1,1 @@
+"""Staff pages for one job: its details, files, notes, timeline and actions."""

@@ -1,0 +1,241 @@
+"""Job page routes: details, files, notes, the reviewed mark, locks, and each action's dialog."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+
+from printlab.domain.naming import extension_of
+from printlab.models import Job, Staff
+from printlab.services import job_desk, locks
+from printlab.services.errors import (
+    ConflictError,
+    InvalidTransition,
+    NotAllowed,
+    NotFound,
+    ServiceError,
+    ValidationError,
+)
+from printlab.services.job_detail import file_for_download, job_detail
+from printlab.services.staff import list_staff
+from printlab.services.storage import TooLarge
+from printlab.services.workflow import Actor, Expected
+from printlab.web.auth.guard import current_workstation, login_required
+from printlab.web.context import catalog, db, lab, upload_limit_bytes
+from printlab.web.jobs.actions import ACTIONS, actions_for
+
+bp = Blueprint("jobs", __name__, template_folder="templates")
+
+
+def _actor() -> Actor:
+    workstation = current_workstation()
+    return Actor(
+        (request.form.get("acting_as") or "").strip() or None, workstation.id if workstation else None
+    )
+
+
+def _expected() -> Expected:
+    text = request.form.get("expected_version") or ""
+    try:
+        version = datetime.fromisoformat(text) if text else None
+    except ValueError:
+        version = None
+    return Expected(status=request.form.get("expected_status") or None, updated_at=version)
+
+
+def _active_staff() -> list[Staff]:
+    return list_staff(db(), active_only=True)
+
+
+def _detail(job_id: str):  # type: ignore[no-untyped-def]
+    try:
+        return job_detail(db(), lab().storage, job_id, catalog())
+    except NotFound:
+        abort(404, description="There is no such job.")
+
+
+@bp.get("/jobs/<job_id>")
+@login_required
+def show(job_id: str):  # type: ignore[no-untyped-def]
+    detail = _detail(job_id)
+    return render_template(
+        "jobs/show.html",
+        d=detail,
+        actions=actions_for(detail.status),
+        staff=_active_staff(),
+        catalog=catalog(),
+        open_in_slicer=lambda path: "3dprint://open?path=" + _quote(path),
+    )
+
+
+def _quote(path: str) -> str:
+    from urllib.parse import quote
+
+    return quote(path, safe="")
+
+
+@bp.get("/jobs/<job_id>/files/<name>")
+@login_required
+def download(job_id: str, name: str):  # type: ignore[no-untyped-def]
+    """Staff-only download of one of the job's own files (nothing else is reachable from here)."""
+    job = db().get(Job, job_id) or abort(404)
+    try:
+        path = file_for_download(lab().storage, job, name)
+    except FileNotFoundError:
+        abort(404, description="That file isn't one of this job's files.")
+    return send_file(path, as_attachment=True, download_name=name, max_age=0)
+
+
+@bp.get("/jobs/<job_id>/model")
+@login_required
+def model(job_id: str):  # type: ignore[no-untyped-def]
+    """The student's original model, for the in-browser 3D preview."""
+    detail = _detail(job_id)
+    if detail.model_file is None:
+        abort(404, description="The model file is no longer on the lab's storage.")
+    return send_file(detail.model_file.absolute, mimetype="application/octet-stream", max_age=0)
+
+
+@bp.get("/jobs/<job_id>/thumbnail.png")
+@login_required
+def thumbnail(job_id: str):  # type: ignore[no-untyped-def]
+    job = db().get(Job, job_id)
+    if job is None or job.analysis is None or not job.analysis.thumbnail_png:
+        abort(404)
+    response = Response(job.analysis.thumbnail_png, mimetype="image/png")
+    response.headers["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+@bp.post("/jobs/<job_id>/notes")
+@login_required
+def notes(job_id: str):  # type: ignore[no-untyped-def]
+    """Autosave of the notes box (JSON answer for the script; a redirect for a plain form post)."""
+    try:
+        job_desk.update_notes(db(), job_id, request.form.get("notes", ""), actor=_actor())
+    except ValidationError as exc:
+        return _answer(job_id, ok=False, message=" ".join(exc.errors.values()), status=422)
+    except NotFound:
+        abort(404)
+    return _answer(job_id, ok=True, message="Notes saved.")
+
+
+@bp.post("/jobs/<job_id>/reviewed")
+@login_required
+def reviewed(job_id: str):  # type: ignore[no-untyped-def]
+    try:
+        job_desk.mark_reviewed(db(), job_id, request.form.get("reviewed") != "0", actor=_actor())
+    except ValidationError as exc:
+        return _answer(job_id, ok=False, message=" ".join(exc.errors.values()), status=422)
+    except NotFound:
+        abort(404)
+    return _answer(
+        job_id,
+        ok=True,
+        message="Marked as reviewed." if request.form.get("reviewed") != "0" else "Marked as new.",
+    )
+
+
+@bp.post("/jobs/<job_id>/files")
+@login_required
+def attach(job_id: str):  # type: ignore[no-untyped-def]
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return _answer(job_id, ok=False, message="Choose a file to add.", status=422)
+    try:
+        name = job_desk.attach_file(
+            db(), lab().storage, job_id, upload.stream, upload.filename,
+            actor=_actor(), max_bytes=upload_limit_bytes(),
+        )  # fmt: skip
+    except (ValidationError, TooLarge) as exc:
+        message = " ".join(exc.errors.values()) if isinstance(exc, ValidationError) else str(exc)
+        return _answer(job_id, ok=False, message=message, status=422)
+    except NotFound:
+        abort(404)
+    return _answer(job_id, ok=True, message=f"Added {name}.")
+
+
+@bp.post("/jobs/<job_id>/lock")
+@login_required
+def take_lock(job_id: str):  # type: ignore[no-untyped-def]
+    """Taken when an action dialog opens, extended by its heartbeat."""
+    try:
+        until = locks.take(db(), job_id, actor=_actor())
+    except ConflictError as exc:
+        return jsonify({"ok": False, "message": str(exc)}), 409
+    except ValidationError as exc:
+        return jsonify({"ok": False, "message": " ".join(exc.errors.values())}), 422
+    except NotFound:
+        abort(404)
+    return jsonify({"ok": True, "until": until.isoformat() + "Z"})
+
+
+@bp.post("/jobs/<job_id>/unlock")
+@login_required
+def release_lock(job_id: str):  # type: ignore[no-untyped-def]
+    try:
+        locks.release(db(), job_id, actor=_actor())
+    except NotFound:
+        abort(404)
+    return jsonify({"ok": True})
+
+
+@bp.route("/jobs/<job_id>/act/<action>", methods=["GET", "POST"])
+@login_required
+def act(job_id: str, action: str):  # type: ignore[no-untyped-def]
+    spec = ACTIONS.get(action) or abort(404)
+    detail = _detail(job_id)
+    errors: dict[str, str] = {}
+    conflict = None
+    if request.method == "POST":
+        try:
+            spec.run(db(), lab().storage, detail.job, _actor(), _expected(), request.form)
+        except ValidationError as exc:
+            errors = exc.errors
+        except (ConflictError, InvalidTransition) as exc:
+            conflict = str(exc)
+        except NotAllowed as exc:
+            abort(403, description=str(exc))
+        except ServiceError as exc:
+            conflict = str(exc)
+        else:
+            flash(f"{spec.label}: done for job {detail.simple_id}.")
+            return redirect(url_for("jobs.show", job_id=job_id), 303)
+        detail = _detail(job_id)  # show the job as it is now
+    elif detail.status not in spec.statuses:
+        conflict = f"This job is {detail.status.label}; “{spec.label}” isn't possible now."
+    status_code = 409 if conflict else (422 if errors else 200)
+    return (
+        render_template(
+            "jobs/act.html",
+            d=detail,
+            spec=spec,
+            staff=_active_staff(),
+            catalog=catalog(),
+            form=request.form,
+            errors=errors,
+            conflict=conflict,
+            extension_of=extension_of,
+            prefill=None,
+        ),
+        status_code,
+    )
+
+
+def _answer(job_id: str, *, ok: bool, message: str, status: int = 200):  # type: ignore[no-untyped-def]
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify({"ok": ok, "message": message}), status
+    flash(message)
+    return redirect(url_for("jobs.show", job_id=job_id), 303)
