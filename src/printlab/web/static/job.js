@@ -89,7 +89,7 @@
           if (!conflict) submit.disabled = false;
         } else {
           lockState.hidden = false;
-          lockState.textContent = "🔒 " + (res[1].message || "Someone else is working on this job.");
+          lockState.textContent = "" + (res[1].message || "Someone else is working on this job.");
           submit.disabled = true;
         }
       })
