@@ -10,13 +10,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import func, inspect, select
 
 from printlab.config import SETTINGS
 from printlab.db import make_engine, schema_is_current, session_factory
@@ -25,25 +24,7 @@ from printlab.models import Job, Staff, Workstation
 from printlab.services import workstations
 from printlab.services.storage import Storage
 
-from .conftest import _admin_engine, _pg_url
-
 PRINTLAB = Path(sys.executable).with_name("printlab")
-
-
-@pytest.fixture
-def empty_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    """A reachable database with no tables, on the parametrised backend."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    name = f"printlab_e_{uuid.uuid4().hex[:12]}"
-    admin = _admin_engine()
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield _pg_url(name)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def _clean_env(values: dict[str, str]) -> dict[str, str | None]:

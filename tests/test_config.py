@@ -4,37 +4,17 @@ from __future__ import annotations
 
 import re
 import stat
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 
 from printlab.config import SETTINGS, ConfigError, load
 from printlab.db import make_engine
 from printlab.web.app import create_app
 
-from .conftest import _admin_engine, _pg_url
-
 README = Path(__file__).resolve().parents[1] / "README.md"
 GOOD_SECRET = "a-production-secret-that-is-long-enough-for-us"
-
-
-@pytest.fixture
-def empty_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    """A reachable database with no tables, on the parametrised backend."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    name = f"printlab_e_{uuid.uuid4().hex[:12]}"
-    admin = _admin_engine()
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield _pg_url(name)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def _one_line(exc: pytest.ExceptionInfo[ConfigError]) -> str:
