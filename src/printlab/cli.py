@@ -244,3 +244,79 @@ def worker_command(once: bool, poll: float) -> None:
             worker.stop()
     finally:
         engine.dispose()
+
+
+@main.command("archive")
+@click.option("--dry-run", is_flag=True, help="Only show how many jobs would be archived.")
+@_friendly
+def archive_command(dry_run: bool) -> None:
+    """Archive jobs past the retention period (Paid & Picked Up or Rejected for 90 days, by default)."""
+    from printlab.services import sweeps
+
+    settings = _config()
+    with _session(settings) as session:
+        preview = sweeps.archive_preview(session)
+        click.echo(
+            f"{preview.total} job(s) reached their final status before {preview.cutoff:%Y-%m-%d %H:%M} UTC "
+            f"({preview.after_days} days ago): "
+            + ", ".join(f"{count} {status}" for status, count in preview.by_status.items())
+        )
+        if dry_run or not preview.total:
+            return
+        storage = _storage(settings)
+        archived = 0
+        while True:  # in batches, as the worker does, until nothing is left
+            done = sweeps.archive_due(session, storage)
+            archived += done
+            if done == 0:
+                break
+        click.echo(f"Archived {archived} job(s).")
+
+
+@main.group()
+def mail() -> None:
+    """The outbox: what waits, what failed, sending now, retrying by hand."""
+
+
+@mail.command("status")
+@_friendly
+def mail_status() -> None:
+    """Counts of waiting and failed emails, and each failed one with its error."""
+    from printlab.services import mail as mail_service
+
+    with _session(_config()) as session:
+        view = mail_service.overview(session)
+        click.echo(f"Waiting: {view.backlog.pending}  Failed: {view.backlog.failed}")
+        for row in view.failed:
+            message = row.message
+            click.echo(f"{message.id}\t{message.template}\tjob {row.simple_id}\t{message.last_error or ''}")
+
+
+@mail.command("send")
+@_friendly
+def mail_send() -> None:
+    """Deliver every email that is due now (what the worker does on each tick)."""
+    from printlab.services import mail as mail_service
+    from printlab.worker import worker_id
+
+    settings = _config()
+    mailer = mail_service.Mailer.from_config(settings, identity=worker_id("cli-mail"))
+    with _session(settings) as session:
+        report = mail_service.deliver_due(session, mailer, run_seconds=3600)
+    click.echo(
+        f"Sent {report.sent}, will retry {report.retrying}, failed {report.failed}, "
+        f"not needed any more {report.cancelled}."
+    )
+
+
+@mail.command("retry")
+@click.argument("outbox_id", type=int)
+@click.option("--as", "acting_as", required=True, help="The staff member retrying it.")
+@_friendly
+def mail_retry(outbox_id: int, acting_as: str) -> None:
+    """Send a failed email again (the worker picks it up within a second)."""
+    from printlab.services import mail as mail_service
+
+    with _session(_config()) as session:
+        message = mail_service.retry(session, outbox_id, staff=acting_as)
+    click.echo(f"Email {message.id} ({message.template}) is queued again.")

@@ -47,8 +47,11 @@ def handlers_for(storage: Storage) -> dict[str, tasks.Handler]:
 
 
 def periodic_for(config: Config, storage: Storage) -> list[Callable[[Session], object]]:
-    """Work the worker does on every tick besides tasks: sweeps and email delivery."""
-    return []
+    """Work the worker does on every tick besides tasks: the lab's sweeps (at most once a minute),
+    then email delivery (every tick, cheap when nothing is due). Each catches its own errors."""
+    from printlab.services import mail, sweeps
+
+    return [sweeps.Sweeper(storage), mail.Deliverer.from_config(config)]
 
 
 def build_worker(config: Config, sessions: sessionmaker[Session], storage: Storage, *, kind: str) -> Worker:

@@ -13,13 +13,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from printlab.clock import utcnow
-from printlab.models import OutboxMessage, OutboxStatus, Task, TaskStatus, WorkerHeartbeat
+from printlab.models import Task, TaskStatus, WorkerHeartbeat
+from printlab.services import mail
 from printlab.services.storage import Storage, StorageError
 
 log = logging.getLogger(__name__)
 
 #: A worker that hasn't been heard from for this long is reported as stale.
 WORKER_STALE = timedelta(minutes=2)
+#: An email due for this long without being sent means delivery is stuck (server down, no worker).
+OUTBOX_STALE = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -34,17 +37,13 @@ def check(engine: Engine, storage: Storage) -> Health:
     try:
         with Session(engine) as session:
             session.execute(text("SELECT 1"))
-            backlog = session.scalar(
-                select(func.count())
-                .select_from(OutboxMessage)
-                .where(OutboxMessage.status == OutboxStatus.PENDING)
-            )
+            mail_backlog = mail.backlog(session)
             last_beat = session.scalar(select(func.max(WorkerHeartbeat.last_seen)))
             tasks_due = session.scalar(
                 select(func.count()).select_from(Task).where(Task.status == TaskStatus.PENDING)
             )
         components["database"] = {"status": "ok", "backend": engine.dialect.name}
-        components["outbox"] = {"status": "ok", "pending": backlog}
+        components["outbox"] = _outbox_state(mail_backlog)
         components["worker"] = _worker_state(last_beat, tasks_due or 0)
     except SQLAlchemyError as exc:
         # /healthz is public: the driver's message (host, port, database name) goes to the log only.
@@ -69,3 +68,15 @@ def _worker_state(last_beat: datetime | None, tasks_due: int) -> dict[str, Any]:
     age = (utcnow() - last_beat).total_seconds()
     state = "ok" if age <= WORKER_STALE.total_seconds() else "stale"
     return {"status": state, "last_seen_seconds_ago": round(age), "tasks_pending": tasks_due}
+
+
+def _outbox_state(backlog: mail.Backlog) -> dict[str, Any]:
+    # Like the worker, mail trouble never turns /healthz red (staff can go on working and nothing
+    # is lost); "degraded" is for monitoring: failed emails, or due ones not going out.
+    stuck = backlog.oldest_due_seconds > OUTBOX_STALE.total_seconds()
+    return {
+        "status": "degraded" if backlog.failed or stuck else "ok",
+        "pending": backlog.pending,
+        "failed": backlog.failed,
+        "oldest_due_seconds": backlog.oldest_due_seconds,
+    }

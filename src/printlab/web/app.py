@@ -110,6 +110,7 @@ def _start_worker(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from printlab.web.admin_mail.routes import bp as admin_mail_bp
     from printlab.web.auth.routes import bp as auth_bp
     from printlab.web.dashboard.routes import bp as dashboard_bp
     from printlab.web.home import bp as home_bp
@@ -121,6 +122,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(jobs_bp)
     app.register_blueprint(student_bp)
+    app.register_blueprint(admin_mail_bp)
     app.add_url_rule("/healthz", "healthz", _healthz)
     csrf.exempt("printlab.web.app._healthz")
 

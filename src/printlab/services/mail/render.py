@@ -1,0 +1,218 @@
+"""Turning an outbox row into the student's email: subject, plain text and HTML from the mail templates.
+
+The worker has no Flask request, so the templates are rendered by a Jinja2 environment of their
+own (HTML autoescaped); every link is absolute, built from PRINTLAB_BASE_URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, parseaddr
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from printlab.clock import to_lab_time
+from printlab.domain.catalog import Catalog
+from printlab.models import Job
+from printlab.services.references import make_reference
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "mail_templates"
+
+_environment = Environment(
+    loader=FileSystemLoader(TEMPLATE_DIR),
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+    undefined=StrictUndefined,  # a missing value is a bug to see in the tests, not a blank in an email
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class Links:
+    """What absolute links are made of."""
+
+    base_url: str
+    secret_key: str
+
+    def status(self, job_id: str) -> str:
+        return f"{self.base_url}/status/{make_reference(self.secret_key, job_id)}"
+
+    def confirm(self, token: str) -> str:
+        return f"{self.base_url}/confirm/{token}"
+
+    def submit(self) -> str:
+        return f"{self.base_url}/submit"
+
+
+# -- words and numbers the way a student reads them ----------------------------------------------
+
+
+def lab_datetime(moment: datetime, zone: str) -> str:
+    """'Thursday, November 26, 2026 at 2:30 PM CST' for a naive-UTC time, in the lab's zone."""
+    local = to_lab_time(moment, zone)
+    hour = local.hour % 12 or 12
+    noon = "AM" if local.hour < 12 else "PM"
+    return f"{local:%A, %B} {local.day}, {local.year} at {hour}:{local:%M} {noon} {local:%Z}"
+
+
+def lab_date(moment: datetime, zone: str) -> str:
+    """'Friday, December 25, 2026' in the lab's zone."""
+    local = to_lab_time(moment, zone)
+    return f"{local:%A, %B} {local.day}, {local.year}"
+
+
+def money(value: object) -> str:
+    try:
+        amount = Decimal(str(value)).quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError):
+        return str(value)
+    return f"${amount:,}"
+
+
+def _number(value: float | None, unit: str) -> str | None:
+    if value is None:
+        return None
+    text = f"{value:.1f}".rstrip("0").rstrip(".")
+    return f"{text} {unit}"
+
+
+def _first_name(full_name: str | None) -> str:
+    words = (full_name or "").split()
+    return words[0] if words else "there"
+
+
+# -- subjects ------------------------------------------------------------------------------------
+
+_SUBJECTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "receipt": lambda c: f"We received your 3D print request (job {c['simple_id']})",
+    "quote": lambda c: f"Your 3D print quote: {c['job']['cost']} — please confirm (job {c['simple_id']})",
+    "confirmed": lambda c: f"Thanks — your 3D print is in the queue (job {c['simple_id']})",
+    "rejected": lambda c: f"We couldn't print your model as sent (job {c['simple_id']})",
+    "ready_for_pickup": lambda c: f"Your 3D print is ready for pickup (job {c['simple_id']})",
+    "pickup_reminder": lambda c: (
+        f"Last reminder: please pick up your 3D print by {c['hold_until_date']} (job {c['simple_id']})"
+        if c["final"]
+        else f"Reminder: your 3D print is waiting for you (job {c['simple_id']})"
+    ),
+    "quote_expired": lambda c: f"Your 3D print quote link has expired (job {c['simple_id']})",
+    "payment_receipt": lambda c: f"Receipt: {c['charged']} for your 3D print (job {c['simple_id']})",
+}
+
+TEMPLATES = tuple(_SUBJECTS)
+
+
+def message_context(
+    template: str,
+    *,
+    job: Job,
+    simple_id: str,
+    catalog: Catalog,
+    links: Links,
+    extra: Mapping[str, Any] | None = None,
+    completed_at: datetime | None = None,
+    charged_usd: str | None = None,
+) -> dict[str, Any]:
+    """Everything the template shows, from plain values (no database): the snapshot tests call it too.
+
+    `extra` is the outbox row's context (the quote's raw token and expiry, a reminder's number);
+    `completed_at` is when the job became ready for pickup; `charged_usd` what was paid.
+    """
+    if template not in _SUBJECTS:
+        raise ValueError(f"unknown email template {template!r}")
+    extra = extra or {}
+    lab = catalog.lab
+    zone = lab.time_zone
+    context: dict[str, Any] = {
+        "lab": lab,
+        "name": _first_name(job.student_name),
+        "simple_id": simple_id,
+        "status_url": links.status(job.id),
+        "submit_url": links.submit(),
+        "job": {
+            "file": job.original_filename or job.display_name or "your model",
+            "method": job.material,
+            "color": job.color,
+            "printer": job.printer,
+            "weight": _number(job.weight_g, "g"),
+            "hours": _number(job.time_hours, "h"),
+            "cost": money(job.cost_usd) if job.cost_usd is not None else None,
+        },
+        "hold_days": lab.hold_days,
+    }
+    if template == "quote":
+        expires = datetime.fromisoformat(str(extra["expires_at"]))
+        context["confirm_url"] = links.confirm(str(extra["token"]))
+        context["expires_at"] = lab_datetime(expires, zone)
+    if template == "rejected":
+        recorded = job.reject_reasons if isinstance(job.reject_reasons, dict) else {}
+        context["reasons"] = list(recorded.get("reasons") or [])
+        context["other_reason"] = recorded.get("other") or None
+    if template in ("ready_for_pickup", "pickup_reminder"):
+        if completed_at is None:
+            raise ValueError(f"{template} needs the time the print was completed")
+        hold_until = completed_at + timedelta(days=lab.hold_days)
+        context["hold_until_date"] = lab_date(hold_until, zone)
+        context["completed_date"] = lab_date(completed_at, zone)
+    if template == "pickup_reminder":
+        context["final"] = bool(extra.get("final"))
+    if template == "payment_receipt":
+        if charged_usd is None:
+            raise ValueError("payment_receipt needs the amount charged")
+        context["charged"] = money(charged_usd)
+    return context
+
+
+def render(template: str, context: Mapping[str, Any]) -> RenderedEmail:
+    """Subject, text and HTML of one message. Raises jinja2 errors for a broken template."""
+    text = _environment.get_template(f"{template}.txt").render(context)
+    html = _environment.get_template(f"{template}.html").render(context)
+    return RenderedEmail(subject=_SUBJECTS[template](context), text=text, html=html)
+
+
+def sender_for(mail_from: str | None, catalog: Catalog) -> tuple[str, str]:
+    """(From header, envelope address): PRINTLAB_MAIL_FROM, or the lab's name and contact address."""
+    header = mail_from or formataddr((catalog.lab.name, catalog.lab.contact_email))
+    return header, parseaddr(header)[1]
+
+
+def build_message(
+    rendered: RenderedEmail,
+    *,
+    sender: str,
+    reply_to: str,
+    recipient: str,
+    message_id: str,
+    date: datetime,
+    template: str,
+    outbox_id: int,
+) -> EmailMessage:
+    """A multipart/alternative message (plain text first, HTML preferred by mail programs)."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = recipient
+    message["Reply-To"] = reply_to
+    message["Subject"] = rendered.subject
+    message["Date"] = format_datetime(date.replace(tzinfo=UTC))
+    message["Message-ID"] = message_id
+    # RFC 3834: an automatic message; out-of-office robots shouldn't answer it.
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Auto-Response-Suppress"] = "All"
+    message["X-PrintLab-Template"] = template
+    message["X-PrintLab-Outbox-Id"] = str(outbox_id)
+    message.set_content(rendered.text, cte="quoted-printable")
+    message.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
+    return message

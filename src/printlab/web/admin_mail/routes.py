@@ -1,0 +1,158 @@
+"""Admin routes for email and retention: read the outbox and mail folder, retry a failed email, archive old jobs."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from markupsafe import Markup, escape
+
+from printlab.clock import to_lab_time
+from printlab.services import mail, sweeps
+from printlab.services.errors import NotAllowed, NotFound, ValidationError
+from printlab.services.mail import folder
+from printlab.services.staff import list_staff
+from printlab.services.workflow import Actor
+from printlab.web.auth.guard import admin_required, current_workstation
+from printlab.web.context import catalog, db, lab
+
+bp = Blueprint(
+    "admin_mail",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/admin/mail/static",
+)
+
+FOLDER_PAGE = 50
+#: What staff call each kind of email.
+TEMPLATE_NAMES = {
+    "receipt": "Receipt",
+    "quote": "Quote",
+    "confirmed": "Confirmation received",
+    "rejected": "Rejection",
+    "ready_for_pickup": "Ready for pickup",
+    "pickup_reminder": "Pickup reminder",
+    "quote_expired": "Quote expired",
+    "payment_receipt": "Payment receipt",
+}
+_URL = re.compile(r"https?://[^\s<>\"']+")
+#: The HTML version of a mail-folder message is shown as its own document: no scripts, no requests
+#: anywhere, inline styles only (as email clients allow), links open normally.
+_MESSAGE_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+)
+
+
+def _actor() -> Actor:
+    workstation = current_workstation()
+    return Actor(
+        (request.form.get("acting_as") or "").strip() or None, workstation.id if workstation else None
+    )
+
+
+def _when() -> object:
+    """Formats a naive-UTC time in the lab's time zone, for the templates."""
+    zone = catalog().lab.time_zone
+    return lambda moment: to_lab_time(moment, zone).strftime("%a %d %b %Y, %H:%M %Z") if moment else "—"
+
+
+def linkify(text: str) -> Markup:
+    """Plain text with its web addresses made clickable, everything else escaped."""
+    parts: list[str] = []
+    position = 0
+    for match in _URL.finditer(text):
+        url = match.group(0).rstrip(".,;:)")
+        parts.append(str(escape(text[position : match.start()])))
+        parts.append(f'<a href="{escape(url)}">{escape(url)}</a>')
+        position = match.start() + len(url)
+    parts.append(str(escape(text[position:])))
+    return Markup("".join(parts))  # noqa: S704 - every piece above is escaped
+
+
+@bp.get("/admin/mail")
+@admin_required
+def index():  # type: ignore[no-untyped-def]
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    config = lab().config
+    messages, total = folder.list_messages(
+        config.mail_dir, limit=FOLDER_PAGE, offset=(page - 1) * FOLDER_PAGE
+    )
+    return render_template(
+        "admin_mail/index.html",
+        view=mail.overview(db()),
+        transport=mail.transport_for(config).description,
+        uses_folder=config.smtp is None,
+        folder_messages=messages,
+        folder_total=total,
+        page=page,
+        pages=max(1, -(-total // FOLDER_PAGE)),
+        staff=list_staff(db(), active_only=True),
+        when=_when(),
+        template_names=TEMPLATE_NAMES,
+    )
+
+
+@bp.post("/admin/mail/<int:outbox_id>/retry")
+@admin_required
+def retry(outbox_id: int):  # type: ignore[no-untyped-def]
+    try:
+        message = mail.retry(db(), outbox_id, staff=_actor().staff)
+    except NotFound:
+        abort(404)
+    except ValidationError as exc:
+        flash(str(exc))
+    else:
+        flash(f"Email {message.id} will be sent again in a moment.")
+    return redirect(url_for("admin_mail.index"), 303)
+
+
+@bp.get("/admin/mail/folder/<name>")
+@admin_required
+def folder_message(name: str):  # type: ignore[no-untyped-def]
+    message = folder.read_message(lab().config.mail_dir, name)
+    if message is None:
+        abort(404)
+    return render_template("admin_mail/message.html", message=message, body=linkify(message.text))
+
+
+@bp.get("/admin/mail/folder/<name>/html")
+@admin_required
+def folder_message_html(name: str):  # type: ignore[no-untyped-def]
+    message = folder.read_message(lab().config.mail_dir, name)
+    if message is None or message.html is None:
+        abort(404)
+    response = Response(message.html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = _MESSAGE_CSP
+    return response
+
+
+@bp.get("/admin/retention")
+@admin_required
+def retention():  # type: ignore[no-untyped-def]
+    return render_template(
+        "admin_mail/retention.html",
+        preview=sweeps.archive_preview(db()),
+        batch=sweeps.ARCHIVE_BATCH,
+        staff=list_staff(db(), active_only=True),
+        when=_when(),
+    )
+
+
+@bp.post("/admin/retention/archive")
+@admin_required
+def archive():  # type: ignore[no-untyped-def]
+    expected = request.form.get("expected_total", type=int)
+    preview = sweeps.archive_preview(db())
+    if expected is None or expected != preview.total:
+        flash(
+            f"The numbers changed since the page was shown: {preview.total} job(s) are due now. Check and try again."
+        )
+        return redirect(url_for("admin_mail.retention"), 303)
+    try:
+        archived = sweeps.archive_due(db(), lab().storage, actor=_actor())
+    except (ValidationError, NotAllowed) as exc:
+        flash(str(exc))
+    else:
+        flash(f"Archived {archived} job(s).")
+    return redirect(url_for("admin_mail.retention"), 303)
