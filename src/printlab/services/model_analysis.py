@@ -39,6 +39,7 @@ def model_path(storage: Storage, job: Job) -> Path | None:
 def run(session: Session, storage: Storage, task: Task) -> None:
     """Analyse the task's job. A model that can't be analysed is recorded as FAILED with the reason;
     a file caught mid-move is retried."""
+    # Imported here: trimesh and numpy take a moment to load, and only the worker needs them.
     from printlab.services.analysis import AnalysisFailed, analyse_with_thumbnail
 
     job = session.get(Job, task.job_id)

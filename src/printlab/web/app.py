@@ -87,6 +87,8 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: Config | No
     _register_errors(app)
     app.after_request(_security_headers)
     app.context_processor(_page_context)
+    app.add_template_filter(_grams, "grams")
+    app.add_template_filter(_volume, "volume")
     app.before_request(_refuse_oversized_uploads)
     return app
 
@@ -112,6 +114,7 @@ def _start_worker(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from printlab.web.admin_mail.routes import bp as admin_mail_bp
     from printlab.web.auth.routes import bp as auth_bp
+    from printlab.web.confirm.routes import bp as confirm_bp
     from printlab.web.dashboard.routes import bp as dashboard_bp
     from printlab.web.home import bp as home_bp
     from printlab.web.jobs.routes import bp as jobs_bp
@@ -122,9 +125,25 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(jobs_bp)
     app.register_blueprint(student_bp)
+    app.register_blueprint(confirm_bp)
     app.register_blueprint(admin_mail_bp)
     app.add_url_rule("/healthz", "healthz", _healthz)
     csrf.exempt("printlab.web.app._healthz")
+
+
+def _grams(value: float | None) -> str:
+    """'42 g', '3.5 g', 'under 1 g' — as precise as a person needs."""
+    if value is None:
+        return "—"
+    if value < 1:
+        return "under 1 g"
+    return f"{value:.1f} g" if value < 10 else f"{value:,.0f} g"
+
+
+def _volume(mm3: float | None) -> str:
+    if mm3 is None:
+        return "—"
+    return f"{mm3:,.1f} mm³" if mm3 < 1000 else f"{mm3 / 1000:,.1f} cm³"
 
 
 def _page_context() -> dict[str, Any]:

@@ -58,12 +58,13 @@ class HashingUpload(io.RawIOBase):
         return self._file.tell()
 
     def flush(self) -> None:
-        self._file.flush()
+        if not self._file.closed:
+            self._file.flush()
 
     def close(self) -> None:
+        super().close()  # flushes first, through flush() above
         if not self._file.closed:
             self._file.close()
-        super().close()
 
     def received(self) -> ReceivedFile:
         """Finish writing and hand the file over as a ReceivedFile (the caller then owns it)."""

@@ -12,6 +12,7 @@ from printlab.domain.submission import clean_filename, validate_submission
 from printlab.models import Job
 from printlab.services import submissions
 from printlab.services.errors import ValidationError
+from printlab.services.model_files import ModelRejected, check_model
 from printlab.services.references import make_reference, read_reference
 from printlab.services.student_status import student_view
 from printlab.web.context import catalog, db, lab
@@ -80,8 +81,6 @@ def submit():  # type: ignore[no-untyped-def]
         errors["file"] = "This file is empty. Choose your model file again."
     if errors or submission is None or not isinstance(stream, HashingUpload):
         return _render_form(values, errors, 422)
-
-    from printlab.services.model_files import ModelRejected, check_model
 
     received = stream.received()
     try:
