@@ -292,3 +292,21 @@ class WorkerHeartbeat(Base):
     worker_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     last_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+
+
+class AdminLogEntry(Base):
+    """Append-only record of admin actions that concern no single job (staff, workstations, catalog).
+
+    Like events, the database refuses UPDATE and DELETE on it.
+    """
+
+    __tablename__ = "admin_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    timestamp: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False, index=True)
+    #: What was done: StaffAdded, StaffDeactivated, StaffReactivated, WorkstationAdded,
+    #: WorkstationPasswordReset, WorkstationAdminChanged, CatalogChanged, BannerChanged, ...
+    action: Mapped[str] = mapped_column(String(50), nullable=False)
+    details: Mapped[Any | None] = mapped_column(JSON, nullable=True)
+    triggered_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    workstation_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
