@@ -1,0 +1,1 @@
+"""The student's quote page, reached from the link in the quote email."""

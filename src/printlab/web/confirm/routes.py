@@ -1,0 +1,99 @@
+"""The quote page behind the emailed link: GET only shows, POST confirms or asks for a fresh link.
+
+Email scanners pre-fetch links, so nothing here changes state on GET. The token is a capability in
+the URL: every answer forbids caching and Referer headers, and an unusable link gets one plain
+page that says nothing about why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, render_template
+
+from printlab.clock import utcnow
+from printlab.models import Job
+from printlab.services import workflow
+from printlab.services.errors import ValidationError
+from printlab.services.references import make_reference
+from printlab.services.student_status import student_view
+from printlab.services.workflow import Actor, ConfirmOutcome
+from printlab.web.context import catalog, db, lab
+from printlab.web.limits import limiter
+
+bp = Blueprint("confirm", __name__, template_folder="templates")
+
+#: POSTs (confirm and new-link together) one client address may make; a person needs two or three.
+POST_LIMIT = "20 per hour"
+_post_limit = limiter.shared_limit(POST_LIMIT, scope="confirm-post")
+
+_TEMPLATES = {
+    None: "confirm/quote.html",
+    ConfirmOutcome.CONFIRMED: "confirm/confirmed.html",
+    ConfirmOutcome.ALREADY_CONFIRMED: "confirm/already_confirmed.html",
+    ConfirmOutcome.EXPIRED: "confirm/expired.html",
+}
+
+
+@bp.after_request
+def _keep_the_token_private(response: Response) -> Response:
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.errorhandler(429)
+def _too_many(_exc: Exception):  # type: ignore[no-untyped-def]
+    return render_template("confirm/too_many.html"), 429
+
+
+@bp.get("/confirm/<token>")
+def show(token: str):  # type: ignore[no-untyped-def]
+    job = workflow.find_by_token(db(), token)
+    return _page(workflow.token_state(job, utcnow()), job, token)
+
+
+@bp.post("/confirm/<token>")
+@_post_limit
+def confirm(token: str):  # type: ignore[no-untyped-def]
+    result = workflow.confirm(db(), lab().storage, token)
+    return _page(result.outcome, result.job, token)
+
+
+@bp.post("/confirm/<token>/new-link")
+@_post_limit
+def new_link(token: str):  # type: ignore[no-untyped-def]
+    """An expired link asks for a fresh one (the service allows a student one an hour per job)."""
+    job = workflow.find_by_token(db(), token)
+    state = workflow.token_state(job, utcnow())
+    if state != ConfirmOutcome.EXPIRED or job is None:
+        return _page(state, job, token)  # nothing to renew: show what this link does now
+    try:
+        job = workflow.resend_quote(db(), job.id, actor=Actor.student())
+    except ValidationError as exc:
+        # Too soon after the last link, or the job left Pending meanwhile: say which applies now.
+        db().expire_all()
+        job = workflow.find_by_token(db(), token)
+        state = workflow.token_state(job, utcnow())
+        if state != ConfirmOutcome.EXPIRED:
+            return _page(state, job, token)
+        return _page(state, job, token, error=exc.errors.get("job", str(exc)), status=429)
+    return render_template("confirm/new_link_sent.html", **_context(job))
+
+
+def _page(
+    state: ConfirmOutcome | None, job: Job | None, token: str, *, error: str | None = None, status: int = 200
+):  # type: ignore[no-untyped-def]
+    if job is None or state not in _TEMPLATES:
+        return render_template("confirm/invalid.html", lab_details=catalog().lab), 404
+    return render_template(_TEMPLATES[state], token=token, error=error, **_context(job)), status
+
+
+def _context(job: Job) -> dict[str, Any]:
+    cat = catalog()
+    return {
+        "view": student_view(db(), job, cat),
+        "reference": make_reference(lab().config.secret_key, job.id),
+        "lab_details": cat.lab,
+        "link_hours": cat.confirm_link_hours,
+    }
