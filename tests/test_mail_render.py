@@ -1,0 +1,238 @@
+"""Every email's words, checked against reviewed snapshots, and what each one must always carry.
+
+A wording change makes the snapshot test fail and shows the difference; after reviewing it, refresh
+the snapshots with `PRINTLAB_UPDATE_SNAPSHOTS=1 pytest tests/test_mail_render.py` and commit them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime
+from decimal import Decimal
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from printlab.domain.catalog import DEFAULT_CATALOG, LabDetails
+from printlab.models import Job
+from printlab.services import outbox
+from printlab.services.mail.render import (
+    TEMPLATES,
+    Links,
+    build_message,
+    lab_date,
+    lab_datetime,
+    message_context,
+    render,
+)
+from printlab.services.references import read_reference
+
+SNAPSHOTS = Path(__file__).with_name("mail_snapshots")
+UPDATE = os.environ.get("PRINTLAB_UPDATE_SNAPSHOTS") == "1"
+SECRET = "snapshot-secret-key-that-is-long-enough-0123"
+LINKS = Links("https://print.example.edu", SECRET)
+JOB_ID = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+TOKEN = "TOKEN-abcdefghijklmnopqrstuvwxyz0123456789"
+COMPLETED = datetime(2026, 11, 20, 18, 0)  # 12:00 in Chicago
+
+#: The job as each message sees it (fixed data; the status matters to nothing but realism).
+STATUS_FOR = {
+    "receipt": "UPLOADED",
+    "quote": "PENDING",
+    "confirmed": "READYTOPRINT",
+    "rejected": "REJECTED",
+    "ready_for_pickup": "COMPLETED",
+    "pickup_reminder": "COMPLETED",
+    "quote_expired": "PENDING",
+    "payment_receipt": "PAIDPICKEDUP",
+}
+
+
+def fixed_job(template: str, **overrides: object) -> Job:
+    quoted = template not in ("receipt", "rejected")
+    values: dict[str, object] = {
+        "id": JOB_ID,
+        "student_name": "Jane Doe",
+        "student_email": "jane.doe@example.edu",
+        "original_filename": "phone stand v2.stl",
+        "display_name": "JaneDoe_Filament_TrueRed_a1b2c3",
+        "material": "Filament",
+        "color": "True Red",
+        "printer": "Prusa MK4S",
+        "weight_g": 42.0 if quoted else None,
+        "time_hours": 2.5 if quoted else None,
+        "cost_usd": Decimal("4.20") if quoted else None,
+        "status": STATUS_FOR[template],
+        "reject_reasons": {
+            "reasons": ["Walls too thin", "Not scaled correctly"],
+            "other": "The base is 0.2 mm thick.",
+        }
+        if template == "rejected"
+        else None,
+    }
+    values.update(overrides)
+    return Job(**values)
+
+
+def context_for(
+    template: str, *, final: bool = False, catalog=DEFAULT_CATALOG, job: Job | None = None
+) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    return message_context(
+        template,
+        job=job or fixed_job(template),
+        simple_id="a1b2c3",
+        catalog=catalog,
+        links=LINKS,
+        extra={"token": TOKEN, "expires_at": "2026-11-29T20:30:00"}
+        if template == "quote"
+        else {"final": final},
+        completed_at=COMPLETED,
+        charged_usd="4.00",
+    )
+
+
+CASES = [(t, False) for t in TEMPLATES] + [("pickup_reminder", True)]
+
+
+def _case_name(template: str, final: bool) -> str:
+    return f"{template}_final" if final else template
+
+
+def _check_snapshot(name: str, actual: str) -> None:
+    path = SNAPSHOTS / name
+    if UPDATE:
+        SNAPSHOTS.mkdir(exist_ok=True)
+        path.write_text(actual, encoding="utf-8")
+    assert path.is_file(), f"no snapshot {path.name}: run with PRINTLAB_UPDATE_SNAPSHOTS=1 and review it"
+    assert actual == path.read_text(encoding="utf-8"), (
+        f"{path.name} changed; review, then refresh the snapshot"
+    )
+
+
+@pytest.mark.parametrize(("template", "final"), CASES, ids=[_case_name(t, f) for t, f in CASES])
+def test_text_snapshot(template, final):
+    rendered = render(template, context_for(template, final=final))
+    _check_snapshot(f"{_case_name(template, final)}.txt", f"Subject: {rendered.subject}\n\n{rendered.text}")
+
+
+@pytest.mark.parametrize(("template", "final"), CASES, ids=[_case_name(t, f) for t, f in CASES])
+def test_html_snapshot(template, final):
+    rendered = render(template, context_for(template, final=final))
+    _check_snapshot(f"{_case_name(template, final)}.html", rendered.html)
+
+
+def test_every_outbox_template_can_be_rendered():
+    assert set(TEMPLATES) == set(outbox.TEMPLATES)
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_every_message_carries_the_lab_the_job_and_its_status_link(template):
+    rendered = render(template, context_for(template))
+    lab = DEFAULT_CATALOG.lab
+    for body in (rendered.text, rendered.html.replace("&amp;", "&")):
+        for needed in (lab.name, lab.pickup_location, lab.opening_hours, lab.contact_email, "a1b2c3"):
+            assert needed in body, f"{template}: {needed!r} missing"
+        links = re.findall(r"https://print\.example\.edu/status/[^\s\"<]+", body)
+        assert links, f"{template}: no status link"
+        assert {read_reference(SECRET, link.rsplit("/", 1)[1]) for link in links} == {JOB_ID}
+        assert "Jane" in body and "Doe" not in body  # greeted by first name; the email is theirs only
+    assert "a1b2c3" in rendered.subject and "\n" not in rendered.subject
+
+
+def test_the_quote_links_to_its_confirm_page_and_gives_the_expiry_in_the_labs_time_zone():
+    rendered = render("quote", context_for("quote"))
+    confirm = f"https://print.example.edu/confirm/{TOKEN}"
+    assert confirm in rendered.text and f'href="{confirm}"' in rendered.html
+    assert "Sunday, November 29, 2026 at 2:30 PM CST" in rendered.text  # 20:30 UTC in Chicago
+    assert "$4.20" in rendered.subject
+    berlin = DEFAULT_CATALOG.with_changes(lab=LabDetails(time_zone="Europe/Berlin"))
+    assert (
+        "Sunday, November 29, 2026 at 9:30 PM CET"
+        in render("quote", context_for("quote", catalog=berlin)).text
+    )
+
+
+def test_the_rejection_lists_every_reason_and_links_a_fresh_submission():
+    rendered = render("rejected", context_for("rejected"))
+    for reason in ("Walls too thin", "Not scaled correctly", "The base is 0.2 mm thick."):
+        assert f"  - {reason}" in rendered.text and f"<li>{reason}</li>" in rendered.html
+    assert "https://print.example.edu/submit" in rendered.text
+
+
+def test_pickup_messages_give_place_hours_and_the_hold_period():
+    ready = render("ready_for_pickup", context_for("ready_for_pickup"))
+    assert "30 days" in ready.text and "Sunday, December 20, 2026" in ready.text
+    first = render("pickup_reminder", context_for("pickup_reminder"))
+    last = render("pickup_reminder", context_for("pickup_reminder", final=True))
+    assert first.subject.startswith("Reminder:") and last.subject.startswith("Last reminder:")
+    assert "Friday, November 20, 2026" in first.text and "Sunday, December 20, 2026" in last.subject
+
+
+def test_the_expired_quote_notice_says_how_to_get_a_fresh_link_without_the_old_token():
+    rendered = render("quote_expired", context_for("quote_expired"))
+    assert "fresh link" in rendered.text and "/confirm/" not in rendered.text
+    assert "/status/" in rendered.text  # the one link that still works
+
+
+def test_the_payment_receipt_shows_the_amount_charged():
+    rendered = render("payment_receipt", context_for("payment_receipt"))
+    assert "Paid:       $4.00" in rendered.text and "$4.00" in rendered.subject
+
+
+def test_student_data_is_escaped_in_html_and_kept_verbatim_in_text():
+    job = fixed_job("receipt", original_filename='<script>alert("x")</script>.stl', student_name="<b>Eve</b>")
+    rendered = render("receipt", context_for("receipt", job=job))
+    assert "<script>" not in rendered.html and "&lt;script&gt;" in rendered.html
+    assert "<b>Eve</b>" not in rendered.html and "&lt;b&gt;Eve&lt;/b&gt;" in rendered.html
+    assert '<script>alert("x")</script>.stl' in rendered.text
+
+
+def test_a_missing_value_is_an_error_not_a_blank():
+    with pytest.raises(KeyError):
+        message_context(
+            "quote", job=fixed_job("quote"), simple_id="a1b2c3", catalog=DEFAULT_CATALOG, links=LINKS
+        )
+    with pytest.raises(ValueError, match="completed"):
+        message_context(
+            "ready_for_pickup",
+            job=fixed_job("ready_for_pickup"),
+            simple_id="a1b2c3",
+            catalog=DEFAULT_CATALOG,
+            links=LINKS,
+        )
+
+
+def test_times_in_the_labs_zone_across_daylight_saving():
+    assert (
+        lab_datetime(datetime(2026, 7, 1, 17, 5), "America/Chicago")
+        == "Wednesday, July 1, 2026 at 12:05 PM CDT"
+    )
+    assert (
+        lab_datetime(datetime(2026, 1, 1, 5, 59), "America/Chicago")
+        == "Wednesday, December 31, 2025 at 11:59 PM CST"
+    )
+    assert lab_date(datetime(2026, 3, 8, 5, 0), "America/Chicago") == "Saturday, March 7, 2026"
+
+
+def test_the_built_message_is_multipart_alternative_with_stable_headers():
+    rendered = render("receipt", context_for("receipt"))
+    message = build_message(
+        rendered,
+        sender="Makerspace 3D Print Lab <makerspace@example.edu>",
+        reply_to="makerspace@example.edu",
+        recipient="jane.doe@example.edu",
+        message_id="<printlab.7.abc@print.example.edu>",
+        date=datetime(2026, 11, 26, 15, 0),
+        template="receipt",
+        outbox_id=7,
+    )
+    assert message.get_content_type() == "multipart/alternative"
+    parts = [p.get_content_type() for p in message.iter_parts()]
+    assert parts == ["text/plain", "text/html"]  # the last is the one mail programs prefer
+    assert message["Message-ID"] == "<printlab.7.abc@print.example.edu>"
+    assert message["Reply-To"] == "makerspace@example.edu"
+    assert message["Date"] == "Thu, 26 Nov 2026 15:00:00 +0000"
+    body = message.get_body(preferencelist=("plain",))
+    assert isinstance(body, EmailMessage) and "Opening hours: Mon–Fri 9:00–17:00" in body.get_content()
