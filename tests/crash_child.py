@@ -1,8 +1,10 @@
-"""Child process of the crash tests: runs one workflow transition and SIGKILLs itself at a chosen point.
+"""Child process of the crash tests: runs a workflow transition and SIGKILLs itself at a chosen point.
 
-Usage: crash_child.py <transition> <job id> <checkpoint:N | after-commit>, with the PRINTLAB_* variables
-of the test's database and storage in the environment. Prints where it died, then dies; exits 3 if the
-chosen point was never reached.
+Usage: crash_child.py <transition> <job id>@<checkpoint:N | after-commit> ..., with the PRINTLAB_*
+variables of the test's database and storage in the environment. Python and the app are imported
+once; then one forked process per job runs the transition and, at its crash point, prints
+"died <point> <step>" and kills itself. This process prints "exit <point> <code>" for each (-9: it
+was killed as planned; 3: the crash point was never reached).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import traceback
 
 from sqlalchemy.orm import Session
 
@@ -53,35 +56,57 @@ def run_transition(name: str, session: Session, storage: Storage, job_id: str) -
     raise ValueError(f"unknown transition {name!r}")
 
 
-def _die(where: str) -> None:
-    print(where, flush=True)
-    os.kill(os.getpid(), signal.SIGKILL)
+def _crash(name: str, job_id: str, point: str, settings: config.Config) -> int:
+    """In the forked process: arm the crash point, run the transition; 3 if it never crashed."""
 
+    def die(step: str) -> None:
+        print(f"died {point} {step}", flush=True)  # one short write: lines from siblings don't mix
+        os.kill(os.getpid(), signal.SIGKILL)
 
-def main(argv: list[str]) -> int:
-    name, job_id, crash_at = argv
-    settings = config.load()
-    storage = Storage(settings.storage_dir)
-    if crash_at.startswith("checkpoint:"):
-        target = int(crash_at.removeprefix("checkpoint:"))
+    if point.startswith("checkpoint:"):
+        target = int(point.removeprefix("checkpoint:"))
         seen: list[str] = []
 
         def checkpoint(step: str) -> None:
             seen.append(step)
             if len(seen) == target:
-                _die(step)
+                die(step)
 
         storage_module._checkpoint = checkpoint
-    elif crash_at == "after-commit":
+    elif point == "after-commit":
         # FileMove.finish runs right after the commit and removes the sources: die before it does.
-        FileMove.finish = lambda self, *args, **kwargs: _die("after-commit")  # type: ignore[method-assign]
+        FileMove.finish = lambda self, *args, **kwargs: die("after-commit")  # type: ignore[method-assign]
     else:
-        raise ValueError(f"unknown crash point {crash_at!r}")
-    engine = make_engine(settings.database_url)
+        raise ValueError(f"unknown crash point {point!r}")
+    engine = make_engine(settings.database_url)  # after the fork: no connection is shared
     with session_factory(engine)() as session:
-        run_transition(name, session, storage, job_id)
-    print("not reached", flush=True)
+        run_transition(name, session, Storage(settings.storage_dir), job_id)
     return 3
+
+
+def main(argv: list[str]) -> int:
+    name, *targets = argv
+    settings = config.load()
+    children: dict[int, str] = {}
+    for target in targets:
+        job_id, point = target.split("@", 1)
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = _crash(name, job_id, point, settings)
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        children[pid] = point
+    for pid, point in children.items():
+        _, status = os.waitpid(pid, 0)
+        print(f"exit {point} {os.waitstatus_to_exitcode(status)}", flush=True)
+    return 0
 
 
 if __name__ == "__main__":

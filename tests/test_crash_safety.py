@@ -342,6 +342,30 @@ def test_a_fault_during_a_transition_loses_nothing(session, storage, monkeypatch
 # -- SIGKILL in a child process ----------------------------------------------------------------
 
 
+def crash(
+    lab_env: dict[str, str], transition: str, jobs: dict[str, str]
+) -> tuple[dict[str, tuple[int, str | None]], str]:
+    """Run the child on every (crash point → job) at once.
+
+    Returns point → (exit code, step it died at), and the child's stderr for failure messages.
+    """
+    child = subprocess.run(
+        [sys.executable, str(CHILD), transition, *(f"{job_id}@{point}" for point, job_id in jobs.items())],
+        env={**os.environ, **lab_env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == 0, child.stderr
+    died = {}
+    codes = {}
+    for line in child.stdout.splitlines():
+        kind, point, value = line.split(" ", 2)
+        (died if kind == "died" else codes)[point] = value
+    assert set(codes) == set(jobs), child.stdout + child.stderr
+    return {point: (int(codes[point]), died.get(point)) for point in jobs}, child.stderr
+
+
 def checkpoints_of(session, storage, monkeypatch, transition: str) -> list[str]:
     """The checkpoints a transition passes, from a dry run on a job of its own."""
     job_id = prepare(session, storage, transition, 999)
@@ -364,23 +388,9 @@ def test_sigkill_at_any_point_of_a_transition_loses_nothing(
     jobs = {point: prepare(session, storage, transition, i) for i, point in enumerate(crash_points)}
     before = {point: db_state(session, job_id) for point, job_id in jobs.items()}
 
-    # One child per crash point, all at once (each on its own job), to keep the suite fast.
-    env = {**os.environ, **lab_env}
-    children = {
-        point: subprocess.Popen(
-            [sys.executable, str(CHILD), transition, job_id, point],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for point, job_id in jobs.items()
-    }
-    outputs = {point: child.communicate(timeout=120) for point, child in children.items()}
-    for point, child in children.items():
-        stdout, stderr = outputs[point]
-        assert child.returncode == -signal.SIGKILL, f"{point}: exit {child.returncode}\n{stdout}\n{stderr}"
-        assert stdout.strip() == where[point]
+    results, stderr = crash(lab_env, transition, jobs)
+    for point in crash_points:
+        assert results[point] == (-signal.SIGKILL, where[point]), f"{point}\n{stderr}"
 
     report = scan(session, storage)
     same_folder = source.folder is not None and target.folder is None
@@ -407,14 +417,8 @@ def test_sigkill_at_any_point_of_a_transition_loses_nothing(
 def test_a_kill_after_the_commit_leaves_only_copies_in_the_old_folder(session, storage, lab_env):
     job_id = prepare(session, storage, "start_printing", 0)
     old_files = sorted(p.name for p in storage.folder_files("ReadyToPrint"))
-    child = subprocess.run(
-        [sys.executable, str(CHILD), "start_printing", job_id, "after-commit"],
-        env={**os.environ, **lab_env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert child.returncode == -signal.SIGKILL, child.stderr
+    results, stderr = crash(lab_env, "start_printing", {"after-commit": job_id})
+    assert results == {"after-commit": (-signal.SIGKILL, "after-commit")}, stderr
     job = fresh(session, job_id)
     assert job.status == Status.PRINTING
     assert_files_where_the_row_points(storage, job)
