@@ -17,10 +17,10 @@ from printlab.clock import utcnow
 from printlab.db import write_transaction
 from printlab.domain.naming import extension_of
 from printlab.models import Job
+from printlab.services.actors import Actor, require_active_staff
 from printlab.services.errors import ValidationError
 from printlab.services.jobs import add_event, base_name, job_folder, lock_job
 from printlab.services.storage import AlreadyExists, Storage
-from printlab.services.workflow import Actor, _require_active_staff
 
 MAX_NOTES = 10_000
 #: What staff may add beside a model: slicer and project files, and models (a repaired mesh).
@@ -40,7 +40,7 @@ def update_notes(
         raise ValidationError({"notes": f"Notes can be at most {MAX_NOTES:,} characters."})
     now = now or utcnow()
     with write_transaction(session):
-        _require_active_staff(session, actor)
+        require_active_staff(session, actor)
         job = lock_job(session, job_id)
         if (job.notes or "") == text:
             return
@@ -57,7 +57,7 @@ def mark_reviewed(
 ) -> None:
     """Clear (or bring back) the NEW badge: some staff member has looked at this job."""
     with write_transaction(session):
-        _require_active_staff(session, actor)
+        require_active_staff(session, actor)
         lock_job(session, job_id)
         _keep_version(session, job_id, staff_viewed_at=(now or utcnow()) if reviewed else None)
 
@@ -89,7 +89,7 @@ def attach_file(
     placed = None
     try:
         with write_transaction(session):
-            _require_active_staff(session, actor)
+            require_active_staff(session, actor)
             # Under the row lock no move is half-done, so the job's folder is where its files are.
             job = lock_job(session, job_id)
             folder = job_folder(job)

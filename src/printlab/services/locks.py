@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session
 from printlab.clock import utcnow
 from printlab.db import write_transaction
 from printlab.models import Job
+from printlab.services.actors import Actor, require_active_staff, require_admin
 from printlab.services.errors import JobLocked, ValidationError
 from printlab.services.jobs import add_event, lock_job
-from printlab.services.workflow import LOCK_MINUTES, Actor, _require_active_staff, _require_admin
+from printlab.services.workflow import LOCK_MINUTES
 
 
 def _set_lock(session: Session, job_id: str, holder: str | None, until: datetime | None) -> None:
@@ -35,7 +36,7 @@ def take(session: Session, job_id: str, *, actor: Actor, now: datetime | None = 
     """
     now = now or utcnow()
     with write_transaction(session):
-        _require_active_staff(session, actor)
+        require_active_staff(session, actor)
         job = lock_job(session, job_id)
         if job.locked_by and job.locked_by != actor.staff and job.locked_until and job.locked_until > now:
             raise JobLocked(job.locked_by, job.locked_until)
@@ -61,8 +62,8 @@ def break_lock(
     if not text:
         raise ValidationError({"reason": "Give a reason."})
     with write_transaction(session):
-        _require_active_staff(session, actor)
-        _require_admin(session, actor)
+        require_active_staff(session, actor)
+        require_admin(session, actor)
         job = lock_job(session, job_id)
         if not job.locked_by:
             raise ValidationError({"job": "The job is not locked."})

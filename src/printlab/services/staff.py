@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from printlab.clock import utcnow
 from printlab.db import write_transaction
 from printlab.models import Staff
+from printlab.services import admin_log
+from printlab.services.actors import CONSOLE_ACTOR, Actor
 from printlab.services.errors import NotFound, ValidationError
 
 MAX_NAME = 100
@@ -23,19 +27,22 @@ def clean_name(name: str) -> str:
     return cleaned
 
 
-def add_staff(session: Session, name: str) -> Staff:
-    """Add an active staff member. Raises ValidationError if the name is taken or unusable."""
+def add_staff(session: Session, name: str, *, by: Actor | None = None) -> Staff:
+    """Add an active staff member (logged). Raises ValidationError if the name is taken or unusable."""
     name = clean_name(name)
+    by = by or CONSOLE_ACTOR
     with write_transaction(session):
         if session.get(Staff, name) is not None:
             raise ValidationError({"name": f"{name} is already on the staff list."})
         staff = Staff(name=name, is_active=True, added_at=utcnow())
         session.add(staff)
+        admin_log.record(session, "StaffAdded", {"name": name}, staff=by.staff, workstation=by.workstation)
     return staff
 
 
-def set_active(session: Session, name: str, active: bool) -> Staff:
-    """Deactivate (hide from "Acting as", keep on history) or reactivate. Raises NotFound."""
+def set_active(session: Session, name: str, active: bool, *, by: Actor | None = None) -> Staff:
+    """Deactivate (hide from "Acting as", keep on history) or reactivate (logged). Raises NotFound."""
+    by = by or CONSOLE_ACTOR
     with write_transaction(session):
         staff = session.get(Staff, name)
         if staff is None:
@@ -43,7 +50,14 @@ def set_active(session: Session, name: str, active: bool) -> Staff:
         if bool(staff.is_active) != active:
             staff.is_active = active
             staff.deactivated_at = None if active else utcnow()
+            action = "StaffReactivated" if active else "StaffDeactivated"
+            admin_log.record(session, action, {"name": name}, staff=by.staff, workstation=by.workstation)
     return staff
+
+
+def recently_added(staff: Staff, now: datetime, days: int = 7) -> bool:
+    """Newly added names are highlighted in "Acting as" for a week, so people find themselves."""
+    return staff.added_at is not None and now - staff.added_at < timedelta(days=days)
 
 
 def list_staff(session: Session, *, active_only: bool = False) -> list[Staff]:

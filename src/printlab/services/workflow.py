@@ -33,13 +33,13 @@ from printlab.domain.statuses import (
     Transition,
     transition_for,
 )
-from printlab.models import Event, Job, Payment, Staff
+from printlab.models import Event, Job, Payment
 from printlab.services import outbox
+from printlab.services.actors import Actor, require_active_staff, require_admin
 from printlab.services.catalog import load_catalog
-from printlab.services.errors import JobLocked, NotAllowed, StaleJob, ValidationError
+from printlab.services.errors import JobLocked, StaleJob, ValidationError
 from printlab.services.jobs import add_event, base_name, job_folder, lock_job, sidecar_record
 from printlab.services.storage import FileMove, Storage
-from printlab.services.workstations import is_admin_workstation
 
 log = logging.getLogger(__name__)
 
@@ -47,25 +47,6 @@ LOCK_MINUTES = 5
 MAX_REASON = 2000
 #: Slicer and project files staff save beside an upload; the newest is recommended at approval.
 SLICER_EXTENSIONS = (".gcode", ".bgcode", ".gcode.3mf", ".3mf", ".form", ".ctb", ".sl1", ".sl1s")
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts: a staff name picked in "Acting as" and the workstation it was picked on.
-
-    Students and scheduled sweeps act with staff=None; their events have no `triggered_by`.
-    """
-
-    staff: str | None
-    workstation: str | None
-
-    @classmethod
-    def student(cls) -> Actor:
-        return cls(None, None)
-
-    @classmethod
-    def system(cls) -> Actor:
-        return cls(None, None)
 
 
 @dataclass(frozen=True)
@@ -114,19 +95,6 @@ def _check_dialog_lock(job: Job, actor: Actor, now: datetime) -> None:
         raise JobLocked(job.locked_by, job.locked_until)
 
 
-def _require_active_staff(session: Session, actor: Actor) -> None:
-    if not actor.staff:
-        raise ValidationError({"acting_as": "Choose who is acting."})
-    staff = session.get(Staff, actor.staff)
-    if staff is None or not staff.is_active:
-        raise ValidationError({"acting_as": f"{actor.staff} is not on the active staff list."})
-
-
-def _require_admin(session: Session, actor: Actor) -> None:
-    if not is_admin_workstation(session, actor.workstation):
-        raise NotAllowed("Only an admin workstation can do this.")
-
-
 def _next_version(job: Job, now: datetime) -> datetime:
     # updated_at doubles as the job's version, so it must strictly increase even within a microsecond.
     previous = job.updated_at
@@ -156,8 +124,8 @@ def _transition(
     now: datetime | None,
     rule: Callable[[Job], Transition],
     change: Callable[[Job, Transition], _Change],
-    require_staff: bool = True,
-    require_admin: bool = False,
+    needs_staff: bool = True,
+    needs_admin: bool = False,
     honour_dialog_lock: bool = True,
 ) -> Job:
     now = now or utcnow()
@@ -167,10 +135,10 @@ def _transition(
             job = lock_job(session, job_id)
             _check_expected(session, job, expected)
             transition = rule(job)
-            if require_staff:
-                _require_active_staff(session, actor)
-            if require_admin:
-                _require_admin(session, actor)
+            if needs_staff:
+                require_active_staff(session, actor)
+            if needs_admin:
+                require_admin(session, actor)
             if honour_dialog_lock:
                 _check_dialog_lock(job, actor, now)
             source = job.status_enum
@@ -465,7 +433,7 @@ def confirm(session: Session, storage: Storage, token: str, *, now: datetime | N
             now=now,
             rule=rule,
             change=change,
-            require_staff=False,
+            needs_staff=False,
             honour_dialog_lock=False,
         )
     except _TokenChanged:
@@ -509,7 +477,7 @@ def force_confirm(
         now=now,
         rule=_table(Action.FORCE_CONFIRM),
         change=change,
-        require_admin=True,
+        needs_admin=True,
     )
 
 
@@ -747,8 +715,8 @@ def archive(
         now=now,
         rule=_table(Action.ARCHIVE),
         change=lambda job, t: _Change(details={"reason": reason.strip()} if (reason or "").strip() else {}),
-        require_staff=by_staff,
-        require_admin=by_staff,
+        needs_staff=by_staff,
+        needs_admin=by_staff,
         honour_dialog_lock=by_staff,
     )
 
@@ -813,7 +781,7 @@ def override_status(
         now=now,
         rule=rule,
         change=change,
-        require_admin=True,
+        needs_admin=True,
         honour_dialog_lock=False,
     )
 
@@ -840,7 +808,7 @@ def resend_quote(session: Session, job_id: str, *, actor: Actor, now: datetime |
                 {"job": f"Only a Pending job has a quote to resend; this one is {job.status_enum.label}."}
             )
         if actor.staff:
-            _require_active_staff(session, actor)
+            require_active_staff(session, actor)
         elif job.confirmation_last_sent_at and now - job.confirmation_last_sent_at < timedelta(hours=1):
             raise ValidationError(
                 {"job": "A new link was sent less than an hour ago. Please check your email."}

@@ -7,16 +7,16 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from printlab.clock import utcnow
 from printlab.db import write_transaction
 from printlab.models import Workstation
+from printlab.services import admin_log
+from printlab.services.actors import CONSOLE, CONSOLE_ACTOR, Actor, is_admin_workstation  # noqa: F401 - re-exported
 from printlab.services.errors import NotFound, ValidationError
 
-#: Workstation id used for actions typed at the server's console (`printlab` commands). Whoever can
-#: run them already holds the database, so the console counts as an admin workstation.
-CONSOLE = "console"
 MIN_PASSWORD = 10
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}")
 _hasher = PasswordHasher()
@@ -35,7 +35,7 @@ def _check_password(password: str) -> None:
 
 
 def add_workstation(
-    session: Session, workstation_id: str, password: str, *, is_admin: bool = False
+    session: Session, workstation_id: str, password: str, *, is_admin: bool = False, by: Actor | None = None
 ) -> Workstation:
     """Register a lab computer. Raises ValidationError for a bad or taken id or a short password."""
     workstation_id = workstation_id.strip()
@@ -49,24 +49,37 @@ def add_workstation(
             id=workstation_id, password_hash=_hasher.hash(password), is_admin=is_admin, added_at=utcnow()
         )
         session.add(workstation)
+        _log(session, by, "WorkstationAdded", {"workstation": workstation_id, "admin": is_admin})
     return workstation
 
 
-def reset_password(session: Session, workstation_id: str, password: str) -> None:
+def reset_password(session: Session, workstation_id: str, password: str, *, by: Actor | None = None) -> None:
     _check_password(password)
     with write_transaction(session):
         workstation = session.get(Workstation, workstation_id)
         if workstation is None:
             raise NotFound(f"No workstation {workstation_id!r}.")
         workstation.password_hash = _hasher.hash(password)
+        _log(session, by, "WorkstationPasswordReset", {"workstation": workstation_id})
 
 
-def set_admin(session: Session, workstation_id: str, is_admin: bool) -> None:
+def set_admin(session: Session, workstation_id: str, is_admin: bool, *, by: Actor | None = None) -> None:
     with write_transaction(session):
         workstation = session.get(Workstation, workstation_id)
         if workstation is None:
             raise NotFound(f"No workstation {workstation_id!r}.")
-        workstation.is_admin = is_admin
+        if workstation.is_admin != is_admin:
+            workstation.is_admin = is_admin
+            _log(session, by, "WorkstationAdminChanged", {"workstation": workstation_id, "admin": is_admin})
+
+
+def _log(session: Session, by: Actor | None, action: str, details: dict[str, object]) -> None:
+    by = by or CONSOLE_ACTOR
+    admin_log.record(session, action, details, staff=by.staff, workstation=by.workstation)
+
+
+def list_workstations(session: Session) -> list[Workstation]:
+    return list(session.scalars(select(Workstation).order_by(Workstation.id)))
 
 
 def verify_sign_in(session: Session, workstation_id: str, password: str) -> Workstation | None:
@@ -85,10 +98,3 @@ def verify_sign_in(session: Session, workstation_id: str, password: str) -> Work
             workstation.password_hash = _hasher.hash(password)
         workstation.last_login_at = utcnow()
     return workstation
-
-
-def is_admin_workstation(session: Session, workstation_id: str | None) -> bool:
-    if workstation_id == CONSOLE:
-        return True
-    workstation = session.get(Workstation, workstation_id) if workstation_id else None
-    return bool(workstation and workstation.is_active and workstation.is_admin)

@@ -1,0 +1,56 @@
+"""Who acts: a staff name picked in "Acting as" and the workstation it was picked on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from printlab.models import Staff, Workstation
+from printlab.services.errors import NotAllowed, ValidationError
+
+#: Workstation id used for actions typed at the server's console (`printlab` commands). Whoever can
+#: run them already holds the database, so the console counts as an admin workstation.
+CONSOLE = "console"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A staff member at a workstation. Students and scheduled sweeps act with staff=None; their
+    events have no `triggered_by`."""
+
+    staff: str | None
+    workstation: str | None
+
+    @classmethod
+    def student(cls) -> Actor:
+        return cls(None, None)
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(None, None)
+
+
+CONSOLE_ACTOR = Actor(None, CONSOLE)
+
+
+def require_active_staff(session: Session, actor: Actor) -> None:
+    """Raise ValidationError unless the actor names an active staff member."""
+    if not actor.staff:
+        raise ValidationError({"acting_as": "Choose who is acting."})
+    staff = session.get(Staff, actor.staff)
+    if staff is None or not staff.is_active:
+        raise ValidationError({"acting_as": f"{actor.staff} is not on the active staff list."})
+
+
+def is_admin_workstation(session: Session, workstation_id: str | None) -> bool:
+    if workstation_id == CONSOLE:
+        return True
+    workstation = session.get(Workstation, workstation_id) if workstation_id else None
+    return bool(workstation and workstation.is_active and workstation.is_admin)
+
+
+def require_admin(session: Session, actor: Actor) -> None:
+    """Raise NotAllowed unless the actor is at an admin workstation (or the server console)."""
+    if not is_admin_workstation(session, actor.workstation):
+        raise NotAllowed("Only an admin workstation can do this.")
