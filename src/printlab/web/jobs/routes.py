@@ -28,7 +28,7 @@ from printlab.services.errors import (
     ServiceError,
     ValidationError,
 )
-from printlab.services.job_detail import file_for_download, job_detail
+from printlab.services.job_detail import approval_prefill, file_for_download, job_detail
 from printlab.services.staff import list_staff
 from printlab.services.storage import TooLarge
 from printlab.services.workflow import Actor, Expected
@@ -228,7 +228,7 @@ def act(job_id: str, action: str):  # type: ignore[no-untyped-def]
             errors=errors,
             conflict=conflict,
             extension_of=extension_of,
-            prefill=None,
+            prefill=approval_prefill(lab().storage, detail.job, catalog()) if action == "approve" else None,
         ),
         status_code,
     )

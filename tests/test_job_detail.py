@@ -1,0 +1,53 @@
+"""The job page's read model: files, the approval prefill from slicer files, and download checks."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from printlab.domain.catalog import DEFAULT_CATALOG
+from printlab.domain.statuses import Status
+from printlab.services.job_detail import approval_prefill, file_for_download, job_detail
+
+from .conftest import SLICED
+from .factories import make_job
+
+
+def test_approval_is_prefilled_from_the_newest_slicer_file(session, storage):
+    job = make_job(session, storage)
+    assert approval_prefill(storage, job, DEFAULT_CATALOG) is None  # only the student's model so far
+    upload = storage.resolve(job.file_path)
+    shutil.copyfile(
+        SLICED / "prusaslicer_2.1.1_mk3s_body_stripped.gcode", upload.with_name(f"{job.display_name}.gcode")
+    )
+    prefill = approval_prefill(storage, job, DEFAULT_CATALOG)
+    assert (prefill.file, prefill.weight_g, prefill.time_hours) == (f"{job.display_name}.gcode", 21.4, 2.16)
+    assert "PrusaSlicer" in prefill.source
+
+
+def test_grams_are_derived_when_the_slicer_gives_only_length(session, storage):
+    job = make_job(session, storage)
+    target = storage.resolve(job.file_path).with_name(f"{job.display_name}.gcode")
+    shutil.copyfile(SLICED / "cura_5.9.1_marlin_k1max.gcode", target)
+    prefill = approval_prefill(storage, job, DEFAULT_CATALOG)
+    assert prefill.time_hours == round(2848 / 3600, 2)
+    assert prefill.weight_g == pytest.approx(5.0, abs=0.1)  # 1.677 m of 1.75 mm PLA
+
+
+def test_detail_lists_files_with_the_authoritative_one_first(session, storage):
+    job = make_job(session, storage, Status.PENDING)
+    detail = job_detail(session, storage, job.id, DEFAULT_CATALOG)
+    assert detail.files[0].is_authoritative and detail.files[0].relative == job.file_path
+    assert {f.kind for f in detail.files} == {"model", "sidecar"}
+    assert [t.event_type for t in detail.timeline] == ["JobCreated", "StaffApproved", "StatusChanged"]
+
+
+def test_downloads_are_limited_to_the_jobs_own_files(session, storage):
+    job = make_job(session, storage)
+    other = make_job(session, storage, student_email="other@example.edu", student_name="Other Person")
+    own = storage.resolve(job.file_path).name
+    assert file_for_download(storage, job, own).name == own
+    for name in (storage.resolve(other.file_path).name, f"../Pending/{own}", "../../etc/passwd", ""):
+        with pytest.raises(FileNotFoundError):
+            file_for_download(storage, job, name)
