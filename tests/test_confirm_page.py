@@ -303,7 +303,7 @@ def test_a_token_never_moves_a_job_that_is_not_pending(client, session, storage,
     assert before["status"] == Status.UPLOADED.value
 
     # A confirmed job sent back by an admin: its old link shows where it is and moves nothing.
-    confirmed = make_job(session, storage, Status.READYTOPRINT)
+    confirmed = make_job(session, storage, Status.READYTOPRINT, student_email="sam.lee@example.edu")
     old_link = quote_token(session, confirmed.id)
     workflow.override_status(
         session, storage, confirmed.id, actor=admin, target="UPLOADED", reason="Re-slice"

@@ -50,6 +50,14 @@ PAGE = """{% extends "base.html" %}
 <script type="module" src="{{ url_for('static', filename='preview.js') }}"></script>
 {% endblock %}
 """
+MANY = """{% extends "base.html" %}
+{% block content %}
+{% for url, fmt in cases %}
+<div class="model-preview" data-model-url="{{ url }}" data-format="{{ fmt }}" role="img" aria-label="Case {{ loop.index }}"></div>
+{% endfor %}
+<script type="module" src="{{ url_for('static', filename='preview.js') }}"></script>
+{% endblock %}
+"""
 #: Pushes the preview below the fold without an inline style (the CSP refuses those).
 SPACER_CSS = ".spacer { height: 3000px; }"
 
@@ -83,6 +91,11 @@ def _add_test_routes(app):  # type: ignore[no-untyped-def]
             name=request.args.get("name", "model"),
             below_fold="below" in request.args,
         )
+
+    @app.get("/_test/previews")
+    def many_previews():  # type: ignore[no-untyped-def]
+        cases = [case.split("|") for case in request.args.getlist("case")]
+        return render_template_string(MANY, cases=cases)
 
     @app.get("/_test/models/<name>")
     def model_file(name: str):  # type: ignore[no-untyped-def]
@@ -246,27 +259,42 @@ def test_obj_and_3mf_are_drawn(page, base_url, model):
     assert page.errors == []  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize(
-    ("url", "fmt", "message"),
-    [
-        ("/_test/broken", "stl", "couldn't be read as STL"),
-        ("/_test/broken", "3mf", "isn't a valid 3MF"),
-        ("/_test/broken", "obj", "no triangles to show"),
-        ("/_test/models/missing.stl", "stl", "wasn't found"),
-        ("/_test/broken", "step", "no 3D preview for this type of file"),
-    ],
-)
-def test_a_model_that_cannot_be_shown_gets_a_readable_message(page, base_url, url, fmt, message):
-    _open(page, base_url, url, fmt)
-    _wait_state(page, "error")
-    status = page.locator(".model-preview-status")
-    assert status.is_visible()
-    assert message in status.inner_text()
-    assert status.get_attribute("role") == "status"
-    assert page.locator(".model-preview canvas").count() == 0
-    assert page.locator(".model-preview-tools").is_hidden()
-    unexpected = [e for e in page.errors if "404" not in e]  # type: ignore[attr-defined]
-    assert unexpected == []
+#: Files no preview can show, each with the message the person should read instead.
+UNSHOWABLE = [
+    ("/_test/broken", "stl", "couldn't be read as STL"),
+    ("/_test/broken", "3mf", "isn't a valid 3MF"),
+    ("/_test/broken", "obj", "no triangles to show"),
+    ("/_test/models/missing.stl", "stl", "wasn't found"),
+    ("/", "stl", "sent a web page instead of the model"),
+    ("/_test/broken", "step", "no 3D preview for this type of file"),
+]
+
+
+def test_models_that_cannot_be_shown_get_readable_messages(browser, base_url):
+    # All on one tall page: several previews side by side must not disturb each other either.
+    context = browser.new_context(viewport={"width": 1000, "height": 3200})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    cases = "&".join(f"case={url}|{fmt}" for url, fmt, _message in UNSHOWABLE)
+    assert page.goto(f"{base_url}/_test/previews?{cases}").status == 200  # type: ignore[union-attr]
+    previews = page.locator(".model-preview")
+    assert previews.count() == len(UNSHOWABLE)
+    page.wait_for_function(
+        "n => document.querySelectorAll('.model-preview[data-preview-state=error]').length === n",
+        arg=len(UNSHOWABLE),
+        timeout=15_000,
+    )
+    for index, (_url, _fmt, message) in enumerate(UNSHOWABLE):
+        preview = previews.nth(index)
+        status = preview.locator(".model-preview-status")
+        assert status.is_visible()
+        assert message in status.inner_text(), (index, status.inner_text())
+        assert status.get_attribute("role") == "status"
+        assert preview.locator("canvas").count() == 0
+        assert preview.locator(".model-preview-tools").is_hidden()
+    assert errors == []
+    context.close()
 
 
 def test_without_webgl_a_fallback_message_replaces_the_viewer(page, base_url):

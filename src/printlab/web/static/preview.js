@@ -61,7 +61,12 @@ function loadLibrary() {
 }
 
 /** An error whose message is fit to show to the person looking at the page. */
-class PreviewError extends Error {}
+class PreviewError extends Error {
+  constructor(message, state = "error") {
+    super(message);
+    this.state = state; // "error", or "unsupported" when the browser can't draw 3D at all
+  }
+}
 
 let counter = 0;
 
@@ -89,8 +94,7 @@ export function enhance(container) {
 
   const stage = make("div", "model-preview-stage");
   const status = make("p", "model-preview-status");
-  status.id = `${id}-status`;
-  status.setAttribute("role", "status");
+  status.setAttribute("role", "status"); // a live region: it stays in the page, emptied rather than hidden
   const tools = make("div", "model-preview-tools");
   tools.hidden = true;
   const zoomIn = make("button", null, "+");
@@ -116,8 +120,12 @@ export function enhance(container) {
   setState(parts, "waiting", "The 3D preview loads when it comes into view.");
   whenVisible(container, () => {
     start(parts).catch((error) => {
-      showError(parts, error instanceof PreviewError ? error.message : "The 3D preview couldn't be shown.");
-      if (!(error instanceof PreviewError)) console.error(error);
+      if (error instanceof PreviewError) {
+        showError(parts, error.message, error.state);
+      } else {
+        showError(parts, "The 3D preview couldn't be shown.");
+        console.error(error);
+      }
     });
   });
 }
@@ -125,17 +133,15 @@ export function enhance(container) {
 function setState(parts, state, message) {
   parts.container.dataset.previewState = state;
   parts.status.textContent = message || "";
-  parts.status.hidden = !message;
   parts.status.classList.toggle("model-preview-error", state === "error" || state === "unsupported");
 }
 
-function showError(parts, message) {
+function showError(parts, message, state = "error") {
   parts.stage.replaceChildren();
   parts.stage.hidden = true;
   parts.tools.hidden = true;
   parts.help.hidden = true;
-  const unsupported = parts.container.dataset.previewState === "unsupported";
-  setState(parts, unsupported ? "unsupported" : "error", message);
+  setState(parts, state, message);
 }
 
 function whenVisible(element, callback) {
@@ -174,10 +180,10 @@ async function start(parts) {
   const canvas = make("canvas");
   const renderer = createRenderer(lib.THREE, canvas);
   if (renderer === null) {
-    parts.container.dataset.previewState = "unsupported";
     throw new PreviewError(
       "This browser can't show 3D previews (WebGL 2 is turned off or not available). " +
-        "Download the file to look at it in a slicer."
+        "Download the file to look at it in a slicer.",
+      "unsupported"
     );
   }
   let model;
@@ -228,6 +234,10 @@ async function download(url) {
   }
   if (!response.ok) {
     throw new PreviewError(`The server couldn't send the model (HTTP ${response.status}). Try again later.`);
+  }
+  if ((response.headers.get("Content-Type") || "").startsWith("text/html")) {
+    // A sign-in page after a redirect: the session ended while the page was open.
+    throw new PreviewError("The server sent a web page instead of the model; you may need to sign in again.");
   }
   return response.arrayBuffer();
 }
