@@ -48,6 +48,7 @@ def mailer(smtp: SmtpServer) -> mail.Mailer:
 
 
 def outbox_rows(session, job_id=None) -> list[OutboxMessage]:  # type: ignore[no-untyped-def]
+    session.rollback()  # a fresh snapshot: the delivery wrote in its own transactions
     session.expire_all()
     query = select(OutboxMessage).order_by(OutboxMessage.id)
     if job_id is not None:
@@ -58,6 +59,7 @@ def outbox_rows(session, job_id=None) -> list[OutboxMessage]:  # type: ignore[no
 
 
 def sent_events(session, job_id=None) -> list[Event]:  # type: ignore[no-untyped-def]
+    session.rollback()
     query = select(Event).where(Event.event_type == "EmailSent").order_by(Event.id)
     if job_id is not None:
         query = query.where(Event.job_id == job_id)

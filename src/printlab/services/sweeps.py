@@ -204,8 +204,8 @@ def archive_due(
     """
     now = now or utcnow()
     actor = actor or workflow.Actor.system()
-    if actor.staff is not None:
-        member = session.get(Staff, actor.staff)
+    if actor != workflow.Actor.system():  # a person at a workstation: named, active, admin
+        member = session.get(Staff, actor.staff) if actor.staff else None
         if member is None or not member.is_active:
             raise ValidationError({"acting_as": "Choose who is acting (an active staff member)."})
         if not is_admin_workstation(session, actor.workstation):
