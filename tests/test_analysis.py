@@ -97,7 +97,7 @@ def test_analysis_reproduces_the_manifest(row: dict[str, str]) -> None:
     assert [h - lo for lo, h in zip(*result.bounds_mm, strict=True)] == pytest.approx(list(result.extents_mm))
     if volume is None:
         assert result.volume_mm3 is None
-        assert result.weight_g is None and result.cost_usd is None
+        assert result.weight_range_g is None and result.cost_range_usd is None
     else:
         assert result.volume_mm3 == pytest.approx(volume, rel=0.005)
 
@@ -138,8 +138,8 @@ def test_a_model_too_big_for_the_chosen_printer_names_the_ones_it_fits() -> None
 def test_weight_and_cost_ranges_follow_volume_density_and_prices() -> None:
     result = tray(printer="Prusa XL")
     solid_g = 347865.90 / 1000 * 1.24
-    assert result.weight_g == pytest.approx((solid_g * 0.30, solid_g * 0.60), abs=0.01)
-    assert result.cost_usd == (Decimal("12.94"), Decimal("25.88"))  # $0.10/g
+    assert result.weight_range_g == pytest.approx((solid_g * 0.30, solid_g * 0.60), abs=0.01)
+    assert result.cost_range_usd == (Decimal("12.94"), Decimal("25.88"))  # $0.10/g
     assert result.fits_printer is True
     assert result.problems == ()
 
@@ -149,14 +149,14 @@ def test_resin_uses_its_density_and_rate_and_the_form_3() -> None:
     result = analyse(path, ".stl", catalog=DEFAULT_CATALOG, method="Resin", printer="Formlabs Form 3")
     assert result.fits_printer is True
     assert result.fits_other_printers == ()
-    assert result.weight_g == pytest.approx((38.22994 * 1.10 * 0.60, 38.22994 * 1.10), abs=0.01)
-    assert result.cost_usd == (Decimal("5.05"), Decimal("8.41"))  # $0.20/g
+    assert result.weight_range_g == pytest.approx((38.22994 * 1.10 * 0.60, 38.22994 * 1.10), abs=0.01)
+    assert result.cost_range_usd == (Decimal("5.05"), Decimal("8.41"))  # $0.20/g
 
 
 def test_small_models_are_charged_the_minimum() -> None:
     path = MODELS / "stl_binary_20mm_xyz_cube.stl"
     result = analyse(path, ".stl", catalog=DEFAULT_CATALOG, method="Filament", printer="Prusa MK4S")
-    assert result.cost_usd == (Decimal("3.00"), Decimal("3.00"))
+    assert result.cost_range_usd == (Decimal("3.00"), Decimal("3.00"))
 
 
 def test_tiny_models_get_a_units_warning() -> None:
@@ -169,7 +169,7 @@ def test_tiny_models_get_a_units_warning() -> None:
 def test_an_open_mesh_has_no_volume_and_says_why() -> None:
     path = MODELS / "stl_binary_nonwatertight_teapot.stl"
     result = analyse(path, ".stl", catalog=DEFAULT_CATALOG, method="Filament", printer="Prusa MK4S")
-    assert (result.watertight, result.volume_mm3, result.weight_g, result.cost_usd) == (
+    assert (result.watertight, result.volume_mm3, result.weight_range_g, result.cost_range_usd) == (
         False,
         None,
         None,
@@ -208,8 +208,8 @@ def test_a_cost_the_lab_cannot_record_is_reported_not_raised(tmp_path: Path) -> 
     mesh = trimesh.creation.box(extents=(3000, 3000, 3000))  # drawn at full size: 27 m³
     path = write_binary_stl(tmp_path / "room.stl", mesh.triangles)
     result = analyse(path, ".stl", catalog=DEFAULT_CATALOG, method="Filament", printer="Prusa XL")
-    assert result.cost_usd is None
-    assert result.weight_g is not None
+    assert result.cost_range_usd is None
+    assert result.weight_range_g is not None
     assert result.units_warning is not None and "3.0 m across" in result.units_warning
     assert any(p.startswith("The estimated cost can't be quoted:") for p in result.problems)
 
@@ -221,13 +221,14 @@ def test_triangles_with_invalid_coordinates_are_left_out_and_reported(tmp_path: 
     result = analyse(path, ".stl", catalog=DEFAULT_CATALOG, method="Filament", printer="Prusa MK4S")
     assert result.triangles == 12
     assert result.watertight is True
-    assert result.problems[0] == "1 triangles have invalid coordinates and were left out."
+    assert result.problems[0] == "1 triangle has invalid coordinates and was left out."
 
 
 def test_analysis_round_trips_through_json() -> None:
     result = tray()
     data = json.loads(json.dumps(result.to_dict()))
-    assert data["cost_usd"] == ["12.94", "25.88"]
+    assert data["cost_range_usd"] == ["12.94", "25.88"]
+    assert data["fits_printers"] == ["Prusa XL"]
     assert Analysis.from_dict(data) == result
 
 
@@ -252,9 +253,33 @@ def test_a_file_that_is_not_a_model_fails_with_the_upload_message(tmp_path: Path
     assert caught.value.reason == "This .stl file isn't a 3D model (it looks like text)."
 
 
-def test_a_missing_file_fails_cleanly(tmp_path: Path) -> None:
-    with pytest.raises(AnalysisFailed, match="can't be read"):
-        load_mesh(tmp_path / "gone.stl", ".stl")
+def test_analyse_with_thumbnail_loads_once_and_returns_both() -> None:
+    path = MODELS / "stl_ascii_solidworks_1002_tray_bottom.STL"
+    results, png = analysis.analyse_with_thumbnail(
+        path, ".stl", catalog=DEFAULT_CATALOG, method="Filament", printer="Prusa MK4S"
+    )
+    assert results == tray().to_dict()
+    assert png is not None and png.startswith(b"\x89PNG")
+
+
+def test_a_thumbnail_that_cannot_be_drawn_does_not_fail_the_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_args: object, **_kwargs: object) -> bytes:
+        raise ValueError("the mesh has no triangles to draw")
+
+    monkeypatch.setattr(analysis, "render_thumbnail", broken)
+    path = MODELS / "stl_binary_20mm_xyz_cube.stl"
+    results, png = analysis.analyse_with_thumbnail(
+        path, ".stl", catalog=DEFAULT_CATALOG, method="Filament", printer="Prusa MK4S"
+    )
+    assert png is None
+    assert results["triangles"] == 260
+
+
+def test_a_missing_file_is_not_an_analysis_failure(tmp_path: Path) -> None:
+    # A file moved by a status change mid-queue: the worker retries rather than record "failed".
+    for extension in (".stl", ".3mf"):
+        with pytest.raises(FileNotFoundError):
+            load_mesh(tmp_path / f"gone{extension}", extension)
 
 
 def test_ascii_stl_in_a_legacy_encoding_loads(tmp_path: Path) -> None:
@@ -264,6 +289,60 @@ def test_ascii_stl_in_a_legacy_encoding_loads(tmp_path: Path) -> None:
     path.write_bytes(text.replace("solid", "solid W\xfcrfel", 1).encode("latin-1"))
     mesh = load_mesh(path, ".stl")
     assert (len(mesh.faces), mesh.is_watertight) == (12, True)
+
+
+def ascii_stl(triangles: np.ndarray, newline: str = "\n", fmt: str = "{:.6e}") -> str:
+    lines = ["solid part"]
+    for triangle in triangles:
+        lines += ["  facet normal 0 0 0", "    outer loop"]
+        lines += ["      vertex " + " ".join(fmt.format(float(c)) for c in corner) for corner in triangle]
+        lines += ["    endloop", "  endfacet"]
+    return newline.join([*lines, "endsolid part", ""])
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_ascii_stl_line_endings(tmp_path: Path, newline: str) -> None:
+    box = trimesh.creation.box(extents=(10, 20, 30))
+    path = tmp_path / "box.stl"
+    path.write_text(ascii_stl(box.triangles, newline), newline="")
+    mesh = load_mesh(path, ".stl")
+    assert (len(mesh.faces), mesh.is_watertight) == (12, True)
+    assert mesh.extents == pytest.approx((10, 20, 30))
+
+
+def test_ascii_stl_read_in_small_chunks_gives_the_same_mesh(monkeypatch: pytest.MonkeyPatch) -> None:
+    path = MODELS / "stl_ascii_solidworks_1002_tray_bottom.STL"
+    whole = load_mesh(path, ".stl")
+    monkeypatch.setattr(analysis, "_TEXT_CHUNK", 997)  # lines cut mid-number at every boundary
+    pieces = load_mesh(path, ".stl")
+    assert np.array_equal(whole.vertices, pieces.vertices)
+    assert np.array_equal(whole.faces, pieces.faces)
+
+
+def test_ascii_stl_numbers_keep_full_precision(tmp_path: Path) -> None:
+    triangle = np.array([[[1.234567890123456789e-3, 0, 0], [0, 2.5e2, 0], [0, 0, -7.000000000000000001]]])
+    path = tmp_path / "t.stl"
+    path.write_text(ascii_stl(triangle, fmt="{!r}").upper())  # upper-case keywords, as some CAD writes
+    mesh = load_mesh(path, ".stl")
+    assert sorted(mesh.vertices.ravel().tolist()) == sorted(triangle.ravel().tolist())
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (
+            "vertex 1 2 three\nvertex 0 0 0\nvertex 1 1 1\n",
+            "the STL file has a vertex that isn't three numbers",
+        ),
+        ("vertex 1 2 3\nvertex 0 0 0\n", "the STL file has a facet without exactly three vertices"),
+    ],
+)
+def test_malformed_ascii_stl_fails(tmp_path: Path, body: str, reason: str) -> None:
+    path = tmp_path / "bad.stl"
+    path.write_text(f"solid x\nfacet normal 0 0 1\nouter loop\n{body}endloop\nendfacet\nendsolid x\n")
+    with pytest.raises(AnalysisFailed) as caught:
+        load_mesh(path, ".stl")
+    assert caught.value.reason == reason
 
 
 def test_obj_faces_pointing_past_the_vertices_fail(tmp_path: Path) -> None:
@@ -434,6 +513,30 @@ def test_broken_3mf_models_fail_with_a_reason(
     with pytest.raises(AnalysisFailed) as caught:
         analyse_3mf(path)
     assert caught.value.reason == reason
+
+
+def test_3mf_objects_with_an_empty_mesh_add_nothing(tmp_path: Path) -> None:
+    # Vertices but no triangles: counted as nothing, so no unplaced rows creep into the mesh.
+    resources = (
+        f'<object id="1">{cube_mesh_xml()}</object>'
+        '<object id="2"><mesh><vertices><vertex x="1e300" y="0" z="0"/></vertices><triangles/></mesh></object>'
+    )
+    path = write_3mf(tmp_path / "e.3mf", model_xml(resources, '<item objectid="2"/><item objectid="1"/>'))
+    result = analyse_3mf(path)
+    assert (result.triangles, result.volume_mm3) == (12, pytest.approx(1000))
+
+
+def test_3mf_nesting_depth_is_limited(tmp_path: Path) -> None:
+    chain = "".join(
+        f'<object id="{n + 1}"><components><component objectid="{n}"/></components></object>'
+        for n in range(1, 40)
+    )
+    resources = f'<object id="1">{cube_mesh_xml()}</object>{chain}'
+    path = write_3mf(tmp_path / "deep.3mf", model_xml(resources, '<item objectid="40"/>'))
+    with pytest.raises(AnalysisFailed, match="nested more than 32 deep"):
+        analyse_3mf(path)
+    shallow = write_3mf(tmp_path / "ok.3mf", model_xml(resources, '<item objectid="20"/>'))
+    assert analyse_3mf(shallow).triangles == 12
 
 
 def test_3mf_with_unparsable_xml_fails(tmp_path: Path) -> None:

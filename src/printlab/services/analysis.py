@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gc
 import io
+import logging
 import math
-import zipfile
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -16,17 +17,22 @@ from xml.parsers import expat
 import numpy as np
 import trimesh
 from trimesh.exchange.obj import load_obj
-from trimesh.exchange.stl import load_stl_ascii
 
 from printlab.domain import printability
 from printlab.domain.catalog import Catalog
 from printlab.domain.pricing import PricingError, quote_cost
 from printlab.services import model_files
 from printlab.services.model_files import ModelRejected
+from printlab.services.thumbnail import render_thumbnail
+
+log = logging.getLogger(__name__)
 
 #: More triangles than this (after 3MF copies are placed) is refused rather than risking the
 #: worker's memory: ~10× what a 50 MB binary STL can hold.
 MAX_TRIANGLES = 10_000_000
+#: 3MF objects placed (meshes and component groups, every copy counted): bounds the placing work
+#: of an archive that nests components of components of empty objects.
+MAX_PLACEMENTS = 100_000
 #: Coordinates beyond this (in mm: 10,000 km) can't be a model, and would overflow the merge's integers.
 MAX_COORDINATE = 1e10
 
@@ -45,8 +51,6 @@ UNIT_MM = {
 _CORE_NS = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
 _PRODUCTION_NS = "http://schemas.microsoft.com/3dmanufacturing/production/2015/06"
 _XML_CHUNK = 1024 * 1024
-#: Objects placed (meshes and component groups, every copy counted).
-MAX_PLACEMENTS = 100_000
 _NESTING_LIMIT = 32
 
 
@@ -77,13 +81,18 @@ class Analysis:
     fits_printer: bool
     #: The other printers of the same method the model would fit (turned as needed).
     fits_other_printers: tuple[str, ...]
-    weight_g: tuple[float, float] | None
-    cost_usd: tuple[Decimal, Decimal] | None
+    weight_range_g: tuple[float, float] | None
+    cost_range_usd: tuple[Decimal, Decimal] | None
     #: One sentence per problem, written for the student.
     problems: tuple[str, ...] = field(default=())
 
+    @property
+    def fits_printers(self) -> tuple[str, ...]:
+        """Every printer of the method the model fits, the chosen one first."""
+        return ((self.printer,) if self.fits_printer else ()) + self.fits_other_printers
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types: lists for tuples, money as "3.00" strings."""
+        """Plain JSON types: lists for tuples, money as "3.00" strings (plus "fits_printers", for display)."""
         return {
             "kind": self.kind,
             "triangles": self.triangles,
@@ -97,8 +106,9 @@ class Analysis:
             "printer": self.printer,
             "fits_printer": self.fits_printer,
             "fits_other_printers": list(self.fits_other_printers),
-            "weight_g": list(self.weight_g) if self.weight_g else None,
-            "cost_usd": [str(c) for c in self.cost_usd] if self.cost_usd else None,
+            "fits_printers": list(self.fits_printers),
+            "weight_range_g": list(self.weight_range_g) if self.weight_range_g else None,
+            "cost_range_usd": [str(c) for c in self.cost_range_usd] if self.cost_range_usd else None,
             "problems": list(self.problems),
         }
 
@@ -119,8 +129,10 @@ class Analysis:
             printer=data["printer"],
             fits_printer=bool(data["fits_printer"]),
             fits_other_printers=tuple(data["fits_other_printers"]),
-            weight_g=tuple(data["weight_g"]) if data["weight_g"] else None,  # type: ignore[arg-type]
-            cost_usd=tuple(Decimal(c) for c in data["cost_usd"]) if data["cost_usd"] else None,  # type: ignore[arg-type]
+            weight_range_g=tuple(data["weight_range_g"]) if data["weight_range_g"] else None,  # type: ignore[arg-type]
+            cost_range_usd=(
+                tuple(Decimal(c) for c in data["cost_range_usd"]) if data["cost_range_usd"] else None  # type: ignore[arg-type]
+            ),
             problems=tuple(data["problems"]),
         )
 
@@ -136,17 +148,21 @@ def _triple(values: Iterable[float]) -> tuple[float, float, float]:
 def load_mesh(path: Path, extension: str) -> trimesh.Trimesh:
     """The model as one triangle mesh in millimetres, vertices merged by position.
 
-    Binary STL is decoded straight from its 50-byte records; ASCII STL and OBJ go through trimesh's
-    parsers (without materials: an upload's `mtllib` must not make us open other files); 3MF is read
+    Binary STL is decoded straight from its 50-byte records; ASCII STL is streamed line by line;
+    OBJ goes through trimesh's parser (without materials: an upload's `mtllib` must not make us
+    open other files); 3MF is read
     from the zip with bounded reads and its build items placed with their transforms and the file's
     unit. `mesh.metadata` gets "printlab_kind", "file_units" and "invalid_triangles" (triangles
     dropped for NaN/infinite coordinates). The mesh sits in reference cycles (trimesh's caches):
-    a long-running caller should gc.collect() once done with it. Raises AnalysisFailed.
+    a long-running caller should gc.collect() once done with it. Raises AnalysisFailed, or
+    FileNotFoundError when the file isn't there (e.g. moved by a status change: worth a retry).
     """
     try:
         info = model_files.check_model(path, extension)
     except ModelRejected as error:
         raise AnalysisFailed(error.message) from None
+    except FileNotFoundError:
+        raise  # moved or deleted meanwhile (a status change): the caller may retry
     except OSError as error:
         raise AnalysisFailed(f"the file can't be read ({error.strerror or error})") from None
 
@@ -155,9 +171,9 @@ def load_mesh(path: Path, extension: str) -> trimesh.Trimesh:
         assert info.triangles is not None
         vertices, faces = _read_binary_stl(path, info.triangles)
     elif info.kind == "stl-ascii":
-        vertices, faces = _read_text_mesh(path, "STL")
+        vertices, faces = _read_ascii_stl(path)
     elif info.kind == "obj":
-        vertices, faces = _read_text_mesh(path, "OBJ")
+        vertices, faces = _read_obj(path)
     else:
         assert info.model_part is not None
         vertices, faces, file_units = _read_3mf(path, info.model_part)
@@ -301,17 +317,52 @@ def _read_binary_stl(path: Path, count: int) -> tuple[np.ndarray, np.ndarray]:
     return vertices, faces
 
 
-def _read_text_mesh(path: Path, what: str) -> tuple[np.ndarray, np.ndarray]:
+_ASCII_VERTEX = re.compile(rb"^[ \t]*vertex[ \t]+(\S+[ \t]+\S+[ \t]+\S+)", re.MULTILINE | re.IGNORECASE)
+_TEXT_CHUNK = 8 * 1024 * 1024
+
+
+def _read_ascii_stl(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Every `vertex x y z` line, streamed in chunks; three make a triangle.
+
+    trimesh's ASCII reader holds the whole text twice plus a Python string per vertex (about 12×
+    the file in memory); this keeps one chunk's worth of text at a time.
+    """
+    batches: list[np.ndarray] = []
+    carry = b""
+    with path.open("rb") as file:
+        while True:
+            chunk = file.read(_TEXT_CHUNK)
+            block = carry + chunk
+            # Whole lines only; the unfinished last one waits for the next chunk (unless the file
+            # has ended, or has gone megabytes without a line break).
+            cut = max(block.rfind(b"\n"), block.rfind(b"\r")) + 1
+            if not chunk or (cut == 0 and len(block) > 4 * _TEXT_CHUNK):
+                cut = len(block)
+            # Old Mac exporters end lines with \r alone: make every line break a \n for `^`.
+            found = _ASCII_VERTEX.findall(block[:cut].replace(b"\r", b"\n"))
+            carry = block[cut:]
+            if found:
+                try:
+                    numbers = np.array(list(map(float, b" ".join(found).split())), dtype=np.float64)
+                except ValueError:
+                    raise AnalysisFailed("the STL file has a vertex that isn't three numbers") from None
+                batches.append(numbers.reshape(-1, 3))
+            if not chunk:
+                break
+    vertices = np.concatenate(batches) if batches else np.zeros((0, 3))
+    if len(vertices) % 3:
+        raise AnalysisFailed("the STL file has a facet without exactly three vertices")
+    return vertices, np.arange(len(vertices), dtype=np.int64).reshape(-1, 3)
+
+
+def _read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
     # Decoded here rather than by trimesh, which falls back to an optional charset detector for
     # anything not UTF-8; coordinates are ASCII whatever the encoding of names and comments.
     text = path.read_bytes().decode("utf-8", errors="replace")
     try:
-        if what == "STL":
-            loaded = load_stl_ascii(io.StringIO(text))
-        else:
-            loaded = load_obj(io.StringIO(text), resolver=None, skip_materials=True, group_material=False)
-    except Exception as error:  # trimesh's parsers raise anything on malformed input
-        raise AnalysisFailed(f"the {what} file can't be read as a mesh ({type(error).__name__})") from None
+        loaded = load_obj(io.StringIO(text), resolver=None, skip_materials=True, group_material=False)
+    except Exception as error:  # trimesh's parser raises anything on malformed input
+        raise AnalysisFailed(f"the OBJ file can't be read as a mesh ({type(error).__name__})") from None
     del text
     parts = loaded["geometry"].values() if "geometry" in loaded else [loaded]
     return _concatenate([(p["vertices"], p["faces"]) for p in parts if "faces" in p])
@@ -384,7 +435,7 @@ class _PartParser:
         namespace, _, local = name.rpartition(" ")
         if namespace != _CORE_NS:
             return
-        if local == "vertex":
+        if local == "vertex" and self._object is not None:
             floats = self._floats
             floats.append(float(attrs["x"]))
             floats.append(float(attrs["y"]))
@@ -392,7 +443,7 @@ class _PartParser:
             if len(floats) >= self._BATCH:
                 self._float_batches.append(np.array(floats, dtype=np.float64))
                 floats.clear()
-        elif local == "triangle":
+        elif local == "triangle" and self._object is not None:
             ints = self._ints
             ints.append(int(attrs["v1"]))
             ints.append(int(attrs["v2"]))
@@ -479,7 +530,9 @@ def _read_3mf(path: Path, model_part: str) -> tuple[np.ndarray, np.ndarray, str]
         raise AnalysisFailed(
             f"the 3MF model is malformed ({type(error).__name__}: {str(error)[:80]})"
         ) from None
-    except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError):
+    except FileNotFoundError:
+        raise
+    except model_files.ZIP_ERRORS:
         raise AnalysisFailed("the 3MF file is damaged") from None
     vertices, faces = placed
     if UNIT_MM[unit] != 1.0:
@@ -517,10 +570,11 @@ def _place(root: _Part, part: Any, root_name: str) -> tuple[np.ndarray, np.ndarr
         key = (name.lower(), object_id)
         if key in counts:
             return counts[key]
-        if key in stack or len(stack) > _NESTING_LIMIT:
+        if key in stack:
             raise AnalysisFailed("the 3MF model's components refer to each other in a loop")
-        has_mesh = obj.vertices is not None and obj.triangles is not None
-        total = (len(obj.vertices), len(obj.triangles), 1) if has_mesh else (0, 0, 1)  # type: ignore[arg-type]
+        if len(stack) > _NESTING_LIMIT:
+            raise AnalysisFailed(f"the 3MF model's components are nested more than {_NESTING_LIMIT} deep")
+        total = (len(obj.vertices), len(obj.triangles), 1) if _has_mesh(obj) else (0, 0, 1)  # type: ignore[arg-type]
         for child_part, child_id, _ in obj.components:
             child_name, child = resolve(child_part, child_id, name)
             child_total = count(child_name, child_id, child, (*stack, key))
@@ -546,7 +600,8 @@ def _place(root: _Part, part: Any, root_name: str) -> tuple[np.ndarray, np.ndarr
 
     def emit(name: str, obj: _Object, matrix: np.ndarray) -> None:
         nonlocal at_v, at_f
-        if obj.vertices is not None and obj.triangles is not None and len(obj.triangles):
+        if _has_mesh(obj):
+            assert obj.vertices is not None and obj.triangles is not None
             n_v, n_f = len(obj.vertices), len(obj.triangles)
             tri = obj.triangles
             if tri.min() < 0 or tri.max() >= n_v:
@@ -563,7 +618,13 @@ def _place(root: _Part, part: Any, root_name: str) -> tuple[np.ndarray, np.ndarr
 
     for name, obj, matrix in items:
         emit(name, obj, matrix)
+    assert (at_v, at_f) == (total_vertices, total_faces)  # counted and placed alike: no unset rows
     return vertices, faces
+
+
+def _has_mesh(obj: _Object) -> bool:
+    """An object with triangles of its own (a mesh with none adds nothing, not even vertices)."""
+    return obj.vertices is not None and obj.triangles is not None and len(obj.triangles) > 0
 
 
 # -- analysis ----------------------------------------------------------------------------------
@@ -572,7 +633,8 @@ def _place(root: _Part, part: Any, root_name: str) -> tuple[np.ndarray, np.ndarr
 def analyse(path: Path, extension: str, *, catalog: Catalog, method: str, printer: str) -> Analysis:
     """Load the model at `path` and analyse it for `printer` and `method` (names from `catalog`).
 
-    Raises AnalysisFailed (unreadable model, unknown method or printer).
+    Raises AnalysisFailed (unreadable model, unknown method or printer); FileNotFoundError as
+    load_mesh() does.
     """
     mesh = load_mesh(path, extension)
     try:
@@ -582,6 +644,28 @@ def analyse(path: Path, extension: str, *, catalog: Catalog, method: str, printe
         # nothing until the cycle collector runs; collect now rather than hold ~100 MB per
         # million triangles in a long-running worker.
         del mesh
+        gc.collect()
+
+
+def analyse_with_thumbnail(
+    path: Path, extension: str, *, catalog: Catalog, method: str, printer: str, size: int = 256
+) -> tuple[dict[str, Any], bytes | None]:
+    """analyse() and render_thumbnail() from a single load of the model: (analysis.to_dict(), PNG).
+
+    The PNG is None when the mesh can't be drawn; the analysis stands without it. Raises
+    AnalysisFailed; FileNotFoundError as load_mesh() does.
+    """
+    mesh = load_mesh(path, extension)
+    try:
+        result = analyse_mesh(mesh, catalog=catalog, method=method, printer=printer)
+        try:
+            png: bytes | None = render_thumbnail(mesh, size=size)
+        except (ValueError, MemoryError) as error:
+            log.warning("no thumbnail for %s: %s", path.name, error)
+            png = None
+        return result.to_dict(), png
+    finally:
+        del mesh  # see analyse()
         gc.collect()
 
 
@@ -608,7 +692,11 @@ def analyse_mesh(mesh: trimesh.Trimesh, *, catalog: Catalog, method: str, printe
 
     invalid = int(mesh.metadata.get("invalid_triangles", 0))
     if invalid:
-        problems.append(f"{invalid:,} triangles have invalid coordinates and were left out.")
+        problems.append(
+            "1 triangle has invalid coordinates and was left out."
+            if invalid == 1
+            else f"{invalid:,} triangles have invalid coordinates and were left out."
+        )
     if not watertight:
         problems.append(
             "The mesh has holes (it isn't watertight), so its volume, weight and cost can't be "
@@ -663,8 +751,8 @@ def analyse_mesh(mesh: trimesh.Trimesh, *, catalog: Catalog, method: str, printe
         printer=chosen.name,
         fits_printer=fits_chosen,
         fits_other_printers=others,
-        weight_g=weight,
-        cost_usd=cost,
+        weight_range_g=weight,
+        cost_range_usd=cost,
         problems=tuple(problems),
     )
 

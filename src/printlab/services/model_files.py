@@ -6,6 +6,7 @@ import itertools
 import re
 import struct
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,18 @@ SNIFF_BYTES = 8 * 1024
 STL_HEADER = 80
 STL_PREFIX = STL_HEADER + 4  # header + uint32 triangle count
 STL_RECORD = 50  # normal, 3 vertices (12 float32) and a uint16 attribute
+
+#: What reading a damaged or hostile zip member can raise (bad CRC, corrupt deflate stream,
+#: truncated data, an unsupported or encrypted compression method).
+ZIP_ERRORS: tuple[type[BaseException], ...] = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+)
 
 MODEL_RELATIONSHIP = "http://schemas.microsoft.com/3dmanufacturing/2013/01/3dmodel"
 _MODEL_PART = re.compile(r"^3d/[^/]+\.model$", re.IGNORECASE)
@@ -108,11 +121,14 @@ def _foreign_type(head: bytes) -> str | None:
     return None
 
 
+_TEXT_BYTES = bytes([9, 10, 12, 13, *range(32, 256)])
+
+
 def _looks_like_text(sample: bytes) -> bool:
     """No NUL bytes and almost only printable characters or whitespace (any 8-bit encoding)."""
     if not sample or b"\x00" in sample:
         return False
-    control = sum(1 for byte in sample if byte < 32 and byte not in (9, 10, 12, 13))
+    control = len(sample.translate(None, _TEXT_BYTES))
     return control <= len(sample) // 100
 
 
@@ -272,8 +288,14 @@ def _zip_member_count(file: IO[bytes], size: int) -> int | None:
     tail_size = min(size, 22 + 65535)  # the record plus the longest possible comment
     file.seek(size - tail_size)
     tail = file.read(tail_size)
+    # The record's comment runs to the end of the file: a signature that happens to sit inside
+    # the comment fails that test, so keep looking further back.
     at = tail.rfind(b"PK\x05\x06")
-    if at < 0 or at + 22 > len(tail):
+    while at >= 0 and not (
+        at + 22 <= len(tail) and at + 22 + struct.unpack_from("<H", tail, at + 20)[0] == len(tail)
+    ):
+        at = tail.rfind(b"PK\x05\x06", 0, at)
+    if at < 0:
         return None
     (count,) = struct.unpack_from("<H", tail, at + 10)
     if count == 0xFFFF and at >= 20 and tail[at - 20 : at - 16] == b"PK\x06\x07":
@@ -299,7 +321,7 @@ def unsafe_member_name(name: str) -> bool:
     return any(part == ".." for part in normal.split("/"))
 
 
-def check_zip_members(archive: zipfile.ZipFile, ext: str, max_uncompressed_bytes: int) -> None:
+def check_zip_members(archive: zipfile.ZipFile, max_uncompressed_bytes: int) -> None:
     """Refuse path tricks, encryption, duplicates, too much data in total, and zip-bomb ratios.
 
     Uses the sizes the central directory declares; read_member() enforces them while reading.
@@ -311,24 +333,24 @@ def check_zip_members(archive: zipfile.ZipFile, ext: str, max_uncompressed_bytes
     for info in archive.infolist():
         name = info.filename
         if unsafe_member_name(name):
-            raise ModelRejected(f"This {ext} file is unsafe: it contains a file named {name[:80]!r}.")
+            raise ModelRejected(f"This .3mf file is unsafe: it contains a file named {name[:80]!r}.")
         folded = name.lower()
         if folded in seen:
             raise ModelRejected(_DAMAGED_3MF)
         seen.add(folded)
         if info.flag_bits & 0x1:
-            raise ModelRejected(f"This {ext} file is password-protected; save it again without a password.")
+            raise ModelRejected("This .3mf file is password-protected; save it again without a password.")
         total += info.file_size
         if total > max_uncompressed_bytes:
             raise ModelRejected(
-                f"This {ext} file unpacks to more than {cap_mb} MB; that's more than any model we print. "
+                f"This .3mf file unpacks to more than {cap_mb} MB; that's more than any model we print. "
                 "Remove extra objects or export only the model."
             )
         if info.file_size > RATIO_FLOOR_BYTES and (
             info.compress_size == 0 or info.file_size / info.compress_size > MAX_COMPRESSION_RATIO
         ):
             raise ModelRejected(
-                f"This {ext} file looks like a zip bomb: {name[:80]!r} is compressed more than "
+                f"This .3mf file looks like a zip bomb: {name[:80]!r} is compressed more than "
                 f"{MAX_COMPRESSION_RATIO}:1, which real 3MF files never are."
             )
 
@@ -336,8 +358,8 @@ def check_zip_members(archive: zipfile.ZipFile, ext: str, max_uncompressed_bytes
 def read_member(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
     """The member's bytes, never more than `limit` nor more than its declared size.
 
-    Raises ModelRejected when the member is larger than `limit`; zipfile.BadZipFile (a CRC
-    mismatch, e.g. a member that inflates to more than it declared) and OSError when damaged.
+    Raises ModelRejected when the member is larger than `limit`, and one of ZIP_ERRORS when it
+    is damaged (e.g. zipfile.BadZipFile for a member that inflates to more than it declared).
     """
     info = archive.getinfo(name)
     if info.file_size > limit:
@@ -372,7 +394,7 @@ def open_3mf(
         except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError):
             raise ModelRejected(_DAMAGED_3MF) from None
         with archive:
-            check_zip_members(archive, ".3mf", max_uncompressed_bytes)
+            check_zip_members(archive, max_uncompressed_bytes)
             yield archive
 
 
@@ -427,11 +449,11 @@ def _check_3mf(path: Path, head: bytes, size: int, max_uncompressed_bytes: int) 
             raise _not_a_model(".3mf", "text")
         raise ModelRejected(_DAMAGED_3MF)
     with open_3mf(path, max_uncompressed_bytes=max_uncompressed_bytes) as archive:
-        part = find_model_part(archive)
         try:
+            part = find_model_part(archive)
             with archive.open(part) as member:
                 start = member.read(SNIFF_BYTES)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError):
+        except ZIP_ERRORS:
             raise ModelRejected(_DAMAGED_3MF) from None
     if not re.search(rb"<(?:[A-Za-z_][\w.-]*:)?model[\s>]", start):
         raise ModelRejected(_DAMAGED_3MF)
