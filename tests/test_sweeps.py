@@ -267,8 +267,10 @@ def test_printlab_archive_dry_run_then_for_real(session, storage, lab_env, monke
     result = CliRunner().invoke(main, ["archive", "--dry-run"], env=env, catch_exceptions=False)
     assert result.exit_code == 0 and "1 job(s)" in result.output and "1 REJECTED" in result.output
     session.rollback()
+    session.expire_all()
     assert session.get(Job, job.id).status == Status.REJECTED
     result = CliRunner().invoke(main, ["archive"], env=env, catch_exceptions=False)
     assert result.exit_code == 0 and "Archived 1 job(s)." in result.output
     session.rollback()
+    session.expire_all()
     assert session.get(Job, job.id).status == Status.ARCHIVED
