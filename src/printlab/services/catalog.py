@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from printlab.clock import utcnow
+from printlab.db import write_transaction
 from printlab.domain.catalog import DEFAULT_CATALOG, Catalog, LabDetails, Printer, PrintMethod
+from printlab.domain.catalog_edit import CatalogError, parse_section
 from printlab.models import LabSetting
+from printlab.services import admin_log
+from printlab.services.actors import Actor, require_active_staff, require_admin
+from printlab.services.errors import ValidationError
 
 
 def _decode(key: str, value: Any) -> Any:
@@ -70,3 +77,61 @@ def load_catalog(session: Session) -> Catalog:
         if row.key in known
     }
     return DEFAULT_CATALOG.with_changes(**changes) if changes else DEFAULT_CATALOG
+
+
+def save_section(session: Session, section: str, form: Mapping[str, Any], *, by: Actor) -> Catalog:
+    """Validate one section of the admin's catalog form and store it (logged, attributed).
+
+    Takes effect at once for forms, prices and emails; jobs already quoted keep their price.
+    Raises ValidationError (field → message) or NotAllowed.
+    """
+    with write_transaction(session):
+        require_active_staff(session, by)
+        require_admin(session, by)
+        current = load_catalog(session)
+        try:
+            changes = parse_section(section, form, current)
+        except CatalogError as exc:
+            raise ValidationError(exc.errors) from None
+        now = utcnow()
+        changed = []
+        for key, value in changes.items():
+            if getattr(current, key) == value:
+                continue
+            changed.append(key)
+            row = session.get(LabSetting, key) or LabSetting(key=key)
+            row.value = encode_setting(key, value)
+            row.updated_at = now
+            row.updated_by = by.staff
+            session.add(row)
+        if changed:
+            admin_log.record(session, "CatalogChanged", {"section": section, "fields": changed},
+                             staff=by.staff, workstation=by.workstation, now=now)  # fmt: skip
+        session.flush()
+        return current.with_changes(**changes)
+
+
+BANNER_KEY = "banner"
+
+
+def banner(session: Session) -> str:
+    """The message an admin wants on every page ('' for none)."""
+    row = session.get(LabSetting, BANNER_KEY)
+    return str(row.value) if row and row.value else ""
+
+
+def set_banner(session: Session, text: str, *, by: Actor) -> None:
+    message = " ".join((text or "").split())
+    if len(message) > 300:
+        raise ValidationError({"banner": "Keep the banner under 300 characters."})
+    with write_transaction(session):
+        require_active_staff(session, by)
+        require_admin(session, by)
+        row = session.get(LabSetting, BANNER_KEY) or LabSetting(key=BANNER_KEY)
+        row.value = message
+        row.updated_at = utcnow()
+        row.updated_by = by.staff
+        session.add(row)
+        admin_log.record(
+            session, "BannerChanged", {"banner": message}, staff=by.staff, workstation=by.workstation
+        )

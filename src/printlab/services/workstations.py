@@ -14,7 +14,14 @@ from printlab.clock import utcnow
 from printlab.db import write_transaction
 from printlab.models import Workstation
 from printlab.services import admin_log
-from printlab.services.actors import CONSOLE, CONSOLE_ACTOR, Actor, is_admin_workstation  # noqa: F401 - re-exported
+from printlab.services.actors import (  # noqa: F401 - is_admin_workstation re-exported
+    CONSOLE,
+    CONSOLE_ACTOR,
+    Actor,
+    is_admin_workstation,
+    require_active_staff,
+    require_admin,
+)
 from printlab.services.errors import NotFound, ValidationError
 
 MIN_PASSWORD = 10
@@ -74,7 +81,12 @@ def set_admin(session: Session, workstation_id: str, is_admin: bool, *, by: Acto
 
 
 def _log(session: Session, by: Actor | None, action: str, details: dict[str, object]) -> None:
-    by = by or CONSOLE_ACTOR
+    """Check who is acting (a page: active staff at an admin workstation; None: the console) and log."""
+    if by is None:
+        by = CONSOLE_ACTOR
+    else:
+        require_active_staff(session, by)
+        require_admin(session, by)
     admin_log.record(session, action, details, staff=by.staff, workstation=by.workstation)
 
 

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request, session
+from flask import Flask, current_app, jsonify, render_template, request, session
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from printlab import config as config_module
+from printlab.clock import to_lab_time
 from printlab.config import Config, ConfigError
 from printlab.db import check_database, make_engine, safe_url, schema_is_current, session_factory
 from printlab.logs import configure_logging
 from printlab.services import health
+from printlab.services.catalog import banner
 from printlab.services.storage import Storage, StorageError, TooLarge
-from printlab.web.context import Lab, close_db, lab, upload_limit_bytes
+from printlab.web.context import Lab, close_db, db, lab, upload_limit_bytes
 from printlab.web.limits import limiter
 from printlab.web.uploads import LabRequest, discard_incoming
 
@@ -89,6 +93,8 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: Config | No
     app.context_processor(_page_context)
     app.add_template_filter(_grams, "grams")
     app.add_template_filter(_volume, "volume")
+    app.add_template_filter(_lab_time, "lab_time")
+    app.extensions["printlab.started"] = time.time()
     app.before_request(_refuse_oversized_uploads)
     return app
 
@@ -112,6 +118,7 @@ def _start_worker(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from printlab.web.admin.routes import bp as admin_bp
     from printlab.web.admin_mail.routes import bp as admin_mail_bp
     from printlab.web.auth.routes import bp as auth_bp
     from printlab.web.confirm.routes import bp as confirm_bp
@@ -127,6 +134,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(student_bp)
     app.register_blueprint(confirm_bp)
     app.register_blueprint(admin_mail_bp)
+    app.register_blueprint(admin_bp)
     app.add_url_rule("/healthz", "healthz", _healthz)
     csrf.exempt("printlab.web.app._healthz")
 
@@ -146,10 +154,27 @@ def _volume(mm3: float | None) -> str:
     return f"{mm3:,.1f} mm³" if mm3 < 1000 else f"{mm3 / 1000:,.1f} cm³"
 
 
+def _lab_time(moment: datetime | None, zone: str) -> str:
+    """A stored UTC time as the lab reads it: '26 Nov 2026 14:05 CST'."""
+    return to_lab_time(moment, zone).strftime("%d %b %Y %H:%M %Z") if moment else ""
+
+
+def _banner_or_nothing() -> str:
+    # Error pages render this too, including when the database is what failed.
+    try:
+        return banner(db())
+    except SQLAlchemyError:
+        return ""
+
+
 def _page_context() -> dict[str, Any]:
     from printlab.web.auth.guard import current_workstation
 
-    return {"workstation": current_workstation() if session.get("workstation_id") else None}
+    return {
+        "workstation": current_workstation() if session.get("workstation_id") else None,
+        "banner": _banner_or_nothing(),
+        "endpoints": current_app.view_functions,
+    }
 
 
 def _healthz():  # type: ignore[no-untyped-def]

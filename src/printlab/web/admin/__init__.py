@@ -1,0 +1,1 @@
+"""Admin area: the lab manager keeps PrintLab true to the lab and recovers when something goes wrong."""

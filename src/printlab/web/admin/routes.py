@@ -1,0 +1,311 @@
+"""Admin pages: staff, workstations, the lab catalog, the banner, overrides, file deletion, health, the log."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+
+from printlab import __version__
+from printlab.domain.catalog_edit import SECTIONS
+from printlab.domain.statuses import Status
+from printlab.models import Job, OutboxMessage, OutboxStatus
+from printlab.services import admin_log, file_deletion, health, locks, workflow, workstations
+from printlab.services import staff as staff_service
+from printlab.services.actors import Actor
+from printlab.services.catalog import banner, save_section, set_banner
+from printlab.services.errors import (
+    ConflictError,
+    InvalidTransition,
+    NotAllowed,
+    NotFound,
+    ServiceError,
+    ValidationError,
+)
+from printlab.services.job_detail import job_detail
+from printlab.services.jobs import job_files
+from printlab.web.auth.guard import admin_required, current_workstation
+from printlab.web.context import catalog, db, lab
+
+bp = Blueprint("admin", __name__, template_folder="templates")
+
+OVERRIDES = {
+    "force_confirm": "Force confirm (the student agreed in person)",
+    "change_status": "Change status",
+    "print_failed": "Mark print failed",
+    "break_lock": "Break the lock",
+}
+
+
+def _actor() -> Actor:
+    workstation = current_workstation()
+    return Actor(
+        (request.form.get("acting_as") or "").strip() or None, workstation.id if workstation else None
+    )
+
+
+def _active_staff():  # type: ignore[no-untyped-def]
+    return staff_service.list_staff(db(), active_only=True)
+
+
+def _failed(errors: dict[str, str]) -> None:
+    flash("Not saved: " + " ".join(errors.values()))
+
+
+@bp.get("/admin")
+@admin_required
+def index():  # type: ignore[no-untyped-def]
+    state = health.check(lab().engine, lab().storage)
+    return render_template("admin/index.html", health=state, banner_text=banner(db()), staff=_active_staff())
+
+
+@bp.post("/admin/banner")
+@admin_required
+def save_banner():  # type: ignore[no-untyped-def]
+    try:
+        set_banner(db(), request.form.get("banner", ""), by=_actor())
+        flash("Banner saved." if request.form.get("banner", "").strip() else "Banner removed.")
+    except ValidationError as exc:
+        _failed(exc.errors)
+    return redirect(url_for("admin.index"), 303)
+
+
+# -- staff ---------------------------------------------------------------------------------------
+
+
+@bp.get("/admin/staff")
+@admin_required
+def staff():  # type: ignore[no-untyped-def]
+    return render_template(
+        "admin/staff.html", people=staff_service.list_staff(db()), staff=_active_staff(), errors={}, form={}
+    )
+
+
+@bp.post("/admin/staff")
+@admin_required
+def add_staff():  # type: ignore[no-untyped-def]
+    try:
+        added = staff_service.add_staff(db(), request.form.get("name", ""), by=_actor())
+    except ValidationError as exc:
+        return render_template(
+            "admin/staff.html", people=staff_service.list_staff(db()), staff=_active_staff(),
+            errors=exc.errors, form=request.form,
+        ), 422  # fmt: skip
+    flash(f"Added {added.name}. Their name is highlighted in “Acting as” for a week.")
+    return redirect(url_for("admin.staff"), 303)
+
+
+@bp.post("/admin/staff/<path:name>/active")
+@admin_required
+def set_staff_active(name: str):  # type: ignore[no-untyped-def]
+    active = request.form.get("active") == "1"
+    try:
+        staff_service.set_active(db(), name, active, by=_actor())
+    except ValidationError as exc:
+        _failed(exc.errors)
+    except NotFound:
+        abort(404)
+    else:
+        flash(f"{name} is {'active again' if active else 'deactivated; their history stays'}.")
+    return redirect(url_for("admin.staff"), 303)
+
+
+# -- workstations --------------------------------------------------------------------------------
+
+
+@bp.get("/admin/workstations")
+@admin_required
+def workstation_list():  # type: ignore[no-untyped-def]
+    return render_template(
+        "admin/workstations.html", machines=workstations.list_workstations(db()), staff=_active_staff(),
+        errors={}, form={}, new_password=None,
+    )  # fmt: skip
+
+
+@bp.post("/admin/workstations")
+@admin_required
+def add_workstation():  # type: ignore[no-untyped-def]
+    password = request.form.get("password") or workstations.generate_password()
+    try:
+        added = workstations.add_workstation(
+            db(), request.form.get("id", ""), password, is_admin=request.form.get("is_admin") == "on",
+            by=_actor(),
+        )  # fmt: skip
+    except ValidationError as exc:
+        return render_template(
+            "admin/workstations.html", machines=workstations.list_workstations(db()), staff=_active_staff(),
+            errors=exc.errors, form=request.form, new_password=None,
+        ), 422  # fmt: skip
+    return render_template(
+        "admin/workstations.html", machines=workstations.list_workstations(db()), staff=_active_staff(),
+        errors={}, form={}, new_password=(added.id, password),
+    )  # fmt: skip
+
+
+@bp.post("/admin/workstations/<workstation_id>/reset")
+@admin_required
+def reset_workstation(workstation_id: str):  # type: ignore[no-untyped-def]
+    password = workstations.generate_password()
+    try:
+        workstations.reset_password(db(), workstation_id, password, by=_actor())
+    except ValidationError as exc:
+        _failed(exc.errors)
+        return redirect(url_for("admin.workstation_list"), 303)
+    except NotFound:
+        abort(404)
+    return render_template(
+        "admin/workstations.html", machines=workstations.list_workstations(db()), staff=_active_staff(),
+        errors={}, form={}, new_password=(workstation_id, password),
+    )  # fmt: skip
+
+
+@bp.post("/admin/workstations/<workstation_id>/admin")
+@admin_required
+def toggle_admin(workstation_id: str):  # type: ignore[no-untyped-def]
+    make_admin = request.form.get("is_admin") == "1"
+    me = current_workstation()
+    if me is not None and me.id == workstation_id and not make_admin:
+        flash("This workstation can't remove its own admin rights; do it from another admin workstation.")
+        return redirect(url_for("admin.workstation_list"), 303)
+    try:
+        workstations.set_admin(db(), workstation_id, make_admin, by=_actor())
+    except ValidationError as exc:
+        _failed(exc.errors)
+    except NotFound:
+        abort(404)
+    else:
+        flash(f"{workstation_id} is {'now' if make_admin else 'no longer'} an admin workstation.")
+    return redirect(url_for("admin.workstation_list"), 303)
+
+
+# -- catalog -------------------------------------------------------------------------------------
+
+
+@bp.get("/admin/catalog")
+@admin_required
+def catalog_page():  # type: ignore[no-untyped-def]
+    return render_template("admin/catalog.html", cat=catalog(), staff=_active_staff(), errors={}, form=None)
+
+
+@bp.post("/admin/catalog/<section>")
+@admin_required
+def save_catalog(section: str):  # type: ignore[no-untyped-def]
+    if section not in SECTIONS:
+        abort(404)
+    try:
+        save_section(db(), section, request.form, by=_actor())
+    except ValidationError as exc:
+        return render_template(
+            "admin/catalog.html", cat=catalog(), staff=_active_staff(), errors=exc.errors, form=request.form,
+            section=section,
+        ), 422  # fmt: skip
+    except NotAllowed as exc:
+        abort(403, description=str(exc))
+    flash("Catalog saved. Forms, prices and emails use it from now on; jobs already quoted keep their price.")
+    return redirect(url_for("admin.catalog_page") + f"#{section}", 303)
+
+
+# -- one job: overrides and file deletion --------------------------------------------------------
+
+
+@bp.route("/admin/jobs/<job_id>/override", methods=["GET", "POST"])
+@admin_required
+def override(job_id: str):  # type: ignore[no-untyped-def]
+    try:
+        detail = job_detail(db(), lab().storage, job_id, catalog())
+    except NotFound:
+        abort(404)
+    errors: dict[str, str] = {}
+    conflict = None
+    if request.method == "POST":
+        kind = request.form.get("kind", "")
+        try:
+            _run_override(kind, job_id)
+        except ValidationError as exc:
+            errors = exc.errors
+        except (ConflictError, InvalidTransition, NotAllowed, ServiceError) as exc:
+            conflict = str(exc)
+        else:
+            flash(f"{OVERRIDES.get(kind, 'Override')}: done.")
+            return redirect(url_for("jobs.show", job_id=job_id), 303)
+        detail = job_detail(db(), lab().storage, job_id, catalog())
+    return render_template(
+        "admin/override.html", d=detail, overrides=OVERRIDES, statuses=list(Status), staff=_active_staff(),
+        errors=errors, conflict=conflict, form=request.form,
+    ), (409 if conflict else 422 if errors else 200)  # fmt: skip
+
+
+def _run_override(kind: str, job_id: str) -> None:
+    actor, storage, form = _actor(), lab().storage, request.form
+    reason = form.get("reason", "")
+    send_email = form.get("send_email") == "on"
+    if kind == "force_confirm":
+        workflow.force_confirm(db(), storage, job_id, actor=actor, reason=reason, send_email=send_email)
+    elif kind == "change_status":
+        workflow.override_status(
+            db(),
+            storage,
+            job_id,
+            actor=actor,
+            target=form.get("target", ""),
+            reason=reason,
+            send_email=send_email,
+        )
+    elif kind == "print_failed":
+        workflow.print_failed(db(), storage, job_id, actor=actor, reason=reason)
+    elif kind == "break_lock":
+        locks.break_lock(db(), job_id, actor=actor, reason=reason)
+    else:
+        raise ValidationError({"kind": "Choose what to do."})
+
+
+@bp.route("/admin/jobs/<job_id>/delete-files", methods=["GET", "POST"])
+@admin_required
+def delete_files(job_id: str):  # type: ignore[no-untyped-def]
+    job = db().get(Job, job_id) or abort(404)
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        try:
+            removed = file_deletion.delete_job_files(
+                db(), lab().storage, job_id, actor=_actor(), reason=request.form.get("reason", ""),
+                confirmed=request.form.getlist("files"),
+            )  # fmt: skip
+        except ValidationError as exc:
+            errors = exc.errors
+        except NotAllowed as exc:
+            abort(403, description=str(exc))
+        else:
+            flash(f"Deleted {len(removed)} file(s) of this job.")
+            return redirect(url_for("jobs.show", job_id=job_id), 303)
+    names = job_files(lab().storage, job)
+    return render_template(
+        "admin/delete_files.html",
+        job=job,
+        names=names,
+        staff=_active_staff(),
+        errors=errors,
+        form=request.form,
+    ), (422 if errors else 200)
+
+
+# -- health and the log --------------------------------------------------------------------------
+
+
+@bp.get("/admin/health")
+@admin_required
+def health_page():  # type: ignore[no-untyped-def]
+    state = health.check(lab().engine, lab().storage)
+    failed = db().query(OutboxMessage).filter(OutboxMessage.status == OutboxStatus.FAILED).count()
+    started = current_app.extensions.get("printlab.started", time.time())
+    return render_template(
+        "admin/health.html", health=state, failed_mail=failed, version=__version__,
+        uptime_s=int(time.time() - started), storage_root=str(lab().storage.root),
+    )  # fmt: skip
+
+
+@bp.get("/admin/log")
+@admin_required
+def log_page():  # type: ignore[no-untyped-def]
+    before = request.args.get("before", type=int)
+    entries = admin_log.recent(db(), limit=100, before_id=before)
+    return render_template("admin/log.html", entries=entries, zone=catalog().lab.time_zone)
