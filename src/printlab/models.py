@@ -61,7 +61,11 @@ class Staff(Base):
 
 class Job(Base):
     __tablename__ = "job"
-    __table_args__ = (CheckConstraint(f"status IN ({_STATUS_CODES})", name="status"),)
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_STATUS_CODES})", name="status"),
+        # Each dashboard tab is keyset-paged on (created_at, id) within one status (migration 0005).
+        Index("ix_job_status_created_at", "status", "created_at", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String, primary_key=True)
     student_name: Mapped[str | None] = mapped_column(String(100))

@@ -1,7 +1,7 @@
 """The staff dashboard's read model: status counts in one query, and one page of job cards per request.
 
 Every page costs the same few statements whatever the number of jobs: counts (one GROUP BY), the
-page (keyset-paged on the indexed created_at), and the matching total.
+page (keyset-paged on the (status, created_at, id) index), and, when filtered, the matching total.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from printlab.clock import age_text, utcnow
@@ -269,13 +269,12 @@ def list_jobs(session: Session, query: JobQuery, catalog: Catalog, *, now: datet
     cursor = query.before if backwards else query.after
     page_conditions = list(conditions)
     if cursor is not None:
-        later = (Job.created_at > cursor.created_at) | (
-            and_(Job.created_at == cursor.created_at, Job.id > cursor.job_id)
-        )
-        earlier = (Job.created_at < cursor.created_at) | (
-            and_(Job.created_at == cursor.created_at, Job.id < cursor.job_id)
-        )
-        page_conditions.append(later if ascending != backwards else earlier)
+        # A row-value comparison: both databases read it as a range of the (status, created_at, id)
+        # index, so a deep page costs what the first does. The equivalent "a < x OR (a = x AND b < y)"
+        # was read by walking the index from the first page down to the cursor.
+        position = tuple_(Job.created_at, Job.id)
+        bound = (cursor.created_at, cursor.job_id)
+        page_conditions.append(position > bound if ascending != backwards else position < bound)
     forward_order = (
         (Job.created_at.asc(), Job.id.asc()) if ascending else (Job.created_at.desc(), Job.id.desc())
     )
@@ -294,7 +293,13 @@ def list_jobs(session: Session, query: JobQuery, catalog: Catalog, *, now: datet
     if backwards:
         rows.reverse()
     cards = [_card(job, state, bool(thumb), now) for job, state, thumb in rows]
-    total = session.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
+    counts = status_counts(session)
+    # Unfiltered, the total is the tab's count: counting a 90,000-job tab again costs ~10 ms.
+    total = (
+        counts[query.status]
+        if len(conditions) == 1
+        else session.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
+    )
     first = Cursor(cards[0].created_at, cards[0].id) if cards else None
     last = Cursor(cards[-1].created_at, cards[-1].id) if cards else None
     has_next = more if not backwards else True
@@ -303,7 +308,7 @@ def list_jobs(session: Session, query: JobQuery, catalog: Catalog, *, now: datet
         query=query,
         cards=cards,
         total=total,
-        counts=status_counts(session),
+        counts=counts,
         next_cursor=last if has_next and cards else None,
         prev_cursor=first if has_prev and cards else None,
     )
