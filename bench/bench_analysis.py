@@ -6,6 +6,7 @@ import argparse
 import gc
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -79,21 +80,27 @@ def child(path: Path, repeats: int) -> dict[str, object]:
         return analyse_mesh(mesh, catalog=DEFAULT_CATALOG, method="Filament", printer="Prusa MK4S")
 
     results: dict[str, object] = {"rss_after_imports_mb": _peak_rss_mb()}
-    tracemalloc.start()
 
     def measure(name: str, work, prepare=lambda: None):  # type: ignore[no-untyped-def]
-        """Best time of `repeats` runs of work(prepare()); peaks are the highest seen."""
-        times, peak = [], 0.0
-        for _ in range(repeats):
+        """Best time of `repeats` runs of work(prepare()), then one more run under tracemalloc
+        (which slows allocation, so it is kept out of the timed runs) for the memory peak."""
+        times = []
+        for run in range(repeats + 1):
             argument = prepare()  # outside the timing (e.g. a fresh mesh: trimesh caches results)
             # trimesh meshes hold reference cycles: collect the last run's before measuring.
             gc.collect()
-            tracemalloc.reset_peak()
-            before = tracemalloc.get_traced_memory()[0]
+            traced = run == repeats
+            if traced:
+                tracemalloc.start()
+                before = tracemalloc.get_traced_memory()[0]
             start = time.perf_counter()
             value = last = work(argument)
-            times.append(time.perf_counter() - start)
-            peak = max(peak, (tracemalloc.get_traced_memory()[1] - before) / 2**20)
+            elapsed = time.perf_counter() - start
+            if traced:
+                peak = (tracemalloc.get_traced_memory()[1] - before) / 2**20
+                tracemalloc.stop()
+            else:
+                times.append(elapsed)
             del argument, value
         results[name] = {"seconds": min(times), "traced_peak_mb": peak, "max_rss_mb": _peak_rss_mb()}
         return last
@@ -128,6 +135,7 @@ def main() -> None:
         print(json.dumps(results))
         return
 
+    load = os.getloadavg()
     # This process stays small: the sphere is made, and measured, in child processes.
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "sphere_1m.stl"
@@ -157,11 +165,13 @@ def main() -> None:
         row = results[name]
         print(f"{name:<14} {row['seconds']:>9.3f} {row['traced_peak_mb']:>18.1f} {row['max_rss_mb']:>23.0f}")
     print()
-    print(f"Time: best of {args.repeats}. Traced peak: the most memory numpy and Python allocated during the")
-    print("step beyond what was held before it (tracemalloc; for analyse_mesh and thumbnail the mesh was")
     print(
-        "loaded before). Process peak RSS: the child's high-water mark so far, so it only grows down the table."
+        f"Time: best of {args.repeats} runs. Traced peak: the most memory numpy and Python allocated during"
     )
+    print("the step beyond what was held before it (tracemalloc, in a separate run; for analyse_mesh and")
+    print("thumbnail the mesh was loaded beforehand). Process peak RSS: the child's high-water mark so far,")
+    print("so it only grows down the table. Other work on the machine slows every step: load average")
+    print("when the run started: " + ", ".join(f"{x:.1f}" for x in load))
 
 
 def _run(*arguments: str) -> str:

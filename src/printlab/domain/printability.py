@@ -67,7 +67,10 @@ def oversize(extents: Extents, build_volume: Extents) -> Oversize | None:
 
 
 def fits(extents: Extents, build_volume: Extents) -> bool:
-    """True when a model of these extents fits the build volume, allowing any axis-aligned rotation."""
+    """True when a model of these extents fits the build volume, allowing any axis-aligned rotation.
+
+    Raises ValueError for extents that are not three finite, non-negative numbers.
+    """
     return oversize(extents, build_volume) is None
 
 
@@ -82,7 +85,9 @@ def format_mm(value: float) -> str:
 def fit_problem(printer_name: str, extents: Extents, build_volume: Extents) -> str | None:
     """A sentence for the student when the model won't fit the printer, else None.
 
-    e.g. "Won't fit the Formlabs Form 3: 180 mm tall, its limit is 175 mm."
+    e.g. "Won't fit the Formlabs Form 3: 180 mm tall, its limit is 175 mm." — the size is the
+    model's own (wide/deep/tall as drawn), the limit the printer axis it would have to go along
+    in the best orientation. Raises ValueError as oversize() does.
     """
     over = oversize(extents, build_volume)
     if over is None:

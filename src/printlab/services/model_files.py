@@ -26,6 +26,8 @@ RATIO_FLOOR_BYTES = 64 * 1024
 MAX_ZIP_MEMBERS = 10_000
 #: How much of a text file's start and end is read to recognise it.
 SNIFF_BYTES = 8 * 1024
+#: How much of a 3MF model part is inflated to find its <model> element (after any metadata).
+MODEL_SNIFF_BYTES = 64 * 1024
 
 STL_HEADER = 80
 STL_PREFIX = STL_HEADER + 4  # header + uint32 triangle count
@@ -452,7 +454,7 @@ def _check_3mf(path: Path, head: bytes, size: int, max_uncompressed_bytes: int) 
         try:
             part = find_model_part(archive)
             with archive.open(part) as member:
-                start = member.read(SNIFF_BYTES)
+                start = member.read(MODEL_SNIFF_BYTES)
         except ZIP_ERRORS:
             raise ModelRejected(_DAMAGED_3MF) from None
     if not re.search(rb"<(?:[A-Za-z_][\w.-]*:)?model[\s>]", start):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
@@ -37,7 +37,21 @@ def _view_basis() -> np.ndarray:
     return np.stack([right, up, towards])
 
 
-def _arrays(mesh_or_arrays: Any) -> tuple[np.ndarray, np.ndarray]:
+class MeshLike(Protocol):
+    """Anything with trimesh's `vertices` (n, 3) and `faces` (m, 3) arrays."""
+
+    @property
+    def vertices(self) -> Any: ...
+
+    @property
+    def faces(self) -> Any: ...
+
+
+#: A mesh, a (vertices, faces) pair, or an (m, 3, 3) array of triangle corners.
+MeshInput = MeshLike | tuple[np.ndarray, np.ndarray] | np.ndarray
+
+
+def _arrays(mesh_or_arrays: MeshInput) -> tuple[np.ndarray, np.ndarray]:
     """(vertices (n, 3), faces (m, 3)) from a trimesh.Trimesh, a (vertices, faces) pair or (m, 3, 3) triangles."""
     if hasattr(mesh_or_arrays, "vertices") and hasattr(mesh_or_arrays, "faces"):
         return np.asarray(mesh_or_arrays.vertices), np.asarray(mesh_or_arrays.faces)
@@ -50,7 +64,7 @@ def _arrays(mesh_or_arrays: Any) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError("expected a mesh, a (vertices, faces) pair or an (n, 3, 3) array of triangles")
 
 
-def render_thumbnail(mesh_or_arrays: Any, size: int = 256) -> bytes:
+def render_thumbnail(mesh_or_arrays: MeshInput, size: int = 256) -> bytes:
     """A size × size RGBA PNG of the mesh: orthographic three-quarter view, Lambert-shaded, transparent background.
 
     Rasterises by point sampling: each triangle gets points spaced under a pixel apart (at least
@@ -73,12 +87,16 @@ def render_thumbnail(mesh_or_arrays: Any, size: int = 256) -> bytes:
     # Project each vertex once: x right, y up, z towards the viewer.
     view = np.asarray(vertices, dtype=np.float64) @ _view_basis().T
     used = np.zeros(len(view), dtype=bool)
-    used[faces] = True  # unreferenced vertices must not shrink the picture
-    if not np.isfinite(view[used]).all():
-        raise ValueError("the mesh has vertices that are not finite numbers")
-    low = view[used, :2].min(axis=0)
-    high = view[used, :2].max(axis=0)
+    used[faces] = True
+    # Unreferenced vertices must not shrink the picture (load_mesh() leaves none, so the copy
+    # is usually skipped).
+    referenced = view if used.all() else view[used]
     del used
+    if not np.isfinite(referenced).all():
+        raise ValueError("the mesh has vertices that are not finite numbers")
+    low = referenced[:, :2].min(axis=0)
+    high = referenced[:, :2].max(axis=0)
+    del referenced
     span = float(max(high[0] - low[0], high[1] - low[1]))
     scale = FILL * size / span if span > 0 else 1.0
     centre = (low + high) / 2
@@ -105,11 +123,11 @@ def _shade(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
     vx, vy, vz = x[:, 2] - x[:, 0], y[:, 0] - y[:, 2], z[:, 2] - z[:, 0]
     nx, ny, nz = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
     del ux, uy, uz, vx, vy, vz
-    light = np.array(LIGHT, dtype=np.float64)
-    light /= np.linalg.norm(light)
+    norm = math.sqrt(sum(c * c for c in LIGHT))
+    lx, ly, lz = (c / norm for c in LIGHT)  # Python floats keep the arithmetic in float32
     length = np.sqrt(nx * nx + ny * ny + nz * nz)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cosine = np.abs(nx * light[0] + ny * light[1] + nz * light[2]) / length
+        cosine = np.abs(nx * lx + ny * ly + nz * lz) / length
     cosine = np.nan_to_num(cosine, nan=0.0, posinf=0.0, neginf=0.0)  # degenerate: ambient only
     return (AMBIENT + (1 - AMBIENT) * np.clip(cosine, 0, 1)).astype(np.float32)
 
@@ -165,7 +183,10 @@ def _sample(
     shades: list[np.ndarray] = []
 
     if n_small:
-        sx, sy, sz, shade = x[small], y[small], z[small], intensity[small]
+        if n_small == len(small):  # the usual case for big meshes: no copies
+            sx, sy, sz, shade = x, y, z, intensity
+        else:
+            sx, sy, sz, shade = x[small], y[small], z[small], intensity[small]
         if 4 * n_small > MAX_SAMPLES:
             # Millions of triangles: a regular stride keeps the surface evenly covered.
             stride = math.ceil(4 * n_small / MAX_SAMPLES)
