@@ -14,12 +14,14 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from printlab import config as config_module
-from printlab.clock import to_lab_time
+from printlab.clock import to_lab_time, utcnow
 from printlab.config import Config, ConfigError
 from printlab.db import check_database, make_engine, safe_url, schema_is_current, session_factory
 from printlab.logs import configure_logging
+from printlab.models import Staff
 from printlab.services import health
 from printlab.services.catalog import banner
+from printlab.services.staff import recently_added
 from printlab.services.storage import Storage, StorageError, TooLarge
 from printlab.web.context import Lab, close_db, db, lab, upload_limit_bytes
 from printlab.web.limits import limiter
@@ -94,6 +96,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: Config | No
     app.add_template_filter(_grams, "grams")
     app.add_template_filter(_volume, "volume")
     app.add_template_filter(_lab_time, "lab_time")
+    app.add_template_global(_is_new_staff, "is_new_staff")
     app.extensions["printlab.started"] = time.time()
     app.before_request(_refuse_oversized_uploads)
     return app
@@ -157,6 +160,10 @@ def _volume(mm3: float | None) -> str:
 def _lab_time(moment: datetime | None, zone: str) -> str:
     """A stored UTC time as the lab reads it: '26 Nov 2026 14:05 CST'."""
     return to_lab_time(moment, zone).strftime("%d %b %Y %H:%M %Z") if moment else ""
+
+
+def _is_new_staff(member: Staff) -> bool:
+    return recently_added(member, utcnow())
 
 
 def _banner_or_nothing() -> str:
