@@ -226,12 +226,14 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(429)
     def too_many(_exc: HTTPException):  # type: ignore[no-untyped-def]
-        return _error_page(
-            429,
-            "Too many submissions",
-            "You've sent as many models as we accept from one connection in an hour. "
-            "Please try again later, or ask at the lab.",
-        )
+        if request.path.startswith("/submit"):
+            return _error_page(
+                429,
+                "Too many submissions",
+                "You've sent as many models as we accept from one connection in an hour. "
+                "Please try again later, or ask at the lab.",
+            )
+        return _error_page(429, "Too many attempts", "Please wait a few minutes, then try again.")
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
