@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from printlab.clock import utcnow
 from printlab.config import SETTINGS
 from printlab.db import write_transaction
-from printlab.models import Event, OutboxMessage, OutboxStatus, WorkerHeartbeat
+from printlab.models import Event, OutboxMessage, OutboxStatus, Task, TaskStatus, WorkerHeartbeat
 from printlab.services import outbox
 
 from .conftest import BACKENDS
@@ -50,6 +50,8 @@ def count(session, query) -> int:  # type: ignore[no-untyped-def]
 def test_two_worker_processes_send_every_message_exactly_once(session, storage, lab_env, tmp_path: Path):
     smtp = SmtpServer().start()
     job = submit_job(session, storage)
+    with write_transaction(session):  # the upload's model analysis is another test's business
+        session.execute(update(Task).values(status=TaskStatus.DONE))
     env = {k: v for k, v in os.environ.items() if k not in {s.env for s in SETTINGS}} | lab_env | smtp.env()
     logs = [(tmp_path / f"worker{i}.out").open("w") for i in range(2)]
     workers = [
