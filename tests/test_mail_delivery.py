@@ -357,6 +357,20 @@ def test_staff_can_resend_what_fits_the_jobs_status(session, storage, smtp, mail
         mail.resend(session, job.id, "receipt", staff=None)
 
 
+def test_resending_a_quote_needs_a_staff_name_and_kills_the_old_link(session, storage, smtp, mailer):
+    job = make_job(session, storage, Status.PENDING)
+    mail.deliver_due(session, mailer)
+    old_token = confirm_token(smtp.inbox.messages()[-1])
+    with pytest.raises(mail.delivery.ValidationError):
+        mail.resend(session, job.id, "quote", staff=None)  # would otherwise count as the student
+    mail.resend(session, job.id, "quote", staff="Alex Rivera")
+    assert mail.deliver_due(session, mailer).sent == 1
+    new_token = confirm_token(smtp.inbox.messages()[-1])
+    assert new_token != old_token
+    assert workflow.confirm(session, storage, old_token).outcome == workflow.ConfirmOutcome.INVALID
+    assert workflow.confirm(session, storage, new_token).outcome == workflow.ConfirmOutcome.CONFIRMED
+
+
 def test_health_reports_the_outbox_backlog(session, storage, smtp, mailer, client):
     submit_job(session, storage, student_email="gone@example.edu")
     submit_job(session, storage)

@@ -161,6 +161,14 @@ def test_the_rejection_lists_every_reason_and_links_a_fresh_submission():
     assert "https://print.example.edu/submit" in rendered.text
 
 
+def test_a_rejection_without_recorded_reasons_still_makes_sense():
+    # An admin override to Rejected (with "email the student") records no reasons.
+    job = fixed_job("rejected", reject_reasons=None)
+    rendered = render("rejected", context_for("rejected", job=job))
+    assert "because:" not in rendered.text and "we'll tell you why" in rendered.text
+    assert "<ul" not in rendered.html and "we'll tell you why" in rendered.html
+
+
 def test_pickup_messages_give_place_hours_and_the_hold_period():
     ready = render("ready_for_pickup", context_for("ready_for_pickup"))
     assert "30 days" in ready.text and "Sunday, December 20, 2026" in ready.text

@@ -91,7 +91,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PRINTLAB_SMTP_USERNAME", "(none)", "SMTP login; set it together with the password, or neither."),
     Setting("PRINTLAB_SMTP_PASSWORD", "(none)", "SMTP password; never logged or shown."),
     Setting(
-        "PRINTLAB_SMTP_TIMEOUT", "30", "Seconds an SMTP connect or reply may take before the attempt fails."
+        "PRINTLAB_SMTP_TIMEOUT",
+        "30",
+        "Seconds (at most 60) an SMTP connect or reply may take before the attempt fails.",
     ),
     Setting(
         "PRINTLAB_MAIL_FROM",
@@ -229,8 +231,8 @@ def _smtp(get: Callable[[str], str | None]) -> SmtpSettings | None:
         timeout = float(timeout_text)
     except ValueError:
         timeout = 0.0
-    if not 0 < timeout <= 600:
-        raise ConfigError(f"PRINTLAB_SMTP_TIMEOUT must be seconds between 0 and 600, not {timeout_text!r}")
+    if not 0 < timeout <= 60:  # delivery's lease (10 min) must outlast a send's nine steps
+        raise ConfigError(f"PRINTLAB_SMTP_TIMEOUT must be seconds between 0 and 60, not {timeout_text!r}")
     username, password = get("PRINTLAB_SMTP_USERNAME"), get("PRINTLAB_SMTP_PASSWORD")
     if (username is None) != (password is None):
         # Never echo the password: name the missing half only.

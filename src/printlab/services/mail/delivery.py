@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from jinja2 import TemplateError
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from printlab.clock import utcnow
@@ -41,9 +41,10 @@ from printlab.config import Config
 from printlab.db import write_transaction
 from printlab.domain.statuses import Status
 from printlab.models import Job, OutboxMessage, OutboxStatus, Payment, Staff
+from printlab.services import outbox, workflow
 from printlab.services.catalog import load_catalog
 from printlab.services.errors import NotFound, ValidationError
-from printlab.services.jobs import add_event, simple_id_for
+from printlab.services.jobs import add_event, lock_job, simple_id_for
 from printlab.services.mail.render import Links, build_message, message_context, render, sender_for
 from printlab.services.mail.transport import (
     DeliveryError,
@@ -57,8 +58,9 @@ from printlab.services.mail.transport import (
 
 log = logging.getLogger(__name__)
 
-#: How long a claimed message is reserved for its worker. Longer than any one send can take (every
-#: SMTP step has a timeout of at most PRINTLAB_SMTP_TIMEOUT), so two workers never send at once.
+#: How long a claimed message is reserved for its worker: longer than one send can take (connect,
+#: EHLO, STARTTLS, EHLO, AUTH, MAIL, RCPT, DATA, end of data: nine steps of at most
+#: PRINTLAB_SMTP_TIMEOUT, 60 s, each), so two live workers never send the same message.
 LEASE = timedelta(minutes=10)
 #: Waits before each retry after a temporary failure; after the last one the message is FAILED.
 #: Together about 18 hours: a mail server down overnight loses nothing.
@@ -314,10 +316,8 @@ def _completed_at(extra: dict[str, Any], job: Job, row: OutboxMessage) -> dateti
     recorded = extra.get("completed_at")
     if recorded:
         return datetime.fromisoformat(str(recorded))
-    from printlab.services.workflow import entered_status_at  # workflow imports a lot; only here
-
     if job.status == Status.COMPLETED:
-        return entered_status_at(job) or row.created_at
+        return workflow.entered_status_at(job) or row.created_at
     return row.created_at
 
 
@@ -338,11 +338,9 @@ def not_applicable(row: OutboxMessage, job: Job) -> str | None:
     template, status = row.template, job.status
     if template == "quote":
         token = (row.context or {}).get("token")
-        from printlab.services.workflow import hash_token
-
         if status != Status.PENDING:
             return "the job is no longer waiting for the student's confirmation"
-        if not token or job.confirm_token != hash_token(str(token)):
+        if not token or job.confirm_token != workflow.hash_token(str(token)):
             return "a newer confirm link replaced this one"
         if job.is_confirmation_expired:
             return "the link expired before it could be sent; the expired-quote notice explains what to do"
@@ -501,11 +499,10 @@ def resend(
     The quote gets a fresh confirm link (the old one stops working). Raises NotFound and
     ValidationError (unknown message, one that doesn't fit the job's status, no active staff).
     """
-    from printlab.services import outbox, workflow
-    from printlab.services.jobs import lock_job
-
     now = now or utcnow()
     if template == "quote":
+        with write_transaction(session):  # a person resends; without a name it would count as the student
+            _require_active_staff(session, staff)
         workflow.resend_quote(session, job_id, actor=workflow.Actor(staff, workstation), now=now)
         found = session.scalars(
             select(OutboxMessage)
@@ -546,13 +543,13 @@ class Backlog:
 def backlog(session: Session, *, now: datetime | None = None) -> Backlog:
     """Counts for /healthz and the Mail page, in one query."""
     now = now or utcnow()
+    # CASE rather than FILTER (…): the SQLite of an older lab computer may predate FILTER.
+    due = (OutboxMessage.status == OutboxStatus.PENDING) & (OutboxMessage.next_attempt_at <= now)
     pending, failed, oldest = session.execute(
         select(
-            func.count().filter(OutboxMessage.status == OutboxStatus.PENDING),
-            func.count().filter(OutboxMessage.status == OutboxStatus.FAILED),
-            func.min(OutboxMessage.created_at).filter(
-                OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.next_attempt_at <= now
-            ),
+            func.sum(case((OutboxMessage.status == OutboxStatus.PENDING, 1), else_=0)),
+            func.sum(case((OutboxMessage.status == OutboxStatus.FAILED, 1), else_=0)),
+            func.min(case((due, OutboxMessage.created_at), else_=None)),
         )
     ).one()
     waited = max(0, int((now - oldest).total_seconds())) if oldest is not None else 0
