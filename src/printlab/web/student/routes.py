@@ -90,6 +90,10 @@ def submit():  # type: ignore[no-untyped-def]
         return _render_form(values, {"file": str(exc)}, 422)
     except ValidationError as exc:  # includes the duplicate rule
         return _render_form(values, exc.errors, 422)
+    except OSError:
+        log.exception("could not read or store an upload")
+        message = "We couldn't store your file just now. Please send it again; if it keeps failing, tell the lab."
+        return _render_form(values, {"file": message}, 503)
     finally:
         stream.discard()  # the job holds its own link to the file by now
     log.info("job %s submitted", job.id)
