@@ -320,3 +320,55 @@ def mail_retry(outbox_id: int, acting_as: str) -> None:
     with _session(_config()) as session:
         message = mail_service.retry(session, outbox_id, staff=acting_as)
     click.echo(f"Email {message.id} ({message.template}) is queued again.")
+
+
+@main.command("check")
+@click.option("--repair", "apply_repairs", is_flag=True, help="Apply every safe repair, then check again.")
+@click.option(
+    "--acting-as",
+    "acting_as",
+    default=None,
+    help="Staff member the repairs are attributed to (default: the console).",
+)
+@_friendly
+def check_command(apply_repairs: bool, acting_as: str | None) -> None:
+    """Compare the database with the storage folders and report; exit status 1 while findings remain."""
+    from printlab.services import repair
+    from printlab.services.actors import CONSOLE, Actor
+
+    if acting_as and not apply_repairs:
+        raise click.UsageError("--acting-as only applies with --repair.")
+    settings = _config()
+    storage = _storage(settings)
+    with _session(settings) as session:
+        if apply_repairs:
+            outcomes = repair.repair_all(session, storage, actor=Actor(acting_as, CONSOLE))
+            for line in repair.describe(outcomes):
+                click.echo(line)
+            if not outcomes:
+                click.echo("Nothing to repair.")
+        result = repair.check(session, storage)
+    report = result.report
+    summary = f"{report.jobs_checked} job(s) and {report.files_checked} file(s) under {storage.root}"
+    for kind, items in result.groups():
+        click.echo(f"\n{kind.title} ({len(items)})")
+        for item in items:
+            click.echo(f"  {item.path}" + (f"  [job {item.simple_id}]" if item.simple_id else ""))
+            click.echo(f"    {item.problem}")
+            click.echo(
+                f"    Repair: {item.repair}"
+                if item.repair
+                else "    Needs a person: PrintLab won't repair it."
+            )
+    if result.lost_and_found:
+        click.echo(
+            f"\n{repair.LOST_AND_FOUND}/ holds {result.lost_and_found} file(s) for a person to look through."
+        )
+    if result.ok:
+        click.echo(f"No problems found: {summary}.")
+        return
+    click.echo(
+        f"\n{len(result.items)} finding(s) in {summary}; {len(result.repairable)} can be repaired "
+        "with `printlab check --repair`."
+    )
+    sys.exit(1)

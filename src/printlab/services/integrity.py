@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, Numeric, String, select
 from sqlalchemy.orm import Session, selectinload
 
 from printlab.clock import utcnow
 from printlab.domain.statuses import STATUS_FOLDERS, Status
 from printlab.models import Job
 from printlab.services.jobs import job_folder, sidecar_record
-from printlab.services.storage import TEMP_FOLDER, Storage, UnsafePath
+from printlab.services.storage import SIDECAR_SUFFIX, TEMP_FOLDER, Storage, UnsafePath
 
 #: An upload still in the temporary folder after this long was abandoned (a crash, a dropped connection).
 LEFTOVER_AGE = timedelta(days=1)
@@ -25,6 +28,11 @@ MAX_SIDECAR_BYTES = 1024 * 1024
 #: Jobs are read in batches of this size, so a campus-sized table is never held in memory at once.
 BATCH = 500
 _ABSENT = object()
+#: Job ids are uuid4 hex (domain.naming.new_job_id); a sidecar claiming anything else rebuilds nothing.
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
+#: Never taken from a sidecar: a sidecar holds no confirm token (only its hash was ever stored, and
+#: never in a file) and no dialog lock; a rebuilt job has neither.
+_NOT_REBUILT = frozenset({"confirm_token", "locked_by", "locked_until"})
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,19 @@ class SidecarMismatch:
 
 
 @dataclass(frozen=True)
+class MissingRow:
+    """A sidecar whose job has no row (a lost database, or one restored from before the job): the
+    row can be rebuilt from it. `files` are the job's files found in the status folders (the sidecar
+    among them); `problem` says why this sidecar can't rebuild the row, None when it can."""
+
+    job_id: str
+    path: str
+    status: str
+    files: tuple[str, ...]
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
 class LeftoverUpload:
     """A temporary upload older than LEFTOVER_AGE; younger ones may still be arriving."""
 
@@ -101,12 +122,14 @@ class IntegrityReport:
     stale_copies: list[StaleCopy] = field(default_factory=list)
     misplaced: list[Misplaced] = field(default_factory=list)
     sidecar_mismatches: list[SidecarMismatch] = field(default_factory=list)
+    missing_rows: list[MissingRow] = field(default_factory=list)
     leftover_uploads: list[LeftoverUpload] = field(default_factory=list)
     unsafe: list[UnsafeEntry] = field(default_factory=list)
 
     def findings(self) -> Iterator[object]:
         """Every finding, the serious ones first."""
         yield from self.missing
+        yield from self.missing_rows
         yield from self.sidecar_mismatches
         yield from self.misplaced
         yield from self.stale_copies
@@ -177,6 +200,7 @@ def scan(session: Session, storage: Storage, *, now: datetime | None = None) -> 
             report.misplaced += found.misplaced
         reader.rollback()
     _walk_status_folders(storage, views, report)
+    _find_missing_rows(storage, set(views), report)
     _find_leftovers(storage, now, report)
     report.orphans.sort(key=lambda f: f.path)
     report.stale_copies.sort(key=lambda f: (f.job_id, f.path))
@@ -242,14 +266,8 @@ def _file_problem(storage: Storage, relative: str) -> str | None:
 
 def _compare_sidecar(storage: Storage, job: Job) -> SidecarMismatch | None:
     assert job.metadata_path is not None
-    path = storage.resolve(job.metadata_path)  # checked by _file_problem just before
-    try:
-        if path.stat().st_size > MAX_SIDECAR_BYTES:
-            raise ValueError("too large")
-        data: Any = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return SidecarMismatch(job.id, job.metadata_path, (), unreadable=True)
-    if not isinstance(data, dict):
+    data = read_record(storage, job.metadata_path)  # its path was checked by _file_problem just before
+    if data is None:
         return SidecarMismatch(job.id, job.metadata_path, (), unreadable=True)
     # The record as it would be written now, through JSON, so 42 and 42.0 or a tuple and a list agree.
     expected = json.loads(json.dumps(sidecar_record(job)))
@@ -258,6 +276,183 @@ def _compare_sidecar(storage: Storage, job: Job) -> SidecarMismatch | None:
     if not differing:
         return None
     return SidecarMismatch(job.id, job.metadata_path, tuple(sorted(differing)))
+
+
+def read_record(storage: Storage, relative: str) -> dict[str, Any] | None:
+    """The JSON object in a sidecar, or None when it is unreadable, too large, not an object, or a
+    path outside the root or a symbolic link (never followed)."""
+    try:
+        path = storage.resolve(relative)
+        if path.is_symlink() or path.stat().st_size > MAX_SIDECAR_BYTES:
+            return None
+        data: Any = json.loads(path.read_bytes())
+    except (OSError, ValueError, UnsafePath):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class UnrebuildableSidecar(ValueError):
+    """A sidecar that can't rebuild its job's row; the message says why, for the report."""
+
+
+def rebuild_values(storage: Storage, path: str, record: dict[str, Any]) -> dict[str, Any]:
+    """The job row the sidecar at `path` describes, as column values (no confirm token, no lock).
+
+    Every value is checked against its column, and the row's paths must stay inside the root and
+    name this very sidecar. Raises UnrebuildableSidecar saying why not.
+    """
+    job_id = record.get("id")
+    if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
+        raise UnrebuildableSidecar("it names no valid job id")
+    values: dict[str, Any] = {}
+    for column in Job.__table__.columns:
+        if column.key in _NOT_REBUILT or column.key not in record:
+            continue  # a column newer than the sidecar takes its default
+        values[column.key] = _column_value(column, record[column.key])
+    try:
+        Status(values.get("status"))
+    except ValueError:
+        raise UnrebuildableSidecar(f"its status {values.get('status')!r} is not one of PrintLab's") from None
+    display_name = values.get("display_name")
+    name = PurePosixPath(path).name
+    if not (
+        isinstance(display_name, str)
+        and display_name
+        and len(name) > len(display_name)
+        and name.startswith(display_name)
+        and not name[len(display_name)].isalnum()
+    ):
+        raise UnrebuildableSidecar("its file name does not start with the job's stored name")
+    for key in ("file_path", "metadata_path"):
+        if not values.get(key):
+            raise UnrebuildableSidecar(f"it has no {key.replace('_', ' ')}")
+        try:
+            storage.resolve(values[key])
+        except UnsafePath:
+            raise UnrebuildableSidecar(f"its {key.replace('_', ' ')} leaves the storage root") from None
+    if values["metadata_path"] != path:
+        raise UnrebuildableSidecar(f"it says it is at {values['metadata_path']}, not here")
+    return values
+
+
+def _column_value(column: Any, value: Any) -> Any:
+    """A sidecar's JSON value as the column stores it; raises UnrebuildableSidecar for a wrong type."""
+    kind = column.type
+    wrong = UnrebuildableSidecar(f"its {column.key} is not a valid value")
+    if value is None:
+        if not column.nullable and not column.primary_key:
+            raise wrong
+        return None
+    if isinstance(kind, JSON):
+        return value
+    if isinstance(kind, DateTime):
+        if not isinstance(value, str):
+            raise wrong
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise wrong from None
+        if moment.tzinfo is not None:
+            raise wrong  # the database stores naive UTC
+        return moment
+    if isinstance(kind, Boolean):
+        if not isinstance(value, bool):
+            raise wrong
+        return value
+    if isinstance(value, bool):
+        raise wrong  # JSON true is not a number or a text
+    if isinstance(kind, Float):
+        if not isinstance(value, int | float):
+            raise wrong
+        return float(value)
+    if isinstance(kind, Numeric):
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            raise wrong from None
+        if not number.is_finite():
+            raise wrong
+        return number
+    if isinstance(kind, Integer):
+        if not isinstance(value, int):
+            raise wrong
+        return value
+    if isinstance(kind, String):
+        if not isinstance(value, str) or (kind.length is not None and len(value) > kind.length):
+            raise wrong
+        return value
+    raise wrong
+
+
+def _find_missing_rows(storage: Storage, known_ids: set[str], report: IntegrityReport) -> None:
+    """Turn orphan sidecars of jobs that have no row into MissingRow findings, with their files.
+
+    When an interrupted move left the job's sidecar in two folders, the newest one that can rebuild
+    the row is chosen; the other folder's files become stale copies once the row exists.
+    """
+    found: dict[str, list[tuple[str, dict[str, Any], str | None]]] = {}
+    for orphan in report.orphans:
+        if not orphan.path.endswith(SIDECAR_SUFFIX):
+            continue
+        record = read_record(storage, orphan.path)
+        job_id = record.get("id") if record else None
+        if record is None or not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
+            continue  # not a sidecar PrintLab can read: an ordinary orphan
+        if job_id in known_ids:
+            continue  # the job exists under another name: this file is an orphan
+        try:
+            rebuild_values(storage, orphan.path, record)
+            problem = None
+        except UnrebuildableSidecar as exc:
+            problem = f"It can't rebuild the job: {exc}."
+        found.setdefault(job_id, []).append((orphan.path, record, problem))
+    if not found:
+        return
+    chosen: dict[str, tuple[str, dict[str, Any], str | None]] = {}
+    for job_id, sidecars in found.items():
+        chosen[job_id] = max(sidecars, key=_sidecar_preference)
+    bases = {
+        record["display_name"]: _JobView(job_id, record["display_name"], None)
+        for job_id, (_path, record, _problem) in chosen.items()
+        if isinstance(record.get("display_name"), str) and record["display_name"]
+    }
+    claimed: dict[str, list[str]] = {job_id: [] for job_id in chosen}
+    remaining: list[Orphan] = []
+    sidecar_owner = {path: job_id for job_id, sidecars in found.items() for path, _r, _p in sidecars}
+    for orphan in report.orphans:
+        owner = _owner(PurePosixPath(orphan.path).name, bases)
+        job_id = owner.id if owner is not None else sidecar_owner.get(orphan.path)
+        if job_id is None:
+            remaining.append(orphan)
+        else:
+            claimed[job_id].append(orphan.path)
+    report.orphans = remaining
+    for job_id, (path, record, problem) in sorted(chosen.items()):
+        status = record.get("status")
+        report.missing_rows.append(
+            MissingRow(
+                job_id, path, status if isinstance(status, str) else "", tuple(claimed[job_id]), problem
+            )
+        )
+
+
+def _sidecar_preference(candidate: tuple[str, dict[str, Any], str | None]) -> tuple[bool, str, bool, str]:
+    """Rebuildable first, then the newest row version, then one in its own status's folder."""
+    path, record, problem = candidate
+    updated = record.get("updated_at")
+    try:
+        version = (
+            datetime.fromisoformat(updated).isoformat(timespec="microseconds")
+            if isinstance(updated, str)
+            else ""
+        )
+    except ValueError:
+        version = ""
+    try:
+        in_place = Status(record.get("status")).folder == PurePosixPath(path).parent.as_posix()
+    except ValueError:
+        in_place = False
+    return (problem is None, version, in_place, path)
 
 
 def _owner(name: str, by_base: dict[str, _JobView]) -> _JobView | None:

@@ -122,6 +122,7 @@ def _start_worker(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from printlab.web.admin.routes import bp as admin_bp
+    from printlab.web.admin_integrity.routes import bp as admin_integrity_bp
     from printlab.web.admin_mail.routes import bp as admin_mail_bp
     from printlab.web.auth.routes import bp as auth_bp
     from printlab.web.confirm.routes import bp as confirm_bp
@@ -138,6 +139,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(confirm_bp)
     app.register_blueprint(admin_mail_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(admin_integrity_bp)
     app.add_url_rule("/healthz", "healthz", _healthz)
     csrf.exempt("printlab.web.app._healthz")
 
