@@ -3,15 +3,16 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install install-test browser lint format bench clean
+.PHONY: demo test install install-test browser pg-client lint format bench clean
 
 # Install PrintLab and start it on SQLite with demo data (prints the URL and the workstation password).
 demo: install
 	$(BIN)/printlab demo --serve
 
-# Install the test dependencies (and Chromium for the browser tests) and run every test, on SQLite
-# and PostgreSQL. Set PRINTLAB_TEST_BACKENDS=sqlite to skip PostgreSQL on a machine without it.
-test: install-test browser
+# Install the test dependencies (Chromium for the browser tests, pg_dump/pg_restore for the backup
+# tests) and run every test, on SQLite and PostgreSQL. Set PRINTLAB_TEST_BACKENDS=sqlite to skip
+# PostgreSQL on a machine without it.
+test: install-test browser pg-client
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -30,6 +31,12 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	  else echo "Chromium is needed for the browser tests: sudo apt-get install -y chromium"; exit 1; fi; }
+
+# pg_dump and pg_restore, which `printlab backup`/`restore` run on PostgreSQL (and their tests).
+pg-client:
+	@command -v pg_dump >/dev/null 2>&1 && command -v pg_restore >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-client; \
+	  else echo "pg_dump and pg_restore are needed for the backup tests: sudo apt-get install -y postgresql-client"; exit 1; fi; }
 
 lint:
 	$(BIN)/ruff check .

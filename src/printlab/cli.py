@@ -372,3 +372,37 @@ def check_command(apply_repairs: bool, acting_as: str | None) -> None:
         "with `printlab check --repair`."
     )
     sys.exit(1)
+
+
+@main.command("backup")
+@click.argument("directory", type=click.Path(file_okay=False))
+@_friendly
+def backup_command(directory: str) -> None:
+    """Snapshot the database and the storage tree into DIRECTORY (new or empty) while PrintLab runs."""
+    from printlab.services import backup as backup_service
+
+    settings = _config()
+    result = backup_service.backup(settings.database_url, Storage(settings.storage_dir), directory)
+    for line in backup_service.backup_summary(result):
+        click.echo(line)
+
+
+@main.command("restore")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True, help="Replace a database and a storage root that already hold data.")
+@_friendly
+def restore_command(directory: str, force: bool) -> None:
+    """Check a backup's checksums, restore it into the configured database and storage, then run the
+    integrity check. Stop PrintLab first. Exit status 2: restored, but job files are missing."""
+    from printlab.services import backup as backup_service
+
+    settings = _config()
+    result = backup_service.restore(directory, settings.database_url, settings.storage_dir, force=force)
+    for line in backup_service.restore_summary(result):
+        click.echo(line)
+    if result.integrity is not None and result.integrity.serious:
+        click.echo(
+            f"printlab: restored, but {len(result.integrity.missing)} job file(s) are missing (listed above)",
+            err=True,
+        )
+        sys.exit(2)
