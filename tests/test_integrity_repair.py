@@ -28,7 +28,7 @@ from printlab.services.repair import LOST_AND_FOUND, Kind, Result, check, repair
 from printlab.services.storage import TEMP_FOLDER, FileMove, Storage
 
 from .conftest import _fresh_postgres_database
-from .factories import STAFF, make_job, make_staff
+from .factories import STAFF, make_job, make_staff, quote_token
 
 ADMIN_PC = "FRONT-DESK"
 STAFF_PC = "LAB-PC-2"
@@ -261,6 +261,34 @@ def test_missing_files_sidecars_and_misplaced_jobs_are_put_right(session, storag
     assert tree(storage.root) == files
     refused = repair(session, storage, unrepairable.key, actor=admin)
     assert refused.result == Result.REFUSED and "can't repair" in refused.message
+
+
+def test_a_database_older_than_the_files_wins_and_the_newer_sidecar_is_kept(session, storage, admin):
+    job = make_job(session, storage, Status.PENDING)
+    pending_row = {k: v for k, v in columns(job).items() if k != "id"}
+    upload = storage.resolve(job.file_path).read_bytes()
+    workflow.confirm(session, storage, quote_token(session, job.id))
+    confirmed = row(session, job.id)
+    newer_sidecar = storage.resolve(confirmed.metadata_path).read_bytes()
+    # The database is put back from a backup taken before the student confirmed.
+    session.execute(update(Job).where(Job.id == job.id).values(**pending_row))
+    session.commit()
+
+    assert {(i.kind, i.path.split("/")[0]) for i in check(session, storage).items} == {
+        (Kind.MISSING_FILE, "Pending"),
+        (Kind.MISSING_SIDECAR, "Pending"),
+        (Kind.STALE_COPY, "ReadyToPrint"),  # the upload, and the sidecar the confirmation wrote
+    }
+    repair_all(session, storage, actor=admin)
+
+    assert check(session, storage).ok
+    assert row(session, job.id).status == Status.PENDING
+    assert storage.resolve(job.file_path).read_bytes() == upload
+    assert storage.read_sidecar(job.metadata_path)["status"] == "PENDING"
+    assert storage.folder_files("ReadyToPrint") == []
+    # What the database no longer knows is not thrown away: the newer sidecar waits in Lost+Found.
+    kept = storage.root / LOST_AND_FOUND / "ReadyToPrint" / PurePosixPath(confirmed.metadata_path).name
+    assert kept.read_bytes() == newer_sidecar
 
 
 def test_orphans_and_abandoned_uploads_go_to_lost_and_found_and_are_never_deleted(session, storage, admin):

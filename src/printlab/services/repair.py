@@ -201,7 +201,7 @@ def check(session: Session, storage: Storage, *, now: datetime | None = None) ->
         for misplaced in report.misplaced:
             items.append(_misplaced_item(misplaced))
         for mismatch in report.sidecar_mismatches:
-            items.append(_mismatch_item(mismatch))
+            items.append(_mismatch_item(storage, mismatch))
         for stale in report.stale_copies:
             job = jobs.get(stale.job_id)
             if job is not None:
@@ -211,7 +211,9 @@ def check(session: Session, storage: Storage, *, now: datetime | None = None) ->
     # says where the job's files really are, so nothing of the job is touched until a person fixes it.
     suspect = {m.job_id for m in report.missing if m.reason == _OUTSIDE}
     items = [
-        replace(item, problem=f"{item.problem} {_SUSPECT}", repair=None) if item.job_id in suspect else item
+        replace(item, problem=f"{item.problem} {_SUSPECT}", repair=None)
+        if item.job_id in suspect and item.repair
+        else item
         for item in items
     ]
     items += [_orphan_item(o) for o in report.orphans]
@@ -276,7 +278,8 @@ def _missing_row_item(row: MissingRow) -> Item:
 
 def _missing_item(storage: Storage, missing: MissingFile, job: Job, copies: dict[str, list[Path]]) -> Item:
     kind = Kind.MISSING_FILE if missing.kind == "file" else Kind.MISSING_SIDECAR
-    problem = f"{'The job’s file' if missing.kind == 'file' else 'The sidecar'} is {missing.reason}."
+    what = "The job's file" if missing.kind == "file" else "The sidecar"
+    problem = f"{what} is {missing.reason}."
     if missing.reason == _OUTSIDE:
         return Item(
             kind, missing.path, job.id, problem + " PrintLab never follows it; correct the row by hand.", None
@@ -304,7 +307,10 @@ def _misplaced_item(misplaced: Misplaced) -> Item:
     )
 
 
-def _mismatch_item(mismatch: SidecarMismatch) -> Item:
+def _mismatch_item(storage: Storage, mismatch: SidecarMismatch) -> Item:
+    if (storage.root / mismatch.path).is_symlink():
+        problem = "The sidecar is a symbolic link: PrintLab never follows or changes one."
+        return Item(Kind.SIDECAR_MISMATCH, mismatch.path, mismatch.job_id, problem, None)
     if mismatch.unreadable:
         problem = "The sidecar can't be read."
     else:
@@ -366,15 +372,15 @@ _LEFTOVER_FOLDER = f"{LOST_AND_FOUND}/{TEMP_FOLDER.lstrip('.')}"
 
 
 def _copies_by_name(storage: Storage, names: set[str]) -> dict[str, list[Path]]:
-    """Regular files anywhere under the root (temporary uploads aside) with one of `names`.
+    """Regular files anywhere under the root with one of `names`, status folders first.
 
-    Symbolic links are neither followed into nor counted. Status folders come first, then the rest
-    (Lost+Found) by path.
+    Hidden folders at the top (temporary uploads, what a restore set aside) are not searched;
+    symbolic links are neither followed into nor counted.
     """
     found: dict[str, list[Path]] = {}
     for directory, folders, files in os.walk(storage.root, followlinks=False):
         if Path(directory) == storage.root:
-            folders[:] = [f for f in folders if f != TEMP_FOLDER]
+            folders[:] = [f for f in folders if not f.startswith(".")]
         for name in files:
             path = Path(directory) / name
             if name in names and not path.is_symlink() and path.is_file():
@@ -763,7 +769,9 @@ def _move_to_status_folder(
             encoded = storage.encode_sidecar(sidecar_record(job))
             # Place → commit → remove, as a transition moves files: a crash leaves a stale copy at most.
             move = storage.move(files, target, sidecar=(sidecar, encoded) if sidecar else None)
-            _job_event(session, job, "move_to_status_folder", actor, now, **{"from": current, "to": target})
+            _job_event(
+                session, job, "move_to_status_folder", actor, now, from_folder=current, to_folder=target
+            )
             session.flush()
     except BaseException:
         if move is not None:
