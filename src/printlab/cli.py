@@ -351,7 +351,7 @@ def check_command(apply_repairs: bool, acting_as: str | None) -> None:
     report = result.report
     summary = f"{report.jobs_checked} job(s) and {report.files_checked} file(s) under {storage.root}"
     for kind, items in result.groups():
-        click.echo(f"\n{kind.title} ({len(items)})")
+        click.echo(f"\n{kind.heading} ({len(items)})")
         for item in items:
             click.echo(f"  {item.path}" + (f"  [job {item.simple_id}]" if item.simple_id else ""))
             click.echo(f"    {item.problem}")

@@ -83,11 +83,11 @@ class Kind(StrEnum):
     UNSAFE = "unsafe"
 
     @property
-    def title(self) -> str:
-        return _TITLES[self]
+    def heading(self) -> str:
+        return _HEADINGS[self]
 
 
-_TITLES = {
+_HEADINGS = {
     Kind.MISSING_ROW: "Jobs missing from the database whose sidecar survives",
     Kind.MISSING_FILE: "Jobs whose file is missing",
     Kind.MISSING_SIDECAR: "Jobs whose sidecar is missing",
