@@ -273,6 +273,23 @@ def archive_command(dry_run: bool) -> None:
         click.echo(f"Archived {archived} job(s).")
 
 
+@main.command("prune")
+@click.option("--dry-run", is_flag=True, help="Only show how many jobs would be pruned.")
+@_friendly
+def prune_command(dry_run: bool) -> None:
+    """Prune archived jobs past the prune period: files deleted, the student's name and email removed."""
+    from printlab.services import prune
+
+    settings = _config()
+    with _session(settings) as session:
+        due = prune.plan(session)
+        click.echo(f"{due.count} archived job(s) were archived before {due.cutoff:%Y-%m-%d %H:%M} UTC.")
+        if dry_run or not due.count:
+            return
+        pruned = prune.prune(session, _storage(settings), limit=due.count)
+        click.echo(f"Pruned {pruned} job(s): files deleted, name and email removed; rows and events kept.")
+
+
 @main.group()
 def mail() -> None:
     """The outbox: what waits, what failed, sending now, retrying by hand."""

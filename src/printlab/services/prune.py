@@ -1,0 +1,120 @@
+"""Retention's last step: archived jobs past the prune period lose their files and the student's
+personal data; the job row, its events and its payments stay for the lab's records."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from printlab.clock import utcnow
+from printlab.db import write_transaction
+from printlab.domain.naming import extension_of, name_part
+from printlab.domain.statuses import Status
+from printlab.models import Event, Job, OutboxMessage, Payment
+from printlab.services.actors import Actor, require_active_staff, require_admin
+from printlab.services.catalog import load_catalog
+from printlab.services.jobs import add_event, job_files, lock_job
+from printlab.services.storage import Storage
+
+log = logging.getLogger(__name__)
+
+#: What a pruned job's personal fields become. The email column keeps no address at all.
+REMOVED = "(removed)"
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    cutoff: datetime
+    job_ids: list[str]
+
+    @property
+    def count(self) -> int:
+        return len(self.job_ids)
+
+
+def _due(session: Session, cutoff: datetime):  # type: ignore[no-untyped-def]
+    archived_at = (
+        select(Event.job_id, func.max(Event.timestamp).label("at"))
+        .where(Event.event_type == "JobArchived")
+        .group_by(Event.job_id)
+        .subquery()
+    )
+    return (
+        select(Job.id)
+        .join(archived_at, archived_at.c.job_id == Job.id)
+        .where(Job.status == Status.ARCHIVED.value, Job.student_email.is_not(None), archived_at.c.at < cutoff)
+        .order_by(archived_at.c.at)
+    )
+
+
+def plan(session: Session, *, now: datetime | None = None) -> PrunePlan:
+    """Which archived jobs are past the prune period (archived more than N days ago, not yet pruned)."""
+    catalog = load_catalog(session)
+    cutoff = (now or utcnow()) - timedelta(days=catalog.prune_after_days)
+    ids = list(session.scalars(_due(session, cutoff)))
+    session.rollback()
+    return PrunePlan(cutoff=cutoff, job_ids=ids)
+
+
+def prune(
+    session: Session,
+    storage: Storage,
+    *,
+    actor: Actor | None = None,
+    now: datetime | None = None,
+    limit: int = 500,
+) -> int:
+    """Prune up to `limit` due jobs, each in its own transaction (FileDeleted per job). Returns how many.
+
+    Run by an admin (actor at an admin workstation) or by the scheduled sweep (actor None). Safe to
+    run twice or from several workers: a pruned job no longer matches, and each job is row-locked.
+    """
+    now = now or utcnow()
+    due = plan(session, now=now)
+    done = 0
+    for job_id in due.job_ids[:limit]:
+        names = _prune_one(session, storage, job_id, actor=actor, cutoff=due.cutoff, now=now)
+        if names is None:
+            continue
+        removed = storage.delete(storage.resolve(name) for name in names)
+        log.info("pruned job %s (%d files removed)", job_id, len(removed))
+        done += 1
+    return done
+
+
+def _prune_one(
+    session: Session, storage: Storage, job_id: str, *, actor: Actor | None, cutoff: datetime, now: datetime
+) -> list[str] | None:
+    with write_transaction(session):
+        if actor is not None:
+            require_active_staff(session, actor)
+            require_admin(session, actor)
+        job = lock_job(session, job_id)
+        if job.status != Status.ARCHIVED.value or job.student_email is None:
+            return None  # pruned or moved by someone else meanwhile
+        names = job_files(storage, job)
+        simple = (job.display_name or job.id).rsplit("_", 1)[-1]
+        add_event(
+            session, job, "FileDeleted",
+            {"retention": "pruned", "files": len(names), "archived_before": cutoff.isoformat()},
+            triggered_by=actor.staff if actor else None, workstation_id=actor.workstation if actor else None, now=now,
+        )  # fmt: skip
+        job.student_name = REMOVED
+        job.student_email = None
+        job.original_filename = f"{REMOVED}{extension_of(job.original_filename or '')}"
+        job.display_name = "_".join(
+            ("Pruned", name_part(job.material or "", "Method"), name_part(job.color or "", "Color"), simple)
+        )
+        job.file_path = None
+        job.metadata_path = None
+        session.execute(update(Payment).where(Payment.job_id == job.id).values(picked_up_by=None))
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.job_id == job.id)
+            .values(recipient=REMOVED, context=None)
+        )
+    return names

@@ -1,0 +1,65 @@
+"""Pruning archived jobs: files gone, the student's personal data gone, the job's record kept."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from printlab.cli import main
+from printlab.clock import utcnow
+from printlab.domain.statuses import Status
+from printlab.models import Event, Job, OutboxMessage, Payment
+from printlab.services import prune, workflow
+from printlab.services.workflow import Actor
+
+from .factories import make_job
+
+
+def archived_job(session, storage, days_ago: int, **overrides):
+    job = make_job(session, storage, Status.PAIDPICKEDUP, **overrides)
+    workflow.archive(session, storage, job.id, actor=Actor.system(), now=utcnow() - timedelta(days=days_ago))
+    session.expire_all()
+    return session.get(Job, job.id)
+
+
+def test_prune_removes_files_and_personal_data_but_keeps_the_record(session, storage):
+    old = archived_job(session, storage, 400)
+    recent = archived_job(session, storage, 100, student_email="recent@example.edu")
+    old_files = [storage.resolve(old.file_path), storage.resolve(old.metadata_path)]
+    events_before = len(session.scalars(select(Event).where(Event.job_id == old.id)).all())
+
+    due = prune.plan(session)
+    assert due.job_ids == [old.id]
+    assert prune.prune(session, storage) == 1
+    assert prune.prune(session, storage) == 0  # nothing left to do the second time
+
+    session.expire_all()
+    pruned = session.get(Job, old.id)
+    assert (pruned.student_name, pruned.student_email, pruned.file_path) == ("(removed)", None, None)
+    assert "Jane" not in (pruned.display_name or "") and "Jane" not in (pruned.original_filename or "")
+    assert pruned.cost_usd is not None and pruned.status == "ARCHIVED"
+    assert not any(path.exists() for path in old_files)
+    assert session.scalars(select(Payment.picked_up_by).where(Payment.job_id == old.id)).all() == [None]
+    assert set(session.scalars(select(OutboxMessage.recipient).where(OutboxMessage.job_id == old.id))) == {
+        "(removed)"
+    }
+    events = session.scalars(select(Event).where(Event.job_id == old.id).order_by(Event.id)).all()
+    assert len(events) == events_before + 1 and events[-1].event_type == "FileDeleted"
+
+    kept = session.get(Job, recent.id)
+    assert kept.student_email == "recent@example.edu" and storage.resolve(kept.file_path).exists()
+
+
+def test_prune_command_previews_then_prunes(session, storage, lab_env):
+    archived_job(session, storage, 500)
+    runner = CliRunner()
+    preview = runner.invoke(main, ["prune", "--dry-run"], env=lab_env)
+    assert preview.exit_code == 0 and preview.output.startswith("1 archived job(s)")
+    session.rollback()
+    assert session.scalar(select(Job.student_email)) is not None
+    done = runner.invoke(main, ["prune"], env=lab_env)
+    assert done.exit_code == 0 and "Pruned 1 job(s)" in done.output
+    session.rollback()
+    assert session.scalar(select(Job.student_email)) is None
