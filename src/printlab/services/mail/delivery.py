@@ -190,10 +190,17 @@ def deliver_due(
 
 def claim(session: Session, mailer: Mailer, *, now: datetime, limit: int = BATCH) -> list[int]:
     """Reserve up to `limit` due messages for this worker; their ids, oldest due first."""
+    due = (OutboxMessage.status == OutboxStatus.PENDING) & (OutboxMessage.next_attempt_at <= now)
+    # A plain read first: an idle tick (the usual case) then takes no write lock, which on SQLite
+    # would make a staff member's save wait behind it.
+    anything = session.scalar(select(OutboxMessage.id).where(due).limit(1))
+    session.rollback()
+    if anything is None:
+        return []
     with write_transaction(session):
         rows = session.scalars(
             select(OutboxMessage)
-            .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.next_attempt_at <= now)
+            .where(due)
             .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
