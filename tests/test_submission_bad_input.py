@@ -404,6 +404,27 @@ def test_file_name_with_path_parts_or_300_characters_is_made_safe(
     assert html.escape(kept_as) in done
 
 
+# -- good files still go through ---------------------------------------------------------------
+
+FIXTURE_MODELS = sorted(p.name for p in MODELS.iterdir() if p.suffix.lower() in (".stl", ".obj", ".3mf"))
+
+
+@pytest.mark.parametrize("name", FIXTURE_MODELS)
+def test_every_fixture_model_goes_through_the_form(client, session, storage, name):
+    # The guard against over-eager refusals: real exports of every type and size in the fixtures.
+    response = post(client, form(), ((MODELS / name).read_bytes(), name))
+
+    assert response.status_code == 303, (
+        response.status_code,
+        re.findall(r"<h1>(.*?)</h1>", response.get_data(as_text=True)),
+    )
+    session.rollback()
+    job = session.scalars(select(Job)).one()
+    assert job.original_filename == name
+    assert storage.resolve(job.file_path).read_bytes() == (MODELS / name).read_bytes()
+    assert storage_files(storage) == {job.file_path, job.metadata_path}  # nothing left in .incoming
+
+
 # -- script and HTML in every text field -------------------------------------------------------
 
 TEXT_FIELDS = [
