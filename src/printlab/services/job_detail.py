@@ -15,6 +15,7 @@ from printlab.domain.catalog import Catalog
 from printlab.domain.naming import extension_of
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage, OutboxStatus, Payment, Staff
+from printlab.services import mail
 from printlab.services.jobs import get_job, job_folder, simple_id_for
 from printlab.services.slicer_files import hours, read_estimates, weight_g_estimate
 from printlab.services.storage import SIDECAR_SUFFIX, Storage
@@ -57,6 +58,8 @@ class JobDetail:
     timeline: list[TimelineEntry]
     payments: list[Payment]
     failed_emails: list[OutboxMessage]
+    emails: list[OutboxMessage]
+    resendable: list[str]
     locked_by: str | None
     locked_until: datetime | None
     model_file: FileEntry | None
@@ -124,11 +127,11 @@ def job_detail(session: Session, storage: Storage, job_id: str, catalog: Catalog
     ]
     files = job_files(storage, job, zone)
     live = job.locked_by if job.locked_until and job.locked_until > now else None
-    failed = session.scalars(
-        select(OutboxMessage).where(
-            OutboxMessage.job_id == job.id, OutboxMessage.status == OutboxStatus.FAILED
+    emails = list(
+        session.scalars(
+            select(OutboxMessage).where(OutboxMessage.job_id == job.id).order_by(OutboxMessage.id.desc())
         )
-    ).all()
+    )
     created = job.created_at or now
     return JobDetail(
         job=job,
@@ -140,7 +143,9 @@ def job_detail(session: Session, storage: Storage, job_id: str, catalog: Catalog
         candidates=candidate_files(storage, job) if job.status == Status.UPLOADED.value else [],
         timeline=timeline,
         payments=list(session.scalars(select(Payment).where(Payment.job_id == job.id).order_by(Payment.id))),
-        failed_emails=list(failed),
+        failed_emails=[m for m in emails if m.status == OutboxStatus.FAILED],
+        emails=emails,
+        resendable=mail.resendable(job),
         locked_by=live,
         locked_until=job.locked_until if live else None,
         model_file=next((f for f in files if f.is_original), None),

@@ -19,7 +19,7 @@ from flask import (
 
 from printlab.domain.naming import extension_of
 from printlab.models import Job, Staff
-from printlab.services import job_desk, locks
+from printlab.services import job_desk, locks, mail
 from printlab.services.errors import (
     ConflictError,
     InvalidTransition,
@@ -165,6 +165,33 @@ def attach(job_id: str):  # type: ignore[no-untyped-def]
     except NotFound:
         abort(404)
     return _answer(job_id, ok=True, message=f"Added {name}.")
+
+
+@bp.post("/jobs/<job_id>/emails/<int:outbox_id>/retry")
+@login_required
+def retry_email(job_id: str, outbox_id: int):  # type: ignore[no-untyped-def]
+    try:
+        mail.retry(db(), outbox_id, staff=_actor().staff)
+    except ValidationError as exc:
+        return _answer(job_id, ok=False, message=" ".join(exc.errors.values()), status=422)
+    except NotFound:
+        abort(404)
+    return _answer(job_id, ok=True, message="The email will be sent again in a moment.")
+
+
+@bp.post("/jobs/<job_id>/emails/resend")
+@login_required
+def resend_email(job_id: str):  # type: ignore[no-untyped-def]
+    actor = _actor()
+    try:
+        mail.resend(
+            db(), job_id, request.form.get("template", ""), staff=actor.staff, workstation=actor.workstation
+        )
+    except ValidationError as exc:
+        return _answer(job_id, ok=False, message=" ".join(exc.errors.values()), status=422)
+    except NotFound:
+        abort(404)
+    return _answer(job_id, ok=True, message="The email is on its way.")
 
 
 @bp.post("/jobs/<job_id>/lock")
