@@ -103,9 +103,16 @@
     if (navigator.sendBeacon) navigator.sendBeacon(form.getAttribute("data-unlock-url"), body);
     holder = "";
   }
-  takeLock();
-  heartbeat = setInterval(takeLock, 60000);
-  document.addEventListener("printlab:acting-as", function () { releaseLock(); takeLock(); });
+  if (conflict) {
+    // A dialog that can't act (the job changed or moved on) must not hold the job: give back the
+    // lock this tab's name took before its refused submission, and take none.
+    holder = actingAs();
+    releaseLock();
+  } else {
+    takeLock();
+    heartbeat = setInterval(takeLock, 60000);
+  }
+  document.addEventListener("printlab:acting-as", function () { releaseLock(); if (!conflict) takeLock(); });
   var submitting = false;
   form.addEventListener("submit", function (event) {
     if (submitting) { event.preventDefault(); return; }
