@@ -63,3 +63,31 @@ def test_prune_command_previews_then_prunes(session, storage, lab_env):
     assert done.exit_code == 0 and "Pruned 1 job(s)" in done.output
     session.rollback()
     assert session.scalar(select(Job.student_email)) is None
+
+
+def test_retention_page_previews_and_prunes(session, storage, lab_env):
+    from printlab import config as config_module
+    from printlab.services import workstations
+    from printlab.web.app import create_app
+
+    archived_job(session, storage, 400)
+    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False}, config=config_module.load(lab_env))
+    workstations.add_workstation(session, "ADMIN-PC", "a-long-password-1", is_admin=True)
+    client = app.test_client()
+    client.post("/login", data={"workstation": "ADMIN-PC", "password": "a-long-password-1"})
+    page = client.get("/admin/retention").data.decode()
+    assert '<dd id="prune-total"><strong>1</strong>' in page
+    stale = client.post("/admin/retention/prune", data={"acting_as": "Alex Rivera", "expected_total": "2"})
+    assert stale.status_code == 303
+    session.rollback()
+    assert session.scalar(select(Job.student_email)) is not None  # the count changed: nothing done
+    client.post("/admin/retention/prune", data={"acting_as": "Alex Rivera", "expected_total": "1"})
+    session.rollback()
+    assert session.scalar(select(Job.student_email)) is None
+    event = session.scalars(select(Event).order_by(Event.id.desc())).first()
+    assert (event.event_type, event.triggered_by, event.workstation_id) == (
+        "FileDeleted",
+        "Alex Rivera",
+        "ADMIN-PC",
+    )
+    app.extensions["printlab"].engine.dispose()

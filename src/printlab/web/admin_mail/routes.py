@@ -8,7 +8,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from markupsafe import Markup, escape
 
 from printlab.clock import to_lab_time
-from printlab.services import mail, sweeps
+from printlab.services import mail, prune, sweeps
 from printlab.services.errors import NotAllowed, NotFound, ValidationError
 from printlab.services.mail import folder
 from printlab.services.staff import list_staff
@@ -133,6 +133,8 @@ def retention():  # type: ignore[no-untyped-def]
     return render_template(
         "admin_mail/retention.html",
         preview=sweeps.archive_preview(db()),
+        prune_plan=prune.plan(db()),
+        prune_after_days=catalog().prune_after_days,
         batch=sweeps.ARCHIVE_BATCH,
         staff=list_staff(db(), active_only=True),
         when=_when(),
@@ -155,4 +157,23 @@ def archive():  # type: ignore[no-untyped-def]
         flash(str(exc))
     else:
         flash(f"Archived {archived} job(s).")
+    return redirect(url_for("admin_mail.retention"), 303)
+
+
+@bp.post("/admin/retention/prune")
+@admin_required
+def prune_now():  # type: ignore[no-untyped-def]
+    expected = request.form.get("expected_total", type=int)
+    due = prune.plan(db())
+    if expected is None or expected != due.count:
+        flash(
+            f"The numbers changed since the page was shown: {due.count} job(s) are due now. Check and try again."
+        )
+        return redirect(url_for("admin_mail.retention"), 303)
+    try:
+        pruned = prune.prune(db(), lab().storage, actor=_actor(), limit=due.count)
+    except (ValidationError, NotAllowed) as exc:
+        flash(str(exc))
+    else:
+        flash(f"Pruned {pruned} job(s): files deleted, the student's name and email removed.")
     return redirect(url_for("admin_mail.retention"), 303)

@@ -124,14 +124,16 @@
   window.addEventListener("pagehide", releaseLock);
 
   var priceUrl = form.getAttribute("data-price-url") || "";
+  var asked = 0;  // answers can arrive out of order: only the newest question's answer is shown
   function showPrice(weightInput, method, output) {
     var weight = weightInput.value.trim();
+    var ask = ++asked;
     if (!weight) { output.textContent = "—"; return; }
     var url = (priceUrl || "/api/v1/price") + "?weight_g=" + encodeURIComponent(weight) + "&method=" + encodeURIComponent(method);
     fetch(url, { credentials: "same-origin" })
       .then(function (r) { return r.json(); })
-      .then(function (j) { output.textContent = j.display || j.error || "—"; })
-      .catch(function () { output.textContent = "—"; });
+      .then(function (j) { if (ask === asked) output.textContent = j.display || j.error || "—"; })
+      .catch(function () { if (ask === asked) output.textContent = "—"; });
   }
   var weight = document.getElementById("weight_g");
   var material = document.getElementById("material");
