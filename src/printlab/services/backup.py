@@ -24,7 +24,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, func, inspect, select, table, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from printlab import __version__
@@ -51,7 +51,7 @@ from printlab.services.integrity import (
     UnsafeEntry,
     scan,
 )
-from printlab.services.jobs import lock_job, sidecar_record
+from printlab.services.jobs import every_job, lock_job, sidecar_record
 from printlab.services.storage import CHUNK, Storage, UnsafePath
 
 FORMAT = "printlab-backup"
@@ -434,7 +434,7 @@ def _reconcile(
     """
     notes: list[dict[str, str]] = []
     unsettled: list[str] = []
-    for job in _snapshot_jobs(snapshot):
+    for job in every_job(snapshot, batch=BATCH):
         if job.file_path and _safe_relative(storage, job.file_path) not in tree.files:
             notes += _relocate(job, storage, tree)
         if job.metadata_path and not _sidecar_agrees(tree, storage, job):
@@ -449,19 +449,6 @@ def _reconcile(
         finally:
             live.close()
     return notes
-
-
-def _snapshot_jobs(snapshot: Session) -> Iterator[Job]:
-    last = ""
-    while True:
-        batch = snapshot.scalars(
-            select(Job).where(Job.id > last).order_by(Job.id).limit(BATCH).options(selectinload(Job.analysis))
-        ).all()
-        yield from batch
-        if len(batch) < BATCH:
-            return
-        last = batch[-1].id
-        snapshot.expunge_all()
 
 
 def _safe_relative(storage: Storage, relative: str) -> str | None:

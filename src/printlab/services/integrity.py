@@ -12,13 +12,13 @@ from decimal import Decimal, InvalidOperation
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, Numeric, String, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, Numeric, String
+from sqlalchemy.orm import Session
 
 from printlab.clock import utcnow
 from printlab.domain.statuses import STATUS_FOLDERS, Status
 from printlab.models import Job
-from printlab.services.jobs import job_folder, sidecar_record
+from printlab.services.jobs import every_job, job_folder, sidecar_record
 from printlab.services.storage import SIDECAR_SUFFIX, TEMP_FOLDER, Storage, UnsafePath
 
 #: An upload still in the temporary folder after this long was abandoned (a crash, a dropped connection).
@@ -182,7 +182,7 @@ def scan(session: Session, storage: Storage, *, now: datetime | None = None) -> 
     # connection is mid-transaction, as in tests that wrap each test in one).
     reader = Session(bind=session.get_bind(), autoflush=False, join_transaction_mode="create_savepoint")
     with reader:
-        for job in _all_jobs(reader):
+        for job in every_job(reader, batch=BATCH):
             report.jobs_checked += 1
             views[job.id] = _JobView(job.id, job.display_name, job_folder(job) if job.file_path else None)
             found = _check_job(storage, job)
@@ -207,21 +207,6 @@ def scan(session: Session, storage: Storage, *, now: datetime | None = None) -> 
     report.unsafe.sort(key=lambda f: f.path)
     report.leftover_uploads.sort(key=lambda f: f.path)
     return report
-
-
-def _all_jobs(reader: Session) -> Iterator[Job]:
-    """Every job, in id order, a batch at a time (keyset paging; the batch is dropped after use)."""
-    last = ""
-    while True:
-        batch = reader.scalars(
-            # the analysis is part of the sidecar record: load it with the batch, not once per job
-            select(Job).where(Job.id > last).order_by(Job.id).limit(BATCH).options(selectinload(Job.analysis))
-        ).all()
-        yield from batch
-        if len(batch) < BATCH:
-            return
-        last = batch[-1].id
-        reader.expunge_all()
 
 
 def _check_job(storage: Storage, job: Job) -> _JobFindings:

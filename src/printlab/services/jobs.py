@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from pathlib import PurePosixPath
 from typing import Any
 
 from sqlalchemy import inspect, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from printlab.domain.naming import SIMPLE_ID_LENGTH, simple_job_id
 from printlab.models import Event, Job
@@ -115,3 +116,20 @@ def job_files(storage: Storage, job: Job) -> list[str]:
     if folder is None:
         return []
     return [storage.relative(p) for p in storage.job_files(folder, base_name(job))]
+
+
+def every_job(session: Session, *, batch: int = 500) -> Iterator[Job]:
+    """Every job in id order, a batch at a time (keyset paging; each batch is dropped after use).
+
+    The analysis is part of the sidecar record, so it is loaded with the batch, not once per job.
+    """
+    last = ""
+    while True:
+        rows = session.scalars(
+            select(Job).where(Job.id > last).order_by(Job.id).limit(batch).options(selectinload(Job.analysis))
+        ).all()
+        yield from rows
+        if len(rows) < batch:
+            return
+        last = rows[-1].id
+        session.expunge_all()

@@ -40,8 +40,9 @@ from printlab.clock import utcnow
 from printlab.config import Config
 from printlab.db import write_transaction
 from printlab.domain.statuses import Status
-from printlab.models import Job, OutboxMessage, OutboxStatus, Payment, Staff
+from printlab.models import Job, OutboxMessage, OutboxStatus, Payment
 from printlab.services import outbox, workflow
+from printlab.services.actors import Actor, require_active_staff
 from printlab.services.catalog import load_catalog
 from printlab.services.errors import NotFound, ValidationError
 from printlab.services.jobs import add_event, lock_job, simple_id_for
@@ -439,10 +440,8 @@ def _record_failure(
 
 
 def _require_active_staff(session: Session, staff: str | None) -> str:
-    member = session.get(Staff, staff) if staff else None
-    if member is None or not member.is_active:
-        raise ValidationError({"acting_as": "Choose who is acting (an active staff member)."})
-    return member.name
+    require_active_staff(session, Actor(staff, None))
+    return staff or ""
 
 
 def retry(
