@@ -41,10 +41,12 @@ posix_only = pytest.mark.skipif(
     sys.platform == "win32", reason="symlinks and FIFOs as on the lab's POSIX hosts"
 )
 
-#: A stand-in slicer: records the arguments it was started with, one JSON list per line.
-RECORDER = """import json, sys
-with open(sys.argv[1], "a", encoding="utf-8") as out:
-    out.write(json.dumps(sys.argv[2:]) + "\\n")
+#: A stand-in slicer: records the arguments it was started with (renamed into place, so a reader
+#: never sees half of it).
+RECORDER = """import json, os, sys
+with open(sys.argv[1] + ".tmp", "w", encoding="utf-8") as out:
+    out.write(json.dumps(sys.argv[2:]))
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
 """
 
 
@@ -105,7 +107,7 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
         os.mkfifo(root / "Pending" / "pipe.stl")
     recorder = tmp_path / "recorder.py"
     recorder.write_text(RECORDER, encoding="utf-8")
-    record = tmp_path / "argv.jsonl"
+    record = tmp_path / "argv.json"
     config_path = tmp_path / "printlab-open.toml"
     exe, script, rec = (json.dumps(str(p)) for p in (sys.executable, recorder, record))
     config_path.write_text(
@@ -317,7 +319,7 @@ def test_a_refused_link_launches_nothing_and_says_why(
     assert message.startswith("printlab-open: refused: ") and reason in message
     log = (lab.config_path.parent / "printlab-open.log").read_text(encoding="utf-8")
     assert "refused: " in log and reason in log and len(log.splitlines()) == 1  # one line, whatever the link
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < 2  # even for 400 kB of link
 
 
 def test_a_type_without_a_slicer_here_is_a_configuration_problem(
@@ -383,7 +385,7 @@ def test_end_to_end_on_a_bare_python_the_slicer_gets_the_file_name_verbatim(lab:
     )
     assert result.returncode == 0, result.stderr
 
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 10  # the slicer runs on after the helper exits
     while not lab.record.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     real = str((lab.root / "Pending" / ODD_NAME).resolve())
