@@ -76,7 +76,9 @@ def show(job_id: str):  # type: ignore[no-untyped-def]
         actions=actions_for(detail.status),
         staff=_active_staff(),
         catalog=catalog(),
-        open_in_slicer=lambda path: "3dprint://open?path=" + _quote(path),
+        # SPEC §5 names the scheme 3dprint://, but a scheme can't start with a digit: browsers treat
+        # such a link as a relative URL. printlab:// reaches the helper (docs/operations.md).
+        open_in_slicer=lambda path: "printlab://open?path=" + _quote(path),
     )
 
 
