@@ -603,6 +603,17 @@ def test_lock_needs_an_active_staff_name(staff_client, session, storage):
     )
 
 
+def test_my_own_lock_is_not_shown_as_someone_elses(staff_client, session, storage):
+    job = make_job(session, storage)
+    locks.take(session, job.id, actor=actor(STAFF))  # the dialog took it for me
+    response = act(staff_client, job.id, "approve", acting_as=STAFF, weight_g="lots", time_hours="1")
+    assert response.status_code == 422
+    page = text(response)
+    assert "Being edited by" not in page
+    assert not re.search(r'id="action-submit"[^>]* disabled', page)
+    assert f"Being edited by {STAFF}." in text(staff_client.get(f"/jobs/{job.id}/act/approve"))  # to others
+
+
 def test_an_expired_lock_is_taken_over(staff_client, session, storage):
     job = make_job(session, storage)
     locks.take(session, job.id, actor=actor(OTHER), now=utcnow() - timedelta(minutes=6))

@@ -300,6 +300,7 @@ def test_two_workstations_contend_for_one_job(live: Live, open_tab):
         page.locator("#conflict p").first.inner_text(),
     )
     assert page.locator("#action-submit").is_disabled()
+    assert page.locator("#lock-state").is_hidden()  # not "being edited by" the person looking at it
     second.screenshot("dialog-stale")
     page.locator("#conflict").get_by_role("link", name="Reload").click()
     page.wait_for_load_state()
