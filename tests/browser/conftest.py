@@ -6,6 +6,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
@@ -62,6 +63,21 @@ class Live:
     app: Any
     storage: Storage
     session: Session
+    worker_threads: list[threading.Thread] = field(default_factory=list)
+
+    @contextmanager
+    def worker_paused(self) -> Iterator[None]:
+        """Hold the in-process worker (no analysis, no email) until the block ends."""
+        worker = self.app.extensions["printlab.worker"]
+        worker.stop()
+        for thread in self.worker_threads:
+            thread.join(10)
+            assert not thread.is_alive(), "the worker did not stop"
+        try:
+            yield
+        finally:
+            worker.stop_event.clear()
+            self.worker_threads = [worker.start_thread()]
 
     def reference(self, job_id: str) -> str:
         return make_reference(self.app.extensions["printlab"].config.secret_key, job_id)
@@ -130,13 +146,14 @@ def live(lab_env: dict[str, str], session: Session, storage: Storage) -> Iterato
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="printlab-test-server", daemon=True)
     thread.start()
+    live = Live(f"http://127.0.0.1:{server.server_port}", app, storage, session, worker_threads)
     try:
-        yield Live(f"http://127.0.0.1:{server.server_port}", app, storage, session)
+        yield live
     finally:
         server.shutdown()
         thread.join(10)
         app.extensions["printlab.worker"].stop()
-        for worker in worker_threads:
+        for worker in live.worker_threads:
             worker.join(10)
         session.rollback()
         app.extensions["printlab"].engine.dispose()
@@ -189,6 +206,7 @@ class Tab:
     name: str
     errors: list[str] = field(default_factory=list)
     visited: set[str] = field(default_factory=set)
+    navigations: list[str] = field(default_factory=list)
     audited: set[str] = field(default_factory=set)
     findings: dict[str, list[str]] = field(default_factory=dict)
 
@@ -218,6 +236,11 @@ def _page_key(url: str) -> str:
     return parts.path
 
 
+def _navigated(tab: Tab, url: str) -> None:
+    tab.visited.add(_page_key(url))
+    tab.navigations.append(url)
+
+
 def _record_console(tab: Tab, message: Any) -> None:
     # Refused resources (409 from a lock, 404 favicon) are answers the page handles; CSP refusals
     # and script errors are bugs.
@@ -237,9 +260,7 @@ def open_tab(browser: Any) -> Iterator[Callable[..., Tab]]:
         tab = Tab(page, name)
         page.on("pageerror", lambda error: tab.errors.append(f"pageerror: {error}"))
         page.on("console", lambda message: _record_console(tab, message))
-        page.on(
-            "framenavigated", lambda frame: frame == page.main_frame and tab.visited.add(_page_key(frame.url))
-        )
+        page.on("framenavigated", lambda frame: frame == page.main_frame and _navigated(tab, frame.url))
         opened.append((context, tab))
         return tab
 

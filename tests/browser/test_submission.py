@@ -73,10 +73,13 @@ def test_student_fills_the_form_changes_method_and_sees_the_analysis(live: Live,
     page.get_by_label("Printer").select_option("Prusa MK4S")
     page.get_by_label("Model file").set_input_files(CUBE)
     page.get_by_label(re.compile("I understand every print costs at least")).check()
-    page.get_by_role("button", name="Send my model").click()
-
-    page.wait_for_url(re.compile(r"/submit/done/"))
-    tab.audit()
+    with live.worker_paused():  # so the page is seen before the analysis is ready
+        page.get_by_role("button", name="Send my model").click()
+        page.wait_for_url(re.compile(r"/submit/done/"))
+        tab.audit()
+        assert page.locator("#analysis").get_attribute("data-state") == "PENDING"
+        assert "Checking your model" in page.locator("#analysis").inner_text()
+    arrived = len(tab.navigations)
     job = live.newest_job()
     simple = job.display_name.rsplit("_", 1)[-1]  # type: ignore[union-attr]
     assert page.locator("#job-id").inner_text() == simple
@@ -86,6 +89,7 @@ def test_student_fills_the_form_changes_method_and_sees_the_analysis(live: Live,
 
     # The analysis arrives without a reload: the worker thread checks the model meanwhile.
     page.wait_for_selector("#analysis[data-state='DONE']", timeout=30_000)
+    assert len(tab.navigations) == arrived
     analysis = page.locator("#analysis").inner_text()
     assert "20.0 × 20.0 × 20.0 mm" in analysis
     assert "Closed mesh" in analysis and "Yes" in analysis
