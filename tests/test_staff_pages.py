@@ -14,7 +14,7 @@ from sqlalchemy import select
 from printlab.clock import utcnow
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage, Payment
-from printlab.services import locks, workflow, workstations
+from printlab.services import locks, mail, workflow, workstations
 from printlab.services import staff as staff_service
 from printlab.web.jobs.actions import ACTIONS
 
@@ -898,6 +898,20 @@ def test_stale_view_is_refused_with_who_changed_it(staff_client, session, storag
     assert 'id="conflict"' in page and ">Reload</a>" in page
     assert re.search(r'id="action-submit"[^>]* disabled', page)
     assert _status(session, job.id) == Status.PENDING.value
+
+
+def test_stale_view_names_the_person_not_the_email_sent_after(app, staff_client, session, storage):
+    job = make_job(session, storage)
+    page = staff_client.get(f"/jobs/{job.id}/act/reject").get_data(as_text=True)
+    workflow.approve(session, storage, job.id, actor=actor(OTHER, "LAB-PC-2"), weight_g=42, time_hours=2)
+    report = mail.Deliverer.from_config(app.extensions["printlab"].config)(session)  # the worker's next tick
+    assert report is not None and report.sent >= 1  # writes EmailSent, which changes nothing on the job
+
+    data = {**hidden_fields(page), "acting_as": STAFF, "reasons": "Walls too thin"}
+    response = staff_client.post(f"/jobs/{job.id}/act/reject", data=data)
+
+    assert response.status_code == 409
+    assert f"This job was changed by {OTHER} at " in text(response)
 
 
 def test_stale_version_in_the_same_status_is_refused(staff_client, session, storage):
