@@ -542,6 +542,15 @@ def test_mark_reviewed_clears_new_and_mark_new_brings_it_back(staff_client, sess
     assert '<span class="badge new">NEW</span>' in text(staff_client.get("/dashboard"))
 
 
+def test_opening_a_job_clears_new(staff_client, session, storage):
+    # SPEC §9: "a NEW badge until some staff member opens or marks it reviewed (staff_viewed_at)".
+    job = make_job(session, storage)
+    assert staff_client.get(f"/jobs/{job.id}").status_code == 200
+    assert '<span class="badge new">NEW</span>' not in text(staff_client.get("/dashboard"))
+    fresh(session)
+    assert session.get(Job, job.id).staff_viewed_at is not None  # type: ignore[union-attr]
+
+
 # -- locks -------------------------------------------------------------------------------------
 
 
