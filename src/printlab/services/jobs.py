@@ -73,7 +73,10 @@ def simple_id_for(session: Session, job_id: str) -> str:
     length = SIMPLE_ID_LENGTH
     while length < len(job_id):
         prefix = simple_job_id(job_id, length)
-        clash = session.scalar(select(Job.id).where(Job.id.startswith(prefix), Job.id != job_id).limit(1))
+        # A range, not LIKE 'prefix%': the primary-key index answers it on both databases.
+        clash = session.scalar(
+            select(Job.id).where(Job.id >= prefix, Job.id < prefix + "g", Job.id != job_id).limit(1)
+        )
         if clash is None:
             return prefix
         length += 1

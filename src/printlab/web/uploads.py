@@ -79,8 +79,10 @@ class HashingUpload(io.RawIOBase):
 class LabRequest(Request):
     """Flask request whose file parts go to the storage volume through HashingUpload."""
 
-    #: Text fields are small; this bounds what a form can make the server hold in memory.
-    max_form_memory_size = 64 * 1024
+    #: Text fields are small; this bounds what a form can make the server hold in memory. Werkzeug
+    #: also applies it to its parsing buffer, which holds up to one 64 KiB read plus a partial line
+    #: of a file part: at 64 KiB exactly, real uploads were refused with 413.
+    max_form_memory_size = 512 * 1024
     max_form_parts = 50
 
     def _get_file_stream(  # type: ignore[override]
