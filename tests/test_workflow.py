@@ -543,3 +543,15 @@ def test_event_count_is_one_per_action(session, storage):
         "StatusChanged": 4,  # approve, start, complete, pickup
         "StudentConfirmed": 1,
     }
+
+
+def test_a_broken_lock_makes_the_old_dialog_stale(session, storage, admin):
+    make_staff(session, "Sam Okafor")
+    job = make_job(session, storage)
+    sam = Actor("Sam Okafor", "LAB-PC-2")
+    seen = Expected(Status.UPLOADED, job.updated_at)  # what Sam's open dialog holds
+    locks.take(session, job.id, actor=sam)
+    locks.break_lock(session, job.id, actor=admin, reason="Sam went home")
+    locks.take(session, job.id, actor=sam)  # the dialog's heartbeat takes the lock back...
+    with pytest.raises(StaleJob):  # ...but its submit is refused: the job moved on
+        workflow.approve(session, storage, job.id, actor=sam, weight_g=10, time_hours=1, expected=seen)

@@ -17,7 +17,7 @@ from printlab.models import Job
 from printlab.services.actors import Actor, require_active_staff, require_admin
 from printlab.services.errors import JobLocked, ValidationError
 from printlab.services.jobs import add_event, lock_job
-from printlab.services.workflow import LOCK_MINUTES
+from printlab.services.workflow import LOCK_MINUTES, next_version
 
 
 def _set_lock(session: Session, job_id: str, holder: str | None, until: datetime | None) -> None:
@@ -76,4 +76,7 @@ def break_lock(
             workstation_id=actor.workstation,
             now=now,
         )
-        _set_lock(session, job_id, None, None)
+        # Unlike releasing, breaking moves the job's version: the dialog that held the lock may still
+        # be open somewhere, and its next submit must be refused as stale rather than go through.
+        job.locked_by, job.locked_until = None, None
+        job.updated_at = next_version(job, now)

@@ -95,7 +95,7 @@ def _check_dialog_lock(job: Job, actor: Actor, now: datetime) -> None:
         raise JobLocked(job.locked_by, job.locked_until)
 
 
-def _next_version(job: Job, now: datetime) -> datetime:
+def next_version(job: Job, now: datetime) -> datetime:
     # updated_at doubles as the job's version, so it must strictly increase even within a microsecond.
     previous = job.updated_at
     return now if previous is None or now > previous else previous + timedelta(microseconds=1)
@@ -145,7 +145,7 @@ def _transition(
             result = change(job, transition)
 
             job.status = transition.target.value
-            job.updated_at = _next_version(job, now)
+            job.updated_at = next_version(job, now)
             if actor.staff:
                 job.last_updated_by = actor.staff
             job.locked_by = None  # an action ends the dialog that held the lock
