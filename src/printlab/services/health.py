@@ -52,7 +52,7 @@ def check(engine: Engine, storage: Storage) -> Health:
     try:
         storage.check_writable()
         usage = shutil.disk_usage(storage.root)
-        components["storage"] = {"status": "ok", "free_bytes": usage.free}
+        components["storage"] = {"status": "ok", "free_bytes": usage.free, "total_bytes": usage.total}
     except (StorageError, OSError) as exc:
         log.warning("health check: storage unusable: %s", exc)
         components["storage"] = {"status": "down", "error": "not writable"}

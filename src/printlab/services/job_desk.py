@@ -62,6 +62,16 @@ def mark_reviewed(
         _keep_version(session, job_id, staff_viewed_at=(now or utcnow()) if reviewed else None)
 
 
+def note_opened(session: Session, job_id: str, *, now: datetime | None = None) -> None:
+    """A staff member opened the job: it is no longer NEW (SPEC §9). Only the first opening counts."""
+    with write_transaction(session):
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.staff_viewed_at.is_(None))
+            .values(staff_viewed_at=now or utcnow(), updated_at=Job.updated_at)
+        )
+
+
 def attach_file(
     session: Session,
     storage: Storage,

@@ -59,6 +59,8 @@ def student_view(session: Session, job: Job, catalog: Catalog) -> StudentView:
             milestones.append(Milestone(PRINT_FAILED_MILESTONE, to_lab_time(event.timestamp, zone)))  # type: ignore[arg-type]
         elif details.get("to") and not details.get("revert"):
             label = MILESTONE[Status(details["to"])]
+            if milestones and milestones[-1].label == label:
+                continue  # one move can write two events (StaffApproved + StatusChanged)
             milestones.append(Milestone(label, to_lab_time(event.timestamp, zone)))  # type: ignore[arg-type]
     quote = None
     if job.cost_usd is not None:

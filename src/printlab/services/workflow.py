@@ -78,10 +78,17 @@ def _check_expected(session: Session, job: Job, expected: Expected | None) -> No
         raise StaleJob(_last_changed_by(session, job), job.updated_at, job.status_enum.label)
 
 
+#: Events that record something around a job without changing what a staff member's view shows.
+_NOT_A_CHANGE = ("EmailSent", "NotesUpdated", "FileAttached")
+
+
 def _last_changed_by(session: Session, job: Job) -> str:
     """Who made the job's latest change, in words: a staff name, the student, or PrintLab itself."""
     last = session.scalars(
-        select(Event).where(Event.job_id == job.id).order_by(Event.id.desc()).limit(1)
+        select(Event)
+        .where(Event.job_id == job.id, Event.event_type.not_in(_NOT_A_CHANGE))
+        .order_by(Event.id.desc())
+        .limit(1)
     ).first()
     if last is None:
         return job.last_updated_by or "someone else"

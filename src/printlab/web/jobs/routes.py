@@ -70,6 +70,8 @@ def _detail(job_id: str):  # type: ignore[no-untyped-def]
 @login_required
 def show(job_id: str):  # type: ignore[no-untyped-def]
     detail = _detail(job_id)
+    if detail.job.staff_viewed_at is None:
+        job_desk.note_opened(db(), job_id)  # the page still shows NEW this once, then it's gone
     return render_template(
         "jobs/show.html",
         d=detail,
@@ -137,17 +139,18 @@ def notes(job_id: str):  # type: ignore[no-untyped-def]
 @bp.post("/jobs/<job_id>/reviewed")
 @login_required
 def reviewed(job_id: str):  # type: ignore[no-untyped-def]
+    mark = request.form.get("reviewed") != "0"
     try:
-        job_desk.mark_reviewed(db(), job_id, request.form.get("reviewed") != "0", actor=_actor())
+        job_desk.mark_reviewed(db(), job_id, mark, actor=_actor())
     except ValidationError as exc:
         return _answer(job_id, ok=False, message=" ".join(exc.errors.values()), status=422)
     except NotFound:
         abort(404)
-    return _answer(
-        job_id,
-        ok=True,
-        message="Marked as reviewed." if request.form.get("reviewed") != "0" else "Marked as new.",
-    )
+    if not mark and request.accept_mimetypes.best != "application/json":
+        # Back to the list: reopening the job page would count as opening it and clear NEW again.
+        flash("Marked as new.")
+        return redirect(url_for("dashboard.index"), 303)
+    return _answer(job_id, ok=True, message="Marked as reviewed." if mark else "Marked as new.")
 
 
 @bp.post("/jobs/<job_id>/files")

@@ -72,7 +72,8 @@ def submit_form():  # type: ignore[no-untyped-def]
 @limiter.limit(_submit_limit, methods=["POST"], deduct_when=lambda response: response.status_code == 303)
 def submit():  # type: ignore[no-untyped-def]
     values = {key: request.form.get(key, "") for key in FORM_FIELDS}
-    values["acknowledged_minimum_charge"] = request.form.get("acknowledged_minimum_charge", "")
+    ticked = request.form.get("acknowledged_minimum_charge", "").lower() in ("1", "true", "on", "yes")
+    values["acknowledged_minimum_charge"] = "on" if ticked else ""
     upload = request.files.get("file")
     filename = clean_filename(upload.filename or "") if upload else ""
     submission, errors = validate_submission(request.form, filename, catalog())
@@ -92,7 +93,9 @@ def submit():  # type: ignore[no-untyped-def]
         return _render_form(values, exc.errors, 422)
     except OSError:
         log.exception("could not read or store an upload")
-        message = "We couldn't store your file just now. Please send it again; if it keeps failing, tell the lab."
+        message = (
+            "We couldn't store your file just now. Please send it again; if it keeps failing, tell the lab."
+        )
         return _render_form(values, {"file": message}, 503)
     finally:
         stream.discard()  # the job holds its own link to the file by now
