@@ -24,6 +24,27 @@ if not FIXTURES.is_dir():  # a clone elsewhere: the handbook puts shared/ beside
 MODELS = FIXTURES / "models"
 SLICED = FIXTURES / "sliced"
 
+#: The system's Chromium, driven by Playwright (its own browser download isn't used).
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def launch_chromium(playwright):  # type: ignore[no-untyped-def]
+    """Start the system Chromium; a missing browser fails the test (browser tests never skip)."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"Chromium is required for the browser tests and was not found at {CHROMIUM}")
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+
 #: Which databases the suite runs on. CI runs both; PostgreSQL missing is a failure, not a skip.
 BACKENDS = [
     b.strip() for b in os.environ.get("PRINTLAB_TEST_BACKENDS", "sqlite,postgresql").split(",") if b.strip()

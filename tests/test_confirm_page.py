@@ -8,7 +8,6 @@ import secrets
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from printlab.models import AnalysisState, Event, Job, JobAnalysis, OutboxMessag
 from printlab.services import workflow, workstations
 from printlab.services.workflow import Actor
 
+from .conftest import launch_chromium
 from .factories import STAFF, actor, make_job, make_staff, quote_token, submit_job
 
 ADMIN_PC = "ADMIN-PC"
@@ -334,18 +334,6 @@ def test_posts_are_rate_limited_per_address(client, session, storage):
 
 # -- in a real browser, on a phone-sized screen --------------------------------------------------
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
 
 @pytest.fixture
 def live_url(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
@@ -364,10 +352,8 @@ def test_confirming_on_a_phone_with_the_keyboard_only(live_url, session, storage
 
     job_id, token = _pending(session, storage)
     _analyse(session, job_id)
-    if not CHROMIUM.exists():
-        pytest.fail(f"Chromium is required for browser tests and was not found at {CHROMIUM}")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 375, "height": 812})
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))

@@ -18,22 +18,12 @@ from printlab.services.mail.render import Links
 from printlab.services.mail.transport import FolderTransport
 from printlab.services.workstations import add_workstation
 
+from .conftest import launch_chromium
 from .factories import make_job, make_staff
 
 # The embedded setup (no SMTP server, mail in a folder) is the SQLite one.
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("backend", ["sqlite"])]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 PASSWORD = "front-desk-password"
 
 
@@ -55,10 +45,8 @@ def live_server(lab_env: dict[str, str]) -> Iterator[tuple[str, Any]]:
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    if not CHROMIUM.exists():
-        pytest.fail(f"Chromium is required for browser tests and was not found at {CHROMIUM}")
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = launch_chromium(playwright)
         yield chromium
         chromium.close()
 

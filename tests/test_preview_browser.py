@@ -16,21 +16,10 @@ from printlab import config as config_module
 from printlab.services.storage import Storage
 from printlab.web.app import create_app
 
-from .conftest import MODELS
+from .conftest import MODELS, launch_chromium
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 CUBE = "stl_binary_20mm_xyz_cube.stl"
 FIXTURE_MODELS = {
     "cube": (CUBE, "stl"),
@@ -142,10 +131,8 @@ def base_url(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) ->
 def browser():  # type: ignore[no-untyped-def]
     from playwright.sync_api import sync_playwright
 
-    if not CHROMIUM.exists():
-        pytest.fail(f"Chromium is required for browser tests and was not found at {CHROMIUM}")
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = launch_chromium(playwright)
         yield chromium
         chromium.close()
 
