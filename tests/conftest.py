@@ -45,6 +45,17 @@ def launch_chromium(playwright):  # type: ignore[no-untyped-def]
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
 
 
+@pytest.fixture(scope="session")
+def browser():  # type: ignore[no-untyped-def]
+    """One Chromium for the whole run: Playwright's sync API allows one driver per process."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
 #: Which databases the suite runs on. CI runs both; PostgreSQL missing is a failure, not a skip.
 BACKENDS = [
     b.strip() for b in os.environ.get("PRINTLAB_TEST_BACKENDS", "sqlite,postgresql").split(",") if b.strip()

@@ -22,7 +22,6 @@ from printlab.models import AnalysisState, Event, Job, JobAnalysis, OutboxMessag
 from printlab.services import workflow, workstations
 from printlab.services.workflow import Actor
 
-from .conftest import launch_chromium
 from .factories import STAFF, actor, make_job, make_staff, quote_token, submit_job
 
 ADMIN_PC = "ADMIN-PC"
@@ -347,14 +346,12 @@ def live_url(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
 
 @pytest.mark.browser
 @pytest.mark.parametrize("backend", ["sqlite"])  # the page, not the database, is under test here
-def test_confirming_on_a_phone_with_the_keyboard_only(live_url, session, storage):
-    from playwright.sync_api import sync_playwright
-
+def test_confirming_on_a_phone_with_the_keyboard_only(live_url, session, storage, browser):
     job_id, token = _pending(session, storage)
     _analyse(session, job_id)
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        page = browser.new_page(viewport={"width": 375, "height": 812})
+    context = browser.new_context(viewport={"width": 375, "height": 812})
+    try:
+        page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(f"{live_url}/confirm/{token}")
@@ -372,6 +369,7 @@ def test_confirming_on_a_phone_with_the_keyboard_only(live_url, session, storage
         page.wait_for_selector("h1:has-text('Thanks, your print is confirmed')")
         page.screenshot(path="/tmp/printlab-confirmed-375.png", full_page=True)
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
-        browser.close()
+    finally:
+        context.close()
     assert errors == []
     assert _job(session, job_id).status == Status.READYTOPRINT.value

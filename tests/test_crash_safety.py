@@ -360,7 +360,10 @@ def crash(
     died = {}
     codes = {}
     for line in child.stdout.splitlines():
-        kind, point, value = line.split(" ", 2)
+        parts = line.split(" ", 2)
+        if len(parts) != 3 or parts[0] not in ("died", "exit"):
+            continue  # anything else a library printed; the completeness check below still holds
+        kind, point, value = parts
         (died if kind == "died" else codes)[point] = value
     assert set(codes) == set(jobs), child.stdout + child.stderr
     return {point: (int(codes[point]), died.get(point)) for point in jobs}, child.stderr

@@ -18,7 +18,6 @@ from printlab.services.mail.render import Links
 from printlab.services.mail.transport import FolderTransport
 from printlab.services.workstations import add_workstation
 
-from .conftest import launch_chromium
 from .factories import make_job, make_staff
 
 # The embedded setup (no SMTP server, mail in a folder) is the SQLite one.
@@ -39,16 +38,6 @@ def live_server(lab_env: dict[str, str]) -> Iterator[tuple[str, Any]]:
     server.shutdown()
     thread.join(10)
     app.extensions["printlab"].engine.dispose()
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 def test_an_admin_follows_the_links_of_a_mail_folder_message(session, storage, lab_env, live_server, browser):

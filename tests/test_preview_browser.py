@@ -16,7 +16,7 @@ from printlab import config as config_module
 from printlab.services.storage import Storage
 from printlab.web.app import create_app
 
-from .conftest import MODELS, launch_chromium
+from .conftest import MODELS
 
 pytestmark = pytest.mark.browser
 
@@ -125,16 +125,6 @@ def base_url(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) ->
     server.shutdown()
     thread.join(5)
     app.extensions["printlab"].engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

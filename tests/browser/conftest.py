@@ -25,7 +25,6 @@ from printlab.services import workstations
 from printlab.services.references import make_reference
 from printlab.services.storage import Storage
 
-from ..conftest import launch_chromium
 from ..factories import STAFF, make_staff
 
 SCREENSHOTS = Path("/tmp")
@@ -150,16 +149,6 @@ def live(lab_env: dict[str, str], session: Session, storage: Storage) -> Iterato
 
 
 # -- Chromium ----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 #: Run on every page a test visits: labels, alt text, one h1, lang="en", unique ids.
