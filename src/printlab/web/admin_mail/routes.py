@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
@@ -52,9 +54,18 @@ def _actor() -> Actor:
 
 
 def _when() -> object:
-    """Formats a naive-UTC time in the lab's time zone, for the templates."""
+    """Formats a naive-UTC time, or an email's Date header, in the lab's time zone, for the templates."""
     zone = catalog().lab.time_zone
-    return lambda moment: to_lab_time(moment, zone).strftime("%a %d %b %Y, %H:%M %Z") if moment else "—"
+
+    def when(moment: datetime | str | None) -> str:
+        if isinstance(moment, str):
+            try:
+                moment = parsedate_to_datetime(moment).astimezone(UTC).replace(tzinfo=None)
+            except (TypeError, ValueError):
+                return moment or "—"
+        return to_lab_time(moment, zone).strftime("%a %d %b %Y, %H:%M %Z") if moment else "—"
+
+    return when
 
 
 def linkify(text: str) -> Markup:
