@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Collection
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
@@ -349,22 +350,29 @@ def crash(
 
     Returns point → (exit code, step it died at), and the child's stderr for failure messages.
     """
-    child = subprocess.run(
-        [sys.executable, str(CHILD), transition, *(f"{job_id}@{point}" for point, job_id in jobs.items())],
-        env={**os.environ, **lab_env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    reports = tempfile.mkdtemp(prefix="printlab-crash-")
+    try:
+        child = subprocess.run(
+            [
+                sys.executable,
+                str(CHILD),
+                transition,
+                *(f"{job_id}@{point}" for point, job_id in jobs.items()),
+            ],
+            env={**os.environ, **lab_env, "PRINTLAB_CRASH_REPORTS": reports},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        died = {name: (Path(reports) / name).read_text() for name in os.listdir(reports)}
+    finally:
+        shutil.rmtree(reports, ignore_errors=True)
     assert child.returncode == 0, child.stderr
-    died = {}
     codes = {}
-    for line in child.stdout.splitlines():
+    for line in child.stdout.splitlines():  # written by the parent alone, one line per child
         parts = line.split(" ", 2)
-        if len(parts) != 3 or parts[0] not in ("died", "exit"):
-            continue  # anything else a library printed; the completeness check below still holds
-        kind, point, value = parts
-        (died if kind == "died" else codes)[point] = value
+        if len(parts) == 3 and parts[0] == "exit":
+            codes[parts[1]] = parts[2]
     assert set(codes) == set(jobs), child.stdout + child.stderr
     return {point: (int(codes[point]), died.get(point)) for point in jobs}, child.stderr
 
