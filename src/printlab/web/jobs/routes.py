@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from urllib.parse import quote
 
 from flask import (
     Blueprint,
@@ -85,8 +86,6 @@ def show(job_id: str):  # type: ignore[no-untyped-def]
 
 
 def _quote(path: str) -> str:
-    from urllib.parse import quote
-
     return quote(path, safe="")
 
 
