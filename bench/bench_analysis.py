@@ -72,9 +72,9 @@ def _peak_rss_mb() -> float:
 def child(path: Path, repeats: int) -> dict[str, object]:
     """Runs in a fresh interpreter so that its peak RSS belongs to the measured work alone."""
     from printlab.domain.catalog import DEFAULT_CATALOG
-    from printlab.services.analysis import analyse_mesh, load_mesh
-    from printlab.services.model_files import check_model
-    from printlab.services.thumbnail import render_thumbnail
+    from printlab.services.files.analysis import analyse_mesh, load_mesh
+    from printlab.services.files.model_files import check_model
+    from printlab.services.files.thumbnail import render_thumbnail
 
     def analyse(mesh):  # type: ignore[no-untyped-def]
         return analyse_mesh(mesh, catalog=DEFAULT_CATALOG, method="Filament", printer="Prusa MK4S")
@@ -128,8 +128,8 @@ def main() -> None:
     if args.child:
         results = child(args.child, args.repeats)
         if args.keep:
-            from printlab.services.analysis import load_mesh
-            from printlab.services.thumbnail import render_thumbnail
+            from printlab.services.files.analysis import load_mesh
+            from printlab.services.files.thumbnail import render_thumbnail
 
             args.keep.write_bytes(render_thumbnail(load_mesh(args.child, ".stl")))
         print(json.dumps(results))

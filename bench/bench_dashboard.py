@@ -25,8 +25,8 @@ from seed import BACKENDS, bench_database, seed
 from sqlalchemy import Engine, event, text
 
 from printlab import config as config_module
-from printlab.services.storage import Storage
-from printlab.services.workstations import add_workstation
+from printlab.services.files.storage import Storage
+from printlab.services.lab.workstations import add_workstation
 
 WORKSTATION = "BENCH-PC"
 PASSWORD = "bench-password-0123"

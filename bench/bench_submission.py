@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from seed import BACKENDS, bench_database
 
-from printlab.services.storage import TEMP_FOLDER, Storage
+from printlab.services.files.storage import TEMP_FOLDER, Storage
 
 MiB = 1024 * 1024
 #: The largest binary STL under the default 50 MB upload limit: 84 + 50·n ≤ 50 MiB.

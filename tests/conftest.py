@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from printlab import config as config_module
 from printlab.db import make_engine, session_factory, upgrade
-from printlab.services.storage import Storage
+from printlab.services.files.storage import Storage
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 if not FIXTURES.is_dir():  # a clone elsewhere: the handbook puts shared/ beside the project

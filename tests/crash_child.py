@@ -20,10 +20,10 @@ from printlab import config
 from printlab.db import make_engine, session_factory
 from printlab.domain.statuses import Status
 from printlab.models import Job
-from printlab.services import storage as storage_module
-from printlab.services import workflow
-from printlab.services.storage import FileMove, Storage
-from printlab.services.workflow import Actor
+from printlab.services.files import storage as storage_module
+from printlab.services.files.storage import FileMove, Storage
+from printlab.services.jobs import workflow
+from printlab.services.jobs.workflow import Actor
 
 STAFF = Actor("Alex Rivera", "LAB-PC-1")  # the factories' staff member
 

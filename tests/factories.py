@@ -13,10 +13,10 @@ from printlab.domain.catalog import DEFAULT_CATALOG
 from printlab.domain.statuses import Status
 from printlab.domain.submission import validate_submission
 from printlab.models import Job, OutboxMessage, Staff
-from printlab.services import staff as staff_service
-from printlab.services import submissions, workflow
-from printlab.services.storage import Storage
-from printlab.services.workflow import Actor
+from printlab.services.files.storage import Storage
+from printlab.services.jobs import submissions, workflow
+from printlab.services.jobs.workflow import Actor
+from printlab.services.lab import staff as staff_service
 
 from .conftest import MODELS
 

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 from printlab import config
 from printlab.db import make_engine, session_factory
 from printlab.domain.statuses import InvalidTransition
-from printlab.services import workflow
 from printlab.services.errors import ConflictError
-from printlab.services.storage import Storage
+from printlab.services.files.storage import Storage
+from printlab.services.jobs import workflow
 
 #: The calls a race may make; each takes (session, storage, job_id, *, actor, expected, **args).
 ACTIONS = {"approve": workflow.approve, "record_pickup": workflow.record_pickup}

@@ -11,8 +11,9 @@ from sqlalchemy import select, text
 from printlab import config as config_module
 from printlab.domain.statuses import Status
 from printlab.models import AdminLogEntry, Event, Job, LabSetting, Staff
-from printlab.services import locks, workstations
-from printlab.services.actors import Actor
+from printlab.services.jobs import locks
+from printlab.services.lab import workstations
+from printlab.services.lab.actors import Actor
 
 from .factories import STAFF, make_job, make_staff
 

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from printlab.domain import printability
 from printlab.domain.catalog import DEFAULT_CATALOG
 from printlab.domain.printability import fit_problem, fits, format_mm, oversize, units_warning, weight_range_g
-from printlab.services import analysis
-from printlab.services.analysis import (
+from printlab.services.files import analysis
+from printlab.services.files.analysis import (
     Analysis,
     AnalysisFailed,
     analyse,

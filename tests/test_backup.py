@@ -20,10 +20,10 @@ from printlab.config import SETTINGS
 from printlab.db import make_engine, session_factory
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job
-from printlab.services import backup as backup_module
-from printlab.services import workflow
-from printlab.services.integrity import Orphan, StaleCopy, scan
-from printlab.services.storage import Storage
+from printlab.services.files.storage import Storage
+from printlab.services.jobs import workflow
+from printlab.services.upkeep import backup as backup_module
+from printlab.services.upkeep.integrity import Orphan, StaleCopy, scan
 
 from .conftest import SLICED
 from .factories import actor, make_job, submit_job

@@ -21,8 +21,8 @@ from printlab.config import SETTINGS
 from printlab.db import make_engine, schema_is_current, session_factory
 from printlab.domain.statuses import STATUS_FOLDERS, Status
 from printlab.models import Job, Staff, Workstation
-from printlab.services import workstations
-from printlab.services.storage import Storage
+from printlab.services.files.storage import Storage
+from printlab.services.lab import workstations
 
 PRINTLAB = Path(sys.executable).with_name("printlab")
 

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage, Payment
-from printlab.services.jobs import base_name
-from printlab.services.storage import Storage
+from printlab.services.files.storage import Storage
+from printlab.services.jobs.records import base_name
 
 from .conftest import BACKENDS
 from .factories import make_job, make_staff

@@ -24,8 +24,10 @@ from sqlalchemy.orm import Session
 from printlab.clock import utcnow
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage, Payment
-from printlab.services import storage as storage_module
-from printlab.services.integrity import (
+from printlab.services.files import storage as storage_module
+from printlab.services.files.storage import TEMP_FOLDER, Storage
+from printlab.services.jobs.records import sidecar_record
+from printlab.services.upkeep.integrity import (
     IntegrityReport,
     LeftoverUpload,
     Misplaced,
@@ -36,8 +38,6 @@ from printlab.services.integrity import (
     UnsafeEntry,
     scan,
 )
-from printlab.services.jobs import sidecar_record
-from printlab.services.storage import TEMP_FOLDER, Storage
 
 from .conftest import SLICED
 from .crash_child import TRANSITIONS, run_transition

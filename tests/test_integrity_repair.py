@@ -20,12 +20,13 @@ from printlab.config import SETTINGS
 from printlab.db import make_engine, session_factory, write_transaction
 from printlab.domain.statuses import Status
 from printlab.models import AdminLogEntry, Event, Job, JobAnalysis
-from printlab.services import job_desk, workflow, workstations
-from printlab.services.actors import CONSOLE, Actor
-from printlab.services.file_deletion import delete_job_files
-from printlab.services.jobs import job_files, sidecar_record
-from printlab.services.repair import LOST_AND_FOUND, Kind, Result, check, repair, repair_all
-from printlab.services.storage import TEMP_FOLDER, FileMove, Storage
+from printlab.services.files.storage import TEMP_FOLDER, FileMove, Storage
+from printlab.services.jobs import job_desk, workflow
+from printlab.services.jobs.file_deletion import delete_job_files
+from printlab.services.jobs.records import job_files, sidecar_record
+from printlab.services.lab import workstations
+from printlab.services.lab.actors import CONSOLE, Actor
+from printlab.services.upkeep.repair import LOST_AND_FOUND, Kind, Result, check, repair, repair_all
 
 from .conftest import _fresh_postgres_database
 from .factories import STAFF, make_job, make_staff, quote_token

@@ -8,7 +8,7 @@ import pytest
 
 from printlab.domain.catalog import DEFAULT_CATALOG
 from printlab.domain.statuses import Status
-from printlab.services.job_detail import approval_prefill, file_for_download, job_detail
+from printlab.services.views.job_detail import approval_prefill, file_for_download, job_detail
 
 from .conftest import SLICED
 from .factories import make_job

@@ -7,7 +7,8 @@ from sqlalchemy import select, update
 from printlab import config as config_module
 from printlab.domain.statuses import Status
 from printlab.models import OutboxMessage
-from printlab.services import workflow, workstations
+from printlab.services.jobs import workflow
+from printlab.services.lab import workstations
 
 from .factories import STAFF, make_job, quote_token
 

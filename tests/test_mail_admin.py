@@ -12,10 +12,11 @@ from sqlalchemy import select
 from printlab.clock import utcnow
 from printlab.domain.statuses import Status
 from printlab.models import Job, OutboxMessage, OutboxStatus
-from printlab.services import mail, sweeps
+from printlab.services import mail
+from printlab.services.lab.workstations import add_workstation
 from printlab.services.mail.render import Links
 from printlab.services.mail.transport import FolderTransport
-from printlab.services.workstations import add_workstation
+from printlab.services.upkeep import sweeps
 
 from .factories import make_job, make_staff, submit_job
 

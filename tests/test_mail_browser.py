@@ -13,10 +13,11 @@ from werkzeug.serving import make_server
 from printlab import config as config_module
 from printlab.domain.statuses import Status
 from printlab.models import Job
-from printlab.services import mail, workflow
+from printlab.services import mail
+from printlab.services.jobs import workflow
+from printlab.services.lab.workstations import add_workstation
 from printlab.services.mail.render import Links
 from printlab.services.mail.transport import FolderTransport
-from printlab.services.workstations import add_workstation
 
 from .factories import make_job, make_staff
 

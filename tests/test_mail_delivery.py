@@ -18,10 +18,13 @@ from sqlalchemy import select
 from printlab.clock import utcnow
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage, OutboxStatus
-from printlab.services import mail, outbox, sweeps, workflow
+from printlab.services import mail
+from printlab.services.jobs import workflow
+from printlab.services.jobs.references import read_reference
+from printlab.services.mail import outbox
 from printlab.services.mail.render import Links
 from printlab.services.mail.transport import SmtpTransport
-from printlab.services.references import read_reference
+from printlab.services.upkeep import sweeps
 
 from .factories import actor, make_job, make_staff, submit_job
 from .mail_server import Received, SmtpServer

@@ -17,7 +17,8 @@ import pytest
 
 from printlab.domain.catalog import DEFAULT_CATALOG, LabDetails
 from printlab.models import Job
-from printlab.services import outbox
+from printlab.services.jobs.references import read_reference
+from printlab.services.mail import outbox
 from printlab.services.mail.render import (
     TEMPLATES,
     Links,
@@ -27,7 +28,6 @@ from printlab.services.mail.render import (
     message_context,
     render,
 )
-from printlab.services.references import read_reference
 
 SNAPSHOTS = Path(__file__).with_name("mail_snapshots")
 UPDATE = os.environ.get("PRINTLAB_UPDATE_SNAPSHOTS") == "1"

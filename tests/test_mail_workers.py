@@ -16,7 +16,7 @@ from printlab.clock import utcnow
 from printlab.config import SETTINGS
 from printlab.db import write_transaction
 from printlab.models import Event, OutboxMessage, OutboxStatus, Task, TaskStatus, WorkerHeartbeat
-from printlab.services import outbox
+from printlab.services.mail import outbox
 
 from .conftest import BACKENDS
 from .factories import submit_job

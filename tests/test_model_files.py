@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from printlab.services import model_files
-from printlab.services.model_files import ModelInfo, ModelRejected, check_model, read_member
+from printlab.services.files import model_files
+from printlab.services.files.model_files import ModelInfo, ModelRejected, check_model, read_member
 
 from .conftest import MODELS
 

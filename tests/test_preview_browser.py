@@ -13,7 +13,7 @@ from flask import abort, render_template_string, request, send_from_directory
 from werkzeug.serving import make_server
 
 from printlab import config as config_module
-from printlab.services.storage import Storage
+from printlab.services.files.storage import Storage
 from printlab.web.app import create_app
 
 from .conftest import MODELS

@@ -11,8 +11,9 @@ from printlab.cli import main
 from printlab.clock import utcnow
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage, Payment
-from printlab.services import prune, workflow
-from printlab.services.workflow import Actor
+from printlab.services.jobs import workflow
+from printlab.services.jobs.workflow import Actor
+from printlab.services.upkeep import prune
 
 from .factories import make_job
 
@@ -67,7 +68,7 @@ def test_prune_command_previews_then_prunes(session, storage, lab_env):
 
 def test_retention_page_previews_and_prunes(session, storage, lab_env):
     from printlab import config as config_module
-    from printlab.services import workstations
+    from printlab.services.lab import workstations
     from printlab.web.app import create_app
 
     archived_job(session, storage, 400)

@@ -12,8 +12,8 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from printlab.domain.statuses import Status
-from printlab.services.storage import Storage
-from printlab.services.workstations import add_workstation
+from printlab.services.files.storage import Storage
+from printlab.services.lab.workstations import add_workstation
 
 from .factories import make_job
 

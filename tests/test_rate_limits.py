@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 
 from printlab import config as config_module
-from printlab.services import workstations
+from printlab.services.lab import workstations
 
 
 def test_two_app_processes_share_the_sign_in_limit(lab_env, session):

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from printlab.services import slicer_files
-from printlab.services.slicer_files import SlicerEstimate, hours, read_estimates, weight_g_estimate
+from printlab.services.files import slicer_files
+from printlab.services.files.slicer_files import SlicerEstimate, hours, read_estimates, weight_g_estimate
 
 from .conftest import FIXTURES, MODELS, SLICED
 

@@ -18,7 +18,7 @@ import pytest
 
 from printlab import slicer_helper
 from printlab.domain.catalog import Catalog
-from printlab.services.job_desk import ATTACHABLE
+from printlab.services.jobs.job_desk import ATTACHABLE
 from printlab.slicer_helper import (
     ALLOWED_EXTENSIONS,
     ConfigError,

@@ -14,8 +14,10 @@ from sqlalchemy import select
 from printlab.clock import utcnow
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage, Payment
-from printlab.services import locks, mail, workflow, workstations
-from printlab.services import staff as staff_service
+from printlab.services import mail
+from printlab.services.jobs import locks, workflow
+from printlab.services.lab import staff as staff_service
+from printlab.services.lab import workstations
 from printlab.web.jobs.actions import ACTIONS
 
 from .factories import STAFF, actor, make_job, make_staff, quote_token
@@ -286,7 +288,7 @@ def test_filters_by_printer_method_discipline_and_dates(staff_client, session, s
 
 
 def test_paging_next_and_previous(staff_client, session, storage, monkeypatch):
-    monkeypatch.setattr("printlab.services.dashboard.PAGE_SIZE", 2)
+    monkeypatch.setattr("printlab.services.views.dashboard.PAGE_SIZE", 2)
     now = utcnow()
     for number in range(5):
         make_job(

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from printlab.domain.statuses import STATUS_FOLDERS
-from printlab.services.storage import (
+from printlab.services.files.storage import (
     CHUNK,
     TEMP_FOLDER,
     AlreadyExists,

@@ -18,8 +18,8 @@ from werkzeug.test import encode_multipart
 
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, LabSetting, OutboxMessage, Task
-from printlab.services import workflow
-from printlab.services.storage import Storage
+from printlab.services.files.storage import Storage
+from printlab.services.jobs import workflow
 
 from .conftest import MODELS
 from .factories import actor, form, make_staff

@@ -14,10 +14,11 @@ from printlab.config import SETTINGS
 from printlab.db import session_factory, write_transaction
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, LabSetting, OutboxMessage
-from printlab.services import sweeps, workflow
-from printlab.services.catalog import encode_setting
 from printlab.services.errors import NotAllowed, ValidationError
-from printlab.services.workstations import add_workstation
+from printlab.services.jobs import workflow
+from printlab.services.lab.catalog import encode_setting
+from printlab.services.lab.workstations import add_workstation
+from printlab.services.upkeep import sweeps
 
 from .factories import actor, make_job
 
@@ -128,7 +129,7 @@ def test_a_recompleted_job_starts_its_reminders_over(session, storage):
     job = make_job(session, storage, Status.COMPLETED)
     assert sweeps.send_pickup_reminders(session, now=days(8)) == 1
     # An admin takes it back to Printing (a reprint), then it is completed again a week later.
-    from printlab.services.workstations import CONSOLE
+    from printlab.services.lab.workstations import CONSOLE
 
     workflow.override_status(
         session, storage, job.id, actor=actor(workstation=CONSOLE), target=Status.PRINTING, reason="reprint"

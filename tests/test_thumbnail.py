@@ -10,9 +10,9 @@ import pytest
 import trimesh
 from PIL import Image
 
-from printlab.services import thumbnail
-from printlab.services.analysis import load_mesh
-from printlab.services.thumbnail import render_thumbnail
+from printlab.services.files import thumbnail
+from printlab.services.files.analysis import load_mesh
+from printlab.services.files.thumbnail import render_thumbnail
 
 from .conftest import MODELS
 

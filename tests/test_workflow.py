@@ -12,9 +12,10 @@ from sqlalchemy import func, select
 from printlab.clock import utcnow
 from printlab.domain.statuses import InvalidTransition, Status
 from printlab.models import Event, Job, OutboxMessage, Payment
-from printlab.services import locks, staff, workflow, workstations
 from printlab.services.errors import JobLocked, NotAllowed, StaleJob, ValidationError
-from printlab.services.workflow import Actor, ConfirmOutcome, Expected
+from printlab.services.jobs import locks, workflow
+from printlab.services.jobs.workflow import Actor, ConfirmOutcome, Expected
+from printlab.services.lab import staff, workstations
 
 from .conftest import SLICED
 from .factories import STAFF, WORKSTATION, actor, make_job, make_staff, quote_token

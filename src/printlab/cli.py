@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 from printlab import config as config_module
 from printlab.config import Config, ConfigError
 from printlab.db import check_database, make_engine, safe_url, session_factory, upgrade
-from printlab.services import staff as staff_service
-from printlab.services import workstations
 from printlab.services.errors import ServiceError
-from printlab.services.storage import Storage, StorageError
+from printlab.services.files.storage import Storage, StorageError
+from printlab.services.lab import staff as staff_service
+from printlab.services.lab import workstations
 
 
 def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -201,7 +201,7 @@ def workstation_reset(workstation_id: str, password: str | None) -> None:
 @_friendly
 def demo(then_serve: bool, host: str | None, port: int | None) -> None:
     """Load demo staff, a workstation and about 20 jobs in every status (once), then print how to sign in."""
-    from printlab.services import demo as demo_service
+    from printlab.services.lab import demo as demo_service
 
     settings = _config()
     upgrade(settings.database_url)
@@ -251,7 +251,7 @@ def worker_command(once: bool, poll: float) -> None:
 @_friendly
 def archive_command(dry_run: bool) -> None:
     """Archive jobs past the retention period (Paid & Picked Up or Rejected for 90 days, by default)."""
-    from printlab.services import sweeps
+    from printlab.services.upkeep import sweeps
 
     settings = _config()
     with _session(settings) as session:
@@ -278,7 +278,7 @@ def archive_command(dry_run: bool) -> None:
 @_friendly
 def prune_command(dry_run: bool) -> None:
     """Prune archived jobs past the prune period: files deleted, the student's name and email removed."""
-    from printlab.services import prune
+    from printlab.services.upkeep import prune
 
     settings = _config()
     with _session(settings) as session:
@@ -350,8 +350,8 @@ def mail_retry(outbox_id: int, acting_as: str) -> None:
 @_friendly
 def check_command(apply_repairs: bool, acting_as: str | None) -> None:
     """Compare the database with the storage folders and report; exit status 1 while findings remain."""
-    from printlab.services import repair
-    from printlab.services.actors import CONSOLE, Actor
+    from printlab.services.lab.actors import CONSOLE, Actor
+    from printlab.services.upkeep import repair
 
     if acting_as and not apply_repairs:
         raise click.UsageError("--acting-as only applies with --repair.")
@@ -396,7 +396,7 @@ def check_command(apply_repairs: bool, acting_as: str | None) -> None:
 @_friendly
 def backup_command(directory: str) -> None:
     """Snapshot the database and the storage tree into DIRECTORY (new or empty) while PrintLab runs."""
-    from printlab.services import backup as backup_service
+    from printlab.services.upkeep import backup as backup_service
 
     settings = _config()
     result = backup_service.backup(settings.database_url, Storage(settings.storage_dir), directory)
@@ -411,7 +411,7 @@ def backup_command(directory: str) -> None:
 def restore_command(directory: str, force: bool) -> None:
     """Check a backup's checksums, restore it into the configured database and storage, then run the
     integrity check. Stop PrintLab first. Exit status 2: restored, but job files are missing."""
-    from printlab.services import backup as backup_service
+    from printlab.services.upkeep import backup as backup_service
 
     settings = _config()
     result = backup_service.restore(directory, settings.database_url, settings.storage_dir, force=force)

@@ -16,7 +16,7 @@ from printlab.config import Config
 from printlab.db import write_transaction
 from printlab.models import WorkerHeartbeat
 from printlab.services import tasks
-from printlab.services.storage import Storage
+from printlab.services.files.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def beat(session: Session, identity: str) -> None:
 
 def handlers_for(storage: Storage) -> dict[str, tasks.Handler]:
     """Every task kind the worker knows, bound to the storage root."""
-    from printlab.services import model_analysis
+    from printlab.services.files import model_analysis
 
     return {model_analysis.TASK_KIND: lambda session, task: model_analysis.run(session, storage, task)}
 
@@ -49,7 +49,8 @@ def handlers_for(storage: Storage) -> dict[str, tasks.Handler]:
 def periodic_for(config: Config, storage: Storage) -> list[Callable[[Session], object]]:
     """Work the worker does on every tick besides tasks: the lab's sweeps (at most once a minute),
     then email delivery (every tick, cheap when nothing is due). Each catches its own errors."""
-    from printlab.services import mail, sweeps
+    from printlab.services import mail
+    from printlab.services.upkeep import sweeps
 
     return [sweeps.Sweeper(storage), mail.Deliverer.from_config(config)]
 

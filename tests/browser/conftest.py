@@ -21,9 +21,9 @@ from werkzeug.serving import make_server
 
 from printlab import config as config_module
 from printlab.models import Job, OutboxMessage, OutboxStatus
-from printlab.services import workstations
-from printlab.services.references import make_reference
-from printlab.services.storage import Storage
+from printlab.services.files.storage import Storage
+from printlab.services.jobs.references import make_reference
+from printlab.services.lab import workstations
 
 from ..factories import STAFF, make_staff
 

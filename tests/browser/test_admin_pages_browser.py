@@ -18,9 +18,10 @@ from printlab import __version__
 from printlab.clock import utcnow
 from printlab.domain.statuses import Status
 from printlab.models import AdminLogEntry, Event, Job, Staff
-from printlab.services import staff as staff_service
-from printlab.services import workflow, workstations
-from printlab.services.catalog import load_catalog
+from printlab.services.jobs import workflow
+from printlab.services.lab import staff as staff_service
+from printlab.services.lab import workstations
+from printlab.services.lab.catalog import load_catalog
 
 from ..factories import STAFF, actor, make_job, make_staff, quote_token, submit_job
 from .conftest import OTHER_STAFF, PASSWORD, Live, Tab, choose_acting_as, sign_in

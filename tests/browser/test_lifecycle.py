@@ -11,8 +11,8 @@ from playwright.sync_api import expect
 from printlab.clock import utcnow
 from printlab.domain.statuses import Status
 from printlab.models import Job
-from printlab.services import staff as staff_service
-from printlab.services import workflow
+from printlab.services.jobs import workflow
+from printlab.services.lab import staff as staff_service
 
 from ..conftest import BACKENDS, MODELS
 from ..factories import STAFF, actor, make_job

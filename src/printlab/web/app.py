@@ -19,10 +19,10 @@ from printlab.config import Config, ConfigError
 from printlab.db import check_database, make_engine, safe_url, schema_is_current, session_factory
 from printlab.logs import configure_logging
 from printlab.models import Staff
-from printlab.services import health
-from printlab.services.catalog import banner
-from printlab.services.staff import recently_added
-from printlab.services.storage import Storage, StorageError, TooLarge
+from printlab.services.files.storage import Storage, StorageError, TooLarge
+from printlab.services.lab.catalog import banner
+from printlab.services.lab.staff import recently_added
+from printlab.services.upkeep import health
 from printlab.web.context import Lab, close_db, db, lab, upload_limit_bytes
 from printlab.web.limits import limiter
 from printlab.web.uploads import LabRequest, discard_incoming

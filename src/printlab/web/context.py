@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from printlab.config import Config
 from printlab.domain.catalog import Catalog
-from printlab.services.catalog import load_catalog
-from printlab.services.storage import Storage
+from printlab.services.files.storage import Storage
+from printlab.services.lab.catalog import load_catalog
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import IO
 
 from flask import Request, g
 
-from printlab.services.storage import TEMP_FOLDER, ReceivedFile, TooLarge
+from printlab.services.files.storage import TEMP_FOLDER, ReceivedFile, TooLarge
 
 
 class HashingUpload(io.RawIOBase):

@@ -41,11 +41,12 @@ from printlab.config import Config
 from printlab.db import write_transaction
 from printlab.domain.statuses import Status
 from printlab.models import Job, OutboxMessage, OutboxStatus, Payment
-from printlab.services import outbox, workflow
-from printlab.services.actors import Actor, require_active_staff
-from printlab.services.catalog import load_catalog
 from printlab.services.errors import NotFound, ValidationError
-from printlab.services.jobs import add_event, lock_job, simple_id_for
+from printlab.services.jobs import workflow
+from printlab.services.jobs.records import add_event, lock_job, simple_id_for
+from printlab.services.lab.actors import Actor, require_active_staff
+from printlab.services.lab.catalog import load_catalog
+from printlab.services.mail import outbox
 from printlab.services.mail.render import Links, build_message, message_context, render, sender_for
 from printlab.services.mail.transport import (
     DeliveryError,

@@ -20,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from printlab.clock import to_lab_time
 from printlab.domain.catalog import Catalog
 from printlab.models import Job
-from printlab.services.references import make_reference
+from printlab.services.jobs.references import make_reference
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "mail_templates"
 

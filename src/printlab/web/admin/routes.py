@@ -10,10 +10,6 @@ from printlab import __version__
 from printlab.domain.catalog_edit import SECTIONS
 from printlab.domain.statuses import Status
 from printlab.models import Job, OutboxMessage, OutboxStatus
-from printlab.services import admin_log, file_deletion, health, locks, workflow, workstations
-from printlab.services import staff as staff_service
-from printlab.services.actors import Actor
-from printlab.services.catalog import banner, save_section, set_banner
 from printlab.services.errors import (
     ConflictError,
     InvalidTransition,
@@ -22,8 +18,14 @@ from printlab.services.errors import (
     ServiceError,
     ValidationError,
 )
-from printlab.services.job_detail import job_detail
-from printlab.services.jobs import job_files
+from printlab.services.jobs import file_deletion, locks, workflow
+from printlab.services.jobs.records import job_files
+from printlab.services.lab import admin_log, workstations
+from printlab.services.lab import staff as staff_service
+from printlab.services.lab.actors import Actor
+from printlab.services.lab.catalog import banner, save_section, set_banner
+from printlab.services.upkeep import health
+from printlab.services.views.job_detail import job_detail
 from printlab.web.auth.guard import admin_required, current_workstation
 from printlab.web.context import catalog, db, lab
 

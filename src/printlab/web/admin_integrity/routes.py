@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
-from printlab.services import repair
-from printlab.services.actors import Actor
 from printlab.services.errors import NotAllowed, ValidationError
-from printlab.services.staff import list_staff
+from printlab.services.lab.actors import Actor
+from printlab.services.lab.staff import list_staff
+from printlab.services.upkeep import repair
 from printlab.web.auth.guard import admin_required, current_workstation
 from printlab.web.context import db, lab
 

@@ -10,11 +10,12 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from markupsafe import Markup, escape
 
 from printlab.clock import to_lab_time
-from printlab.services import mail, prune, sweeps
+from printlab.services import mail
 from printlab.services.errors import NotAllowed, NotFound, ValidationError
+from printlab.services.jobs.workflow import Actor
+from printlab.services.lab.staff import list_staff
 from printlab.services.mail import folder
-from printlab.services.staff import list_staff
-from printlab.services.workflow import Actor
+from printlab.services.upkeep import prune, sweeps
 from printlab.web.auth.guard import admin_required, current_workstation
 from printlab.web.context import catalog, db, lab
 

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 
-from printlab.services import workstations
+from printlab.services.lab import workstations
 from printlab.web.context import db
 from printlab.web.limits import limiter
 

@@ -13,11 +13,11 @@ from flask import Blueprint, Response, render_template
 
 from printlab.clock import utcnow
 from printlab.models import Job
-from printlab.services import workflow
 from printlab.services.errors import ValidationError
-from printlab.services.references import make_reference
-from printlab.services.student_status import student_view
-from printlab.services.workflow import Actor, ConfirmOutcome
+from printlab.services.jobs import workflow
+from printlab.services.jobs.references import make_reference
+from printlab.services.jobs.workflow import Actor, ConfirmOutcome
+from printlab.services.views.student_status import student_view
 from printlab.web.context import catalog, db, lab
 from printlab.web.limits import limiter
 

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify, render_template, request
 
 from printlab.domain.pricing import PricingError, format_usd, quote_cost
 from printlab.domain.statuses import Status
-from printlab.services.dashboard import JobPage, list_jobs, parse_query
+from printlab.services.views.dashboard import JobPage, list_jobs, parse_query
 from printlab.web.auth.guard import login_required
 from printlab.web.context import catalog, db
 

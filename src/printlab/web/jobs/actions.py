@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from printlab.domain.statuses import Status
 from printlab.models import Job
-from printlab.services import workflow
-from printlab.services.storage import Storage
-from printlab.services.workflow import Actor, Expected
+from printlab.services.files.storage import Storage
+from printlab.services.jobs import workflow
+from printlab.services.jobs.workflow import Actor, Expected
 
 Form = Mapping[str, Any]
 Runner = Callable[[Session, Storage, Job, Actor, Expected, Form], Job]

@@ -20,7 +20,7 @@ from flask import (
 
 from printlab.domain.naming import extension_of
 from printlab.models import Job, Staff
-from printlab.services import job_desk, locks, mail
+from printlab.services import mail
 from printlab.services.errors import (
     ConflictError,
     InvalidTransition,
@@ -29,10 +29,11 @@ from printlab.services.errors import (
     ServiceError,
     ValidationError,
 )
-from printlab.services.job_detail import approval_prefill, file_for_download, job_detail
-from printlab.services.staff import list_staff
-from printlab.services.storage import TooLarge
-from printlab.services.workflow import Actor, Expected
+from printlab.services.files.storage import TooLarge
+from printlab.services.jobs import job_desk, locks
+from printlab.services.jobs.workflow import Actor, Expected
+from printlab.services.lab.staff import list_staff
+from printlab.services.views.job_detail import approval_prefill, file_for_download, job_detail
 from printlab.web.auth.guard import current_workstation, login_required
 from printlab.web.context import catalog, db, lab, upload_limit_bytes
 from printlab.web.jobs.actions import ACTIONS, actions_for

@@ -10,11 +10,11 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from printlab.domain.naming import extension_of
 from printlab.domain.submission import clean_filename, validate_submission
 from printlab.models import Job
-from printlab.services import submissions
 from printlab.services.errors import ValidationError
-from printlab.services.model_files import ModelRejected, check_model
-from printlab.services.references import make_reference, read_reference
-from printlab.services.student_status import student_view
+from printlab.services.files.model_files import ModelRejected, check_model
+from printlab.services.jobs import submissions
+from printlab.services.jobs.references import make_reference, read_reference
+from printlab.services.views.student_status import student_view
 from printlab.web.context import catalog, db, lab
 from printlab.web.limits import limiter
 from printlab.web.uploads import HashingUpload

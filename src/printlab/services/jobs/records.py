@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 from printlab.domain.naming import SIMPLE_ID_LENGTH, simple_job_id
 from printlab.models import Event, Job
 from printlab.services.errors import NotFound
-from printlab.services.storage import Storage
+from printlab.services.files.storage import Storage
 
 #: Columns of the job row copied into its sidecar, enough to rebuild the row if the database is lost.
 SIDECAR_FIELDS = tuple(column.key for column in Job.__table__.columns)

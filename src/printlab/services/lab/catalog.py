@@ -14,9 +14,9 @@ from printlab.db import write_transaction
 from printlab.domain.catalog import DEFAULT_CATALOG, Catalog, LabDetails, Printer, PrintMethod
 from printlab.domain.catalog_edit import CatalogError, parse_section
 from printlab.models import LabSetting
-from printlab.services import admin_log
-from printlab.services.actors import Actor, require_active_staff, require_admin
 from printlab.services.errors import ValidationError
+from printlab.services.lab import admin_log
+from printlab.services.lab.actors import Actor, require_active_staff, require_admin
 
 
 def _decode(key: str, value: Any) -> Any:

@@ -16,10 +16,10 @@ from printlab.domain.naming import extension_of
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage, OutboxStatus, Payment, Staff
 from printlab.services import mail
-from printlab.services.jobs import get_job, job_folder, simple_id_for
-from printlab.services.slicer_files import hours, read_estimates, weight_g_estimate
-from printlab.services.storage import SIDECAR_SUFFIX, Storage
-from printlab.services.workflow import SLICER_EXTENSIONS, candidate_files
+from printlab.services.files.slicer_files import hours, read_estimates, weight_g_estimate
+from printlab.services.files.storage import SIDECAR_SUFFIX, Storage
+from printlab.services.jobs.records import get_job, job_folder, simple_id_for
+from printlab.services.jobs.workflow import SLICER_EXTENSIONS, candidate_files
 
 MODEL_EXTENSIONS = (".stl", ".obj", ".3mf")
 

@@ -9,10 +9,10 @@ from sqlalchemy.orm import Session
 
 from printlab.clock import utcnow
 from printlab.db import write_transaction
-from printlab.services.actors import Actor, require_active_staff, require_admin
 from printlab.services.errors import ValidationError
-from printlab.services.jobs import add_event, job_files, lock_job
-from printlab.services.storage import Storage
+from printlab.services.files.storage import Storage
+from printlab.services.jobs.records import add_event, job_files, lock_job
+from printlab.services.lab.actors import Actor, require_active_staff, require_admin
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 from printlab.clock import utcnow
 from printlab.db import write_transaction
 from printlab.models import Staff
-from printlab.services import admin_log
-from printlab.services.actors import CONSOLE_ACTOR, Actor, require_active_staff, require_admin
 from printlab.services.errors import NotFound, ValidationError
+from printlab.services.lab import admin_log
+from printlab.services.lab.actors import CONSOLE_ACTOR, Actor, require_active_staff, require_admin
 
 MAX_NAME = 100
 

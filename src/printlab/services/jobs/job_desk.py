@@ -17,10 +17,10 @@ from printlab.clock import utcnow
 from printlab.db import write_transaction
 from printlab.domain.naming import extension_of
 from printlab.models import Job
-from printlab.services.actors import Actor, require_active_staff
 from printlab.services.errors import ValidationError
-from printlab.services.jobs import add_event, base_name, job_folder, lock_job
-from printlab.services.storage import AlreadyExists, Storage
+from printlab.services.files.storage import AlreadyExists, Storage
+from printlab.services.jobs.records import add_event, base_name, job_folder, lock_job
+from printlab.services.lab.actors import Actor, require_active_staff
 
 MAX_NOTES = 10_000
 #: What staff may add beside a model: slicer and project files, and models (a repaired mesh).

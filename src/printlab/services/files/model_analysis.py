@@ -13,9 +13,9 @@ from printlab.db import write_transaction
 from printlab.domain.naming import extension_of
 from printlab.models import AnalysisState, Job, JobAnalysis, Task
 from printlab.services import tasks
-from printlab.services.catalog import load_catalog
-from printlab.services.jobs import job_folder, lock_job, sidecar_record
-from printlab.services.storage import Storage
+from printlab.services.files.storage import Storage
+from printlab.services.jobs.records import job_folder, lock_job, sidecar_record
+from printlab.services.lab.catalog import load_catalog
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def run(session: Session, storage: Storage, task: Task) -> None:
     """Analyse the task's job. A model that can't be analysed is recorded as FAILED with the reason;
     a file caught mid-move is retried."""
     # Imported here: trimesh and numpy take a moment to load, and only the worker needs them.
-    from printlab.services.analysis import AnalysisFailed, analyse_with_thumbnail
+    from printlab.services.files.analysis import AnalysisFailed, analyse_with_thumbnail
 
     job = session.get(Job, task.job_id)
     if job is None:

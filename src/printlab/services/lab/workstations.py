@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 from printlab.clock import utcnow
 from printlab.db import write_transaction
 from printlab.models import Workstation
-from printlab.services import admin_log
-from printlab.services.actors import (  # noqa: F401 - is_admin_workstation re-exported
+from printlab.services.errors import NotFound, ValidationError
+from printlab.services.lab import admin_log
+from printlab.services.lab.actors import (  # noqa: F401 - is_admin_workstation re-exported
     CONSOLE,
     CONSOLE_ACTOR,
     Actor,
@@ -22,7 +23,6 @@ from printlab.services.actors import (  # noqa: F401 - is_admin_workstation re-e
     require_active_staff,
     require_admin,
 )
-from printlab.services.errors import NotFound, ValidationError
 
 MIN_PASSWORD = 10
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}")

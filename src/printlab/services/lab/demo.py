@@ -15,12 +15,13 @@ from printlab.clock import utcnow
 from printlab.domain.catalog import DEFAULT_CATALOG
 from printlab.domain.submission import validate_submission
 from printlab.models import Job, OutboxMessage, Staff, Workstation
-from printlab.services import staff as staff_service
-from printlab.services import submissions, workflow, workstations
-from printlab.services.storage import Storage
-from printlab.services.workflow import Actor
+from printlab.services.files.storage import Storage
+from printlab.services.jobs import submissions, workflow
+from printlab.services.jobs.workflow import Actor
+from printlab.services.lab import staff as staff_service
+from printlab.services.lab import workstations
 
-DEMO_DIR = Path(__file__).resolve().parent.parent / "demo_data"
+DEMO_DIR = Path(__file__).resolve().parents[2] / "demo_data"
 DEMO_WORKSTATION = "FrontDesk"
 DEMO_STAFF = ("Alex Rivera", "Sam Okafor", "Priya Natarajan")
 

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from printlab.clock import utcnow
 from printlab.domain.statuses import STATUS_FOLDERS, Status
 from printlab.models import Job
-from printlab.services.jobs import every_job, job_folder, sidecar_record
-from printlab.services.storage import SIDECAR_SUFFIX, TEMP_FOLDER, Storage, UnsafePath
+from printlab.services.files.storage import SIDECAR_SUFFIX, TEMP_FOLDER, Storage, UnsafePath
+from printlab.services.jobs.records import every_job, job_folder, sidecar_record
 
 #: An upload still in the temporary folder after this long was abandoned (a crash, a dropped connection).
 LEFTOVER_AGE = timedelta(days=1)

@@ -21,11 +21,12 @@ from printlab.db import write_transaction
 from printlab.domain.catalog import Catalog
 from printlab.domain.statuses import InvalidTransition, Status
 from printlab.models import Job, OutboxMessage, Staff
-from printlab.services import outbox, workflow
-from printlab.services.catalog import load_catalog
 from printlab.services.errors import ConflictError, NotAllowed, NotFound, ValidationError
-from printlab.services.storage import Storage
-from printlab.services.workstations import is_admin_workstation
+from printlab.services.files.storage import Storage
+from printlab.services.jobs import workflow
+from printlab.services.lab.catalog import load_catalog
+from printlab.services.lab.workstations import is_admin_workstation
+from printlab.services.mail import outbox
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from printlab.domain.pricing import format_usd
 from printlab.domain.statuses import Status
 from printlab.domain.student_messages import MILESTONE, PRINT_FAILED_MILESTONE, STATUS_EXPLAINED
 from printlab.models import Event, Job
-from printlab.services.jobs import simple_id_for
+from printlab.services.jobs.records import simple_id_for
 
 
 @dataclass(frozen=True)

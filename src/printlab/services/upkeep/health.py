@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from printlab.clock import utcnow
 from printlab.models import Task, TaskStatus, WorkerHeartbeat
 from printlab.services import mail
-from printlab.services.storage import Storage, StorageError
+from printlab.services.files.storage import Storage, StorageError
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from trimesh.exchange.obj import load_obj
 from printlab.domain import printability
 from printlab.domain.catalog import Catalog
 from printlab.domain.pricing import PricingError, quote_cost
-from printlab.services import model_files
-from printlab.services.model_files import ModelRejected
-from printlab.services.thumbnail import render_thumbnail
+from printlab.services.files import model_files
+from printlab.services.files.model_files import ModelRejected
+from printlab.services.files.thumbnail import render_thumbnail
 
 log = logging.getLogger(__name__)
 

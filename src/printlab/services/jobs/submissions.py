@@ -14,10 +14,11 @@ from printlab.domain.naming import new_job_id, sidecar_name, stored_base_name, s
 from printlab.domain.statuses import DUPLICATE_BLOCKING, Status
 from printlab.domain.submission import Submission
 from printlab.models import Job
-from printlab.services import model_analysis, outbox
 from printlab.services.errors import ValidationError
-from printlab.services.jobs import add_event, sidecar_record, simple_id_for
-from printlab.services.storage import ReceivedFile, Storage
+from printlab.services.files import model_analysis
+from printlab.services.files.storage import ReceivedFile, Storage
+from printlab.services.jobs.records import add_event, sidecar_record, simple_id_for
+from printlab.services.mail import outbox
 
 
 class DuplicateSubmission(ValidationError):

@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 from printlab.clock import utcnow
 from printlab.db import write_transaction
 from printlab.models import Job
-from printlab.services.actors import Actor, require_active_staff, require_admin
 from printlab.services.errors import JobLocked, ValidationError
-from printlab.services.jobs import add_event, lock_job
-from printlab.services.workflow import LOCK_MINUTES, next_version
+from printlab.services.jobs.records import add_event, lock_job
+from printlab.services.jobs.workflow import LOCK_MINUTES, next_version
+from printlab.services.lab.actors import Actor, require_active_staff, require_admin
 
 
 def _set_lock(session: Session, job_id: str, holder: str | None, until: datetime | None) -> None:

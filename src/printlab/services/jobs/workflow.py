@@ -34,12 +34,12 @@ from printlab.domain.statuses import (
     transition_for,
 )
 from printlab.models import Event, Job, Payment
-from printlab.services import outbox
-from printlab.services.actors import Actor, require_active_staff, require_admin
-from printlab.services.catalog import load_catalog
 from printlab.services.errors import JobLocked, StaleJob, ValidationError
-from printlab.services.jobs import add_event, base_name, job_folder, lock_job, sidecar_record
-from printlab.services.storage import FileMove, Storage
+from printlab.services.files.storage import FileMove, Storage
+from printlab.services.jobs.records import add_event, base_name, job_folder, lock_job, sidecar_record
+from printlab.services.lab.actors import Actor, require_active_staff, require_admin
+from printlab.services.lab.catalog import load_catalog
+from printlab.services.mail import outbox
 
 log = logging.getLogger(__name__)
 

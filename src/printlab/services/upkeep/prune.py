@@ -15,10 +15,10 @@ from printlab.db import write_transaction
 from printlab.domain.naming import extension_of, name_part
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage, Payment
-from printlab.services.actors import Actor, require_active_staff, require_admin
-from printlab.services.catalog import load_catalog
-from printlab.services.jobs import add_event, job_files, lock_job
-from printlab.services.storage import Storage
+from printlab.services.files.storage import Storage
+from printlab.services.jobs.records import add_event, job_files, lock_job
+from printlab.services.lab.actors import Actor, require_active_staff, require_admin
+from printlab.services.lab.catalog import load_catalog
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,14 @@ from printlab.db import is_postgresql, write_transaction
 from printlab.domain.naming import extension_of
 from printlab.domain.statuses import STATUS_FOLDERS, Status
 from printlab.models import AnalysisState, Event, Job, JobAnalysis
-from printlab.services import admin_log, tasks
-from printlab.services.actors import CONSOLE, Actor, require_active_staff, require_admin
+from printlab.services import tasks
 from printlab.services.errors import NotFound, ValidationError
-from printlab.services.integrity import (
+from printlab.services.files.model_analysis import TASK_KIND as ANALYSIS_TASK
+from printlab.services.files.storage import TEMP_FOLDER, FileMove, Storage, StorageError, sha256_of
+from printlab.services.jobs.records import add_event, base_name, job_folder, lock_job, sidecar_record
+from printlab.services.lab import admin_log
+from printlab.services.lab.actors import CONSOLE, Actor, require_active_staff, require_admin
+from printlab.services.upkeep.integrity import (
     LEFTOVER_AGE,
     IntegrityReport,
     LeftoverUpload,
@@ -39,9 +43,6 @@ from printlab.services.integrity import (
     rebuild_values,
     scan,
 )
-from printlab.services.jobs import add_event, base_name, job_folder, lock_job, sidecar_record
-from printlab.services.model_analysis import TASK_KIND as ANALYSIS_TASK
-from printlab.services.storage import TEMP_FOLDER, FileMove, Storage, StorageError, sha256_of
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,9 @@ from printlab.db import (
 from printlab.domain.statuses import STATUS_FOLDERS
 from printlab.models import Job
 from printlab.services.errors import NotFound, ServiceError
-from printlab.services.integrity import (
+from printlab.services.files.storage import CHUNK, Storage, UnsafePath
+from printlab.services.jobs.records import every_job, lock_job, sidecar_record
+from printlab.services.upkeep.integrity import (
     IntegrityReport,
     LeftoverUpload,
     Misplaced,
@@ -51,8 +53,6 @@ from printlab.services.integrity import (
     UnsafeEntry,
     scan,
 )
-from printlab.services.jobs import every_job, lock_job, sidecar_record
-from printlab.services.storage import CHUNK, Storage, UnsafePath
 
 FORMAT = "printlab-backup"
 FORMAT_VERSION = 1
