@@ -72,7 +72,8 @@ def _peak_rss_mb() -> float:
 def child(path: Path, repeats: int) -> dict[str, object]:
     """Runs in a fresh interpreter so that its peak RSS belongs to the measured work alone."""
     from printlab.domain.catalog import DEFAULT_CATALOG
-    from printlab.services.files.analysis import analyse_mesh, load_mesh
+    from printlab.services.files.analysis import analyse_mesh
+    from printlab.services.files.meshes import load_mesh
     from printlab.services.files.model_files import check_model
     from printlab.services.files.thumbnail import render_thumbnail
 
@@ -128,7 +129,7 @@ def main() -> None:
     if args.child:
         results = child(args.child, args.repeats)
         if args.keep:
-            from printlab.services.files.analysis import load_mesh
+            from printlab.services.files.meshes import load_mesh
             from printlab.services.files.thumbnail import render_thumbnail
 
             args.keep.write_bytes(render_thumbnail(load_mesh(args.child, ".stl")))

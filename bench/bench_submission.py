@@ -280,9 +280,9 @@ def main() -> None:
         "--no-crlf", action="store_true", help="generate STL data without CR/LF bytes (see write_binary_stl)"
     )
     args = parser.parse_args()
-    model_check = Path(__file__).resolve().parents[1] / "src/printlab/services/model_files.py"
+    model_check = Path(__file__).resolve().parents[1] / "src/printlab/services/files/model_files.py"
     if not model_check.exists():
-        sys.exit("services/model_files.py (the content check /submit calls) isn't there yet")
+        sys.exit("services/files/model_files.py (the content check /submit calls) isn't there yet")
     results: dict[str, Any] = {"cpus": os.cpu_count(), "load_average": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="printlab-bench-models-") as folder:
         large, small, tiny = (Path(folder) / f"{n}.stl" for n in ("sheet_50mb", "sheet_1mb", "sheet_20kb"))

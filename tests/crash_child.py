@@ -23,7 +23,7 @@ from printlab.models import Job
 from printlab.services.files import storage as storage_module
 from printlab.services.files.storage import FileMove, Storage
 from printlab.services.jobs import workflow
-from printlab.services.jobs.workflow import Actor
+from printlab.services.lab.actors import Actor
 
 STAFF = Actor("Alex Rivera", "LAB-PC-1")  # the factories' staff member
 

@@ -14,9 +14,9 @@ from printlab.domain.statuses import Status
 from printlab.domain.submission import validate_submission
 from printlab.models import Job, OutboxMessage, Staff
 from printlab.services.files.storage import Storage
-from printlab.services.jobs import submissions, workflow
-from printlab.services.jobs.workflow import Actor
+from printlab.services.jobs import quote_links, submissions, workflow
 from printlab.services.lab import staff as staff_service
+from printlab.services.lab.actors import Actor
 
 from .conftest import MODELS
 
@@ -99,7 +99,7 @@ def make_job(
             workflow.approve(session, storage, job.id, actor=who, weight_g=42, time_hours=2.2)
         elif step == "confirm":
             result = workflow.confirm(session, storage, quote_token(session, job.id))
-            assert result.outcome == workflow.ConfirmOutcome.CONFIRMED
+            assert result.outcome == quote_links.ConfirmOutcome.CONFIRMED
         elif step == "start":
             workflow.start_printing(session, storage, job.id, actor=who)
         elif step == "complete":

@@ -18,6 +18,8 @@ from printlab.domain.statuses import InvalidTransition
 from printlab.services.errors import ConflictError
 from printlab.services.files.storage import Storage
 from printlab.services.jobs import workflow
+from printlab.services.jobs.status_change import Expected
+from printlab.services.lab.actors import Actor
 
 #: The calls a race may make; each takes (session, storage, job_id, *, actor, expected, **args).
 ACTIONS = {"approve": workflow.approve, "record_pickup": workflow.record_pickup}
@@ -32,10 +34,10 @@ def wait_until(instant: float) -> None:
 
 def run(session: Session, storage: Storage, command: dict[str, Any]) -> dict[str, Any]:
     """Make the command's call as its staff member would from their page; report what happened."""
-    actor = workflow.Actor(command["staff"], command["workstation"])
+    actor = Actor(command["staff"], command["workstation"])
     seen = command.get("expected")
     expected = (
-        workflow.Expected(status=seen["status"], updated_at=datetime.fromisoformat(seen["updated_at"]))
+        Expected(status=seen["status"], updated_at=datetime.fromisoformat(seen["updated_at"]))
         if seen
         else None
     )

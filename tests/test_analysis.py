@@ -22,15 +22,9 @@ from hypothesis import strategies as st
 from printlab.domain import printability
 from printlab.domain.catalog import DEFAULT_CATALOG
 from printlab.domain.printability import fit_problem, fits, format_mm, oversize, units_warning, weight_range_g
-from printlab.services.files import analysis
-from printlab.services.files.analysis import (
-    Analysis,
-    AnalysisFailed,
-    analyse,
-    load_mesh,
-    merge_vertices,
-    signed_volume,
-)
+from printlab.services.files import analysis, meshes
+from printlab.services.files.analysis import Analysis, analyse
+from printlab.services.files.meshes import AnalysisFailed, load_mesh, merge_vertices, signed_volume
 
 from .conftest import FIXTURES, MODELS
 
@@ -313,7 +307,7 @@ def test_ascii_stl_line_endings(tmp_path: Path, newline: str) -> None:
 def test_ascii_stl_read_in_small_chunks_gives_the_same_mesh(monkeypatch: pytest.MonkeyPatch) -> None:
     path = MODELS / "stl_ascii_solidworks_1002_tray_bottom.STL"
     whole = load_mesh(path, ".stl")
-    monkeypatch.setattr(analysis, "_TEXT_CHUNK", 997)  # lines cut mid-number at every boundary
+    monkeypatch.setattr(meshes, "_TEXT_CHUNK", 997)  # lines cut mid-number at every boundary
     pieces = load_mesh(path, ".stl")
     assert np.array_equal(whole.vertices, pieces.vertices)
     assert np.array_equal(whole.faces, pieces.faces)
@@ -556,7 +550,7 @@ def test_3mf_instancing_bombs_are_refused_before_allocating(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Each level multiplies the copies by 10: 10⁴ cubes of 12 triangles from a few hundred bytes.
-    monkeypatch.setattr(analysis, "MAX_TRIANGLES", 50_000)
+    monkeypatch.setattr(meshes, "MAX_TRIANGLES", 50_000)
     levels = "".join(
         f'<object id="{n + 1}"><components>' + f'<component objectid="{n}"/>' * 10 + "</components></object>"
         for n in range(1, 5)
@@ -570,7 +564,7 @@ def test_3mf_instancing_bombs_are_refused_before_allocating(
 def test_3mf_placement_bombs_of_empty_objects_are_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(analysis, "MAX_PLACEMENTS", 500)
+    monkeypatch.setattr(meshes, "MAX_PLACEMENTS", 500)
     levels = "".join(
         f'<object id="{n + 1}"><components>' + f'<component objectid="{n}"/>' * 10 + "</components></object>"
         for n in range(1, 4)
@@ -608,7 +602,7 @@ def test_merge_vertices_matches_an_exact_row_unique(picks: list[int]) -> None:
 
 
 def test_merge_vertices_survives_hash_collisions(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(analysis, "_mix", lambda keys: np.zeros(len(keys), dtype=np.uint64))
+    monkeypatch.setattr(meshes, "_mix", lambda keys: np.zeros(len(keys), dtype=np.uint64))
     box = trimesh.creation.box(extents=(2, 2, 2))
     corners = box.triangles.reshape(-1, 3)
     vertices, faces = merge_vertices(corners, np.arange(len(corners)).reshape(-1, 3))

@@ -20,8 +20,8 @@ from printlab.db import write_transaction
 from printlab.domain.statuses import Status
 from printlab.models import AnalysisState, Event, Job, JobAnalysis, OutboxMessage
 from printlab.services.jobs import workflow
-from printlab.services.jobs.workflow import Actor
 from printlab.services.lab import workstations
+from printlab.services.lab.actors import Actor
 
 from .factories import STAFF, actor, make_job, make_staff, quote_token, submit_job
 

@@ -26,7 +26,8 @@ from printlab.services.jobs.file_deletion import delete_job_files
 from printlab.services.jobs.records import job_files, sidecar_record
 from printlab.services.lab import workstations
 from printlab.services.lab.actors import CONSOLE, Actor
-from printlab.services.upkeep.repair import LOST_AND_FOUND, Kind, Result, check, repair, repair_all
+from printlab.services.upkeep.findings import LOST_AND_FOUND, Kind, Result, check
+from printlab.services.upkeep.repair import repair, repair_all
 
 from .conftest import _fresh_postgres_database
 from .factories import STAFF, make_job, make_staff, quote_token

@@ -7,7 +7,7 @@ from sqlalchemy import select, update
 from printlab import config as config_module
 from printlab.domain.statuses import Status
 from printlab.models import OutboxMessage
-from printlab.services.jobs import workflow
+from printlab.services.jobs import quote_links, workflow
 from printlab.services.lab import workstations
 
 from .factories import STAFF, make_job, quote_token
@@ -52,6 +52,6 @@ def test_failed_email_is_retried_and_quote_resent_with_a_new_link(lab_env, sessi
     session.rollback()
     new = quote_token(session, job.id)
     assert new != old
-    assert workflow.confirm(session, storage, old).outcome == workflow.ConfirmOutcome.INVALID
-    assert workflow.confirm(session, storage, new).outcome == workflow.ConfirmOutcome.CONFIRMED
+    assert workflow.confirm(session, storage, old).outcome == quote_links.ConfirmOutcome.INVALID
+    assert workflow.confirm(session, storage, new).outcome == quote_links.ConfirmOutcome.CONFIRMED
     app.extensions["printlab"].engine.dispose()

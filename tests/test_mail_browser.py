@@ -14,7 +14,7 @@ from printlab import config as config_module
 from printlab.domain.statuses import Status
 from printlab.models import Job
 from printlab.services import mail
-from printlab.services.jobs import workflow
+from printlab.services.jobs import quote_links
 from printlab.services.lab.workstations import add_workstation
 from printlab.services.mail.render import Links
 from printlab.services.mail.transport import FolderTransport
@@ -74,7 +74,7 @@ def test_an_admin_follows_the_links_of_a_mail_folder_message(session, storage, l
     assert confirm.count() == 1 and status.count() == 1
     token = confirm.get_attribute("href").rsplit("/confirm/", 1)[1]  # type: ignore[union-attr]
     session.rollback()
-    assert workflow.find_by_token(session, token).id == job.id
+    assert quote_links.find_by_token(session, token).id == job.id
 
     status.click()
     page.wait_for_url(f"{base}/status/**")

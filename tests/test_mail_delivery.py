@@ -19,7 +19,7 @@ from printlab.clock import utcnow
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage, OutboxStatus
 from printlab.services import mail
-from printlab.services.jobs import workflow
+from printlab.services.jobs import quote_links, resend, workflow
 from printlab.services.jobs.references import read_reference
 from printlab.services.mail import outbox
 from printlab.services.mail.render import Links
@@ -89,7 +89,7 @@ def test_every_message_reaches_the_student_with_working_links(session, storage, 
     workflow.approve(session, storage, printed.id, actor=who, weight_g=42, time_hours=2.2)
     mail.deliver_due(session, mailer)  # quote
     token = confirm_token(smtp.inbox.messages()[-1])
-    assert workflow.confirm(session, storage, token).outcome == workflow.ConfirmOutcome.CONFIRMED
+    assert workflow.confirm(session, storage, token).outcome == quote_links.ConfirmOutcome.CONFIRMED
     workflow.start_printing(session, storage, printed.id, actor=who)
     workflow.complete(session, storage, printed.id, actor=who)
     mail.deliver_due(session, mailer)  # confirmed, ready for pickup
@@ -319,7 +319,7 @@ def test_a_claimed_message_is_not_handed_to_a_second_worker(session, storage, sm
 
 def test_a_replaced_quote_link_is_never_sent(session, storage, smtp, mailer):
     job = make_job(session, storage, Status.PENDING)
-    mail.resend(session, job.id, "quote", staff="Alex Rivera")  # before the first one went out
+    resend.resend(session, job.id, "quote", staff="Alex Rivera")  # before the first one went out
     report = mail.deliver_due(session, mailer)
     assert (report.sent, report.cancelled) == (2, 1)  # receipt and the new quote
     old, new = [r for r in outbox_rows(session, job.id) if r.template == "quote"]
@@ -328,7 +328,7 @@ def test_a_replaced_quote_link_is_never_sent(session, storage, smtp, mailer):
     (quote,) = [r for r in smtp.inbox.messages() if r.message["X-PrintLab-Template"] == "quote"]
     assert quote.message_id == new.message_id
     outcome = workflow.confirm(session, storage, confirm_token(quote)).outcome
-    assert outcome == workflow.ConfirmOutcome.CONFIRMED
+    assert outcome == quote_links.ConfirmOutcome.CONFIRMED
 
 
 def test_a_pickup_reminder_for_a_collected_print_is_not_sent(session, storage, smtp, mailer):
@@ -344,10 +344,10 @@ def test_a_pickup_reminder_for_a_collected_print_is_not_sent(session, storage, s
 
 def test_staff_can_resend_what_fits_the_jobs_status(session, storage, smtp, mailer):
     job = make_job(session, storage, Status.PAIDPICKEDUP)
-    assert mail.resendable(session.get(Job, job.id)) == ["receipt", "payment_receipt"]
+    assert resend.resendable(session.get(Job, job.id)) == ["receipt", "payment_receipt"]
     mail.deliver_due(session, mailer)
     before = len(smtp.inbox.messages())
-    message = mail.resend(session, job.id, "payment_receipt", staff="Alex Rivera")
+    message = resend.resend(session, job.id, "payment_receipt", staff="Alex Rivera")
     assert message.context == {"requested_by": "Alex Rivera"}
     assert mail.deliver_due(session, mailer).sent == 1
     (again,) = smtp.inbox.messages()[before:]
@@ -355,9 +355,9 @@ def test_staff_can_resend_what_fits_the_jobs_status(session, storage, smtp, mail
     events = sent_events(session, job.id)
     assert events[-1].details["requested_by"] == "Alex Rivera"
     with pytest.raises(mail.delivery.ValidationError, match="Paid & Picked Up"):
-        mail.resend(session, job.id, "ready_for_pickup", staff="Alex Rivera")
+        resend.resend(session, job.id, "ready_for_pickup", staff="Alex Rivera")
     with pytest.raises(mail.delivery.ValidationError):
-        mail.resend(session, job.id, "receipt", staff=None)
+        resend.resend(session, job.id, "receipt", staff=None)
 
 
 def test_resending_a_quote_needs_a_staff_name_and_kills_the_old_link(session, storage, smtp, mailer):
@@ -365,13 +365,13 @@ def test_resending_a_quote_needs_a_staff_name_and_kills_the_old_link(session, st
     mail.deliver_due(session, mailer)
     old_token = confirm_token(smtp.inbox.messages()[-1])
     with pytest.raises(mail.delivery.ValidationError):
-        mail.resend(session, job.id, "quote", staff=None)  # would otherwise count as the student
-    mail.resend(session, job.id, "quote", staff="Alex Rivera")
+        resend.resend(session, job.id, "quote", staff=None)  # would otherwise count as the student
+    resend.resend(session, job.id, "quote", staff="Alex Rivera")
     assert mail.deliver_due(session, mailer).sent == 1
     new_token = confirm_token(smtp.inbox.messages()[-1])
     assert new_token != old_token
-    assert workflow.confirm(session, storage, old_token).outcome == workflow.ConfirmOutcome.INVALID
-    assert workflow.confirm(session, storage, new_token).outcome == workflow.ConfirmOutcome.CONFIRMED
+    assert workflow.confirm(session, storage, old_token).outcome == quote_links.ConfirmOutcome.INVALID
+    assert workflow.confirm(session, storage, new_token).outcome == quote_links.ConfirmOutcome.CONFIRMED
 
 
 def test_health_reports_the_outbox_backlog(session, storage, smtp, mailer, client):

@@ -12,7 +12,7 @@ from printlab.clock import utcnow
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage, Payment
 from printlab.services.jobs import workflow
-from printlab.services.jobs.workflow import Actor
+from printlab.services.lab.actors import Actor
 from printlab.services.upkeep import prune
 
 from .factories import make_job

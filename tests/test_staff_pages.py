@@ -15,7 +15,7 @@ from printlab.clock import utcnow
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage, Payment
 from printlab.services import mail
-from printlab.services.jobs import locks, workflow
+from printlab.services.jobs import locks, quote_links, workflow
 from printlab.services.lab import staff as staff_service
 from printlab.services.lab import workstations
 from printlab.web.jobs.actions import ACTIONS
@@ -769,8 +769,8 @@ def test_resend_quote_issues_a_fresh_link(staff_client, session, storage):
     fresh(session)
     new = quote_token(session, job.id)
     assert new != old
-    assert workflow.find_by_token(session, old) is None
-    assert workflow.find_by_token(session, new).id == job.id  # type: ignore[union-attr]
+    assert quote_links.find_by_token(session, old) is None
+    assert quote_links.find_by_token(session, new).id == job.id  # type: ignore[union-attr]
 
 
 # -- actions: refusals -------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from printlab.domain.statuses import Status
 from printlab.models import Event, Job, LabSetting, OutboxMessage
 from printlab.services.errors import NotAllowed, ValidationError
 from printlab.services.jobs import workflow
+from printlab.services.jobs.records import entered_status_at
+from printlab.services.lab.actors import Actor
 from printlab.services.lab.catalog import encode_setting
 from printlab.services.lab.workstations import add_workstation
 from printlab.services.upkeep import sweeps
@@ -89,7 +91,7 @@ def test_one_reminder_after_n_days_and_a_last_one_before_the_hold_ends(session, 
     first, last = emails(session, job.id, "pickup_reminder")
     assert (first.context["reminder"], first.context["final"]) == (1, False)
     assert (last.context["reminder"], last.context["final"]) == (2, True)
-    completed_at = workflow.entered_status_at(session.get(Job, job.id))
+    completed_at = entered_status_at(session.get(Job, job.id))
     assert first.context["completed_at"] == completed_at.isoformat()
 
 
@@ -201,7 +203,7 @@ def test_an_admin_can_run_the_archive_under_their_own_name(session, storage):
     job = make_job(session, storage, Status.REJECTED)
     add_workstation(session, "FrontDesk", "front-desk-password", is_admin=True)
     with pytest.raises(ValidationError):
-        sweeps.archive_due(session, storage, actor=workflow.Actor(None, "FrontDesk"), now=days(91))
+        sweeps.archive_due(session, storage, actor=Actor(None, "FrontDesk"), now=days(91))
     with pytest.raises(NotAllowed):
         sweeps.archive_due(session, storage, actor=actor(), now=days(91))  # LAB-PC-1 isn't admin
     assert sweeps.archive_due(session, storage, actor=actor(workstation="FrontDesk"), now=days(91)) == 1

@@ -11,7 +11,7 @@ import trimesh
 from PIL import Image
 
 from printlab.services.files import thumbnail
-from printlab.services.files.analysis import load_mesh
+from printlab.services.files.meshes import load_mesh
 from printlab.services.files.thumbnail import render_thumbnail
 
 from .conftest import MODELS

@@ -13,9 +13,11 @@ from printlab.clock import utcnow
 from printlab.domain.statuses import InvalidTransition, Status
 from printlab.models import Event, Job, OutboxMessage, Payment
 from printlab.services.errors import JobLocked, NotAllowed, StaleJob, ValidationError
-from printlab.services.jobs import locks, workflow
-from printlab.services.jobs.workflow import Actor, ConfirmOutcome, Expected
+from printlab.services.jobs import locks, quote_links, workflow
+from printlab.services.jobs.quote_links import ConfirmOutcome
+from printlab.services.jobs.status_change import Expected
 from printlab.services.lab import staff, workstations
+from printlab.services.lab.actors import Actor
 
 from .conftest import SLICED
 from .factories import STAFF, WORKSTATION, actor, make_job, make_staff, quote_token
@@ -90,7 +92,7 @@ def test_approve_prices_quotes_moves_and_records(session, storage):
     assert events_of(session, job.id)[1].details["cost_usd"] == "4.21"
 
     token = quote_token(session, job.id)
-    assert approved.confirm_token == workflow.hash_token(token) != token
+    assert approved.confirm_token == quote_links.hash_token(token) != token
     assert len(token) >= 43  # 256 bits, URL-safe
     assert approved.confirm_token_expires - approved.confirmation_last_sent_at == timedelta(hours=72)
 
@@ -506,12 +508,13 @@ def test_admin_override_moves_anywhere_with_a_reason(session, storage, admin):
 
 
 def test_the_workflow_is_the_only_code_that_assigns_status():
-    """A guard for review: nothing outside services/workflow.py and submissions.py sets a job's status."""
+    """A guard for review: nothing outside the status-change engine (services/jobs/status_change.py) and submissions.py sets a job's status."""
     import ast
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "src" / "printlab"
-    allowed = {root / "services" / "workflow.py", root / "services" / "submissions.py"}
+    jobs = root / "services" / "jobs"
+    allowed = {jobs / "status_change.py", jobs / "submissions.py"}
     offenders = []
     for path in root.rglob("*.py"):
         if path in allowed:

@@ -351,7 +351,7 @@ def mail_retry(outbox_id: int, acting_as: str) -> None:
 def check_command(apply_repairs: bool, acting_as: str | None) -> None:
     """Compare the database with the storage folders and report; exit status 1 while findings remain."""
     from printlab.services.lab.actors import CONSOLE, Actor
-    from printlab.services.upkeep import repair
+    from printlab.services.upkeep import findings, repair
 
     if acting_as and not apply_repairs:
         raise click.UsageError("--acting-as only applies with --repair.")
@@ -364,7 +364,7 @@ def check_command(apply_repairs: bool, acting_as: str | None) -> None:
                 click.echo(line)
             if not outcomes:
                 click.echo("Nothing to repair.")
-        result = repair.check(session, storage)
+        result = findings.check(session, storage)
     report = result.report
     summary = f"{report.jobs_checked} job(s) and {report.files_checked} file(s) under {storage.root}"
     for kind, items in result.groups():
@@ -379,7 +379,7 @@ def check_command(apply_repairs: bool, acting_as: str | None) -> None:
             )
     if result.lost_and_found:
         click.echo(
-            f"\n{repair.LOST_AND_FOUND}/ holds {result.lost_and_found} file(s) for a person to look through."
+            f"\n{findings.LOST_AND_FOUND}/ holds {result.lost_and_found} file(s) for a person to look through."
         )
     if result.ok:
         click.echo(f"No problems found: {summary}.")
@@ -397,10 +397,11 @@ def check_command(apply_repairs: bool, acting_as: str | None) -> None:
 def backup_command(directory: str) -> None:
     """Snapshot the database and the storage tree into DIRECTORY (new or empty) while PrintLab runs."""
     from printlab.services.upkeep import backup as backup_service
+    from printlab.services.upkeep import summaries
 
     settings = _config()
     result = backup_service.backup(settings.database_url, Storage(settings.storage_dir), directory)
-    for line in backup_service.backup_summary(result):
+    for line in summaries.backup_summary(result):
         click.echo(line)
 
 
@@ -411,11 +412,12 @@ def backup_command(directory: str) -> None:
 def restore_command(directory: str, force: bool) -> None:
     """Check a backup's checksums, restore it into the configured database and storage, then run the
     integrity check. Stop PrintLab first. Exit status 2: restored, but job files are missing."""
-    from printlab.services.upkeep import backup as backup_service
+    from printlab.services.upkeep import restore as restore_service
+    from printlab.services.upkeep import summaries
 
     settings = _config()
-    result = backup_service.restore(directory, settings.database_url, settings.storage_dir, force=force)
-    for line in backup_service.restore_summary(result):
+    result = restore_service.restore(directory, settings.database_url, settings.storage_dir, force=force)
+    for line in summaries.restore_summary(result):
         click.echo(line)
     if result.integrity is not None and result.integrity.serious:
         click.echo(

@@ -37,7 +37,7 @@ LOG_MAX_BYTES = 1024 * 1024
 #: Far longer than any lab path, short enough that nothing below has to care about size.
 MAX_URL_LENGTH = 4096
 #: The files a slicer may be asked to open: the lab's model files and the slicer files saved
-#: beside them (`services/job_desk.py` ATTACHABLE; a test keeps the two in step). Longest first,
+#: beside them (`services/jobs/job_desk.py` ATTACHABLE; a test keeps the two in step). Longest first,
 #: so '.gcode.3mf' is found before '.3mf'.
 ALLOWED_EXTENSIONS = tuple(
     sorted(

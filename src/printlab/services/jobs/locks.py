@@ -16,7 +16,7 @@ from printlab.db import write_transaction
 from printlab.models import Job
 from printlab.services.errors import JobLocked, ValidationError
 from printlab.services.jobs.records import add_event, lock_job
-from printlab.services.jobs.workflow import LOCK_MINUTES, next_version
+from printlab.services.jobs.status_change import LOCK_MINUTES, next_version
 from printlab.services.lab.actors import Actor, require_active_staff, require_admin
 
 

@@ -136,3 +136,11 @@ def every_job(session: Session, *, batch: int = 500) -> Iterator[Job]:
             return
         last = rows[-1].id
         session.expunge_all()
+
+
+def entered_status_at(job: Job) -> datetime | None:
+    """When the job entered its current status, from the audit trail."""
+    for event in reversed(job.events):
+        if isinstance(event.details, dict) and event.details.get("to") == job.status:
+            return event.timestamp
+    return None

@@ -7,14 +7,10 @@ writes the event(s) and outbox emails, and commits — or changes nothing at all
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -23,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from printlab.clock import utcnow
 from printlab.db import write_transaction
-from printlab.domain.catalog import Catalog
 from printlab.domain.pricing import PricingError, quote_cost, round_print_hours, to_decimal
 from printlab.domain.statuses import (
     REVERT_WINDOW_HOURS,
@@ -33,208 +28,33 @@ from printlab.domain.statuses import (
     Transition,
     transition_for,
 )
-from printlab.models import Event, Job, Payment
-from printlab.services.errors import JobLocked, StaleJob, ValidationError
-from printlab.services.files.storage import FileMove, Storage
-from printlab.services.jobs.records import add_event, base_name, job_folder, lock_job, sidecar_record
-from printlab.services.lab.actors import Actor, require_active_staff, require_admin
+from printlab.models import Job, Payment
+from printlab.services.errors import ValidationError
+from printlab.services.files.storage import Storage
+from printlab.services.jobs.quote_links import (
+    ConfirmOutcome,
+    find_by_token,
+    issue_token,
+    quote_context,
+    token_state,
+)
+from printlab.services.jobs.records import add_event, base_name, entered_status_at, job_folder, lock_job
+from printlab.services.jobs.status_change import (
+    MAX_REASON,
+    Change,
+    Expected,
+    by_table,
+    checked_reason,
+    run_transition,
+)
+from printlab.services.lab.actors import Actor, require_active_staff
 from printlab.services.lab.catalog import load_catalog
 from printlab.services.mail import outbox
 
 log = logging.getLogger(__name__)
 
-LOCK_MINUTES = 5
-MAX_REASON = 2000
 #: Slicer and project files staff save beside an upload; the newest is recommended at approval.
 SLICER_EXTENSIONS = (".gcode", ".bgcode", ".gcode.3mf", ".3mf", ".form", ".ctb", ".sl1", ".sl1s")
-
-
-@dataclass(frozen=True)
-class Expected:
-    """What the caller's page showed; a job that no longer matches it is stale and is not changed."""
-
-    status: Status | str | None = None
-    updated_at: datetime | None = None
-
-
-# -- the engine every transition goes through ---------------------------------------------------
-
-
-@dataclass
-class _Change:
-    """What a transition's own code adds on top of the table row."""
-
-    details: dict[str, Any]
-    email: str | None = None
-    email_context: dict[str, Any] | None = None
-
-
-def _check_expected(session: Session, job: Job, expected: Expected | None) -> None:
-    if expected is None:
-        return
-    status_changed = expected.status is not None and str(expected.status) != job.status
-    version_changed = expected.updated_at is not None and expected.updated_at != job.updated_at
-    if status_changed or version_changed:
-        raise StaleJob(_last_changed_by(session, job), job.updated_at, job.status_enum.label)
-
-
-#: Events that record something around a job without changing what a staff member's view shows.
-_NOT_A_CHANGE = ("EmailSent", "NotesUpdated", "FileAttached")
-
-
-def _last_changed_by(session: Session, job: Job) -> str:
-    """Who made the job's latest change, in words: a staff name, the student, or PrintLab itself."""
-    last = session.scalars(
-        select(Event)
-        .where(Event.job_id == job.id, Event.event_type.not_in(_NOT_A_CHANGE))
-        .order_by(Event.id.desc())
-        .limit(1)
-    ).first()
-    if last is None:
-        return job.last_updated_by or "someone else"
-    if last.triggered_by:
-        return last.triggered_by
-    return "the student" if last.event_type in ("StudentConfirmed", "JobCreated") else "PrintLab (automatic)"
-
-
-def _check_dialog_lock(job: Job, actor: Actor, now: datetime) -> None:
-    if job.locked_by and job.locked_until and job.locked_until > now and job.locked_by != actor.staff:
-        raise JobLocked(job.locked_by, job.locked_until)
-
-
-def next_version(job: Job, now: datetime) -> datetime:
-    # updated_at doubles as the job's version, so it must strictly increase even within a microsecond.
-    previous = job.updated_at
-    return now if previous is None or now > previous else previous + timedelta(microseconds=1)
-
-
-def _move_files(storage: Storage, job: Job, target: Status) -> FileMove | None:
-    """Place the job's files and fresh sidecar in the target status's folder (REJECTED: stay put)."""
-    source_folder = job_folder(job)
-    if source_folder is None or not job.metadata_path:
-        return None  # files deleted by an admin: nothing to move
-    target_folder = target.folder or source_folder
-    files = storage.job_files(source_folder, base_name(job))
-    sidecar = PurePosixPath(job.metadata_path).name
-    job.file_path = f"{target_folder}/{PurePosixPath(job.file_path).name}"
-    job.metadata_path = f"{target_folder}/{sidecar}"
-    return storage.move(files, target_folder, sidecar=(sidecar, storage.encode_sidecar(sidecar_record(job))))
-
-
-def _transition(
-    session: Session,
-    storage: Storage,
-    job_id: str,
-    *,
-    actor: Actor,
-    expected: Expected | None,
-    now: datetime | None,
-    rule: Callable[[Job], Transition],
-    change: Callable[[Job, Transition], _Change],
-    needs_staff: bool = True,
-    needs_admin: bool = False,
-    honour_dialog_lock: bool = True,
-) -> Job:
-    now = now or utcnow()
-    move: FileMove | None = None
-    try:
-        with write_transaction(session):
-            job = lock_job(session, job_id)
-            _check_expected(session, job, expected)
-            transition = rule(job)
-            if needs_staff:
-                require_active_staff(session, actor)
-            if needs_admin:
-                require_admin(session, actor)
-            if honour_dialog_lock:
-                _check_dialog_lock(job, actor, now)
-            source = job.status_enum
-            result = change(job, transition)
-
-            job.status = transition.target.value
-            job.updated_at = next_version(job, now)
-            if actor.staff:
-                job.last_updated_by = actor.staff
-            job.locked_by = None  # an action ends the dialog that held the lock
-            job.locked_until = None
-
-            details = {"from": source.value, "to": transition.target.value, **result.details}
-            events = (
-                transition.event_type,
-                *(("StatusChanged",) if transition.action == Action.APPROVE else ()),
-            )
-            for event_type in events:
-                add_event(
-                    session,
-                    job,
-                    event_type,
-                    details,
-                    triggered_by=actor.staff,
-                    workstation_id=actor.workstation,
-                    now=now,
-                )
-            email = result.email if result.email is not None else transition.email
-            if email:
-                outbox.enqueue(session, job, email, now, **(result.email_context or {}))
-            move = _move_files(storage, job, transition.target)
-            session.flush()
-    except BaseException:
-        if move is not None:
-            move.abort()
-        raise
-    if move is not None:
-        _finish_move(session, storage, job_id, move)
-    return job
-
-
-def _finish_move(session: Session, storage: Storage, job_id: str, move: FileMove) -> None:
-    """Remove the move's sources under the job's row lock, sparing the folder the job is in now.
-
-    Without the lock, a second move committed in between (back to the old folder) could reuse the
-    stale sources as its own files, and this cleanup would then delete them.
-    """
-    try:
-        with write_transaction(session):
-            folder = job_folder(lock_job(session, job_id))
-            move.finish(keep_folder=storage.resolve(folder) if folder else None)
-    except Exception:  # the move is committed; a leftover stale copy is all this can cost
-        log.exception("cleanup after moving job %s failed; stale copies remain", job_id)
-
-
-def _table(action: Action) -> Callable[[Job], Transition]:
-    return lambda job: transition_for(action, job.status_enum)
-
-
-def _reason(reason: str | None, field: str = "reason", what: str = "a reason") -> str:
-    text = (reason or "").strip()
-    if not text:
-        raise ValidationError({field: f"Give {what}."})
-    if len(text) > MAX_REASON:
-        raise ValidationError({field: f"Keep it under {MAX_REASON} characters."})
-    return text
-
-
-# -- quotes and confirm tokens ----------------------------------------------------------------
-
-
-def hash_token(token: str) -> str:
-    """The stored form of a capability token."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def _issue_token(job: Job, catalog: Catalog, now: datetime) -> str:
-    """A fresh single-use confirm token (256 bits). Only its hash is stored; the raw one goes in the email."""
-    token = secrets.token_urlsafe(32)
-    job.confirm_token = hash_token(token)
-    job.confirm_token_expires = now + timedelta(hours=catalog.confirm_link_hours)
-    job.is_confirmation_expired = False
-    job.confirmation_last_sent_at = now
-    return token
-
-
-def _quote_context(job: Job, token: str) -> dict[str, Any]:
-    assert job.confirm_token_expires is not None
-    return {"token": token, "expires_at": job.confirm_token_expires.isoformat()}
 
 
 def candidate_files(storage: Storage, job: Job) -> list[str]:
@@ -275,7 +95,7 @@ def approve(
     catalog = load_catalog(session)
     now = now or utcnow()
 
-    def change(job: Job, _t: Transition) -> _Change:
+    def change(job: Job, _t: Transition) -> Change:
         errors: dict[str, str] = {}
         method = material or job.material
         if catalog.method(method or "") is None:
@@ -308,8 +128,8 @@ def approve(
         job.weight_g = float(grams)  # type: ignore[arg-type]
         job.time_hours = hours
         job.cost_usd = cost
-        token = _issue_token(job, catalog, now)
-        return _Change(
+        token = issue_token(job, catalog, now)
+        return Change(
             details={
                 "weight_g": float(grams),
                 "time_hours": hours,
@@ -320,17 +140,17 @@ def approve(
                     job.display_name or ""
                 ),
             },
-            email_context=_quote_context(job, token),
+            email_context=quote_context(job, token),
         )
 
-    return _transition(
+    return run_transition(
         session,
         storage,
         job_id,
         actor=actor,
         expected=expected,
         now=now,
-        rule=_table(Action.APPROVE),
+        rule=by_table(Action.APPROVE),
         change=change,
     )
 
@@ -349,7 +169,7 @@ def reject(
     """UPLOADED → REJECTED with at least one catalog reason or a free-text one. Emails the reasons."""
     catalog = load_catalog(session)
 
-    def change(job: Job, _t: Transition) -> _Change:
+    def change(job: Job, _t: Transition) -> Change:
         chosen = [r for r in dict.fromkeys(reasons or []) if r]
         unknown = [r for r in chosen if r not in catalog.rejection_reasons]
         if unknown:
@@ -360,50 +180,24 @@ def reject(
         if not chosen and not other:
             raise ValidationError({"reasons": "Give at least one reason for the student."})
         job.reject_reasons = {"reasons": chosen, "other": other or None}
-        return _Change(details={"reasons": chosen, "other": other or None})
+        return Change(details={"reasons": chosen, "other": other or None})
 
-    return _transition(
+    return run_transition(
         session,
         storage,
         job_id,
         actor=actor,
         expected=expected,
         now=now,
-        rule=_table(Action.REJECT),
+        rule=by_table(Action.REJECT),
         change=change,
     )
-
-
-class ConfirmOutcome(StrEnum):
-    CONFIRMED = "confirmed"
-    ALREADY_CONFIRMED = "already_confirmed"
-    EXPIRED = "expired"
-    INVALID = "invalid"
 
 
 @dataclass(frozen=True)
 class ConfirmResult:
     outcome: ConfirmOutcome
     job: Job | None
-
-
-def find_by_token(session: Session, token: str) -> Job | None:
-    if not token or len(token) > 200:
-        return None
-    return session.scalar(select(Job).where(Job.confirm_token == hash_token(token)))
-
-
-def token_state(job: Job | None, now: datetime) -> ConfirmOutcome | None:
-    """What a confirm link would do right now (None: it would confirm)."""
-    if job is None:
-        return ConfirmOutcome.INVALID
-    if job.student_confirmed:
-        return ConfirmOutcome.ALREADY_CONFIRMED
-    if job.status != Status.PENDING:
-        return ConfirmOutcome.INVALID
-    if job.is_confirmation_expired or (job.confirm_token_expires and job.confirm_token_expires <= now):
-        return ConfirmOutcome.EXPIRED
-    return None
 
 
 def confirm(session: Session, storage: Storage, token: str, *, now: datetime | None = None) -> ConfirmResult:
@@ -425,13 +219,13 @@ def confirm(session: Session, storage: Storage, token: str, *, now: datetime | N
             raise _TokenChanged
         return transition_for(Action.CONFIRM, locked.status_enum)
 
-    def change(locked: Job, _t: Transition) -> _Change:
+    def change(locked: Job, _t: Transition) -> Change:
         locked.student_confirmed = True
         locked.student_confirmed_at = now
-        return _Change(details={})
+        return Change(details={})
 
     try:
-        confirmed = _transition(
+        confirmed = run_transition(
             session,
             storage,
             job_id,
@@ -466,23 +260,23 @@ def force_confirm(
     now: datetime | None = None,
 ) -> Job:
     """PENDING → READYTOPRINT by an admin (the student agreed in person). Writes AdminOverride."""
-    text = _reason(reason)
+    text = checked_reason(reason)
 
-    def change(job: Job, _t: Transition) -> _Change:
+    def change(job: Job, _t: Transition) -> Change:
         job.student_confirmed = True
         job.student_confirmed_at = now or utcnow()
-        return _Change(
+        return Change(
             details={"override": "force_confirm", "reason": text}, email="confirmed" if send_email else ""
         )
 
-    return _transition(
+    return run_transition(
         session,
         storage,
         job_id,
         actor=actor,
         expected=expected,
         now=now,
-        rule=_table(Action.FORCE_CONFIRM),
+        rule=by_table(Action.FORCE_CONFIRM),
         change=change,
         needs_admin=True,
     )
@@ -501,7 +295,7 @@ def start_printing(
     """READYTOPRINT → PRINTING on a printer of the job's method (it may differ from the request)."""
     catalog = load_catalog(session)
 
-    def change(job: Job, _t: Transition) -> _Change:
+    def change(job: Job, _t: Transition) -> Change:
         chosen = printer or job.printer
         found = catalog.printer(chosen or "")
         if found is None or found.method != job.material:
@@ -510,18 +304,18 @@ def start_printing(
             )
         requested = job.printer
         job.printer = found.name
-        return _Change(
+        return Change(
             details={"printer": found.name, **({"requested": requested} if requested != found.name else {})}
         )
 
-    return _transition(
+    return run_transition(
         session,
         storage,
         job_id,
         actor=actor,
         expected=expected,
         now=now,
-        rule=_table(Action.START_PRINTING),
+        rule=by_table(Action.START_PRINTING),
         change=change,
     )
 
@@ -536,15 +330,15 @@ def complete(
     now: datetime | None = None,
 ) -> Job:
     """PRINTING → COMPLETED; emails the student that it is ready for pickup."""
-    return _transition(
+    return run_transition(
         session,
         storage,
         job_id,
         actor=actor,
         expected=expected,
         now=now,
-        rule=_table(Action.COMPLETE),
-        change=lambda job, t: _Change(details={}),
+        rule=by_table(Action.COMPLETE),
+        change=lambda job, t: Change(details={}),
     )
 
 
@@ -559,16 +353,16 @@ def print_failed(
     now: datetime | None = None,
 ) -> Job:
     """PRINTING → READYTOPRINT: the lab's failure, reprinted without a new quote."""
-    text = _reason(reason, what="what went wrong")
-    return _transition(
+    text = checked_reason(reason, what="what went wrong")
+    return run_transition(
         session,
         storage,
         job_id,
         actor=actor,
         expected=expected,
         now=now,
-        rule=_table(Action.PRINT_FAILED),
-        change=lambda job, t: _Change(details={"reason": text}),
+        rule=by_table(Action.PRINT_FAILED),
+        change=lambda job, t: Change(details={"reason": text}),
     )
 
 
@@ -592,7 +386,7 @@ def record_pickup(
     catalog = load_catalog(session)
     now = now or utcnow()
 
-    def change(job: Job, _t: Transition) -> _Change:
+    def change(job: Job, _t: Transition) -> Change:
         errors: dict[str, str] = {}
         reference = (payment_reference or "").strip()
         collector = " ".join((picked_up_by or "").split()) or job.student_name
@@ -639,26 +433,18 @@ def record_pickup(
             "kept_quote": keep_quote,
             "reference": reference or None,
         }
-        return _Change(details={"payment": payment}, email_context={"charged_usd": str(charged)})
+        return Change(details={"payment": payment}, email_context={"charged_usd": str(charged)})
 
-    return _transition(
+    return run_transition(
         session,
         storage,
         job_id,
         actor=actor,
         expected=expected,
         now=now,
-        rule=_table(Action.RECORD_PICKUP),
+        rule=by_table(Action.RECORD_PICKUP),
         change=change,
     )
-
-
-def entered_status_at(job: Job) -> datetime | None:
-    """When the job entered its current status, from the audit trail."""
-    for event in reversed(job.events):
-        if isinstance(event.details, dict) and event.details.get("to") == job.status:
-            return event.timestamp
-    return None
 
 
 def revert(
@@ -672,7 +458,7 @@ def revert(
     now: datetime | None = None,
 ) -> Job:
     """Undo a mistaken Complete or Record pickup within 24 hours (a pickup's payment is voided)."""
-    text = _reason(reason)
+    text = checked_reason(reason)
     now = now or utcnow()
 
     def rule(job: Job) -> Transition:
@@ -687,16 +473,16 @@ def revert(
             )
         return transition
 
-    def change(job: Job, _t: Transition) -> _Change:
+    def change(job: Job, _t: Transition) -> Change:
         if job.status == Status.PAIDPICKEDUP:
             session.execute(
                 update(Payment)
                 .where(Payment.job_id == job.id, Payment.voided_at.is_(None))
                 .values(voided_at=now, void_reason=text)
             )
-        return _Change(details={"revert": True, "reason": text})
+        return Change(details={"revert": True, "reason": text})
 
-    return _transition(
+    return run_transition(
         session, storage, job_id, actor=actor, expected=expected, now=now, rule=rule, change=change
     )
 
@@ -713,15 +499,15 @@ def archive(
 ) -> Job:
     """PAIDPICKEDUP or REJECTED → ARCHIVED, by the retention sweep (no staff) or an admin."""
     by_staff = actor.staff is not None
-    return _transition(
+    return run_transition(
         session,
         storage,
         job_id,
         actor=actor,
         expected=expected,
         now=now,
-        rule=_table(Action.ARCHIVE),
-        change=lambda job, t: _Change(details={"reason": reason.strip()} if (reason or "").strip() else {}),
+        rule=by_table(Action.ARCHIVE),
+        change=lambda job, t: Change(details={"reason": reason.strip()} if (reason or "").strip() else {}),
         needs_staff=by_staff,
         needs_admin=by_staff,
         honour_dialog_lock=by_staff,
@@ -745,7 +531,7 @@ def override_status(
     Moving to PENDING issues a fresh confirm link (the quote must exist); leaving PENDING retires
     the old one.
     """
-    text = _reason(reason)
+    text = checked_reason(reason)
     try:
         goal = Status.parse(str(target))
     except ValueError as exc:
@@ -761,25 +547,25 @@ def override_status(
             Action.OVERRIDE, job.status_enum, goal, "AdminOverride", natural.email if natural else None
         )
 
-    def change(job: Job, transition: Transition) -> _Change:
+    def change(job: Job, transition: Transition) -> Change:
         context: dict[str, Any] = {}
         if goal == Status.PENDING:
             if job.cost_usd is None:
                 raise ValidationError({"target": "The job has no quote yet; approve it instead."})
             job.student_confirmed = False
             job.student_confirmed_at = None
-            context = _quote_context(job, _issue_token(job, catalog, now))
+            context = quote_context(job, issue_token(job, catalog, now))
         elif job.status == Status.PENDING:
             job.confirm_token = None  # the old link must not confirm a job that left PENDING
         if goal == Status.READYTOPRINT and not job.student_confirmed:
             job.student_confirmed, job.student_confirmed_at = True, now
-        return _Change(
+        return Change(
             details={"override": "change_status", "reason": text},
             email=(transition.email or "") if send_email else "",
             email_context=context,
         )
 
-    return _transition(
+    return run_transition(
         session,
         storage,
         job_id,
@@ -820,8 +606,8 @@ def resend_quote(session: Session, job_id: str, *, actor: Actor, now: datetime |
             raise ValidationError(
                 {"job": "A new link was sent less than an hour ago. Please check your email."}
             )
-        token = _issue_token(job, catalog, now)
-        outbox.enqueue(session, job, "quote", now, **_quote_context(job, token))
+        token = issue_token(job, catalog, now)
+        outbox.enqueue(session, job, "quote", now, **quote_context(job, token))
         if actor.staff:
             job.last_updated_by = actor.staff
     return job

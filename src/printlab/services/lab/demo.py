@@ -17,9 +17,9 @@ from printlab.domain.submission import validate_submission
 from printlab.models import Job, OutboxMessage, Staff, Workstation
 from printlab.services.files.storage import Storage
 from printlab.services.jobs import submissions, workflow
-from printlab.services.jobs.workflow import Actor
 from printlab.services.lab import staff as staff_service
 from printlab.services.lab import workstations
+from printlab.services.lab.actors import Actor
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo_data"
 DEMO_WORKSTATION = "FrontDesk"

@@ -1,4 +1,8 @@
-"""Email delivery: rendering outbox rows, sending them by SMTP or to the mail folder, retries and the Mail page's data."""
+"""Email: the outbox written in a change's transaction, and its delivery by SMTP or to the mail folder.
+
+`outbox` (writing rows) imports only `models`; delivery, rendering and transport may import `jobs`,
+`lab`, `domain`, `models`, `db` and `clock`; never `web`. This module is the worker's and pages' facade.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +29,6 @@ from printlab.services.mail.delivery import (
     failed_for_job,
     overview,
     release,
-    resend,
-    resendable,
     retry,
 )
 from printlab.services.mail.transport import FolderTransport, SmtpTransport, Transport, transport_for
@@ -48,8 +50,6 @@ __all__ = [
     "failed_for_job",
     "overview",
     "release",
-    "resend",
-    "resendable",
     "retry",
     "transport_for",
 ]

@@ -42,11 +42,10 @@ from printlab.db import write_transaction
 from printlab.domain.statuses import Status
 from printlab.models import Job, OutboxMessage, OutboxStatus, Payment
 from printlab.services.errors import NotFound, ValidationError
-from printlab.services.jobs import workflow
-from printlab.services.jobs.records import add_event, lock_job, simple_id_for
+from printlab.services.jobs import quote_links
+from printlab.services.jobs.records import add_event, entered_status_at, simple_id_for
 from printlab.services.lab.actors import Actor, require_active_staff
 from printlab.services.lab.catalog import load_catalog
-from printlab.services.mail import outbox
 from printlab.services.mail.render import Links, build_message, message_context, render, sender_for
 from printlab.services.mail.transport import (
     DeliveryError,
@@ -326,7 +325,7 @@ def _completed_at(extra: dict[str, Any], job: Job, row: OutboxMessage) -> dateti
     if recorded:
         return datetime.fromisoformat(str(recorded))
     if job.status == Status.COMPLETED:
-        return workflow.entered_status_at(job) or row.created_at
+        return entered_status_at(job) or row.created_at
     return row.created_at
 
 
@@ -349,7 +348,7 @@ def not_applicable(row: OutboxMessage, job: Job) -> str | None:
         token = (row.context or {}).get("token")
         if status != Status.PENDING:
             return "the job is no longer waiting for the student's confirmation"
-        if not token or job.confirm_token != workflow.hash_token(str(token)):
+        if not token or job.confirm_token != quote_links.hash_token(str(token)):
             return "a newer confirm link replaced this one"
         if job.is_confirmation_expired:
             return "the link expired before it could be sent; the expired-quote notice explains what to do"
@@ -470,70 +469,6 @@ def retry(
         row.context = {**(row.context if isinstance(row.context, dict) else {}), "retried_by": name}
     log.info("email %s (%s) retried by %s", outbox_id, row.template, name)
     return row
-
-
-#: Which messages staff can send again, and for which jobs (beyond the quote, which gets a new link).
-_RESENDABLE: dict[str, Callable[[Job], bool]] = {
-    "receipt": lambda job: True,
-    "confirmed": lambda job: (
-        bool(job.student_confirmed) and job.status in (Status.READYTOPRINT, Status.PRINTING, Status.COMPLETED)
-    ),
-    "rejected": lambda job: job.status == Status.REJECTED,
-    "ready_for_pickup": lambda job: job.status == Status.COMPLETED,
-    "pickup_reminder": lambda job: job.status == Status.COMPLETED,
-    "quote_expired": lambda job: job.status == Status.PENDING and job.is_confirmation_expired,
-    "payment_receipt": lambda job: job.status == Status.PAIDPICKEDUP,
-}
-
-
-def resendable(job: Job) -> list[str]:
-    """The messages the job page can offer to send again for this job, quote first."""
-    offered = ["quote"] if job.status == Status.PENDING else []
-    return offered + [name for name, fits in _RESENDABLE.items() if fits(job)]
-
-
-def resend(
-    session: Session,
-    job_id: str,
-    template: str,
-    *,
-    staff: str | None,
-    workstation: str | None = None,
-    now: datetime | None = None,
-) -> OutboxMessage:
-    """Queue one of the job's emails again, attributed to the staff member.
-
-    The quote gets a fresh confirm link (the old one stops working). Raises NotFound and
-    ValidationError (unknown message, one that doesn't fit the job's status, no active staff).
-    """
-    now = now or utcnow()
-    if template == "quote":
-        with write_transaction(session):  # a person resends; without a name it would count as the student
-            _require_active_staff(session, staff)
-        workflow.resend_quote(session, job_id, actor=workflow.Actor(staff, workstation), now=now)
-        found = session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.job_id == job_id, OutboxMessage.template == "quote")
-            .order_by(OutboxMessage.id.desc())
-            .limit(1)
-        ).one()
-        return found
-    if template not in _RESENDABLE:
-        raise ValidationError({"template": "Choose one of the job's emails."})
-    with write_transaction(session):
-        name = _require_active_staff(session, staff)
-        job = lock_job(session, job_id)
-        if not _RESENDABLE[template](job):
-            raise ValidationError(
-                {"template": f"That email doesn't fit a job that is {job.status_enum.label}."}
-            )
-        context: dict[str, Any] = {"requested_by": name}
-        if template == "pickup_reminder":
-            context["reminder"] = "resent"
-        message = outbox.enqueue(session, job, template, now, **context)
-        if message is None:
-            raise ValidationError({"template": "This job has no email address to write to."})
-    return message
 
 
 # -- what the pages show -------------------------------------------------------------------------

@@ -24,6 +24,8 @@ from printlab.models import Job, OutboxMessage, Staff
 from printlab.services.errors import ConflictError, NotAllowed, NotFound, ValidationError
 from printlab.services.files.storage import Storage
 from printlab.services.jobs import workflow
+from printlab.services.jobs.records import entered_status_at
+from printlab.services.lab.actors import Actor
 from printlab.services.lab.catalog import load_catalog
 from printlab.services.lab.workstations import is_admin_workstation
 from printlab.services.mail import outbox
@@ -92,7 +94,7 @@ def _plan(session: Session, catalog: Catalog, jobs: list[Job], now: datetime) ->
     already = _sent_reminders(session, [job.id for job in jobs])
     plans = []
     for job in jobs:
-        completed_at = workflow.entered_status_at(job)
+        completed_at = entered_status_at(job)
         if completed_at is None:
             continue
         number = _reminder_due(catalog, completed_at, now)
@@ -180,7 +182,7 @@ def archive_preview(session: Session, *, now: datetime | None = None) -> Archive
         .options(selectinload(Job.events))
         .order_by(Job.created_at, Job.id)
     ).all()
-    due = [job for job in jobs if (workflow.entered_status_at(job) or job.updated_at or now) <= cutoff]
+    due = [job for job in jobs if (entered_status_at(job) or job.updated_at or now) <= cutoff]
     counts = {s.value: 0 for s in RETAINED}
     for job in due:
         counts[job.status or ""] += 1
@@ -193,7 +195,7 @@ def archive_due(
     session: Session,
     storage: Storage,
     *,
-    actor: workflow.Actor | None = None,
+    actor: Actor | None = None,
     now: datetime | None = None,
     limit: int = ARCHIVE_BATCH,
 ) -> int:
@@ -204,8 +206,8 @@ def archive_due(
     NotAllowed). A job someone is editing right now is left for the next run.
     """
     now = now or utcnow()
-    actor = actor or workflow.Actor.system()
-    if actor != workflow.Actor.system():  # a person at a workstation: named, active, admin
+    actor = actor or Actor.system()
+    if actor != Actor.system():  # a person at a workstation: named, active, admin
         member = session.get(Staff, actor.staff) if actor.staff else None
         if member is None or not member.is_active:
             raise ValidationError({"acting_as": "Choose who is acting (an active staff member)."})

@@ -15,9 +15,9 @@ from printlab.domain.catalog import Catalog
 from printlab.domain.naming import extension_of
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage, OutboxStatus, Payment, Staff
-from printlab.services import mail
 from printlab.services.files.slicer_files import hours, read_estimates, weight_g_estimate
 from printlab.services.files.storage import SIDECAR_SUFFIX, Storage
+from printlab.services.jobs import resend
 from printlab.services.jobs.records import get_job, job_folder, simple_id_for
 from printlab.services.jobs.workflow import SLICER_EXTENSIONS, candidate_files
 
@@ -145,7 +145,7 @@ def job_detail(session: Session, storage: Storage, job_id: str, catalog: Catalog
         payments=list(session.scalars(select(Payment).where(Payment.job_id == job.id).order_by(Payment.id))),
         failed_emails=[m for m in emails if m.status == OutboxStatus.FAILED],
         emails=emails,
-        resendable=mail.resendable(job),
+        resendable=resend.resendable(job),
         locked_by=live,
         locked_until=job.locked_until if live else None,
         model_file=next((f for f in files if f.is_original), None),

@@ -7,15 +7,15 @@ from flask import Blueprint, render_template, request
 from printlab.services.errors import NotAllowed, ValidationError
 from printlab.services.lab.actors import Actor
 from printlab.services.lab.staff import list_staff
-from printlab.services.upkeep import repair
+from printlab.services.upkeep import findings, repair
 from printlab.web.auth.guard import admin_required, current_workstation
 from printlab.web.context import db, lab
 
 bp = Blueprint("admin_integrity", __name__, template_folder="templates")
 
 
-def _page(outcomes: list[repair.Outcome] | None = None, error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
-    result = repair.check(db(), lab().storage)
+def _page(outcomes: list[findings.Outcome] | None = None, error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+    result = findings.check(db(), lab().storage)
     return render_template(
         "admin_integrity/index.html",
         check=result,

@@ -12,7 +12,7 @@ from markupsafe import Markup, escape
 from printlab.clock import to_lab_time
 from printlab.services import mail
 from printlab.services.errors import NotAllowed, NotFound, ValidationError
-from printlab.services.jobs.workflow import Actor
+from printlab.services.lab.actors import Actor
 from printlab.services.lab.staff import list_staff
 from printlab.services.mail import folder
 from printlab.services.upkeep import prune, sweeps

@@ -14,9 +14,10 @@ from flask import Blueprint, Response, render_template
 from printlab.clock import utcnow
 from printlab.models import Job
 from printlab.services.errors import ValidationError
-from printlab.services.jobs import workflow
+from printlab.services.jobs import quote_links, workflow
+from printlab.services.jobs.quote_links import ConfirmOutcome
 from printlab.services.jobs.references import make_reference
-from printlab.services.jobs.workflow import Actor, ConfirmOutcome
+from printlab.services.lab.actors import Actor
 from printlab.services.views.student_status import student_view
 from printlab.web.context import catalog, db, lab
 from printlab.web.limits import limiter
@@ -49,8 +50,8 @@ def _too_many(_exc: Exception):  # type: ignore[no-untyped-def]
 
 @bp.get("/confirm/<token>")
 def show(token: str):  # type: ignore[no-untyped-def]
-    job = workflow.find_by_token(db(), token)
-    return _page(workflow.token_state(job, utcnow()), job, token)
+    job = quote_links.find_by_token(db(), token)
+    return _page(quote_links.token_state(job, utcnow()), job, token)
 
 
 @bp.post("/confirm/<token>")
@@ -64,8 +65,8 @@ def confirm(token: str):  # type: ignore[no-untyped-def]
 @_post_limit
 def new_link(token: str):  # type: ignore[no-untyped-def]
     """An expired link asks for a fresh one (the service allows a student one an hour per job)."""
-    job = workflow.find_by_token(db(), token)
-    state = workflow.token_state(job, utcnow())
+    job = quote_links.find_by_token(db(), token)
+    state = quote_links.token_state(job, utcnow())
     if state != ConfirmOutcome.EXPIRED or job is None:
         return _page(state, job, token)  # nothing to renew: show what this link does now
     try:
@@ -73,8 +74,8 @@ def new_link(token: str):  # type: ignore[no-untyped-def]
     except ValidationError as exc:
         # Too soon after the last link, or the job left Pending meanwhile: say which applies now.
         db().expire_all()
-        job = workflow.find_by_token(db(), token)
-        state = workflow.token_state(job, utcnow())
+        job = quote_links.find_by_token(db(), token)
+        state = quote_links.token_state(job, utcnow())
         if state != ConfirmOutcome.EXPIRED:
             return _page(state, job, token)
         return _page(state, job, token, error=exc.errors.get("job", str(exc)), status=429)

@@ -13,7 +13,8 @@ from printlab.domain.statuses import Status
 from printlab.models import Job
 from printlab.services.files.storage import Storage
 from printlab.services.jobs import workflow
-from printlab.services.jobs.workflow import Actor, Expected
+from printlab.services.jobs.status_change import Expected
+from printlab.services.lab.actors import Actor
 
 Form = Mapping[str, Any]
 Runner = Callable[[Session, Storage, Job, Actor, Expected, Form], Job]

@@ -30,8 +30,9 @@ from printlab.services.errors import (
     ValidationError,
 )
 from printlab.services.files.storage import TooLarge
-from printlab.services.jobs import job_desk, locks
-from printlab.services.jobs.workflow import Actor, Expected
+from printlab.services.jobs import job_desk, locks, resend
+from printlab.services.jobs.status_change import Expected
+from printlab.services.lab.actors import Actor
 from printlab.services.lab.staff import list_staff
 from printlab.services.views.job_detail import approval_prefill, file_for_download, job_detail
 from printlab.web.auth.guard import current_workstation, login_required
@@ -189,7 +190,7 @@ def retry_email(job_id: str, outbox_id: int):  # type: ignore[no-untyped-def]
 def resend_email(job_id: str):  # type: ignore[no-untyped-def]
     actor = _actor()
     try:
-        mail.resend(
+        resend.resend(
             db(), job_id, request.form.get("template", ""), staff=actor.staff, workstation=actor.workstation
         )
     except ValidationError as exc:

@@ -1,0 +1,194 @@
+"""The one path every status change takes: lock the row, refuse a stale view or someone else's dialog,
+apply the change, write its events and email, move the files crash-safely, commit — or change nothing.
+
+`workflow.py` holds the transitions themselves; each hands this engine its table rule and its change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import PurePosixPath
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from printlab.clock import utcnow
+from printlab.db import write_transaction
+from printlab.domain.statuses import Action, Status, Transition, transition_for
+from printlab.models import Event, Job
+from printlab.services.errors import JobLocked, StaleJob, ValidationError
+from printlab.services.files.storage import FileMove, Storage
+from printlab.services.jobs.records import add_event, base_name, job_folder, lock_job, sidecar_record
+from printlab.services.lab.actors import Actor, require_active_staff, require_admin
+from printlab.services.mail import outbox
+
+log = logging.getLogger(__name__)
+
+LOCK_MINUTES = 5
+MAX_REASON = 2000
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the caller's page showed; a job that no longer matches it is stale and is not changed."""
+
+    status: Status | str | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass
+class Change:
+    """What a transition's own code adds on top of the table row."""
+
+    details: dict[str, Any]
+    email: str | None = None
+    email_context: dict[str, Any] | None = None
+
+
+def _check_expected(session: Session, job: Job, expected: Expected | None) -> None:
+    if expected is None:
+        return
+    status_changed = expected.status is not None and str(expected.status) != job.status
+    version_changed = expected.updated_at is not None and expected.updated_at != job.updated_at
+    if status_changed or version_changed:
+        raise StaleJob(_last_changed_by(session, job), job.updated_at, job.status_enum.label)
+
+
+#: Events that record something around a job without changing what a staff member's view shows.
+_NOT_A_CHANGE = ("EmailSent", "NotesUpdated", "FileAttached")
+
+
+def _last_changed_by(session: Session, job: Job) -> str:
+    """Who made the job's latest change, in words: a staff name, the student, or PrintLab itself."""
+    last = session.scalars(
+        select(Event)
+        .where(Event.job_id == job.id, Event.event_type.not_in(_NOT_A_CHANGE))
+        .order_by(Event.id.desc())
+        .limit(1)
+    ).first()
+    if last is None:
+        return job.last_updated_by or "someone else"
+    if last.triggered_by:
+        return last.triggered_by
+    return "the student" if last.event_type in ("StudentConfirmed", "JobCreated") else "PrintLab (automatic)"
+
+
+def _check_dialog_lock(job: Job, actor: Actor, now: datetime) -> None:
+    if job.locked_by and job.locked_until and job.locked_until > now and job.locked_by != actor.staff:
+        raise JobLocked(job.locked_by, job.locked_until)
+
+
+def next_version(job: Job, now: datetime) -> datetime:
+    # updated_at doubles as the job's version, so it must strictly increase even within a microsecond.
+    previous = job.updated_at
+    return now if previous is None or now > previous else previous + timedelta(microseconds=1)
+
+
+def _move_files(storage: Storage, job: Job, target: Status) -> FileMove | None:
+    """Place the job's files and fresh sidecar in the target status's folder (REJECTED: stay put)."""
+    source_folder = job_folder(job)
+    if source_folder is None or not job.metadata_path:
+        return None  # files deleted by an admin: nothing to move
+    target_folder = target.folder or source_folder
+    files = storage.job_files(source_folder, base_name(job))
+    sidecar = PurePosixPath(job.metadata_path).name
+    job.file_path = f"{target_folder}/{PurePosixPath(job.file_path).name}"
+    job.metadata_path = f"{target_folder}/{sidecar}"
+    return storage.move(files, target_folder, sidecar=(sidecar, storage.encode_sidecar(sidecar_record(job))))
+
+
+def run_transition(
+    session: Session,
+    storage: Storage,
+    job_id: str,
+    *,
+    actor: Actor,
+    expected: Expected | None,
+    now: datetime | None,
+    rule: Callable[[Job], Transition],
+    change: Callable[[Job, Transition], Change],
+    needs_staff: bool = True,
+    needs_admin: bool = False,
+    honour_dialog_lock: bool = True,
+) -> Job:
+    now = now or utcnow()
+    move: FileMove | None = None
+    try:
+        with write_transaction(session):
+            job = lock_job(session, job_id)
+            _check_expected(session, job, expected)
+            transition = rule(job)
+            if needs_staff:
+                require_active_staff(session, actor)
+            if needs_admin:
+                require_admin(session, actor)
+            if honour_dialog_lock:
+                _check_dialog_lock(job, actor, now)
+            source = job.status_enum
+            result = change(job, transition)
+
+            job.status = transition.target.value
+            job.updated_at = next_version(job, now)
+            if actor.staff:
+                job.last_updated_by = actor.staff
+            job.locked_by = None  # an action ends the dialog that held the lock
+            job.locked_until = None
+
+            details = {"from": source.value, "to": transition.target.value, **result.details}
+            events = (
+                transition.event_type,
+                *(("StatusChanged",) if transition.action == Action.APPROVE else ()),
+            )
+            for event_type in events:
+                add_event(
+                    session,
+                    job,
+                    event_type,
+                    details,
+                    triggered_by=actor.staff,
+                    workstation_id=actor.workstation,
+                    now=now,
+                )
+            email = result.email if result.email is not None else transition.email
+            if email:
+                outbox.enqueue(session, job, email, now, **(result.email_context or {}))
+            move = _move_files(storage, job, transition.target)
+            session.flush()
+    except BaseException:
+        if move is not None:
+            move.abort()
+        raise
+    if move is not None:
+        _finish_move(session, storage, job_id, move)
+    return job
+
+
+def _finish_move(session: Session, storage: Storage, job_id: str, move: FileMove) -> None:
+    """Remove the move's sources under the job's row lock, sparing the folder the job is in now.
+
+    Without the lock, a second move committed in between (back to the old folder) could reuse the
+    stale sources as its own files, and this cleanup would then delete them.
+    """
+    try:
+        with write_transaction(session):
+            folder = job_folder(lock_job(session, job_id))
+            move.finish(keep_folder=storage.resolve(folder) if folder else None)
+    except Exception:  # the move is committed; a leftover stale copy is all this can cost
+        log.exception("cleanup after moving job %s failed; stale copies remain", job_id)
+
+
+def by_table(action: Action) -> Callable[[Job], Transition]:
+    return lambda job: transition_for(action, job.status_enum)
+
+
+def checked_reason(reason: str | None, field: str = "reason", what: str = "a reason") -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise ValidationError({field: f"Give {what}."})
+    if len(text) > MAX_REASON:
+        raise ValidationError({field: f"Keep it under {MAX_REASON} characters."})
+    return text
