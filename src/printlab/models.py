@@ -158,6 +158,22 @@ class Workstation(Base):
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
+class SignInThrottle(Base):
+    """Wrong workstation passwords typed from one client address: the count and how long it must wait."""
+
+    __tablename__ = "sign_in_throttle"
+
+    workstation_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("workstation.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: The client address as the app sees it (behind nginx, the forwarded one).
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    last_failure_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
+    #: No try from this address is checked before this time (UTC); None: it may try now.
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 class Payment(Base):
     """What was charged at pickup; a revert voids it rather than deleting it."""
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from printlab import __version__
 from printlab.clock import utcnow
+from printlab.domain import sign_in as rules
 from printlab.domain.statuses import Status
 from printlab.models import AdminLogEntry, Event, Job, Staff
 from printlab.services.jobs import workflow
@@ -174,8 +175,10 @@ def test_a_new_workstation_signs_in_with_its_one_time_password_is_reset_and_made
 
     admin.go(f"{live.url}/admin/workstations")
     assert first_password not in page.content()
+    # In the lab's time zone, like every time on the pages: "03 Dec 2026 08:05 CST".
     assert re.fullmatch(
-        r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", row(admin, "LAB-PC-9").locator("td").nth(3).inner_text()
+        r"\d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d [A-Z]{3,4}",
+        row(admin, "LAB-PC-9").locator("td").nth(3).inner_text(),
     )
     reset_row = row(admin, "LAB-PC-9")
     assert reset_row.locator("select").first.input_value() == STAFF  # remembered in this tab
@@ -204,8 +207,30 @@ def test_a_new_workstation_signs_in_with_its_one_time_password_is_reset_and_made
     submit(admin, row(admin, ADMIN_PC).get_by_role("button", name="Remove admin"))
     assert "can't remove its own admin rights" in flash(admin)
     assert workstations.is_admin_workstation(live.fresh(), ADMIN_PC)
-    expected = ["WorkstationAdminChanged", "WorkstationPasswordReset", "WorkstationAdded"]
-    assert admin_log_actions(live)[:3] == expected
+    expected = ["WorkstationAdminChanged", "SignInFailed", "WorkstationPasswordReset", "WorkstationAdded"]
+    assert admin_log_actions(live)[:4] == expected
+
+
+def test_a_computer_that_typed_wrong_passwords_waits_until_an_admin_lets_it_in(live, admin, open_tab):
+    workstations.add_workstation(live.session, "LAB-PC-7", PASSWORD)
+    desk = open_tab("desk")
+    for _ in range(rules.FREE_TRIES):
+        assert sign_in_with(desk, live, "LAB-PC-7", "not-the-password") == 401
+    # Now the right password waits too, and the page says for how long and who can help.
+    assert sign_in_with(desk, live, "LAB-PC-7", PASSWORD) == 429
+    message = desk.page.get_by_role("alert").inner_text()
+    assert "Too many wrong passwords" in message and "ask an admin" in message
+
+    admin.go(f"{live.url}/admin/workstations")
+    waiting = admin.page.get_by_role("region", name="Waiting after wrong passwords")
+    assert f"LAB-PC-7 from 127.0.0.1: {rules.FREE_TRIES} wrong passwords" in waiting.inner_text()
+    admin.screenshot("admin-workstations-waiting")
+    waiting.locator("select").first.select_option(STAFF)
+    submit(admin, waiting.get_by_role("button", name="Let LAB-PC-7 sign in again"))
+    assert "LAB-PC-7 can be signed in to again" in flash(admin)
+    assert admin.page.get_by_role("region", name="Waiting after wrong passwords").count() == 0
+    assert sign_in_with(desk, live, "LAB-PC-7", PASSWORD) == 200
+    assert admin_log_actions(live)[0] == "WorkstationSignInReleased"
 
 
 # -- the lab catalog and the banner ------------------------------------------------------------

@@ -56,7 +56,7 @@ def add_workstation(
             id=workstation_id, password_hash=_hasher.hash(password), is_admin=is_admin, added_at=utcnow()
         )
         session.add(workstation)
-        _log(session, by, "WorkstationAdded", {"workstation": workstation_id, "admin": is_admin})
+        log_admin_action(session, by, "WorkstationAdded", {"workstation": workstation_id, "admin": is_admin})
     return workstation
 
 
@@ -67,7 +67,7 @@ def reset_password(session: Session, workstation_id: str, password: str, *, by: 
         if workstation is None:
             raise NotFound(f"No workstation {workstation_id!r}.")
         workstation.password_hash = _hasher.hash(password)
-        _log(session, by, "WorkstationPasswordReset", {"workstation": workstation_id})
+        log_admin_action(session, by, "WorkstationPasswordReset", {"workstation": workstation_id})
 
 
 def set_admin(session: Session, workstation_id: str, is_admin: bool, *, by: Actor | None = None) -> None:
@@ -77,10 +77,10 @@ def set_admin(session: Session, workstation_id: str, is_admin: bool, *, by: Acto
             raise NotFound(f"No workstation {workstation_id!r}.")
         if workstation.is_admin != is_admin:
             workstation.is_admin = is_admin
-            _log(session, by, "WorkstationAdminChanged", {"workstation": workstation_id, "admin": is_admin})
+            log_admin_action(session, by, "WorkstationAdminChanged", {"workstation": workstation_id, "admin": is_admin})
 
 
-def _log(session: Session, by: Actor | None, action: str, details: dict[str, object]) -> None:
+def log_admin_action(session: Session, by: Actor | None, action: str, details: dict[str, object]) -> None:
     """Check who is acting (a page: active staff at an admin workstation; None: the console) and log."""
     if by is None:
         by = CONSOLE_ACTOR

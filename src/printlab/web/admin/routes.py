@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
@@ -20,7 +21,7 @@ from printlab.services.errors import (
 )
 from printlab.services.jobs import file_deletion, locks, workflow
 from printlab.services.jobs.records import job_files
-from printlab.services.lab import admin_log, workstations
+from printlab.services.lab import admin_log, sign_in_guard, workstations
 from printlab.services.lab import staff as staff_service
 from printlab.services.lab.actors import Actor
 from printlab.services.lab.catalog import banner, save_section, set_banner
@@ -115,13 +116,20 @@ def set_staff_active(name: str):  # type: ignore[no-untyped-def]
 # -- workstations --------------------------------------------------------------------------------
 
 
+def _workstations_page(
+    errors: dict[str, str] | None = None, form: Any = None, new_password: tuple[str, str] | None = None
+) -> str:
+    return render_template(
+        "admin/workstations.html", machines=workstations.list_workstations(db()), staff=_active_staff(),
+        locked=sign_in_guard.locked_out(db()), zone=catalog().lab.time_zone, errors=errors or {}, form=form or {},
+        new_password=new_password,
+    )  # fmt: skip
+
+
 @bp.get("/admin/workstations")
 @admin_required
 def workstation_list():  # type: ignore[no-untyped-def]
-    return render_template(
-        "admin/workstations.html", machines=workstations.list_workstations(db()), staff=_active_staff(),
-        errors={}, form={}, new_password=None,
-    )  # fmt: skip
+    return _workstations_page()
 
 
 @bp.post("/admin/workstations")
@@ -134,14 +142,8 @@ def add_workstation():  # type: ignore[no-untyped-def]
             by=_actor(),
         )  # fmt: skip
     except ValidationError as exc:
-        return render_template(
-            "admin/workstations.html", machines=workstations.list_workstations(db()), staff=_active_staff(),
-            errors=exc.errors, form=request.form, new_password=None,
-        ), 422  # fmt: skip
-    return render_template(
-        "admin/workstations.html", machines=workstations.list_workstations(db()), staff=_active_staff(),
-        errors={}, form={}, new_password=(added.id, password),
-    )  # fmt: skip
+        return _workstations_page(errors=exc.errors, form=request.form), 422
+    return _workstations_page(new_password=(added.id, password))
 
 
 @bp.post("/admin/workstations/<workstation_id>/reset")
@@ -155,10 +157,7 @@ def reset_workstation(workstation_id: str):  # type: ignore[no-untyped-def]
         return redirect(url_for("admin.workstation_list"), 303)
     except NotFound:
         abort(404)
-    return render_template(
-        "admin/workstations.html", machines=workstations.list_workstations(db()), staff=_active_staff(),
-        errors={}, form={}, new_password=(workstation_id, password),
-    )  # fmt: skip
+    return _workstations_page(new_password=(workstation_id, password))
 
 
 @bp.post("/admin/workstations/<workstation_id>/admin")
@@ -177,6 +176,20 @@ def toggle_admin(workstation_id: str):  # type: ignore[no-untyped-def]
         abort(404)
     else:
         flash(f"{workstation_id} is {'now' if make_admin else 'no longer'} an admin workstation.")
+    return redirect(url_for("admin.workstation_list"), 303)
+
+
+@bp.post("/admin/workstations/<workstation_id>/sign-in-again")
+@admin_required
+def release_workstation(workstation_id: str):  # type: ignore[no-untyped-def]
+    try:
+        sign_in_guard.let_sign_in_again(db(), workstation_id, by=_actor())
+    except ValidationError as exc:
+        _failed(exc.errors)
+    except NotFound:
+        abort(404)
+    else:
+        flash(f"{workstation_id} can be signed in to again from every computer.")
     return redirect(url_for("admin.workstation_list"), 303)
 
 

@@ -6,7 +6,8 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 
-from printlab.services.lab import workstations
+from printlab.domain import sign_in as rules
+from printlab.services.lab import sign_in_guard, workstations
 from printlab.web.context import db
 from printlab.web.limits import limiter
 
@@ -20,10 +21,6 @@ def _safe_next(target: str | None) -> str:
     return url_for("home.index")
 
 
-def _workstation_key() -> str:
-    return "workstation:" + (request.form.get("workstation") or "").strip().lower()[:100]
-
-
 @bp.get("/login")
 def login():  # type: ignore[no-untyped-def]
     return render_template("auth/login.html", next=request.args.get("next", ""), error=None, workstation="")
@@ -31,22 +28,29 @@ def login():  # type: ignore[no-untyped-def]
 
 @bp.post("/login")
 @limiter.limit("10 per minute", methods=["POST"], deduct_when=lambda r: r.status_code != 303)
-@limiter.limit(
-    "20 per 15 minutes",
-    key_func=_workstation_key,
-    methods=["POST"],
-    deduct_when=lambda r: r.status_code != 303,
-)
 def login_post():  # type: ignore[no-untyped-def]
     workstation_id = (request.form.get("workstation") or "").strip()
     password = request.form.get("password") or ""
     target = request.form.get("next", "")
+    address = request.remote_addr
+    # Wrong passwords slow down the computer that typed them (and, past a high ceiling, everyone),
+    # so one person can't lock a workstation out for the whole lab.
+    wait = sign_in_guard.wait_for(db(), workstation_id, address) if workstation_id else None
+    if wait is not None:
+        error = (
+            f"Too many wrong passwords for this workstation from this computer. Try again in "
+            f"{rules.wait_text(wait)}, or ask an admin to let it sign in again."
+        )
+        return render_template("auth/login.html", next=target, error=error, workstation=workstation_id), 429
     found = (
         workstations.verify_sign_in(db(), workstation_id, password) if workstation_id and password else None
     )
     if found is None:
+        if workstation_id and password:
+            sign_in_guard.record_failure(db(), workstation_id, address)
         error = "That workstation name and password don't match. Check both and try again."
         return render_template("auth/login.html", next=target, error=error, workstation=workstation_id), 401
+    sign_in_guard.record_success(db(), found.id, address)
     session.clear()  # a new session id: nothing from before the sign-in carries over
     session.permanent = True
     session["workstation_id"] = found.id
