@@ -9,12 +9,17 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,3 +116,59 @@ def test_the_clone_has_every_fixture_the_manifest_lists_byte_for_byte(clone: Pat
     notices = (fixtures / "LICENSES.md").read_text(encoding="utf-8")
     for row in rows:
         assert Path(row["relative_path"]).name in notices, row["relative_path"]
+
+
+# -- the lock --------------------------------------------------------------------------------------
+
+
+def _name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _locked() -> dict[str, Version]:
+    pins: dict[str, Version] = {}
+    for line in (ROOT / "requirements" / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith((" ", "#")):
+            name, _, version = line.partition("==")
+            assert version, f"not a pin: {line!r}"
+            pins[_name(name)] = Version(version.strip())
+    return pins
+
+
+def _project_requirements() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return [Requirement(r) for r in [*project["dependencies"], *project["optional-dependencies"]["test"]]]
+
+
+def test_the_lock_pins_every_direct_dependency_within_pyprojects_ranges() -> None:
+    locked = _locked()
+    for requirement in _project_requirements():
+        name = _name(requirement.name)
+        assert name in locked, f"{requirement.name} is not in requirements/constraints.txt: run make lock"
+        assert requirement.specifier.contains(locked[name], prereleases=True), (
+            f"{name}=={locked[name]} is outside pyproject.toml's {requirement}: run make lock"
+        )
+
+
+def test_the_lock_pins_every_indirect_dependency() -> None:
+    # Walk the installed packages' own requirements from pyproject.toml's (markers evaluated for
+    # this interpreter): everything reached must be pinned.
+    locked = _locked()
+    seen: set[str] = set()
+    todo = [(r, frozenset(r.extras)) for r in _project_requirements()]
+    while todo:
+        requirement, extras = todo.pop()
+        name = _name(requirement.name)
+        if name in seen:
+            continue
+        seen.add(name)
+        assert name in locked, f"{name} (needed by PrintLab) is not pinned: run make lock"
+        try:
+            needs = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for text in needs:
+            need = Requirement(text)
+            if need.marker is None or any(need.marker.evaluate({"extra": e}) for e in extras | {""}):
+                todo.append((need, frozenset(need.extras)))
+    assert len(seen) > 20
