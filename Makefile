@@ -2,8 +2,11 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# Every direct and indirect dependency (runtime and test), pinned; `make lock` regenerates it.
+LOCK   := requirements/constraints.txt
+UV_VERSION := 0.13.9
 
-.PHONY: demo test install install-test browser pg-client lint format bench clean
+.PHONY: demo test install install-test browser pg-client lint format bench lock clean
 
 # Install PrintLab and start it on SQLite with demo data (prints the URL and the workstation password).
 demo: install
@@ -21,10 +24,10 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -c $(LOCK) -e .
 
 install-test: $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -c $(LOCK) -e '.[test]'
 
 # Browser tests drive the system's Chromium; Playwright's own browser download is not used.
 browser:
@@ -48,6 +51,17 @@ format:
 
 bench: install-test
 	$(BIN)/python bench/run_all.py
+
+# Re-resolve $(LOCK) from pyproject.toml for Python 3.11 on Linux x86_64, after changing the
+# dependencies there. Pins that still fit are kept; `make lock UPGRADE=1` moves every pin to the
+# newest release allowed. uv runs from a throwaway virtual environment.
+lock:
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/pip" install -q uv==$(UV_VERSION); \
+	"$$tmp/venv/bin/uv" pip compile pyproject.toml --extra test --python-version 3.11 \
+	  --python-platform x86_64-unknown-linux-gnu --custom-compile-command "make lock" \
+	  $(if $(UPGRADE),--upgrade) --quiet --output-file $(LOCK)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache

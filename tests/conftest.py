@@ -18,9 +18,9 @@ from printlab import config as config_module
 from printlab.db import make_engine, session_factory, upgrade
 from printlab.services.files.storage import Storage
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
-if not FIXTURES.is_dir():  # a clone elsewhere: the handbook puts shared/ beside the project
-    FIXTURES = Path(os.environ.get("PRINTLAB_FIXTURES", "../shared/fixtures")).resolve()
+#: Real files made by CAD programs, mesh libraries and slicers, kept in the repository.
+#: MANIFEST.tsv there gives each file's source and verified facts; LICENSES.md their licences.
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MODELS = FIXTURES / "models"
 SLICED = FIXTURES / "sliced"
 
