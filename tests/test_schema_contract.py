@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from printlab.clock import utcnow
 from printlab.models import Event, Job, Staff
 
-# The contract, copied from /work/shared/seed/database-schema.md — NOT derived from models.py, so a
+# The contract, copied from the customer's data-model document (database-schema.md) — NOT derived from models.py, so a
 # drift in the models or the migration fails here. Each column: (kind, nullable), where kind is
 # ("string", length), ("integer",), ("float",), ("numeric", precision, scale), ("boolean",),
 # ("datetime",), ("json",) or ("text",). Seed columns without nullable= are nullable unless they
