@@ -110,6 +110,8 @@ def test_the_clone_has_every_fixture_the_manifest_lists_byte_for_byte(clone: Pat
         assert hashlib.sha256(data).hexdigest() == row["sha256"], row["relative_path"]
 
     listed = {row["relative_path"] for row in rows} | {"MANIFEST.tsv", "LICENSES.md"}
+    texts = {f"licenses/{name}" for name in ("MIT.txt", "BSD.txt", "LGPL-2.1.txt")}  # the licences' own texts
+    listed |= texts
     on_disk = {p.relative_to(fixtures).as_posix() for p in fixtures.rglob("*") if p.is_file()}
     assert on_disk == listed
     # Every source named in the manifest has its notice in LICENSES.md.
