@@ -116,9 +116,12 @@ def serve(host: str | None, port: int | None, threads: int) -> None:
     app = create_app(config=settings)
     host, port = host or settings.host, port or settings.port
     click.echo(f"PrintLab is running at http://{host}:{port}/  (Ctrl+C stops it)")
+    # Forwarded headers are read in one place, the app's ProxyFix, which trusts only the last
+    # PRINTLAB_PROXY_COUNT hops; waitress passes them on to it then, and drops them without a proxy.
     waitress.serve(
-        app, host=host, port=port, threads=threads, ident="PrintLab", clear_untrusted_proxy_headers=True
-    )
+        app, host=host, port=port, threads=threads, ident="PrintLab",
+        clear_untrusted_proxy_headers=not settings.proxy_count,
+    )  # fmt: skip
 
 
 @main.group()
