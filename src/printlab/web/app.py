@@ -50,7 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: Config | No
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
         MAX_CONTENT_LENGTH=None,  # uploads are limited while streaming, with a friendly page
         WTF_CSRF_TIME_LIMIT=None,  # tied to the 12 h session instead
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
@@ -77,6 +77,13 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: Config | No
         engine.dispose()  # a refused start must not leave pooled connections open behind it
         raise
 
+    if settings.is_production and not settings.secure_cookies:
+        log.warning(
+            "PRINTLAB_BASE_URL is %s: the session cookie is sent without Secure, so workstation "
+            "sign-ins travel unencrypted. Serve PrintLab over HTTPS (docs/operations.md, Behind nginx) "
+            "and set PRINTLAB_BASE_URL=https://…",
+            settings.base_url,
+        )
     app.extensions["printlab"] = Lab(
         config=settings, engine=engine, sessions=session_factory(engine), storage=storage
     )
