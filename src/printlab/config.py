@@ -66,7 +66,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "PRINTLAB_RATELIMIT_STORAGE",
         "memory://",
-        "Where rate-limit counters live; `redis://host:6379` when several web processes serve.",
+        "Where rate-limit counters live; `redis://host:6379` when several web processes serve. "
+        "While Redis can't be reached, each process counts in its own memory.",
     ),
     Setting(
         "PRINTLAB_SUBMIT_RATE_LIMIT", "10 per hour", "Successful submissions allowed per client address."

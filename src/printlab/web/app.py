@@ -24,7 +24,7 @@ from printlab.services.catalog import banner
 from printlab.services.staff import recently_added
 from printlab.services.storage import Storage, StorageError, TooLarge
 from printlab.web.context import Lab, close_db, db, lab, upload_limit_bytes
-from printlab.web.limits import limiter
+from printlab.web.limits import counter_store, limiter
 from printlab.web.uploads import LabRequest, discard_incoming
 
 log = logging.getLogger(__name__)
@@ -194,8 +194,9 @@ def _page_context() -> dict[str, Any]:
 
 
 def _healthz():  # type: ignore[no-untyped-def]
-    state = health.check(lab().engine, lab().storage)
-    body = {"status": "ok" if state.ok else "down", "components": state.components}
+    state = health.check(lab().engine, lab().storage, counter_store())
+    status = "down" if not state.ok else "degraded" if state.degraded else "ok"
+    body = {"status": status, "components": state.components}
     return jsonify(body), 200 if state.ok else 503
 
 
