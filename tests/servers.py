@@ -100,7 +100,7 @@ class RedisServer:
 
 
 class PrintlabServer:
-    """`printlab serve` as a child process with the given settings, ready once /healthz answers 200."""
+    """`printlab serve` as a child process with the given settings; `ready()` waits for /healthz to say 200."""
 
     def __init__(self, env: dict[str, str], log: Path, port: int | None = None):
         self.port = port or free_port()
@@ -112,17 +112,19 @@ class PrintlabServer:
                 [str(PRINTLAB), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
                 env=child_env, stdout=output, stderr=subprocess.STDOUT,
             )  # fmt: skip
+
+    def ready(self) -> PrintlabServer:
         deadline = time.monotonic() + START_BOUND_S
         while time.monotonic() < deadline and self.process.poll() is None:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5) as answer:
                     if answer.status == 200:
-                        return
+                        return self
             except (OSError, urllib.error.HTTPError):
                 pass
             time.sleep(0.1)
         self.stop()
-        raise AssertionError(f"printlab serve did not start:\n{_log_tail(log)}")
+        raise AssertionError(f"printlab serve did not start:\n{_log_tail(self.log)}")
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -178,6 +180,7 @@ class Nginx:
         executable = program("nginx", "nginx")
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
+        self.upstreams = upstreams
         self.http_port, self.https_port = free_port(), free_port()
         self.cert, key = self_signed_certificate(directory)
         site = directory / "printlab.conf"

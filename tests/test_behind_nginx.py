@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import io
 import re
+import socket
 import ssl
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
@@ -111,11 +112,10 @@ def nginx(lab_env: dict[str, str], tmp_path: Path) -> Iterator[Nginx]:
     try:
         for n in range(2):
             servers.append(PrintlabServer(env, tmp_path / f"serve-{n}.log"))
+        for server in servers:
+            server.ready()
         proxy = Nginx(tmp_path / "nginx", [server.port for server in servers])
         yield proxy
-        # nginx spread the requests over both app servers, so the counters really were shared.
-        used = proxy.upstreams_used()
-        assert {f"127.0.0.1:{server.port}" for server in servers} <= used, used
         for server in servers:
             assert "Traceback" not in server.output()
     finally:
@@ -124,6 +124,11 @@ def nginx(lab_env: dict[str, str], tmp_path: Path) -> Iterator[Nginx]:
         for server in servers:
             server.stop()
         redis.stop()
+
+
+def _both_app_servers_answered(nginx: Nginx) -> bool:
+    """nginx spread the requests over both app servers, so the counters really were shared."""
+    return {f"127.0.0.1:{port}" for port in nginx.upstreams} <= nginx.upstreams_used()
 
 
 @one_backend
@@ -138,6 +143,7 @@ def test_each_client_address_has_its_own_sign_in_limit(nginx, session):
     # Another computer isn't locked out by someone else's guesses.
     assert colleague.sign_in("LAB-PC-2", "a-long-password-2") == 303
     assert colleague.sign_in("LAB-PC-2", "wrong") == 401
+    assert _both_app_servers_answered(nginx)
 
 
 @one_backend
@@ -148,9 +154,33 @@ def test_each_client_address_has_its_own_submission_limit(nginx):
     assert first.submit("student2@example.edu") == 429
     assert first.submit("student3@example.edu", headers=FORGED) == 429
     assert second.submit("student4@example.edu") == 303
+    assert _both_app_servers_answered(nginx)
 
 
 def test_operations_doc_quotes_the_nginx_site_as_tested():
     doc = (NGINX_SITE.parents[2] / "docs" / "operations.md").read_text()
     quoted = re.findall(r"```nginx\n(.*?)```", doc, flags=re.DOTALL)
     assert NGINX_SITE.read_text() in quoted
+
+
+@one_backend
+def test_an_oversized_upload_is_refused_through_nginx_before_it_is_sent(nginx):
+    visitor = Visitor(nginx, "127.0.0.2")
+    # Within nginx's client_max_body_size (60m), beyond the lab's 50 MB and the form around it.
+    head = (
+        f"POST /submit HTTP/1.1\r\nHost: {SITE_NAME}\r\nContent-Type: multipart/form-data; boundary=xyz\r\n"
+        f"Content-Length: {55 * 1024 * 1024}\r\n\r\n"
+    ).encode()
+    with (
+        socket.create_connection(
+            ("127.0.0.1", nginx.https_port), timeout=60, source_address=(visitor.address, 0)
+        ) as plain,
+        visitor.context.wrap_socket(plain) as connection,
+    ):
+        connection.sendall(head + b"--xyz\r\n" + b"x" * 1024)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = connection.recv(65536)
+            assert chunk, answer
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:300]

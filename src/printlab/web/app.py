@@ -25,7 +25,7 @@ from printlab.services.staff import recently_added
 from printlab.services.storage import Storage, StorageError, TooLarge
 from printlab.web.context import Lab, close_db, db, lab, upload_limit_bytes
 from printlab.web.limits import counter_store, limiter
-from printlab.web.uploads import LabRequest, discard_incoming
+from printlab.web.uploads import FORM_OVERHEAD_BYTES, LabRequest, discard_incoming
 
 log = logging.getLogger(__name__)
 csrf = CSRFProtect()
@@ -110,11 +110,16 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: Config | No
 
 
 def _refuse_oversized_uploads():  # type: ignore[no-untyped-def]
-    """Answer an upload that announces more than the limit before reading any of it."""
+    """Refuse an upload that announces more than the limit without parsing any of it.
+
+    Under `printlab serve` waitress has refused these before reading them (web/serving.py); this
+    covers other WSGI servers, and a limit lowered a moment ago on another app server.
+    """
     length = request.content_length
-    # The form's other fields and multipart framing come on top of the file itself.
-    if request.method == "POST" and length is not None and length > upload_limit_bytes() + 1024 * 1024:
-        raise TooLarge(upload_limit_bytes())
+    if request.method == "POST" and length is not None:
+        limit = upload_limit_bytes()
+        if length > limit + FORM_OVERHEAD_BYTES:
+            raise TooLarge(limit)
     return None
 
 
