@@ -197,6 +197,9 @@ class Nginx:
             f"    access_log {self.access_log} upstreams;\n"
             f"    client_body_temp_path {directory}/client_body;\n"
             f"    proxy_temp_path {directory}/proxy;\n"
+            f"    fastcgi_temp_path {directory}/fastcgi;\n"
+            f"    uwsgi_temp_path {directory}/uwsgi;\n"
+            f"    scgi_temp_path {directory}/scgi;\n"
             f"    include {site};\n"
             "}\n"
         )
