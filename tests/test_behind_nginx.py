@@ -136,7 +136,8 @@ def test_each_client_address_has_its_own_sign_in_limit(nginx, session):
     workstations.add_workstation(session, "LAB-PC-1", "a-long-password-1")
     workstations.add_workstation(session, "LAB-PC-2", "a-long-password-2")
     guesser, colleague = Visitor(nginx, "127.0.0.2"), Visitor(nginx, "127.0.0.3")
-    assert [guesser.sign_in("LAB-PC-1", f"wrong-{n}") for n in range(10)] == [401] * 10
+    # Ten wrong sign-ins from one address (for names that don't exist: only the address is counted).
+    assert [guesser.sign_in(f"NO-SUCH-PC-{n}", "wrong-password") for n in range(10)] == [401] * 10
     assert guesser.sign_in("LAB-PC-1", "a-long-password-1") == 429
     # Writing another address into X-Forwarded-For doesn't buy a fresh bucket.
     assert guesser.sign_in("LAB-PC-1", "a-long-password-1", headers=FORGED) == 429

@@ -17,17 +17,14 @@ from typing import Any
 import waitress
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
-from printlab.services.catalog import load_catalog
-from printlab.web.context import Lab
+from printlab.web.context import Lab, upload_limit_bytes
 from printlab.web.uploads import FORM_OVERHEAD_BYTES
 
 log = logging.getLogger(__name__)
 
 #: How often a running server reads the lab's upload limit again.
 REFRESH_S = 15
-MB = 1024 * 1024
 
 
 class BodyLimit:
@@ -43,16 +40,19 @@ class BodyLimit:
         than the upload limit plus FORM_OVERHEAD_BYTES: the two agree to the byte."""
         self._adjustments.max_request_body_size = upload_limit_bytes + FORM_OVERHEAD_BYTES + 1
 
-    def read(self, sessions: sessionmaker[Session]) -> None:
-        with sessions() as session:
-            self.note(load_catalog(session).upload_limit_mb * MB)
+    def read(self, app: Flask) -> None:
+        """Read the lab's upload limit from the database now."""
+        with app.app_context():
+            self.note(upload_limit_bytes())
 
-    def watch(self, sessions: sessionmaker[Session], stop: threading.Event) -> None:
+    def watch(self, app: Flask, stop: threading.Event) -> None:
         while not stop.wait(REFRESH_S):
             try:
-                self.read(sessions)
+                self.read(app)
             except SQLAlchemyError as exc:  # keep the last limit; /healthz reports the database
                 log.warning("could not read the upload limit: %s", str(getattr(exc, "orig", None) or exc))
+            except Exception:  # keep the last limit, and keep watching
+                log.exception("could not read the upload limit")
 
 
 def serve(app: Flask, *, host: str, port: int, threads: int) -> None:
@@ -65,11 +65,11 @@ def serve(app: Flask, *, host: str, port: int, threads: int) -> None:
         clear_untrusted_proxy_headers=not lab.config.proxy_count,
     )  # fmt: skip
     limit = BodyLimit(server.adj)
-    limit.read(lab.sessions)
     app.extensions["printlab.body_limit"] = limit
+    limit.read(app)
     stop = threading.Event()
     watcher = threading.Thread(
-        target=limit.watch, args=(lab.sessions, stop), name="printlab-upload-limit", daemon=True
+        target=limit.watch, args=(app, stop), name="printlab-upload-limit", daemon=True
     )
     watcher.start()
     try:
