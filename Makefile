@@ -6,16 +6,16 @@ BIN    := $(VENV)/bin
 LOCK   := requirements/constraints.txt
 UV_VERSION := 0.13.9
 
-.PHONY: demo test install install-test browser pg-client lint format bench lock clean
+.PHONY: demo test install install-test browser pg-client nginx redis lint format bench lock clean
 
 # Install PrintLab and start it on SQLite with demo data (prints the URL and the workstation password).
 demo: install
 	$(BIN)/printlab demo --serve
 
 # Install the test dependencies (Chromium for the browser tests, pg_dump/pg_restore for the backup
-# tests) and run every test, on SQLite and PostgreSQL. Set PRINTLAB_TEST_BACKENDS=sqlite to skip
-# PostgreSQL on a machine without it.
-test: install-test browser pg-client
+# tests, nginx and redis-server for the reverse-proxy and rate-limit tests) and run every test, on
+# SQLite and PostgreSQL. Set PRINTLAB_TEST_BACKENDS=sqlite to skip PostgreSQL on a machine without it.
+test: install-test browser pg-client nginx redis
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -40,6 +40,19 @@ pg-client:
 	@command -v pg_dump >/dev/null 2>&1 && command -v pg_restore >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-client; \
 	  else echo "pg_dump and pg_restore are needed for the backup tests: sudo apt-get install -y postgresql-client"; exit 1; fi; }
+
+# nginx and openssl (its test certificate): the tests run deploy/nginx/printlab.conf in front of
+# `printlab serve`.
+nginx:
+	@{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx openssl; \
+	  else echo "nginx and openssl are needed for the reverse-proxy tests: sudo apt-get install -y nginx openssl"; exit 1; fi; }
+
+# redis-server: tests start their own on a free port (and stop it, to see PrintLab carry on without it).
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server; \
+	  else echo "redis-server is needed for the rate-limit tests: sudo apt-get install -y redis-server"; exit 1; fi; }
 
 lint:
 	$(BIN)/ruff check .

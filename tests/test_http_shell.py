@@ -192,3 +192,35 @@ def test_session_cookie_is_secure_behind_https(lab_env):
         assert {"httponly", "secure"} <= set(flags)
     finally:
         _lab(app).engine.dispose()
+
+
+def _cookie_flags_and_warnings(environ: dict[str, str], caplog) -> tuple[set[str], list[str]]:  # type: ignore[no-untyped-def]
+    """The session cookie's flags, and the warnings logged while the app started."""
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        app = create_app({"TESTING": True}, config=config_module.load(environ))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    try:
+
+        @app.get("/_test/session")
+        def set_session():  # type: ignore[no-untyped-def]
+            flask_session["seen"] = True
+            return "ok"
+
+        return {part.strip().lower() for part in _session_cookie(app).split(";")}, warnings
+    finally:
+        _lab(app).engine.dispose()
+
+
+def test_production_session_cookie_is_secure_without_a_base_url(lab_env, caplog):
+    environ = {k: v for k, v in lab_env.items() if k != "PRINTLAB_BASE_URL"} | {"PRINTLAB_ENV": "production"}
+    flags, warnings = _cookie_flags_and_warnings(environ, caplog)
+    assert "secure" in flags
+    assert not [w for w in warnings if "PRINTLAB_BASE_URL" in w]
+
+
+def test_production_on_plain_http_warns_and_drops_secure(lab_env, caplog):
+    environ = lab_env | {"PRINTLAB_ENV": "production", "PRINTLAB_BASE_URL": "http://print.example.edu"}
+    flags, warnings = _cookie_flags_and_warnings(environ, caplog)
+    assert "secure" not in flags  # a lab that really serves plain HTTP can still sign in
+    assert any("PRINTLAB_BASE_URL" in w and "http://" in w and "Secure" in w for w in warnings), warnings

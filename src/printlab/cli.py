@@ -108,17 +108,14 @@ def db_upgrade(revision: str) -> None:
 @_friendly
 def serve(host: str | None, port: int | None, threads: int) -> None:
     """Serve PrintLab with waitress, a production WSGI server."""
-    import waitress
-
     from printlab.web.app import create_app
+    from printlab.web.serving import serve as serve_app
 
     settings = _config()
     app = create_app(config=settings)
     host, port = host or settings.host, port or settings.port
     click.echo(f"PrintLab is running at http://{host}:{port}/  (Ctrl+C stops it)")
-    waitress.serve(
-        app, host=host, port=port, threads=threads, ident="PrintLab", clear_untrusted_proxy_headers=True
-    )
+    serve_app(app, host=host, port=port, threads=threads)
 
 
 @main.group()

@@ -50,7 +50,10 @@ SETTINGS: tuple[Setting, ...] = (
         "Signs sessions and status links. Required when PRINTLAB_ENV=production.",
     ),
     Setting(
-        "PRINTLAB_BASE_URL", "http://127.0.0.1:8080", "Public address used for absolute links in emails."
+        "PRINTLAB_BASE_URL",
+        "http://127.0.0.1:8080",
+        "Public address used for absolute links in emails. In production the session cookie is `Secure` "
+        "unless this is set to an `http://` address, which logs a warning at start-up.",
     ),
     Setting("PRINTLAB_HOST", "127.0.0.1", "Address `printlab serve` listens on."),
     Setting("PRINTLAB_PORT", "8080", "Port `printlab serve` listens on."),
@@ -63,7 +66,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "PRINTLAB_RATELIMIT_STORAGE",
         "memory://",
-        "Where rate-limit counters live; `redis://host:6379` when several web processes serve.",
+        "Where rate-limit counters live; `redis://host:6379` when several web processes serve. "
+        "While Redis can't be reached, each process counts in its own memory.",
     ),
     Setting(
         "PRINTLAB_SUBMIT_RATE_LIMIT", "10 per hour", "Successful submissions allowed per client address."
@@ -146,6 +150,9 @@ class Config:
     smtp: SmtpSettings | None = None
     #: The From header; None means the lab's name and contact address from the catalog.
     mail_from: str | None = None
+    #: The session cookie carries `Secure`: in production unless PRINTLAB_BASE_URL says http://,
+    #: embedded only when the base URL is https://.
+    secure_cookies: bool = False
 
     @property
     def is_production(self) -> bool:
@@ -192,6 +199,11 @@ def load(environ: Mapping[str, str] | None = None, **overrides: str) -> Config:
     if mail_from and "@" not in parseaddr(mail_from)[1]:
         raise ConfigError(f"PRINTLAB_MAIL_FROM must be an email address, not {mail_from!r}")
 
+    base_url_setting = get("PRINTLAB_BASE_URL")
+    base_url = (base_url_setting or "http://127.0.0.1:8080").rstrip("/")
+    plain_http = base_url_setting is not None and base_url.lower().startswith("http://")
+    secure_cookies = not plain_http if mode == "production" else base_url.lower().startswith("https://")
+
     port_text = get("PRINTLAB_PORT") or "8080"
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ConfigError(f"PRINTLAB_PORT must be a port number, not {port_text!r}")
@@ -203,7 +215,7 @@ def load(environ: Mapping[str, str] | None = None, **overrides: str) -> Config:
         storage_dir=Path(storage).expanduser().resolve() if storage else instance / "storage",
         mail_dir=Path(mail).expanduser().resolve() if mail else instance / "mail",
         secret_key=_secret_key(get("PRINTLAB_SECRET_KEY"), mode, instance),
-        base_url=(get("PRINTLAB_BASE_URL") or "http://127.0.0.1:8080").rstrip("/"),
+        base_url=base_url,
         host=get("PRINTLAB_HOST") or "127.0.0.1",
         port=int(port_text),
         log_level=(get("PRINTLAB_LOG_LEVEL") or "INFO").upper(),
@@ -215,6 +227,7 @@ def load(environ: Mapping[str, str] | None = None, **overrides: str) -> Config:
         embedded_storage=storage is None,
         smtp=smtp,
         mail_from=mail_from,
+        secure_cookies=secure_cookies,
     )
 
 

@@ -24,8 +24,8 @@ from printlab.services.lab.catalog import banner
 from printlab.services.lab.staff import recently_added
 from printlab.services.upkeep import health
 from printlab.web.context import Lab, close_db, db, lab, upload_limit_bytes
-from printlab.web.limits import limiter
-from printlab.web.uploads import LabRequest, discard_incoming
+from printlab.web.limits import counter_store, limiter
+from printlab.web.uploads import FORM_OVERHEAD_BYTES, LabRequest, discard_incoming
 
 log = logging.getLogger(__name__)
 csrf = CSRFProtect()
@@ -50,7 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: Config | No
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
         MAX_CONTENT_LENGTH=None,  # uploads are limited while streaming, with a friendly page
         WTF_CSRF_TIME_LIMIT=None,  # tied to the 12 h session instead
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
@@ -77,6 +77,13 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: Config | No
         engine.dispose()  # a refused start must not leave pooled connections open behind it
         raise
 
+    if settings.is_production and not settings.secure_cookies:
+        log.warning(
+            "PRINTLAB_BASE_URL is %s: the session cookie is sent without Secure, so workstation "
+            "sign-ins travel unencrypted. Serve PrintLab over HTTPS (docs/operations.md, Behind nginx) "
+            "and set PRINTLAB_BASE_URL=https://…",
+            settings.base_url,
+        )
     app.extensions["printlab"] = Lab(
         config=settings, engine=engine, sessions=session_factory(engine), storage=storage
     )
@@ -103,11 +110,16 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: Config | No
 
 
 def _refuse_oversized_uploads():  # type: ignore[no-untyped-def]
-    """Answer an upload that announces more than the limit before reading any of it."""
+    """Refuse an upload that announces more than the limit without parsing any of it.
+
+    Under `printlab serve` waitress has refused these before reading them (web/serving.py); this
+    covers other WSGI servers, and a limit lowered a moment ago on another app server.
+    """
     length = request.content_length
-    # The form's other fields and multipart framing come on top of the file itself.
-    if request.method == "POST" and length is not None and length > upload_limit_bytes() + 1024 * 1024:
-        raise TooLarge(upload_limit_bytes())
+    if request.method == "POST" and length is not None:
+        limit = upload_limit_bytes()
+        if length > limit + FORM_OVERHEAD_BYTES:
+            raise TooLarge(limit)
     return None
 
 
@@ -187,8 +199,9 @@ def _page_context() -> dict[str, Any]:
 
 
 def _healthz():  # type: ignore[no-untyped-def]
-    state = health.check(lab().engine, lab().storage)
-    body = {"status": "ok" if state.ok else "down", "components": state.components}
+    state = health.check(lab().engine, lab().storage, counter_store())
+    status = "down" if not state.ok else "degraded" if state.degraded else "ok"
+    body = {"status": status, "components": state.components}
     return jsonify(body), 200 if state.ok else 503
 
 

@@ -44,6 +44,9 @@ def catalog() -> Catalog:
     if "catalog" not in g:
         g.catalog = load_catalog(db())
         db().rollback()  # end the read so later writes start a fresh transaction
+        body_limit = current_app.extensions.get("printlab.body_limit")
+        if body_limit is not None:  # `printlab serve`: its HTTP server refuses larger bodies unread
+            body_limit.note(g.catalog.upload_limit_mb * 1024 * 1024)
     return g.catalog
 
 

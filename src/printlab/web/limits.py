@@ -1,8 +1,33 @@
-"""Rate limits for public forms and sign-in, counted per client address."""
+"""Rate limits for public forms and sign-in, counted per client address.
+
+Counters live where PRINTLAB_RATELIMIT_STORAGE says (Redis when several web processes serve). When
+that storage can't be reached, each process counts in its own memory instead and logs a warning, so
+sign-in, submitting and confirming go on working with the limits still in force (per process, not
+lab-wide); the shared counters are used again once the storage answers. /healthz reports it.
+"""
 
 from __future__ import annotations
 
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits.storage import MemoryStorage
 
-limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
+from printlab.services.upkeep.health import CounterStore
+
+limiter = Limiter(
+    key_func=get_remote_address,
+    default_limits=[],
+    headers_enabled=True,
+    # Storage down: count in this process's memory (same limits) and check back now and then.
+    in_memory_fallback_enabled=True,
+    # Any other storage failure (e.g. mid-request) is logged, never turned into a 500.
+    swallow_errors=True,
+    # An unreachable Redis host fails fast instead of holding every request.
+    storage_options={"socket_connect_timeout": 2, "socket_timeout": 2},
+)
+
+
+def counter_store() -> CounterStore:
+    """Where this process's rate-limit counters live, for the health checks."""
+    storage = limiter.storage
+    return CounterStore(shared=not isinstance(storage, MemoryStorage), reachable=storage.check)

@@ -12,6 +12,10 @@ from flask import Request, g
 
 from printlab.services.files.storage import TEMP_FOLDER, ReceivedFile, TooLarge
 
+#: What a request may carry beyond the lab's upload limit: the form's other fields and the multipart
+#: framing. A request announcing more than limit + this is refused before it is read.
+FORM_OVERHEAD_BYTES = 1024 * 1024
+
 
 class HashingUpload(io.RawIOBase):
     """A temporary file on the storage volume that hashes and counts what the form parser writes.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,8 +31,22 @@ class Health:
     ok: bool
     components: dict[str, dict[str, Any]]
 
+    @property
+    def degraded(self) -> bool:
+        """Serving, but a component needs attention (failed emails, rate limits counted per process)."""
+        return any(component["status"] == "degraded" for component in self.components.values())
 
-def check(engine: Engine, storage: Storage) -> Health:
+
+@dataclass(frozen=True)
+class CounterStore:
+    """Where the rate-limit counters live, as the web layer sees it."""
+
+    #: True for a server every web process shares (Redis); False for this process's memory.
+    shared: bool
+    reachable: Callable[[], bool]
+
+
+def check(engine: Engine, storage: Storage, counters: CounterStore | None = None) -> Health:
     """Probe each component without raising; `ok` is False when the database or storage is down."""
     components: dict[str, dict[str, Any]] = {}
     try:
@@ -56,6 +71,8 @@ def check(engine: Engine, storage: Storage) -> Health:
     except (StorageError, OSError) as exc:
         log.warning("health check: storage unusable: %s", exc)
         components["storage"] = {"status": "down", "error": "not writable"}
+    if counters is not None:
+        components["rate_limits"] = _rate_limit_state(counters)
     ok = all(components[name]["status"] == "ok" for name in ("database", "storage"))
     return Health(ok=ok, components=components)
 
@@ -80,3 +97,19 @@ def _outbox_state(backlog: mail.Backlog) -> dict[str, Any]:
         "failed": backlog.failed,
         "oldest_due_seconds": backlog.oldest_due_seconds,
     }
+
+
+def _rate_limit_state(counters: CounterStore) -> dict[str, Any]:
+    # Without the shared counters every web process counts in its own memory: the site keeps
+    # working and the limits still hold, per process instead of lab-wide, so this never turns
+    # /healthz red either; "degraded" is for monitoring.
+    if not counters.shared:
+        return {"status": "ok", "counters": "this process"}
+    try:
+        reachable = counters.reachable()
+    except Exception:  # a probe must answer, whatever the client library raises
+        reachable = False
+    if reachable:
+        return {"status": "ok", "counters": "shared"}
+    log.warning("health check: rate-limit storage unreachable; each web process counts on its own")
+    return {"status": "degraded", "counters": "each process on its own", "error": "unreachable"}

@@ -29,6 +29,7 @@ from printlab.services.upkeep import health
 from printlab.services.views.job_detail import job_detail
 from printlab.web.auth.guard import admin_required, current_workstation
 from printlab.web.context import catalog, db, lab
+from printlab.web.limits import counter_store
 
 bp = Blueprint("admin", __name__, template_folder="templates")
 
@@ -58,7 +59,7 @@ def _failed(errors: dict[str, str]) -> None:
 @bp.get("/admin")
 @admin_required
 def index():  # type: ignore[no-untyped-def]
-    state = health.check(lab().engine, lab().storage)
+    state = health.check(lab().engine, lab().storage, counter_store())
     return render_template("admin/index.html", health=state, banner_text=banner(db()), staff=_active_staff())
 
 
@@ -309,7 +310,7 @@ def delete_files(job_id: str):  # type: ignore[no-untyped-def]
 @bp.get("/admin/health")
 @admin_required
 def health_page():  # type: ignore[no-untyped-def]
-    state = health.check(lab().engine, lab().storage)
+    state = health.check(lab().engine, lab().storage, counter_store())
     failed = db().query(OutboxMessage).filter(OutboxMessage.status == OutboxStatus.FAILED).count()
     started = current_app.extensions.get("printlab.started", time.time())
     return render_template(

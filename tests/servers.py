@@ -1,0 +1,231 @@
+"""Real programs a lab runs beside PrintLab, each started by a test on a loopback port of its own.
+
+`redis-server` (shared rate-limit counters), `nginx` (TLS and the client's address in front of the app
+servers) and `printlab serve` (waitress). A program that isn't installed fails the test: `make test`
+installs them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+PRINTLAB = Path(sys.executable).with_name("printlab")
+#: The nginx site configuration that docs/operations.md quotes and labs install.
+NGINX_SITE = Path(__file__).resolve().parents[1] / "deploy" / "nginx" / "printlab.conf"
+#: The site's name in that file, sent as Host by the tests' clients.
+SITE_NAME = "print.example.edu"
+#: How long a program may take to start before the test gives up on it (a failure bound only).
+START_BOUND_S = 60
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def program(name: str, package: str) -> str:
+    """The program's path; a missing one fails the test (it is never skipped)."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if found is None:
+        pytest.fail(f"{name} is required for this test and was not found: apt-get install -y {package}")
+    return found
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _log_tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-4000:] if path.exists() else "(no log)"
+
+
+class RedisServer:
+    """`redis-server` on 127.0.0.1 and a free port, without persistence; can be stopped and started again."""
+
+    def __init__(self, directory: Path):
+        self.executable = program("redis-server", "redis-server")
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.log = directory / "redis.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.directory), "--logfile", str(self.log)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + START_BOUND_S
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if self.ping():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"redis-server did not start on port {self.port}:\n{_log_tail(self.log)}")
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as connection:
+                connection.sendall(b"PING\r\n")
+                return connection.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+            self.process = None
+
+
+class PrintlabServer:
+    """`printlab serve` as a child process with the given settings; `ready()` waits for /healthz to say 200."""
+
+    def __init__(self, env: dict[str, str], log: Path, port: int | None = None):
+        self.port = port or free_port()
+        self.log = log
+        # PATH, PYTHONPATH and the like as the parent's; the lab's settings only from `env`.
+        child_env = {k: v for k, v in os.environ.items() if not k.startswith("PRINTLAB_")} | env
+        with open(log, "wb") as output:
+            self.process = subprocess.Popen(
+                [str(PRINTLAB), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=child_env, stdout=output, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def ready(self) -> PrintlabServer:
+        deadline = time.monotonic() + START_BOUND_S
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5) as answer:
+                    if answer.status == 200:
+                        return self
+            except (OSError, urllib.error.HTTPError):
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise AssertionError(f"printlab serve did not start:\n{_log_tail(self.log)}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate and key for SITE_NAME, made with the openssl command."""
+    openssl = program("openssl", "openssl")
+    cert, key = directory / "site.pem", directory / "site.key"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={SITE_NAME}",
+         "-addext", f"subjectAltName=DNS:{SITE_NAME}"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def _replace_once(text: str, pattern: str, replacement: str) -> str:
+    new, count = re.subn(pattern, lambda _match: replacement, text, flags=re.DOTALL)
+    assert count == 1, f"{NGINX_SITE.name}: expected one match for {pattern!r}, found {count}"
+    return new
+
+
+def render_site(upstreams: list[int], http_port: int, https_port: int, cert: Path, key: Path) -> str:
+    """The documented site configuration with this test's ports, app servers and certificate.
+
+    Only the addresses and the certificate change; every proxy setting is the file's own.
+    """
+    site = NGINX_SITE.read_text()
+    servers = "".join(f"    server 127.0.0.1:{port};\n" for port in upstreams)
+    site = _replace_once(site, r"upstream printlab \{\n.*?\n\}", "upstream printlab {\n" + servers + "}")
+    site = _replace_once(site, r"listen 80;", f"listen 127.0.0.1:{http_port};")
+    site = _replace_once(site, r"listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;")
+    site = _replace_once(
+        site, rf"ssl_certificate\s+/etc/ssl/certs/{re.escape(SITE_NAME)}\.pem;", f"ssl_certificate {cert};"
+    )
+    site = _replace_once(
+        site,
+        rf"ssl_certificate_key\s+/etc/ssl/private/{re.escape(SITE_NAME)}\.key;",
+        f"ssl_certificate_key {key};",
+    )
+    return site
+
+
+class Nginx:
+    """nginx in the foreground, one process, everything it writes kept in `directory`."""
+
+    def __init__(self, directory: Path, upstreams: list[int]):
+        executable = program("nginx", "nginx")
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.upstreams = upstreams
+        self.http_port, self.https_port = free_port(), free_port()
+        self.cert, key = self_signed_certificate(directory)
+        site = directory / "printlab.conf"
+        site.write_text(render_site(upstreams, self.http_port, self.https_port, self.cert, key))
+        self.error_log = directory / "error.log"
+        self.access_log = directory / "access.log"
+        main = directory / "nginx.conf"
+        main.write_text(
+            "daemon off;\nmaster_process off;\nworker_processes 1;\n"
+            f"pid {directory}/nginx.pid;\nerror_log {self.error_log} info;\n"
+            "events { worker_connections 128; }\n"
+            "http {\n"
+            "    log_format upstreams '$remote_addr $upstream_addr $status';\n"
+            f"    access_log {self.access_log} upstreams;\n"
+            f"    client_body_temp_path {directory}/client_body;\n"
+            f"    proxy_temp_path {directory}/proxy;\n"
+            f"    fastcgi_temp_path {directory}/fastcgi;\n"
+            f"    uwsgi_temp_path {directory}/uwsgi;\n"
+            f"    scgi_temp_path {directory}/scgi;\n"
+            f"    include {site};\n"
+            "}\n"
+        )
+        checked = subprocess.run(
+            [executable, "-t", "-e", str(self.error_log), "-p", str(directory), "-c", str(main)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert checked.returncode == 0, checked.stderr
+        self.process = subprocess.Popen(
+            [executable, "-e", str(self.error_log), "-p", str(directory), "-c", str(main)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + START_BOUND_S
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", self.https_port), timeout=5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise AssertionError(f"nginx did not start:\n{_log_tail(self.error_log)}")
+
+    def upstreams_used(self) -> set[str]:
+        """The app servers nginx passed requests to, from its access log."""
+        lines = self.access_log.read_text().splitlines() if self.access_log.exists() else []
+        return {line.split()[1] for line in lines if len(line.split()) > 2}
+
+    def stop(self) -> None:
+        _stop(self.process)
