@@ -209,3 +209,30 @@ def app(lab_env: dict[str, str]):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def client(app):  # type: ignore[no-untyped-def]
     return app.test_client()
+
+
+#: The workstation `signed_in_client` signs in with.
+HEALTH_PC, HEALTH_PC_PASSWORD = "HEALTH-PC", "a-long-password-for-health"
+
+
+def sign_in_client(client, session, workstation: str = HEALTH_PC, password: str = HEALTH_PC_PASSWORD):  # type: ignore[no-untyped-def]
+    """Sign a test client in through the real /login form (CSRF token included when the app wants one)."""
+    import re
+
+    from printlab.models import Workstation
+    from printlab.services.lab import workstations
+
+    if session.get(Workstation, workstation) is None:
+        workstations.add_workstation(session, workstation, password)
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    data = {"workstation": workstation, "password": password} | ({"csrf_token": token.group(1)} if token else {})
+    answer = client.post("/login", data=data)
+    assert answer.status_code == 303, answer.get_data(as_text=True)[:300]
+    return client
+
+
+@pytest.fixture
+def signed_in_client(app, session):  # type: ignore[no-untyped-def]
+    """A test client signed in on a lab workstation (sees /healthz's component details)."""
+    return sign_in_client(app.test_client(), session)

@@ -44,8 +44,8 @@ def _lab(app):  # type: ignore[no-untyped-def]
 # -- /healthz ----------------------------------------------------------------------------------
 
 
-def test_healthz_ok(client, backend):
-    response = client.get("/healthz")
+def test_healthz_ok(signed_in_client, backend):
+    response = signed_in_client.get("/healthz")
     assert response.status_code == 200
     assert response.is_json
     body = response.get_json()
@@ -64,26 +64,26 @@ def _assert_down(response, component: str, other: str) -> dict:  # type: ignore[
     return body
 
 
-def test_healthz_503_when_storage_root_is_removed(app, client):
+def test_healthz_503_when_storage_root_is_removed(app, signed_in_client):
     root = _lab(app).storage.root
     shutil.rmtree(root)
-    _assert_down(client.get("/healthz"), "storage", "database")
+    _assert_down(signed_in_client.get("/healthz"), "storage", "database")
 
 
-def test_healthz_503_when_storage_root_is_replaced_by_a_file(app, client):
+def test_healthz_503_when_storage_root_is_replaced_by_a_file(app, signed_in_client):
     # Tests run as root, so chmod would not stop writes; a plain file where the folder was does.
     root = _lab(app).storage.root
     root.rename(root.with_name("moved-away"))
     root.write_text("not a folder")
-    _assert_down(client.get("/healthz"), "storage", "database")
+    _assert_down(signed_in_client.get("/healthz"), "storage", "database")
 
 
-def test_healthz_503_when_storage_cannot_be_written(app, client):
+def test_healthz_503_when_storage_cannot_be_written(app, signed_in_client):
     # A file where the root's temp folder belongs: the write probe fails though the root exists.
     root = _lab(app).storage.root
     shutil.rmtree(root / ".incoming")
     (root / ".incoming").write_text("in the way")
-    _assert_down(client.get("/healthz"), "storage", "database")
+    _assert_down(signed_in_client.get("/healthz"), "storage", "database")
 
 
 def _take_database_away(app, database_url: str) -> None:  # type: ignore[no-untyped-def]
@@ -103,12 +103,25 @@ def _take_database_away(app, database_url: str) -> None:  # type: ignore[no-unty
     admin.dispose()
 
 
-def test_healthz_503_when_database_is_down(app, client, database_url):
-    assert client.get("/healthz").status_code == 200  # the pool holds a live connection first
+def test_healthz_503_when_database_is_down(app, signed_in_client, database_url):
+    assert signed_in_client.get("/healthz").status_code == 200  # the pool holds a live connection first
     _take_database_away(app, database_url)
-    body = _assert_down(client.get("/healthz"), "database", "storage")
+    body = _assert_down(signed_in_client.get("/healthz"), "database", "storage")
     assert body["components"]["database"]["error"]
-    assert client.get("/healthz").status_code == 503  # and stays down, nothing falls back
+    assert signed_in_client.get("/healthz").status_code == 503  # and stays down, nothing falls back
+
+
+def test_healthz_tells_the_public_only_the_overall_state(client, signed_in_client):
+    """A monitor needs up or down; which parts, versions and error texts are for the lab's own computers."""
+    public = client.get("/healthz")
+    assert public.status_code == 200 and public.get_json() == {"status": "ok"}
+    assert set(signed_in_client.get("/healthz").get_json()["components"]) >= {"database", "storage"}
+
+
+def test_healthz_hides_the_parts_when_the_database_is_down_too(app, client, database_url):
+    _take_database_away(app, database_url)
+    answer = client.get("/healthz")
+    assert answer.status_code == 503 and answer.get_json() == {"status": "down"}
 
 
 # -- error pages -------------------------------------------------------------------------------

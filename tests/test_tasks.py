@@ -99,9 +99,9 @@ def test_two_workers_run_every_task_exactly_once(engine, session):
     assert statuses == {TaskStatus.DONE}
 
 
-def test_heartbeat_and_health(session, client):
+def test_heartbeat_and_health(session, signed_in_client):
     beat(session, "test-host:1:thread")
     beat(session, "test-host:1:thread")
     assert session.scalars(select(WorkerHeartbeat.worker_id)).all() == ["test-host:1:thread"]
-    body = client.get("/healthz").get_json()
+    body = signed_in_client.get("/healthz").get_json()
     assert body["components"]["worker"]["status"] == "ok"

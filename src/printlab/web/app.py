@@ -199,10 +199,28 @@ def _page_context() -> dict[str, Any]:
 
 
 def _healthz():  # type: ignore[no-untyped-def]
+    """The overall state for anyone (a load balancer, a monitor); each part's state for a signed-in lab
+    computer only, since versions, paths and error texts help an attacker more than a passer-by."""
     state = health.check(lab().engine, lab().storage, counter_store())
     status = "down" if not state.ok else "degraded" if state.degraded else "ok"
-    body = {"status": status, "components": state.components}
+    body: dict[str, Any] = {"status": status}
+    if _signed_in_for_health():
+        body["components"] = state.components
     return jsonify(body), 200 if state.ok else 503
+
+
+def _signed_in_for_health() -> bool:
+    from printlab.web.auth.guard import current_workstation  # the guard imports the app's context
+
+    if not session.get("workstation_id"):
+        return False
+    try:
+        return current_workstation() is not None
+    except SQLAlchemyError:
+        # The database is what's down, so the session can't be re-checked: its signed cookie is all
+        # there is, and the staff member at that computer needs to see what failed.
+        db().rollback()
+        return True
 
 
 def _security_headers(response):  # type: ignore[no-untyped-def]
