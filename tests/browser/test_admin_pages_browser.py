@@ -437,9 +437,11 @@ def test_health_shows_each_component_version_and_storage_root(live, admin):
         "outbox": "ok",
         "worker": "ok",
         "storage": "ok",
+        "rate limits": "ok",
         "failed emails": "ok",
     }
     assert "backend: sqlite" in row(admin, "database").inner_text()
+    assert "counters: this process" in row(admin, "rate limits").inner_text()
     assert re.search(r"free space: [\d.]+ GB · disk size: [\d.]+ GB", row(admin, "storage").inner_text())
     facts = page.locator("dl.summary").inner_text()
     assert __version__ in facts and str(live.storage.root) in facts
