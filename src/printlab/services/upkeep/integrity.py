@@ -21,8 +21,10 @@ from printlab.models import Job
 from printlab.services.files.storage import SIDECAR_SUFFIX, TEMP_FOLDER, LinkedPath, Storage, UnsafePath
 from printlab.services.jobs.records import every_job, job_folder, sidecar_record
 
-#: An upload still in the temporary folder after this long was abandoned (a crash, a dropped connection).
-LEFTOVER_AGE = timedelta(days=1)
+#: An upload still in the temporary folder after this long was abandoned (a crash, a dropped connection,
+#: a killed server). A request writes its upload continuously and turns it into a job, or deletes it,
+#: within seconds of the last byte, so an hour without a write is far beyond any live request.
+LEFTOVER_AGE = timedelta(hours=1)
 #: A sidecar is a few kilobytes; anything far bigger is not read into memory.
 MAX_SIDECAR_BYTES = 1024 * 1024
 #: Jobs are read in batches of this size, so a campus-sized table is never held in memory at once.
