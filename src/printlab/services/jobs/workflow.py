@@ -570,6 +570,7 @@ def override_status(
             details={"override": "change_status", "reason": text},
             email=(transition.email or "") if send_email else "",
             email_context=context,
+            also_events=("JobArchived",) if goal == Status.ARCHIVED else (),
         )
 
     return run_transition(
