@@ -195,3 +195,22 @@ def _catalog():  # type: ignore[no-untyped-def]
     from printlab.domain.catalog import DEFAULT_CATALOG
 
     return DEFAULT_CATALOG
+
+
+def test_the_approve_dialog_explains_a_link_in_the_way(web, admin, session, storage, tmp_path):
+    job = make_job(session, storage)
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(SECRET)
+    (storage.root / "Pending" / job.file_path.rsplit("/", 1)[-1]).symlink_to(secret)
+    page = admin.get(f"/jobs/{job.id}/act/approve").get_data(as_text=True)
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page))
+    response = admin.post(
+        f"/jobs/{job.id}/act/approve",
+        data={**fields, "acting_as": STAFF, "weight_g": "42", "time_hours": "2"},
+    )
+    body = response.get_data(as_text=True)
+    assert response.status_code == 409, body[:2000]
+    assert "is a symbolic link" in body and "Remove it, then try again." in body
+    assert "Traceback" not in body and SECRET.decode() not in body
+    session.rollback()
+    assert session.get(Job, job.id).status == Status.UPLOADED.value

@@ -248,7 +248,7 @@ def act(job_id: str, action: str):  # type: ignore[no-untyped-def]
             conflict = str(exc)
         except NotAllowed as exc:
             abort(403, description=str(exc))
-        except ServiceError as exc:
+        except (ServiceError, StorageError) as exc:  # a storage refusal says what to do, in plain words
             conflict = str(exc)
         else:
             flash(f"{spec.label}: done for job {detail.simple_id}.")
