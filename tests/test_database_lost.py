@@ -27,7 +27,11 @@ ADMIN_PC, PASSWORD = "ADMIN-PC", "a-long-password-1"
 def web(lab_env, session):
     from printlab.web.app import create_app
 
-    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False}, config=config_module.load(lab_env))
+    # Exceptions handled as in production (a test app would otherwise re-raise them to the test).
+    app = create_app(
+        {"TESTING": True, "WTF_CSRF_ENABLED": False, "PROPAGATE_EXCEPTIONS": False},
+        config=config_module.load(lab_env),
+    )
     make_staff(session)
     workstations.add_workstation(session, ADMIN_PC, PASSWORD, is_admin=True)
     yield app
