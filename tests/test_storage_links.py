@@ -214,3 +214,21 @@ def test_the_approve_dialog_explains_a_link_in_the_way(web, admin, session, stor
     assert "Traceback" not in body and SECRET.decode() not in body
     session.rollback()
     assert session.get(Job, job.id).status == Status.UPLOADED.value
+
+
+def test_the_model_analysis_never_reads_a_link(session, storage, tmp_path):
+    from printlab.models import AnalysisState, Task
+    from printlab.services.files import model_analysis
+
+    job = make_job(session, storage)
+    secret = tmp_path / "secret.stl"
+    secret.write_bytes(storage.resolve(job.file_path).read_bytes())  # a model, but not the student's
+    upload = storage.resolve(job.file_path)
+    upload.unlink()
+    upload.symlink_to(secret)
+    task = session.scalars(select(Task).where(Task.job_id == job.id)).one()
+    model_analysis.run(session, storage, task)
+    session.expire_all()
+    analysis = session.get(Job, job.id).analysis
+    assert analysis.state == AnalysisState.FAILED and "no longer on the lab's storage" in analysis.error
+    assert upload.is_symlink()
