@@ -110,7 +110,7 @@ def _analyse(session, job_id: str) -> None:  # type: ignore[no-untyped-def]
 def _long_expired(session, storage):  # type: ignore[no-untyped-def]
     """A PENDING job whose quote went out four days ago and which the sweep marked expired."""
     job_id, token = _pending(session, storage, approved_at=utcnow() - timedelta(days=4))
-    assert workflow.expire_quotes(session) == 1
+    assert workflow.expire_quotes(session, storage) == 1
     return job_id, token
 
 
@@ -258,7 +258,7 @@ def test_a_second_new_link_within_the_hour_is_refused_with_a_clear_message(clien
     _post(client, f"/confirm/{old}/new-link", csrf)
     new = _new_token(session, job_id)
     # The fresh link lapses too (the sweep, run as if three days had passed) while the hour isn't up.
-    assert workflow.expire_quotes(session, now=utcnow() + timedelta(days=3, hours=1)) == 1
+    assert workflow.expire_quotes(session, storage, now=utcnow() + timedelta(days=3, hours=1)) == 1
     before = _row(session, job_id)
 
     body = _post(client, f"/confirm/{new}/new-link", csrf, status=429)

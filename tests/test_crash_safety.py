@@ -205,17 +205,17 @@ def test_scan_reports_a_job_whose_folder_is_not_its_status_folder(session, stora
     assert report.missing == [] and report.stale_copies == []
 
 
-def test_scan_reports_only_temporary_uploads_older_than_a_day(storage, session):
+def test_scan_reports_only_temporary_uploads_older_than_an_hour(storage, session):
     incoming = storage.root / TEMP_FOLDER
     (incoming / "upload-new.part").write_bytes(b"arriving")
     old = incoming / "upload-old.part"
     old.write_bytes(b"abandoned")
-    two_days_ago = (utcnow() - timedelta(days=2)).timestamp()
-    os.utime(old, (two_days_ago, two_days_ago))
+    over_an_hour_ago = (utcnow() - timedelta(minutes=61)).timestamp()
+    os.utime(old, (over_an_hour_ago, over_an_hour_ago))
     report = scan(session, storage)
     assert [leftover.path for leftover in report.leftover_uploads] == [f"{TEMP_FOLDER}/upload-old.part"]
     assert isinstance(report.leftover_uploads[0], LeftoverUpload)
-    later = scan(session, storage, now=utcnow() + timedelta(days=2))
+    later = scan(session, storage, now=utcnow() + timedelta(minutes=61))
     assert [leftover.path for leftover in later.leftover_uploads] == [
         f"{TEMP_FOLDER}/upload-new.part",
         f"{TEMP_FOLDER}/upload-old.part",

@@ -101,7 +101,7 @@ def sidecar_matches_row(storage: Storage, job: Job) -> bool:
     return storage.resolve(job.metadata_path).read_bytes() == storage.encode_sidecar(sidecar_record(job))
 
 
-def age(path: Path, days: int) -> None:
+def age(path: Path, days: float) -> None:
     moment = (utcnow() - timedelta(days=days)).timestamp()
     os.utime(path, (moment, moment))
 
@@ -293,7 +293,9 @@ def test_a_database_older_than_the_files_wins_and_the_newer_sidecar_is_kept(sess
     assert kept.read_bytes() == newer_sidecar
 
 
-def test_orphans_and_abandoned_uploads_go_to_lost_and_found_and_are_never_deleted(session, storage, admin):
+def test_orphans_go_to_lost_and_found_and_are_never_deleted_abandoned_uploads_are_removed(
+    session, storage, admin
+):
     job = make_job(session, storage, Status.PENDING)
     orphans = {
         "Pending/notes.txt": b"shopping list",
@@ -331,7 +333,7 @@ def test_orphans_and_abandoned_uploads_go_to_lost_and_found_and_are_never_delete
 
     assert [o.result for o in outcomes] == [Result.DONE] * 3
     assert check(session, storage).ok
-    assert (storage.root / LOST_AND_FOUND / "incoming" / old_upload.name).read_bytes() == b"half a model"
+    assert not old_upload.exists() and not (storage.root / LOST_AND_FOUND / "incoming").exists()
     assert arriving.read_bytes() == b"still arriving"
     for relative, data in orphans.items():
         if relative != one.path:
@@ -339,13 +341,71 @@ def test_orphans_and_abandoned_uploads_go_to_lost_and_found_and_are_never_delete
     assert sidecar_matches_row(storage, row(session, job.id))
     logged = admin_log_entries(session)
     assert sorted(e.details["repair"] for e in logged) == [
-        "leftover_upload_to_lost_and_found",
+        "leftover_upload_removed",
         *["orphan_to_lost_and_found"] * 3,
     ]
     assert {e.details["to"] for e in logged if e.details["path"] == one.path} == {
         f"{LOST_AND_FOUND}/Pending/notes (2).txt"
     }
     assert repair_all(session, storage, actor=admin) == []
+
+
+def test_an_upload_abandoned_by_a_killed_server_is_reported_after_an_hour_and_removed(
+    session, storage, lab_env
+):
+    incoming = storage.root / TEMP_FOLDER
+    abandoned = incoming / "upload-0123456789abcdef.part"
+    with open(abandoned, "wb") as out:  # 18.7 MB of a model, cut off where the server was killed
+        for _ in range(187):
+            out.write(b"facet normal 0 0 1\n" * 5000 + b"\0" * 5000)
+    age(abandoned, 61 / (24 * 60))
+    recent = incoming / "upload-fedcba9876543210.part"
+    recent.write_bytes(b"half a model, still arriving")
+    age(recent, 30 / (24 * 60))
+
+    before = check(session, storage)
+    assert [(i.kind, i.path) for i in before.items] == [
+        (Kind.LEFTOVER_UPLOAD, f"{TEMP_FOLDER}/{abandoned.name}")
+    ]
+    assert before.items[0].repair.startswith("Remove it")
+    result = _run(lab_env)
+    assert result.exit_code == 1 and "Abandoned uploads (1)" in result.output
+
+    result = _run(lab_env, "--repair")
+    assert result.exit_code == 0, result.output
+    assert not abandoned.exists() and recent.read_bytes() == b"half a model, still arriving"
+    assert not (storage.root / LOST_AND_FOUND).exists()
+    [entry] = admin_log_entries(session)
+    assert entry.details["repair"] == "leftover_upload_removed"
+    assert entry.details["path"] == f"{TEMP_FOLDER}/{abandoned.name}"
+    assert (entry.triggered_by, entry.workstation_id) == (None, CONSOLE)
+
+
+def test_an_abandoned_upload_that_may_be_a_jobs_only_copy_is_kept(session, storage, admin):
+    job = make_job(session, storage, Status.UPLOADED)
+    upload = storage.resolve(job.file_path)
+    data = upload.read_bytes()
+    # The upload's name in .incoming survived (the server died before discarding it), then the job's
+    # file itself was lost: these bytes are now the only copy of the student's model.
+    leftover = storage.root / TEMP_FOLDER / "upload-00000000000000aa.part"
+    os.link(upload, leftover)
+    upload.unlink()
+    stray = storage.root / TEMP_FOLDER / "someones-model.stl"
+    stray.write_bytes(b"solid not ours")
+    for path in (leftover, stray):
+        age(path, 1)
+
+    items = {i.path: i for i in check(session, storage).items if i.kind == Kind.LEFTOVER_UPLOAD}
+    assert set(items) == {f"{TEMP_FOLDER}/{leftover.name}", f"{TEMP_FOLDER}/{stray.name}"}
+    assert all(i.repair.startswith("Move it to") for i in items.values())
+    for item in items.values():
+        assert repair(session, storage, item.key, actor=admin).result == Result.DONE
+    assert (storage.root / LOST_AND_FOUND / "incoming" / leftover.name).read_bytes() == data
+    assert (storage.root / LOST_AND_FOUND / "incoming" / stray.name).read_bytes() == b"solid not ours"
+    assert (
+        sorted(e.details["repair"] for e in admin_log_entries(session))
+        == ["leftover_upload_to_lost_and_found"] * 2
+    )
 
 
 def test_files_left_behind_by_an_admin_deletion_are_removed_others_kept(session, storage, admin):

@@ -105,7 +105,7 @@ def test_every_message_reaches_the_student_with_working_links(session, storage, 
     expired = make_job(
         session, storage, Status.PENDING, student_name="Ana Ruiz", student_email="ana@example.edu"
     )
-    assert sweeps.expire_quotes(session, now=utcnow() + timedelta(hours=73)) == 1
+    assert sweeps.expire_quotes(session, storage, now=utcnow() + timedelta(hours=73)) == 1
     mail.deliver_due(session, mailer, now=later)
 
     received = smtp.inbox.messages()

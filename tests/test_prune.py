@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from click.testing import CliRunner
@@ -13,7 +14,8 @@ from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage, Payment
 from printlab.services.jobs import workflow
 from printlab.services.lab.actors import Actor
-from printlab.services.upkeep import prune
+from printlab.services.lab.catalog import load_catalog
+from printlab.services.upkeep import prune, sweeps
 
 from .factories import make_job
 
@@ -92,3 +94,93 @@ def test_retention_page_previews_and_prunes(session, storage, lab_env):
         "ADMIN-PC",
     )
     app.extensions["printlab"].engine.dispose()
+
+
+def _admin(session):  # type: ignore[no-untyped-def]
+    from printlab.services.lab import workstations
+
+    from .factories import STAFF, make_staff
+
+    make_staff(session)
+    workstations.add_workstation(session, "ADMIN-PC", "a-long-password-1", is_admin=True)
+    return Actor(STAFF, "ADMIN-PC")
+
+
+def test_a_job_archived_through_the_admin_override_is_pruned_too(session, storage):
+    admin = _admin(session)
+    job = make_job(session, storage, Status.COMPLETED)
+    archived_at = utcnow() - timedelta(days=400)
+    workflow.override_status(
+        session, storage, job.id, actor=admin, target=Status.ARCHIVED, reason="Student left", now=archived_at
+    )
+    # The audit trail says it was archived, by an override, by whom and why.
+    session.expire_all()
+    archived = session.scalars(
+        select(Event).where(Event.job_id == job.id, Event.event_type == "JobArchived")
+    ).one()
+    assert (archived.triggered_by, archived.workstation_id) == (admin.staff, admin.workstation)
+    assert archived.details["override"] == "change_status" and archived.details["reason"] == "Student left"
+    assert (archived.details["from"], archived.details["to"]) == ("COMPLETED", "ARCHIVED")
+
+    assert prune.plan(session).job_ids == [job.id]
+    assert prune.prune(session, storage) == 1
+    session.expire_all()
+    pruned = session.get(Job, job.id)
+    assert (pruned.student_name, pruned.student_email, pruned.file_path) == ("(removed)", None, None)
+
+
+def test_pruning_goes_by_when_the_job_was_archived_whichever_way(session, storage):
+    admin = _admin(session)
+    start = utcnow()
+    later = start + timedelta(days=91 + load_catalog(session).prune_after_days + 1)  # when prune runs
+
+    def at(days: float):  # type: ignore[no-untyped-def]
+        return start + timedelta(days=days)
+
+    # The retention sweep archives a collected job once its 90 days are up.
+    swept = make_job(session, storage, Status.PAIDPICKEDUP, student_email="swept@example.edu")
+    assert sweeps.archive_due(session, storage, now=at(91)) == 1
+    overridden = make_job(session, storage, Status.PAIDPICKEDUP, student_email="override@example.edu")
+    workflow.override_status(
+        session, storage, overridden.id, actor=admin, target=Status.ARCHIVED, reason="Tidy up", now=at(1)
+    )
+    recent = make_job(session, storage, Status.REJECTED, student_email="recent@example.edu")
+    workflow.override_status(
+        session, storage, recent.id, actor=admin, target=Status.ARCHIVED, reason="Tidy up",
+        now=later - timedelta(days=10),
+    )  # fmt: skip
+    # Archived long ago, brought back by an override and archived again recently: not due yet.
+    back = make_job(session, storage, Status.REJECTED, student_email="back@example.edu")
+    workflow.override_status(
+        session, storage, back.id, actor=admin, target=Status.ARCHIVED, reason="Tidy up", now=at(2)
+    )
+    workflow.override_status(
+        session, storage, back.id, actor=admin, target=Status.REJECTED, reason="Mistake",
+        now=later - timedelta(days=20),
+    )  # fmt: skip
+    workflow.archive(session, storage, back.id, actor=Actor.system(), now=later - timedelta(days=15))
+    # A row rebuilt from its sidecar (`printlab check --repair` after a lost database) has no events
+    # at all, but its status and version come back with it.
+    source = session.get(Job, swept.id)
+    values = {c.key: getattr(source, c.key) for c in Job.__table__.columns}
+    rebuilt = Job(
+        **values
+        | {
+            "id": uuid.uuid4().hex,
+            "display_name": "JaneDoe_Filament_TrueRed_abcdef",
+            "student_email": "rebuilt@example.edu",
+            "confirm_token": None,  # never in a sidecar
+            "file_path": None,
+            "metadata_path": None,
+            "updated_at": at(3),  # the version the sidecar kept
+        }
+    )
+    session.add(rebuilt)
+    session.commit()
+    assert session.scalars(select(Event).where(Event.job_id == rebuilt.id)).all() == []
+
+    assert set(prune.plan(session, now=later).job_ids) == {swept.id, overridden.id, rebuilt.id}
+    assert prune.prune(session, storage, now=later) == 3
+    session.expire_all()
+    emails = {session.get(Job, j.id).student_email for j in (swept, overridden, recent, back, rebuilt)}
+    assert emails == {None, "recent@example.edu", "back@example.edu"}

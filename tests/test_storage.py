@@ -14,6 +14,7 @@ from printlab.services.files.storage import (
     CHUNK,
     TEMP_FOLDER,
     AlreadyExists,
+    LinkedPath,
     Storage,
     TooLarge,
     UnsafePath,
@@ -115,10 +116,15 @@ def test_resolve_refuses_a_symlink_inside_the_root_that_points_outside(storage, 
             storage.resolve(relative)
 
 
-def test_resolve_allows_a_symlink_that_stays_inside_the_root(storage):
+def test_resolve_refuses_a_symlink_even_when_it_stays_inside_the_root(storage):
+    # A link planted beside a job's files could hand out another job's file under its name.
     put(storage, "Pending/model.stl", b"solid")
     (storage.root / "Uploaded" / "link.stl").symlink_to(storage.root / "Pending" / "model.stl")
-    assert storage.resolve("Uploaded/link.stl").read_bytes() == b"solid"
+    (storage.root / "Uploaded" / "folder").symlink_to(storage.root / "Pending")
+    for relative in ("Uploaded/link.stl", "Uploaded/folder", "Uploaded/folder/model.stl"):
+        with pytest.raises(LinkedPath, match="symbolic link"):
+            storage.resolve(relative)
+    assert storage.folder_files("Uploaded") == []
 
 
 def test_resolve_refuses_a_symlink_loop_with_unsafe_path(storage):

@@ -56,10 +56,10 @@ def days(n: float):  # type: ignore[no-untyped-def]
 
 def test_an_expired_quote_is_marked_once_with_one_event_and_one_notice(session, storage):
     job = make_job(session, storage, Status.PENDING)
-    assert sweeps.expire_quotes(session, now=days(2.9)) == 0  # 72 h link: not yet
+    assert sweeps.expire_quotes(session, storage, now=days(2.9)) == 0  # 72 h link: not yet
     later = days(3.1)
-    assert sweeps.expire_quotes(session, now=later) == 1
-    assert sweeps.expire_quotes(session, now=later) == 0
+    assert sweeps.expire_quotes(session, storage, now=later) == 1
+    assert sweeps.expire_quotes(session, storage, now=later) == 0
     assert sweeps.run_sweeps(session, storage, now=later + timedelta(hours=1)).expired == 0
     session.expire_all()
     assert session.get(Job, job.id).is_confirmation_expired is True
@@ -69,10 +69,10 @@ def test_an_expired_quote_is_marked_once_with_one_event_and_one_notice(session, 
 
 def test_a_fresh_link_after_expiry_can_expire_again(session, storage):
     job = make_job(session, storage, Status.PENDING)
-    assert sweeps.expire_quotes(session, now=days(3.1)) == 1
+    assert sweeps.expire_quotes(session, storage, now=days(3.1)) == 1
     workflow.resend_quote(session, job.id, actor=actor(), now=days(3.2))
-    assert sweeps.expire_quotes(session, now=days(4)) == 0
-    assert sweeps.expire_quotes(session, now=days(6.3)) == 1
+    assert sweeps.expire_quotes(session, storage, now=days(4)) == 0
+    assert sweeps.expire_quotes(session, storage, now=days(6.3)) == 1
     assert count_events(session, job.id, "ConfirmationExpired") == 2
 
 
@@ -277,3 +277,22 @@ def test_printlab_archive_dry_run_then_for_real(session, storage, lab_env, monke
     session.rollback()
     session.expire_all()
     assert session.get(Job, job.id).status == Status.ARCHIVED
+
+
+def test_the_quote_expiry_sweep_leaves_a_clean_check(session, storage, lab_env):
+    from printlab.cli import main
+    from printlab.services.upkeep.findings import check
+
+    job = make_job(session, storage, Status.PENDING)
+    version = job.updated_at
+    assert check(session, storage).ok
+    assert sweeps.run_sweeps(session, storage, now=days(3.1)).expired == 1
+    found = check(session, storage)
+    assert found.ok, [(i.kind, i.path, i.problem) for i in found.items]
+    session.expire_all()
+    assert session.get(Job, job.id).updated_at == version  # nobody changed the job: open dialogs stay valid
+    assert storage.read_sidecar(session.get(Job, job.id).metadata_path)["is_confirmation_expired"] is True
+    result = CliRunner().invoke(
+        main, ["check"], env={s.env: None for s in SETTINGS} | lab_env, catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output

@@ -344,8 +344,8 @@ def test_a_token_never_moves_a_job_that_is_not_pending(session, storage, admin):
 def test_expiry_sweep_is_idempotent(session, storage):
     job = make_job(session, storage, Status.PENDING)
     later = job.confirm_token_expires + timedelta(minutes=1)
-    assert workflow.expire_quotes(session, now=later) == 1
-    assert workflow.expire_quotes(session, now=later + timedelta(hours=1)) == 0
+    assert workflow.expire_quotes(session, storage, now=later) == 1
+    assert workflow.expire_quotes(session, storage, now=later + timedelta(hours=1)) == 0
     session.expire_all()
     refreshed = session.get(Job, job.id)
     assert refreshed.status == "PENDING" and refreshed.is_confirmation_expired

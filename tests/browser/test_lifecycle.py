@@ -424,7 +424,7 @@ def test_expired_quote_offers_a_new_link_and_staff_can_resend(live: Live, open_t
     workflow.approve(session, storage, theirs.id, actor=actor(), weight_g=30, time_hours=1, now=old)
     old_link = live.quote_link(mine.id)  # both quote emails go out (the worker sends them)…
     live.quote_link(theirs.id)
-    assert workflow.expire_quotes(live.fresh()) == 2  # …and the 72 hours run out unconfirmed
+    assert workflow.expire_quotes(live.fresh(), storage) == 2  # …and the 72 hours run out unconfirmed
 
     # Staff see the expired quote on the card and the job.
     staff = open_tab("LAB-PC-1")

@@ -7,9 +7,10 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Flask, current_app, jsonify, render_template, request, session
+from flask import Flask, current_app, g, jsonify, render_template, request, session
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -182,17 +183,44 @@ def _is_new_staff(member: Staff) -> bool:
 
 def _banner_or_nothing() -> str:
     # Error pages render this too, including when the database is what failed.
+    if g.get("database_failed"):
+        return ""
     try:
         return banner(db())
     except SQLAlchemyError:
+        _forget_failed_session()
         return ""
 
 
-def _page_context() -> dict[str, Any]:
+def _workstation_or_nothing():  # type: ignore[no-untyped-def]
+    """The signed-in workstation for the page header; None when the database can't say (an error
+    page must render without it rather than fail a second time)."""
     from printlab.web.auth.guard import current_workstation
 
+    if not session.get("workstation_id") or g.get("database_failed"):
+        return g.get("workstation")
+    try:
+        return current_workstation()
+    except SQLAlchemyError:
+        _forget_failed_session()
+        return None
+
+
+def _forget_failed_session() -> None:
+    """After a database error: nothing more of this request asks the database, and its session is
+    dropped (closing it may fail too when the connection is gone)."""
+    g.database_failed = True
+    failed = g.pop("db", None)
+    if failed is not None:
+        try:
+            failed.close()
+        except Exception:  # the connection is already gone; the pool discards it
+            log.debug("closing the session after a database error failed", exc_info=True)
+
+
+def _page_context() -> dict[str, Any]:
     return {
-        "workstation": current_workstation() if session.get("workstation_id") else None,
+        "workstation": _workstation_or_nothing(),
         "banner": _banner_or_nothing(),
         "endpoints": current_app.view_functions,
     }
@@ -273,10 +301,26 @@ def _register_errors(app: Flask) -> None:
         titles = {404: "Not found", 403: "Not allowed", 405: "Not allowed", 429: "Too many requests"}
         return _error_page(exc.code or 500, titles.get(exc.code or 500, exc.name), exc.description or "")
 
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(PoolTimeout)
+    def database_unavailable(exc: SQLAlchemyError):  # type: ignore[no-untyped-def]
+        # The database is unreachable, gone or refusing connections: say so, touch it no more.
+        log.error("database unavailable on %s %s: %s", request.method, request.path, exc)
+        _forget_failed_session()
+        return _error_page(
+            503,
+            "PrintLab can't reach its database",
+            "Nothing was changed. The lab's database isn't answering right now; please try again in a "
+            "few minutes, and if it keeps happening, tell the lab manager.",
+        )
+
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):  # type: ignore[no-untyped-def]
         # Logged in full for the operator; the person sees a plain page, never a traceback.
         log.exception("unhandled error on %s %s", request.method, request.path)
+        if isinstance(exc, SQLAlchemyError):
+            _forget_failed_session()  # the page itself must not ask the failed session again
         return _error_page(
             500,
             "Something went wrong",

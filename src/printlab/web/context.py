@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from flask import current_app, g
@@ -12,6 +13,8 @@ from printlab.config import Config
 from printlab.domain.catalog import Catalog
 from printlab.services.files.storage import Storage
 from printlab.services.lab.catalog import load_catalog
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -36,7 +39,10 @@ def db() -> Session:
 def close_db(_exc: BaseException | None = None) -> None:
     session = g.pop("db", None)
     if session is not None:
-        session.close()
+        try:
+            session.close()
+        except Exception:  # a lost connection: the pool discards it; the answer was already made
+            log.warning("closing the request's database session failed", exc_info=True)
 
 
 def catalog() -> Catalog:

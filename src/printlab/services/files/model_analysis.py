@@ -13,7 +13,7 @@ from printlab.db import write_transaction
 from printlab.domain.naming import extension_of
 from printlab.models import AnalysisState, Job, JobAnalysis, Task
 from printlab.services import tasks
-from printlab.services.files.storage import Storage
+from printlab.services.files.storage import Storage, StorageError
 from printlab.services.jobs.records import job_folder, lock_job, sidecar_record
 from printlab.services.lab.catalog import load_catalog
 
@@ -45,7 +45,10 @@ def run(session: Session, storage: Storage, task: Task) -> None:
     job = session.get(Job, task.job_id)
     if job is None:
         return
-    path = model_path(storage, job)
+    try:
+        path = model_path(storage, job)
+    except StorageError:  # a link (never followed) or a path out of the root where the model should be
+        path = None
     extension = extension_of(job.original_filename or "")
     catalog = load_catalog(session)
     method, printer = job.material or "", job.printer or ""

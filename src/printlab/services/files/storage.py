@@ -8,12 +8,14 @@ does not happen.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -34,7 +36,15 @@ class StorageError(Exception):
 
 
 class UnsafePath(StorageError):
-    """A path that would leave the storage root (absolute, '..', or a symlink pointing out)."""
+    """A path that would leave the storage root (absolute, '..') or that passes through a symbolic link.
+
+    The shared drive is writable from lab computers, so a link may be planted anywhere in the tree;
+    PrintLab never follows one, wherever it points.
+    """
+
+
+class LinkedPath(UnsafePath):
+    """A path inside the root that is a symbolic link, or passes through one."""
 
 
 class TooLarge(StorageError):
@@ -124,7 +134,8 @@ class Storage:
             raise StorageError(f"storage root {self.root} is not writable: {exc.strerror}") from None
 
     def resolve(self, relative: str | PurePosixPath) -> Path:
-        """The absolute path of `relative`, refusing anything that would leave the root."""
+        """The absolute path of `relative`, refusing anything that would leave the root or pass
+        through a symbolic link (even one that points somewhere inside the root)."""
         text = str(relative)
         if not text or "\x00" in text or "\\" in text:
             raise UnsafePath(f"unsafe path {text!r}")
@@ -139,15 +150,31 @@ class Storage:
             raise UnsafePath(f"unsafe path {text!r}") from None
         if real != self.root and self.root not in real.parents:
             raise UnsafePath(f"path {text!r} leaves the storage root")
+        # The root is resolved and the parts hold no '..', so any difference is a link on the way
+        # (a dangling one resolves to its target's name too).
+        if real != candidate:
+            raise LinkedPath(f"path {text!r} is a symbolic link or passes through one")
         return candidate
 
     def relative(self, path: Path) -> str:
-        """The root-relative POSIX form stored in the database."""
-        return path.resolve().relative_to(self.root).as_posix() if path.is_absolute() else path.as_posix()
+        """The root-relative POSIX form stored in the database (a link at the end is not followed)."""
+        if not path.is_absolute():
+            return path.as_posix()
+        if path.is_relative_to(self.root):
+            return path.relative_to(self.root).as_posix()
+        return (path.parent.resolve() / path.name).relative_to(self.root).as_posix()
 
     def folder_files(self, folder: str) -> list[Path]:
+        """The regular files in `folder`; symbolic links (to anything, anywhere) are left out."""
         base = self.resolve(folder)
-        return sorted(p for p in base.iterdir() if p.is_file()) if base.is_dir() else []
+        if not base.is_dir():
+            return []
+        with os.scandir(base) as entries:
+            return sorted(
+                base / entry.name
+                for entry in entries
+                if not entry.is_symlink() and entry.is_file(follow_symlinks=False)
+            )
 
     def job_files(self, folder: str, base_name: str) -> list[Path]:
         """A job's files in `folder`: its upload, slicer files saved beside it, and its sidecar.
@@ -165,6 +192,28 @@ class Storage:
             ):
                 matches.append(path)
         return matches
+
+    def open_file(self, path: Path) -> IO[bytes]:
+        """Open one of the lab's files for reading, refusing a link or anything but a regular file.
+
+        The last step is opened with O_NOFOLLOW, so a link swapped in after the file was listed is
+        still refused. Raises UnsafePath, or FileNotFoundError when the file is gone.
+        """
+        checked = self.resolve(self.relative(path))
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+        try:
+            descriptor = os.open(checked, flags)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise LinkedPath(f"{self.relative(path)} is a symbolic link") from None
+            raise
+        try:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise UnsafePath(f"{self.relative(path)} is not a regular file")
+            return os.fdopen(descriptor, "rb")
+        except BaseException:
+            os.close(descriptor)
+            raise
 
     # -- streaming in ---------------------------------------------------------------------------
 
@@ -235,6 +284,8 @@ class Storage:
         sidecar_name = sidecar[0] if sidecar else None
         try:
             for source in files:
+                if source.is_symlink():
+                    raise LinkedPath(f"{self.relative(source)} is a symbolic link; PrintLab never moves one")
                 target = destination / source.name
                 if source.name == sidecar_name:
                     if target != source:
@@ -248,6 +299,7 @@ class Storage:
                 _checkpoint("placed")
             if sidecar is not None:
                 target = destination / sidecar[0]
+                _refuse_link(self, target)
                 # An existing sidecar is either this job's own (same-folder move) or a stale copy
                 # from an interrupted move; either way abort() puts its old bytes back.
                 if target.exists():
@@ -264,8 +316,9 @@ class Storage:
     def _link_or_copy(self, source: Path, target: Path) -> bool:
         """Hard-link (or copy) source to target. Returns False when an identical copy is already there.
 
-        Never overwrites a different file: raises AlreadyExists instead.
+        Never overwrites a different file: raises AlreadyExists instead (UnsafePath for a link).
         """
+        _refuse_link(self, target)
         if target.exists():
             if target.samefile(source) or sha256_of(target) == sha256_of(source):
                 return False  # a stale copy from an interrupted move: reuse it
@@ -286,11 +339,23 @@ class Storage:
         """Remove files (admin deletion, pruning); returns the root-relative names removed."""
         removed = []
         for path in paths:
-            checked = self.resolve(self.relative(path))
+            try:
+                checked = self.resolve(self.relative(path))
+            except (UnsafePath, ValueError):
+                log.warning("not deleting %s: it is a link or outside the storage root", path)
+                continue
             if checked.is_file():
                 checked.unlink()
                 removed.append(self.relative(checked))
         return removed
+
+
+def _refuse_link(storage: Storage, target: Path) -> None:
+    if target.is_symlink():
+        raise LinkedPath(
+            f"{storage.relative(target)} is a symbolic link where PrintLab would put a job's file; "
+            "it was not touched. Remove it, then try again."
+        )
 
 
 def sha256_of(path: Path) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -14,7 +15,9 @@ from sqlalchemy.orm import Session, selectinload
 from printlab.domain.naming import SIMPLE_ID_LENGTH, simple_job_id
 from printlab.models import Event, Job
 from printlab.services.errors import NotFound
-from printlab.services.files.storage import Storage
+from printlab.services.files.storage import Storage, StorageError
+
+log = logging.getLogger(__name__)
 
 #: Columns of the job row copied into its sidecar, enough to rebuild the row if the database is lost.
 SIDECAR_FIELDS = tuple(column.key for column in Job.__table__.columns)
@@ -111,6 +114,26 @@ def sidecar_record(job: Job) -> dict[str, Any]:
             value = str(value)
         record[key] = value
     return record
+
+
+def rewrite_sidecar(storage: Storage, job: Job) -> bool:
+    """Write the job's sidecar again from its row, in place; call it holding the job's row lock (no
+    move is half-done then, so metadata_path is where the sidecar is).
+
+    A missing sidecar or a link in its place is left alone, and a failed write is logged, not
+    raised: the change itself stands, and `printlab check` reports the sidecar until it is repaired.
+    """
+    if not job.metadata_path:
+        return False
+    try:
+        path = storage.resolve(job.metadata_path)
+        if not path.is_file():
+            return False
+        storage.write_atomic(path, storage.encode_sidecar(sidecar_record(job)))
+    except (OSError, StorageError) as exc:
+        log.warning("could not rewrite the sidecar of job %s: %s", job.id, exc)
+        return False
+    return True
 
 
 def job_files(storage: Storage, job: Job) -> list[str]:

@@ -47,6 +47,9 @@ class Change:
     details: dict[str, Any]
     email: str | None = None
     email_context: dict[str, Any] | None = None
+    #: Events written besides the transition's own, with the same details (an override that archives
+    #: a job also writes JobArchived, so the trail says so in the words every reader looks for).
+    also_events: tuple[str, ...] = ()
 
 
 def _check_expected(session: Session, job: Job, expected: Expected | None) -> None:
@@ -142,6 +145,7 @@ def run_transition(
             events = (
                 transition.event_type,
                 *(("StatusChanged",) if transition.action == Action.APPROVE else ()),
+                *result.also_events,
             )
             for event_type in events:
                 add_event(

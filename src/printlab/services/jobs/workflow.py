@@ -38,7 +38,14 @@ from printlab.services.jobs.quote_links import (
     quote_context,
     token_state,
 )
-from printlab.services.jobs.records import add_event, base_name, entered_status_at, job_folder, lock_job
+from printlab.services.jobs.records import (
+    add_event,
+    base_name,
+    entered_status_at,
+    job_folder,
+    lock_job,
+    rewrite_sidecar,
+)
 from printlab.services.jobs.status_change import (
     MAX_REASON,
     Change,
@@ -563,6 +570,7 @@ def override_status(
             details={"override": "change_status", "reason": text},
             email=(transition.email or "") if send_email else "",
             email_context=context,
+            also_events=("JobArchived",) if goal == Status.ARCHIVED else (),
         )
 
     return run_transition(
@@ -613,8 +621,13 @@ def resend_quote(session: Session, job_id: str, *, actor: Actor, now: datetime |
     return job
 
 
-def expire_quotes(session: Session, *, now: datetime | None = None) -> int:
-    """Sweep: mark PENDING quotes whose link has expired, once each (event + notice). Idempotent."""
+def expire_quotes(session: Session, storage: Storage, *, now: datetime | None = None) -> int:
+    """Sweep: mark PENDING quotes whose link has expired, once each (event + notice). Idempotent.
+
+    The job's version (`updated_at`) stays: nobody changed the job, so a dialog open on it is not
+    stale. Its sidecar is written again, so it still describes the row (a row rebuilt from it would
+    otherwise expire, and email the student, a second time) and the integrity check stays clean.
+    """
     now = now or utcnow()
     with write_transaction(session):
         due = session.scalars(
@@ -628,6 +641,7 @@ def expire_quotes(session: Session, *, now: datetime | None = None) -> int:
         ).all()
         for job in due:
             job.is_confirmation_expired = True
+            job.updated_at = Job.updated_at  # set to itself in SQL, so the column's onupdate stays out
             expired_at = job.confirm_token_expires.isoformat() if job.confirm_token_expires else None
             add_event(
                 session,
@@ -639,4 +653,7 @@ def expire_quotes(session: Session, *, now: datetime | None = None) -> int:
                 now=now,
             )
             outbox.enqueue(session, job, "quote_expired", now)
+        session.flush()
+        for job in due:  # still under the rows' locks: no move of these jobs is half-done
+            rewrite_sidecar(storage, job)
     return len(due)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -191,6 +192,7 @@ def check(session: Session, storage: Storage, *, now: datetime | None = None) ->
             if job is not None:
                 _, why, _ = stale_decision(storage, job, stale.path, deleted.get(job.id, set()))
                 items.append(Item(Kind.STALE_COPY, stale.path, job.id, _stale_problem(stale), why))
+        leftovers = [_leftover_item(reader, storage, leftover) for leftover in report.leftover_uploads]
     # A row that points out of the root is wrong itself: its sidecar and copies may be all that
     # says where the job's files really are, so nothing of the job is touched until a person fixes it.
     suspect = {m.job_id for m in report.missing if m.reason == _OUTSIDE}
@@ -201,7 +203,7 @@ def check(session: Session, storage: Storage, *, now: datetime | None = None) ->
         for item in items
     ]
     items += [_orphan_item(o) for o in report.orphans]
-    items += [_leftover_item(leftover) for leftover in report.leftover_uploads]
+    items += leftovers
     items += [_unsafe_item(entry) for entry in report.unsafe]
     order = list(Kind)
     items.sort(key=lambda item: (order.index(item.kind), item.path))
@@ -329,14 +331,53 @@ def _orphan_item(orphan: Orphan) -> Item:
     )
 
 
-def _leftover_item(leftover: LeftoverUpload) -> Item:
+def _leftover_item(session: Session, storage: Storage, leftover: LeftoverUpload) -> Item:
+    _, repair, _ = leftover_decision(session, storage, leftover.path)
     return Item(
         Kind.LEFTOVER_UPLOAD,
         leftover.path,
         None,
         f"An upload that never became a job (last written {leftover.modified_at:%Y-%m-%d %H:%M} UTC).",
-        f"Move it to {_LEFTOVER_FOLDER}/.",
+        repair,
     )
+
+
+#: The names PrintLab gives what it writes into the temporary folder (Storage.receive, check_writable).
+_OWN_TEMPORARY = re.compile(r"upload-[0-9a-f]{16}\.part|\.probe-[0-9a-f]{8}")
+
+
+def leftover_decision(session: Session, storage: Storage, relative: str) -> tuple[bool, str, str | None]:
+    """What happens to an abandoned upload: removed (True) when it is one PrintLab wrote itself and
+    no job could need it, otherwise kept in Lost+Found/. A partial upload is never a student's
+    complete file; but bytes that are a job's recorded upload, while that job's file is not where its
+    row says, may be the only copy left, and a file PrintLab didn't name isn't its to delete.
+
+    Returns the decision, what the repair does in words, and the file's SHA-256 (None when unread).
+    """
+    keep = f"Move it to {_LEFTOVER_FOLDER}/"
+    if not _OWN_TEMPORARY.fullmatch(PurePosixPath(relative).name):
+        return False, f"{keep} (PrintLab didn't write it, so it is never deleted).", None
+    try:
+        sha256 = sha256_of(storage.resolve(relative))
+    except (OSError, StorageError):
+        return False, f"{keep}.", None
+    for job in session.scalars(select(Job).where(Job.file_hash == sha256)):
+        if job.file_path and not _is_regular_file(storage, job.file_path):
+            return (
+                False,
+                f"{keep}: it is the upload of job {job.id[:6]}, whose file is not where its row says "
+                "(it may be the only copy).",
+                sha256,
+            )
+    return True, "Remove it: a partial upload that never became a job (nothing else needs it).", sha256
+
+
+def _is_regular_file(storage: Storage, relative: str) -> bool:
+    try:
+        path = storage.resolve(relative)
+    except StorageError:
+        return False
+    return path.is_file() and not path.is_symlink()
 
 
 def _unsafe_item(entry: UnsafeEntry) -> Item:

@@ -18,11 +18,13 @@ from sqlalchemy.orm import Session
 from printlab.clock import utcnow
 from printlab.domain.statuses import STATUS_FOLDERS, Status
 from printlab.models import Job
-from printlab.services.files.storage import SIDECAR_SUFFIX, TEMP_FOLDER, Storage, UnsafePath
+from printlab.services.files.storage import SIDECAR_SUFFIX, TEMP_FOLDER, LinkedPath, Storage, UnsafePath
 from printlab.services.jobs.records import every_job, job_folder, sidecar_record
 
-#: An upload still in the temporary folder after this long was abandoned (a crash, a dropped connection).
-LEFTOVER_AGE = timedelta(days=1)
+#: An upload still in the temporary folder after this long was abandoned (a crash, a dropped connection,
+#: a killed server). A request writes its upload continuously and turns it into a job, or deletes it,
+#: within seconds of the last byte, so an hour without a write is far beyond any live request.
+LEFTOVER_AGE = timedelta(hours=1)
 #: A sidecar is a few kilobytes; anything far bigger is not read into memory.
 MAX_SIDECAR_BYTES = 1024 * 1024
 #: Jobs are read in batches of this size, so a campus-sized table is never held in memory at once.
@@ -43,7 +45,9 @@ class MissingFile:
     status: str
     kind: Literal["file", "sidecar"]
     path: str
-    reason: str  # "missing", "not a regular file", "outside the storage root"
+    reason: (
+        str  # "missing", "not a regular file", "outside the storage root", "a symbolic link (not followed)"
+    )
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,8 @@ class LeftoverUpload:
 
 @dataclass(frozen=True)
 class UnsafeEntry:
-    """A symbolic link in a status folder, or a folder that leaves the root. Never followed."""
+    """A symbolic link in a status folder or the temporary folder, or a folder that leaves the root.
+    Never followed."""
 
     path: str
     reason: str
@@ -240,6 +245,8 @@ def _file_problem(storage: Storage, relative: str) -> str | None:
     """Why `relative` is not a usable file inside the root, or None when it is."""
     try:
         path = storage.resolve(relative)
+    except LinkedPath:
+        return "a symbolic link (not followed)"
     except UnsafePath:
         return "outside the storage root"
     if not path.exists():
@@ -488,7 +495,12 @@ def _find_leftovers(storage: Storage, now: datetime, report: IntegrityReport) ->
         return
     with os.scandir(directory) as entries:
         for entry in entries:
-            if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
+            if entry.is_symlink():
+                report.unsafe.append(
+                    UnsafeEntry(f"{TEMP_FOLDER}/{entry.name}", "symbolic link (not followed)")
+                )
+                continue
+            if not entry.is_file(follow_symlinks=False):
                 continue
             modified = datetime.fromtimestamp(entry.stat(follow_symlinks=False).st_mtime, UTC)
             modified = modified.replace(tzinfo=None)

@@ -7,16 +7,16 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, selectinload
 
 from printlab.clock import utcnow
 from printlab.db import write_transaction
 from printlab.domain.naming import extension_of, name_part
 from printlab.domain.statuses import Status
-from printlab.models import Event, Job, OutboxMessage, Payment
+from printlab.models import Job, OutboxMessage, Payment
 from printlab.services.files.storage import Storage
-from printlab.services.jobs.records import add_event, job_files, lock_job
+from printlab.services.jobs.records import add_event, entered_status_at, job_files, lock_job
 from printlab.services.lab.actors import Actor, require_active_staff, require_admin
 from printlab.services.lab.catalog import load_catalog
 
@@ -36,26 +36,29 @@ class PrunePlan:
         return len(self.job_ids)
 
 
-def _due(session: Session, cutoff: datetime):  # type: ignore[no-untyped-def]
-    archived_at = (
-        select(Event.job_id, func.max(Event.timestamp).label("at"))
-        .where(Event.event_type == "JobArchived")
-        .group_by(Event.job_id)
-        .subquery()
-    )
-    return (
-        select(Job.id)
-        .join(archived_at, archived_at.c.job_id == Job.id)
-        .where(Job.status == Status.ARCHIVED.value, Job.student_email.is_not(None), archived_at.c.at < cutoff)
-        .order_by(archived_at.c.at)
-    )
+def archived_at(job: Job) -> datetime | None:
+    """When the job reached ARCHIVED: its audit trail's last move there, whichever way it came (the
+    retention sweep's JobArchived, an admin override), else its version (a row rebuilt from its
+    sidecar has no events; nothing but a status change moves an archived job's version)."""
+    return entered_status_at(job) or job.updated_at
+
+
+def _due(session: Session, cutoff: datetime) -> list[str]:
+    # Archived and not yet pruned: in steady state only what was archived within the prune period.
+    jobs = session.scalars(
+        select(Job)
+        .where(Job.status == Status.ARCHIVED.value, Job.student_email.is_not(None))
+        .options(selectinload(Job.events))
+    ).all()
+    due = [(at, job.id) for job in jobs if (at := archived_at(job)) is not None and at < cutoff]
+    return [job_id for _at, job_id in sorted(due)]
 
 
 def plan(session: Session, *, now: datetime | None = None) -> PrunePlan:
     """Which archived jobs are past the prune period (archived more than N days ago, not yet pruned)."""
     catalog = load_catalog(session)
     cutoff = (now or utcnow()) - timedelta(days=catalog.prune_after_days)
-    ids = list(session.scalars(_due(session, cutoff)))
+    ids = _due(session, cutoff)
     session.rollback()
     return PrunePlan(cutoff=cutoff, job_ids=ids)
 
@@ -96,6 +99,9 @@ def _prune_one(
         job = lock_job(session, job_id)
         if job.status != Status.ARCHIVED.value or job.student_email is None:
             return None  # pruned or moved by someone else meanwhile
+        at = archived_at(job)
+        if at is None or at >= cutoff:
+            return None  # brought back and archived again meanwhile
         names = job_files(storage, job)
         simple = (job.display_name or job.id).rsplit("_", 1)[-1]
         add_event(

@@ -35,6 +35,7 @@ from printlab.services.upkeep.findings import (
     StaleDecision,
     check,
     deleted_files,
+    leftover_decision,
     relative_to_root,
     require_row_inside,
     same_content,
@@ -395,9 +396,20 @@ def _leftover(session: Session, storage: Storage, item: Item, actor: Actor, now:
     if now - _mtime_utc(path) <= LEFTOVER_AGE:
         raise NothingToDo("The upload was written to recently; it may still be arriving.")
     with write_transaction(session):
-        kept = _to_lost_and_found(storage, path, TEMP_FOLDER.lstrip("."))
-        _log(session, actor, now, repair="leftover_upload_to_lost_and_found", path=item.path, to=kept)
-    return f"Moved to {kept}."
+        # Decided again now, after any submission of the same bytes still in its transaction.
+        _serialise_with_submissions(session, sha256_of(path))
+        remove, _, sha256 = leftover_decision(session, storage, item.path)
+        if remove:
+            _log(session, actor, now, repair="leftover_upload_removed", path=item.path, sha256=sha256)
+        else:
+            kept = _to_lost_and_found(storage, path, TEMP_FOLDER.lstrip("."))
+            _log(session, actor, now, repair="leftover_upload_to_lost_and_found", path=item.path, to=kept)
+    if not remove:
+        return f"Moved to {kept}."
+    # After the commit, so the admin log always has the entry; a crash before this line leaves the
+    # upload for the next check to report again.
+    path.unlink(missing_ok=True)
+    return "Removed."
 
 
 def _mtime_utc(path: Path) -> datetime:

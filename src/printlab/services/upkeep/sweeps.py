@@ -43,9 +43,9 @@ RETAINED = (Status.PAIDPICKEDUP, Status.REJECTED)
 # -- quote expiry --------------------------------------------------------------------------------
 
 
-def expire_quotes(session: Session, *, now: datetime | None = None) -> int:
+def expire_quotes(session: Session, storage: Storage, *, now: datetime | None = None) -> int:
     """Mark expired quote links once each (ConfirmationExpired + the expired-quote notice)."""
-    return workflow.expire_quotes(session, now=now)
+    return workflow.expire_quotes(session, storage, now=now)
 
 
 # -- pickup reminders ----------------------------------------------------------------------------
@@ -243,7 +243,7 @@ def run_sweeps(session: Session, storage: Storage, *, now: datetime | None = Non
     """Every sweep once; one failing (logged) doesn't keep the others from running."""
     report = SweepReport()
     steps: list[tuple[str, Callable[[], int]]] = [
-        ("expired", lambda: expire_quotes(session, now=now)),
+        ("expired", lambda: expire_quotes(session, storage, now=now)),
         ("reminders", lambda: send_pickup_reminders(session, now=now)),
         ("archived", lambda: archive_due(session, storage, now=now)),
     ]

@@ -86,7 +86,10 @@ def job_files(storage: Storage, job: Job, zone: str) -> list[FileEntry]:
     original = f"{job.display_name}{extension_of(job.original_filename or '')}"
     entries = []
     for path in storage.job_files(folder, job.display_name):
-        stat = path.stat()
+        try:
+            stat = path.stat(follow_symlinks=False)
+        except OSError:  # moved or removed since the folder was listed
+            continue
         relative = f"{folder}/{path.name}"
         entries.append(
             FileEntry(

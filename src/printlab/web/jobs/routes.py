@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from urllib.parse import quote
 
 from flask import (
@@ -29,7 +30,7 @@ from printlab.services.errors import (
     ServiceError,
     ValidationError,
 )
-from printlab.services.files.storage import TooLarge
+from printlab.services.files.storage import StorageError, TooLarge
 from printlab.services.jobs import job_desk, locks, resend
 from printlab.services.jobs.status_change import Expected
 from printlab.services.lab.actors import Actor
@@ -98,9 +99,10 @@ def download(job_id: str, name: str):  # type: ignore[no-untyped-def]
     job = db().get(Job, job_id) or abort(404)
     try:
         path = file_for_download(lab().storage, job, name)
-    except FileNotFoundError:
+        handle = lab().storage.open_file(path)
+    except (FileNotFoundError, StorageError):
         abort(404, description="That file isn't one of this job's files.")
-    return send_file(path, as_attachment=True, download_name=name, max_age=0)
+    return send_file(handle, as_attachment=True, download_name=name, max_age=0)
 
 
 @bp.get("/jobs/<job_id>/model")
@@ -108,9 +110,14 @@ def download(job_id: str, name: str):  # type: ignore[no-untyped-def]
 def model(job_id: str):  # type: ignore[no-untyped-def]
     """The student's original model, for the in-browser 3D preview."""
     detail = _detail(job_id)
+    gone = "The model file is no longer on the lab's storage."
     if detail.model_file is None:
-        abort(404, description="The model file is no longer on the lab's storage.")
-    return send_file(detail.model_file.absolute, mimetype="application/octet-stream", max_age=0)
+        abort(404, description=gone)
+    try:
+        handle = lab().storage.open_file(Path(detail.model_file.absolute))
+    except (FileNotFoundError, StorageError):
+        abort(404, description=gone)
+    return send_file(handle, mimetype="application/octet-stream", max_age=0)
 
 
 @bp.get("/jobs/<job_id>/thumbnail.png")
@@ -241,7 +248,7 @@ def act(job_id: str, action: str):  # type: ignore[no-untyped-def]
             conflict = str(exc)
         except NotAllowed as exc:
             abort(403, description=str(exc))
-        except ServiceError as exc:
+        except (ServiceError, StorageError) as exc:  # a storage refusal says what to do, in plain words
             conflict = str(exc)
         else:
             flash(f"{spec.label}: done for job {detail.simple_id}.")
