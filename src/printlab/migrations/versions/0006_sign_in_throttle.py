@@ -35,7 +35,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("workstation_id", "address", name=op.f("pk_sign_in_throttle")),
     )
     with op.batch_alter_table("sign_in_throttle", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_sign_in_throttle_last_failure_at"), ["last_failure_at"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_sign_in_throttle_last_failure_at"), ["last_failure_at"], unique=False
+        )
 
 
 def downgrade() -> None:

@@ -56,8 +56,6 @@ class AnalysisFailed(Exception):
         super().__init__(reason)
 
 
-
-
 # -- loading -----------------------------------------------------------------------------------
 
 
