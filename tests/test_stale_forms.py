@@ -6,9 +6,13 @@ The service tests call each service as its form would; the route tests post the 
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 from sqlalchemy import select
 
+from printlab import config as config_module
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage
 from printlab.services.errors import JobLocked, StaleJob
@@ -188,4 +192,183 @@ def test_notes_from_a_stale_page_are_refused_and_current_ones_keep_the_version(s
     before = state(session, storage, job.id)
     with pytest.raises(StaleJob, match=f"changed by {OTHER}"):
         job_desk.update_notes(session, job.id, "Thin walls; print anyway", actor=actor(), expected=page)
+    assert state(session, storage, job.id) == before
+
+
+# -- the forms ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def web(lab_env, admin):  # type: ignore[no-untyped-def]
+    from printlab.web.app import create_app
+
+    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False}, config=config_module.load(lab_env))
+    yield app
+    app.extensions["printlab"].engine.dispose()
+
+
+def signed_in(app, workstation: str = ADMIN_PC):  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    assert client.post("/login", data={"workstation": workstation, "password": PASSWORD}).status_code == 303
+    return client
+
+
+def page_fields(client, url: str, form_id: str | None = None) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The hidden fields a page's form sends back (the first form with a version, or the one named)."""
+    page = client.get(url).get_data(as_text=True)
+    start = page.index('name="expected_version"', page.index(f'id="{form_id}"') if form_id else 0)
+    form = page[page.rindex("<form", 0, start) : page.index("</form>", start)]
+    found = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form)
+    return {name: html.unescape(value) for name, value in found}
+
+
+def message(response) -> str:  # type: ignore[no-untyped-def]
+    if response.is_json:
+        return response.get_json()["message"]
+    return html.unescape(response.get_data(as_text=True))
+
+
+MISSING = "doesn't say which version of the job"
+UNREADABLE = "this form was filled in on can't be read"
+
+
+def test_an_override_without_a_version_or_with_an_unreadable_one_is_refused(web, session, storage):
+    admin = signed_in(web)
+    job = make_job(session, storage, Status.PENDING)
+    url = f"/admin/jobs/{job.id}/override"
+    fields = {"acting_as": STAFF, "kind": "change_status", "target": "REJECTED", "reason": "Too big"}
+    before = state(session, storage, job.id)
+    response = admin.post(url, data=fields)
+    assert response.status_code == 400 and MISSING in message(response)
+    response = admin.post(url, data={**fields, "expected_version": "yesterday"})
+    assert response.status_code == 400 and UNREADABLE in message(response)
+    assert "Traceback" not in message(response)
+    assert state(session, storage, job.id) == before
+
+
+def test_an_override_from_a_page_loaded_before_the_student_confirmed_is_refused(web, session, storage):
+    admin = signed_in(web)
+    job = make_job(session, storage, Status.PENDING)
+    url = f"/admin/jobs/{job.id}/override"
+    hidden = page_fields(admin, url)
+    assert hidden["expected_status"] == "PENDING"
+    workflow.confirm(session, storage, quote_token(session, job.id))
+    before = state(session, storage, job.id)
+    response = admin.post(
+        url,
+        data={**hidden, "acting_as": STAFF, "kind": "change_status", "target": "REJECTED", "reason": "Too big",
+              "send_email": "on"},
+    )  # fmt: skip
+    assert response.status_code == 409
+    assert "changed by the student at" in message(response) and "Reload" in message(response)
+    assert state(session, storage, job.id) == before  # Ready to Print, no rejection email
+    # The page now shows the job as it is; sent from there, the override goes through.
+    again = page_fields(admin, url)
+    ok = admin.post(url, data={**again, "acting_as": STAFF, "kind": "change_status", "target": "REJECTED",
+                               "reason": "Too big"})  # fmt: skip
+    assert ok.status_code == 303
+
+
+def test_break_lock_and_force_confirm_carry_the_version(web, session, storage):
+    admin = signed_in(web)
+    job = make_job(session, storage, Status.PENDING)
+    locks.take(session, job.id, actor=Actor(OTHER, STAFF_PC))
+    url = f"/admin/jobs/{job.id}/override"
+    hidden = page_fields(admin, url)
+    ok = admin.post(url, data={**hidden, "acting_as": STAFF, "kind": "break_lock", "reason": "Gone home"})
+    assert ok.status_code == 303
+    # The same page again: breaking the lock moved the job on, so its force confirm is stale.
+    response = admin.post(
+        url, data={**hidden, "acting_as": STAFF, "kind": "force_confirm", "reason": "Agreed in person"}
+    )
+    assert response.status_code == 409 and f"changed by {STAFF}" in message(response)
+    session.rollback()
+    assert session.get(Job, job.id).status == "PENDING"
+
+
+def test_file_deletion_carries_the_version(web, session, storage):
+    admin = signed_in(web)
+    job = make_job(session, storage)
+    url = f"/admin/jobs/{job.id}/delete-files"
+    page = admin.get(url).get_data(as_text=True)
+    hidden = page_fields(admin, url)
+    names = re.findall(r'name="files" value="([^"]+)"', page)
+    response = admin.post(url, data={"acting_as": STAFF, "reason": "Student asked", "files": names})
+    assert response.status_code == 400 and MISSING in message(response)
+    workflow.approve(session, storage, job.id, actor=Actor(OTHER, STAFF_PC), weight_g=10, time_hours=1)
+    moved = job_files(storage, session.get(Job, job.id))
+    before = state(session, storage, job.id)
+    response = admin.post(url, data={**hidden, "acting_as": STAFF, "reason": "Student asked", "files": moved})
+    assert response.status_code == 409 and f"changed by {OTHER}" in message(response)
+    assert state(session, storage, job.id) == before
+
+
+def test_notes_autosave_carries_the_version(web, session, storage):
+    desk = signed_in(web, STAFF_PC)
+    job = make_job(session, storage)
+    url = f"/jobs/{job.id}/notes"
+    json = {"Accept": "application/json"}
+    hidden = page_fields(desk, f"/jobs/{job.id}", "notes-form")
+    response = desk.post(url, data={"acting_as": STAFF, "notes": "Thin walls"}, headers=json)
+    assert response.status_code == 400 and MISSING in message(response)
+    response = desk.post(url, data={**hidden, "acting_as": STAFF, "notes": "Thin walls"}, headers=json)
+    assert response.status_code == 200, message(response)
+    workflow.approve(session, storage, job.id, actor=Actor(OTHER, STAFF_PC), weight_g=10, time_hours=1)
+    before = state(session, storage, job.id)
+    response = desk.post(url, data={**hidden, "acting_as": STAFF, "notes": "Print as is"}, headers=json)
+    assert response.status_code == 409
+    assert response.get_json() == {"ok": False, "message": message(response)}
+    assert f"changed by {OTHER}" in message(response)
+    assert state(session, storage, job.id) == before
+
+
+def test_resending_from_the_job_page_carries_the_version_and_respects_the_lock(web, session, storage):
+    desk = signed_in(web, STAFF_PC)
+    job = make_job(session, storage, Status.PENDING)
+    url = f"/jobs/{job.id}/emails/resend"
+    json = {"Accept": "application/json"}
+    hidden = page_fields(desk, f"/jobs/{job.id}", "resend-form")
+    before = state(session, storage, job.id)
+    response = desk.post(url, data={"acting_as": STAFF, "template": "quote"}, headers=json)
+    assert response.status_code == 400 and MISSING in message(response)
+    locks.take(session, job.id, actor=Actor(OTHER, STAFF_PC))
+    response = desk.post(url, data={**hidden, "acting_as": STAFF, "template": "quote"}, headers=json)
+    assert response.status_code == 409 and f"being edited by {OTHER}" in message(response)
+    locks.release(session, job.id, actor=Actor(OTHER, STAFF_PC))
+    workflow.resend_quote(session, job.id, actor=Actor(OTHER, STAFF_PC))
+    response = desk.post(url, data={**hidden, "acting_as": STAFF, "template": "quote"}, headers=json)
+    assert response.status_code == 409 and f"changed by {OTHER}" in message(response)
+    after = state(session, storage, job.id)
+    assert after[6] == [*before[6], "quote"]  # only the colleague's resend
+    fresh_page = page_fields(desk, f"/jobs/{job.id}", "resend-form")
+    response = desk.post(url, data={**fresh_page, "acting_as": STAFF, "template": "quote"}, headers=json)
+    assert response.status_code == 200, message(response)
+
+
+def test_the_resend_quote_dialog_is_refused_while_someone_else_has_the_job_open(web, session, storage):
+    desk = signed_in(web, STAFF_PC)
+    job = make_job(session, storage, Status.PENDING)
+    url = f"/jobs/{job.id}/act/resend_quote"
+    hidden = page_fields(desk, url)
+    locks.take(session, job.id, actor=Actor(OTHER, STAFF_PC))
+    before = state(session, storage, job.id)
+    response = desk.post(url, data={**hidden, "acting_as": STAFF})
+    assert response.status_code == 409 and f"being edited by {OTHER}" in message(response)
+    assert state(session, storage, job.id) == before
+
+
+@pytest.mark.parametrize("version", [None, "", "not-a-time", "2026-13-45T99:00:00"])
+def test_an_action_dialog_with_a_missing_or_unreadable_version_is_refused(web, session, storage, version):
+    desk = signed_in(web, STAFF_PC)
+    job = make_job(session, storage)
+    url = f"/jobs/{job.id}/act/approve"
+    hidden = page_fields(desk, url)
+    if version is None:
+        del hidden["expected_version"]
+    else:
+        hidden["expected_version"] = version
+    before = state(session, storage, job.id)
+    response = desk.post(url, data={**hidden, "acting_as": STAFF, "weight_g": "10", "time_hours": "1"})
+    assert response.status_code == 400
+    assert (UNREADABLE if version else MISSING) in message(response)
     assert state(session, storage, job.id) == before
