@@ -181,6 +181,31 @@ def toggle_admin(workstation_id: str):  # type: ignore[no-untyped-def]
     return redirect(url_for("admin.workstation_list"), 303)
 
 
+@bp.post("/admin/workstations/<workstation_id>/active")
+@admin_required
+def set_workstation_active(workstation_id: str):  # type: ignore[no-untyped-def]
+    active = request.form.get("active") == "1"
+    me = current_workstation()
+    if me is not None and me.id == workstation_id and not active:
+        flash("This workstation can't deactivate itself; do it from another admin workstation.")
+        return redirect(url_for("admin.workstation_list"), 303)
+    try:
+        workstations.set_active(db(), workstation_id, active, by=_actor())
+    except ValidationError as exc:
+        _failed(exc.errors)
+    except NotAllowed as exc:
+        abort(403, description=str(exc))
+    except NotFound:
+        abort(404)
+    else:
+        flash(
+            f"{workstation_id} is active again; it signs in with its password."
+            if active
+            else f"{workstation_id} is deactivated: it is signed out and can't sign in."
+        )
+    return redirect(url_for("admin.workstation_list"), 303)
+
+
 # -- catalog -------------------------------------------------------------------------------------
 
 
