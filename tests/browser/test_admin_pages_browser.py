@@ -208,6 +208,67 @@ def test_a_new_workstation_signs_in_with_its_one_time_password_is_reset_and_made
     assert admin_log_actions(live)[:3] == expected
 
 
+def test_a_deactivated_workstation_is_signed_out_at_once_until_reactivated(live, admin, open_tab):
+    desk = open_tab("LAB-PC-1")
+    sign_in(desk, live)
+    copied = desk.page.context.cookies()  # someone saved the session cookie
+    stolen = open_tab("copied cookie")
+    stolen.page.context.add_cookies(copied)
+    stolen.go(f"{live.url}/dashboard")
+    assert stolen.page.url == f"{live.url}/dashboard"  # a copy works while the session lasts
+
+    page = admin.page
+    admin.go(f"{live.url}/admin/workstations")
+    assert row(admin, "LAB-PC-1").locator("td").nth(4).inner_text() == "active"
+    mine = row(admin, ADMIN_PC)
+    assert mine.get_by_role("button", name=f"Deactivate {ADMIN_PC}").count() == 0
+    assert "from another admin workstation" in mine.inner_text()
+    deactivate = (
+        row(admin, "LAB-PC-1")
+        .locator("form")
+        .filter(has=page.get_by_role("button", name="Deactivate LAB-PC-1"))
+    )
+    deactivate.get_by_label("Acting as").select_option(STAFF)
+    admin.screenshot("admin-workstations-deactivate")
+    submit(admin, deactivate.get_by_role("button", name="Deactivate LAB-PC-1"))
+    assert "LAB-PC-1 is deactivated: it is signed out and can't sign in." in flash(admin)
+    assert row(admin, "LAB-PC-1").locator("td").nth(4).inner_text() == "deactivated"
+
+    for tab in (desk, stolen):
+        tab.go(f"{live.url}/dashboard")
+        assert tab.page.url.startswith(f"{live.url}/login"), tab.name
+    assert sign_in_with(desk, live, "LAB-PC-1", PASSWORD) == 403
+    assert "LAB-PC-1 has been deactivated" in desk.page.get_by_role("alert").inner_text()
+
+    submit(admin, row(admin, "LAB-PC-1").get_by_role("button", name="Reactivate LAB-PC-1"))
+    assert "LAB-PC-1 is active again" in flash(admin)
+    assert sign_in_with(desk, live, "LAB-PC-1", PASSWORD) == 200
+    stolen.go(f"{live.url}/dashboard")
+    assert stolen.page.url.startswith(f"{live.url}/login")  # the old copy stays ended
+
+    copied = desk.page.context.cookies()
+    desk.page.get_by_role("button", name="Sign out").click()
+    desk.page.wait_for_url(f"{live.url}/login")
+    desk.audit()
+    stolen.page.context.add_cookies(copied)
+    stolen.go(f"{live.url}/dashboard")
+    assert stolen.page.url.startswith(f"{live.url}/login")  # signing out ended the copy too
+    assert admin_log_actions(live)[:2] == ["WorkstationReactivated", "WorkstationDeactivated"]
+
+
+def test_the_workstations_page_fits_a_phone(live, admin, open_tab):
+    phone = open_tab("admin-phone", PHONE)
+    sign_in(phone, live, ADMIN_PC)
+    phone.go(f"{live.url}/admin/workstations")
+    width = phone.page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert width[0] <= width[1], f"the workstations page scrolls sideways at 375 px: {width}"
+    button = phone.page.get_by_role("button", name="Deactivate LAB-PC-1")
+    button.focus()
+    assert phone.page.evaluate("() => document.activeElement.textContent") == "Deactivate LAB-PC-1"
+
+
 # -- the lab catalog and the banner ------------------------------------------------------------
 
 
