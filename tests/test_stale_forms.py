@@ -143,8 +143,9 @@ def test_resending_the_quote_while_someone_else_has_the_job_open_is_refused(sess
     with pytest.raises(JobLocked):
         resend.resend(session, job.id, "quote", staff=STAFF, workstation="LAB-PC-1", expected=page)
     assert state(session, storage, job.id) == before
-    # The one holding the lock may resend it.
-    workflow.resend_quote(session, job.id, actor=Actor(OTHER, STAFF_PC), expected=page)
+    # The one holding the lock may resend it, which ends their dialog like any action does.
+    resent = workflow.resend_quote(session, job.id, actor=Actor(OTHER, STAFF_PC), expected=page)
+    assert (resent.locked_by, resent.locked_until) == (None, None)
 
 
 def test_resending_another_email_from_a_stale_page_is_refused(session, storage, admin):

@@ -633,6 +633,8 @@ def resend_quote(
         )
         if actor.staff:
             job.last_updated_by = actor.staff
+            if job.locked_by == actor.staff:  # sent from their dialog: like any action, it ends it
+                job.locked_by, job.locked_until = None, None
         job.updated_at = next_version(job, now)
     return job
 
