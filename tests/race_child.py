@@ -18,11 +18,31 @@ from printlab.domain.statuses import InvalidTransition
 from printlab.services.errors import ConflictError
 from printlab.services.files.storage import Storage
 from printlab.services.jobs import workflow
+from printlab.services.jobs.quote_links import ConfirmOutcome
 from printlab.services.jobs.status_change import Expected
 from printlab.services.lab.actors import Actor
 
+
+class NotConfirmed(ConflictError):
+    """The student's link no longer confirms the job (someone else moved it first)."""
+
+
+def student_confirms(
+    session: Session, storage: Storage, job_id: str, *, actor: Actor, expected: Expected | None, token: str
+) -> None:
+    """The student's click on the confirm link: no staff member, no page version, just the token."""
+    result = workflow.confirm(session, storage, token)
+    if result.outcome != ConfirmOutcome.CONFIRMED:
+        raise NotConfirmed(f"The link answered {result.outcome.value}.")
+
+
 #: The calls a race may make; each takes (session, storage, job_id, *, actor, expected, **args).
-ACTIONS = {"approve": workflow.approve, "record_pickup": workflow.record_pickup}
+ACTIONS = {
+    "approve": workflow.approve,
+    "record_pickup": workflow.record_pickup,
+    "override_status": workflow.override_status,
+    "confirm": student_confirms,
+}
 
 
 def wait_until(instant: float) -> None:

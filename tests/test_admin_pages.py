@@ -54,6 +54,12 @@ def fresh(session):
     session.expire_all()
 
 
+def seen(client, url):
+    """The job's status and version as the page at `url` shows them, which its form sends back."""
+    page = client.get(url).data.decode()
+    return dict(re.findall(r'<input type="hidden" name="(expected_\w+)" value="([^"]*)"', page))
+
+
 def log_actions(session):
     fresh(session)
     return [e.action for e in session.scalars(select(AdminLogEntry).order_by(AdminLogEntry.id))]
@@ -180,34 +186,22 @@ def test_overrides_need_a_reason_and_are_evented(web, session, storage):
     admin = signed_in(web)
     job = make_job(session, storage, Status.COMPLETED)
     url = f"/admin/jobs/{job.id}/override"
-    assert (
-        admin.post(
-            url, data={**ACTING, "kind": "change_status", "target": "PRINTING", "reason": ""}
-        ).status_code
-        == 422
-    )
-    assert (
-        admin.post(
-            url, data={**ACTING, "kind": "change_status", "target": "PRINTING", "reason": "Reprint"}
-        ).status_code
-        == 303
-    )
+    reprint = {**ACTING, "kind": "change_status", "target": "PRINTING"}
+    assert admin.post(url, data={**seen(admin, url), **reprint, "reason": ""}).status_code == 422
+    assert admin.post(url, data={**seen(admin, url), **reprint, "reason": "Reprint"}).status_code == 303
     fresh(session)
     moved = session.get(Job, job.id)
     assert moved.status == "PRINTING" and storage.resolve(moved.file_path).parent.name == "Printing"
-    assert admin.post(url, data={**ACTING, "kind": "print_failed", "reason": "Warped"}).status_code == 303
+    failed = {**ACTING, "kind": "print_failed", "reason": "Warped"}
+    assert admin.post(url, data={**seen(admin, url), **failed}).status_code == 303
 
     pending = make_job(session, storage, Status.PENDING, student_email="p@example.edu")
     locks.take(session, pending.id, actor=Actor(STAFF, "LAB-PC-2"))
     purl = f"/admin/jobs/{pending.id}/override"
-    assert (
-        admin.post(purl, data={**ACTING, "kind": "break_lock", "reason": "Left for the day"}).status_code
-        == 303
-    )
-    assert (
-        admin.post(purl, data={**ACTING, "kind": "force_confirm", "reason": "Agreed in person"}).status_code
-        == 303
-    )
+    unlock = {**ACTING, "kind": "break_lock", "reason": "Left for the day"}
+    assert admin.post(purl, data={**seen(admin, purl), **unlock}).status_code == 303
+    confirm = {**ACTING, "kind": "force_confirm", "reason": "Agreed in person"}
+    assert admin.post(purl, data={**seen(admin, purl), **confirm}).status_code == 303
     fresh(session)
     assert session.get(Job, pending.id).status == "READYTOPRINT"
     overrides = session.scalars(
@@ -223,9 +217,11 @@ def test_file_deletion_names_the_files_and_is_evented(web, session, storage):
     names = re.findall(r'name="files" value="([^"]+)"', page)
     assert sorted(names) == sorted([job.file_path, job.metadata_path])
     url = f"/admin/jobs/{job.id}/delete-files"
-    assert admin.post(url, data={**ACTING, "reason": "Student asked", "files": names[:1]}).status_code == 422
+    version = seen(admin, url)
+    form = {**ACTING, **version, "reason": "Student asked"}
+    assert admin.post(url, data={**form, "files": names[:1]}).status_code == 422
     assert storage.resolve(job.file_path).exists()
-    assert admin.post(url, data={**ACTING, "reason": "Student asked", "files": names}).status_code == 303
+    assert admin.post(url, data={**form, "files": names}).status_code == 303
     assert not any(storage.resolve(n).exists() for n in names)
     fresh(session)
     event = session.scalars(select(Event).where(Event.job_id == job.id).order_by(Event.id.desc())).first()

@@ -21,9 +21,11 @@ from sqlalchemy import func, inspect, select
 from printlab.config import SETTINGS
 from printlab.db import make_engine, schema_is_current, session_factory
 from printlab.domain.statuses import STATUS_FOLDERS, Status
-from printlab.models import Job, Staff, Workstation
+from printlab.models import AdminLogEntry, Job, Staff, Workstation
+from printlab.services.errors import NotAllowed
 from printlab.services.files.storage import Storage
 from printlab.services.lab import workstations
+from printlab.services.lab.actors import CONSOLE_ACTOR
 
 PRINTLAB = Path(sys.executable).with_name("printlab")
 
@@ -181,6 +183,36 @@ def test_workstation_add_refuses_a_short_password(lab_env, db):
     assert str(workstations.MIN_PASSWORD) in error
     with db() as session:
         assert session.get(Workstation, "LAB-PC-3") is None
+
+
+def test_workstation_deactivate_and_reactivate(lab_env, db):
+    assert (
+        run(lab_env, "workstation", "add", "LAB-PC-4", "--password", "correct horse battery").exit_code == 0
+    )
+    with db() as session:
+        epoch = session.get(Workstation, "LAB-PC-4").session_epoch
+    result = run(lab_env, "workstation", "deactivate", "LAB-PC-4")
+    assert result.exit_code == 0, result.output
+    assert "LAB-PC-4 is deactivated" in result.output
+    with db() as session:
+        station = session.get(Workstation, "LAB-PC-4")
+        assert station.is_active is False and station.session_epoch > epoch  # its sessions have ended
+        with pytest.raises(NotAllowed, match="deactivated"):
+            workstations.verify_sign_in(session, "LAB-PC-4", "correct horse battery")
+        logged = session.scalars(select(AdminLogEntry).order_by(AdminLogEntry.id.desc())).first()
+        assert (logged.action, logged.triggered_by, logged.workstation_id) == (
+            "WorkstationDeactivated", CONSOLE_ACTOR.staff, CONSOLE_ACTOR.workstation,
+        )  # fmt: skip
+    result = run(lab_env, "workstation", "reactivate", "LAB-PC-4")
+    assert result.exit_code == 0, result.output
+    assert "LAB-PC-4 is active again" in result.output
+    with db() as session:
+        assert workstations.verify_sign_in(session, "LAB-PC-4", "correct horse battery") is not None
+
+
+def test_workstation_deactivate_unknown_is_a_one_line_error(lab_env):
+    assert "NO-SUCH-PC" in assert_one_line_error(run(lab_env, "workstation", "deactivate", "NO-SUCH-PC"))
+    assert "NO-SUCH-PC" in assert_one_line_error(run(lab_env, "workstation", "reactivate", "NO-SUCH-PC"))
 
 
 # -- demo --------------------------------------------------------------------------------------

@@ -22,9 +22,10 @@ from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage, Payment
 from printlab.services.files.storage import Storage
 from printlab.services.jobs.records import base_name
+from printlab.services.lab import workstations
 
 from .conftest import BACKENDS
-from .factories import make_job, make_staff
+from .factories import make_job, make_staff, quote_token
 
 CHILD = Path(__file__).with_name("race_child.py")
 TRIALS = 20
@@ -385,3 +386,60 @@ def test_two_processes_recording_a_pickup_at_once_record_it_once(
 ) -> None:
     tally = run_trials(session, storage, racers, RECORD_PICKUP, with_page=with_page)
     report(tally, title("record-pickup", backend, with_page))
+
+
+# -- an admin override against the student's confirmation ----------------------------------------
+
+
+def test_an_override_racing_the_students_confirmation_has_exactly_one_effect(
+    backend: str, session: Session, storage: Storage, racers: list[Racer]
+) -> None:
+    """The field trial's race: the admin rejects from the Pending page as the student clicks Confirm.
+
+    Whichever call gets the row first wins; the other changes nothing. The student is never told
+    "confirmed" about a job that ends up rejected, and a rejected job never gets the confirmation.
+    """
+    admin, student = racers
+    workstations.add_workstation(session, admin.seat.workstation, "admin-password-1", is_admin=True)
+    tally = Tally()
+    for trial in range(1, TRIALS + 1):
+        job = make_job(session, storage, Status.PENDING, student_email=f"override.trial{trial}@example.edu")
+        token = quote_token(session, job.id)
+        session.rollback()
+        before = ledger(session, job.id)
+        assert job.updated_at is not None
+        page = {"status": job.status, "updated_at": job.updated_at.isoformat()}
+        at = time.time() + START_AHEAD_S
+        admin.send(
+            {"action": "override_status", "job_id": job.id, "staff": admin.seat.staff,
+             "workstation": admin.seat.workstation, "expected": page, "at": at,
+             "args": {"target": "REJECTED", "reason": "Too big for our printers", "send_email": True}}
+        )  # fmt: skip
+        student.send(
+            {"action": "confirm", "job_id": job.id, "staff": None, "workstation": None, "expected": None,
+             "at": at, "args": {"token": token}}
+        )  # fmt: skip
+        results = [admin.answer(), student.answer()]
+        won = winner_of(tally, trial, racers, results)
+        after = ledger(session, job.id)
+        new_events = [event for event, _, _ in after.events[len(before.events) :]]
+        new_emails = after.emails[len(before.emails) :]
+        row = session.get(Job, job.id)
+        assert row is not None
+        if won is None:
+            tally.problems.append(
+                f"trial {trial}: {results}; new events {new_events}, new emails {new_emails}"
+            )
+        elif won == 0:  # the override got the row first: the link no longer confirms
+            tally.expect(trial, "status", row.status, Status.REJECTED.value)
+            tally.expect(trial, "new events", new_events, ["AdminOverride"])
+            tally.expect(trial, "new emails", new_emails, ["rejected"])
+            tally.expect(trial, "student's answer", results[1]["error"], "NotConfirmed")
+        else:  # the student confirmed first: the admin's page is stale
+            tally.expect(trial, "status", row.status, Status.READYTOPRINT.value)
+            tally.expect(trial, "new events", new_events, ["StudentConfirmed"])
+            tally.expect(trial, "new emails", new_emails, ["confirmed"])
+            tally.expect(trial, "admin's answer", results[0]["error"], "StaleJob")
+            if "changed by the student " not in results[0]["message"]:
+                tally.problems.append(f"trial {trial}: admin not told the student did it: {results[0]}")
+    report(tally, f"override against confirmation on {backend}")

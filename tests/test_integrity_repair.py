@@ -615,8 +615,10 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def _sign_in(client, workstation_id: str) -> None:  # type: ignore[no-untyped-def]
+    """What a sign-in leaves in the session: the workstation and its current session epoch."""
     with client.session_transaction() as browser:
         browser["workstation_id"] = workstation_id
+        browser["workstation_epoch"] = 0  # a workstation's sessions start in epoch 0
 
 
 def test_the_admin_page_reports_and_repairs_from_an_admin_workstation_only(client, session, storage, admin):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select, update
 
 from printlab import config as config_module
@@ -48,7 +50,13 @@ def test_failed_email_is_retried_and_quote_resent_with_a_new_link(lab_env, sessi
     assert session.get(OutboxMessage, quote.id).status == "PENDING"
 
     old = quote_token(session, job.id)
-    client.post(f"/jobs/{job.id}/emails/resend", data={"acting_as": STAFF, "template": "quote"})
+    page = client.get(f"/jobs/{job.id}").data.decode()
+    form = page[page.index('id="resend-form"') :]
+    version = dict(re.findall(r'<input type="hidden" name="(expected_\w+)" value="([^"]*)"', form)[:2])
+    resent = client.post(
+        f"/jobs/{job.id}/emails/resend", data={**version, "acting_as": STAFF, "template": "quote"}
+    )
+    assert resent.status_code == 303
     session.rollback()
     new = quote_token(session, job.id)
     assert new != old

@@ -82,3 +82,29 @@ def test_downgrade_to_base_then_upgrade_to_head(database_url, engine):
     assert schema_is_current(engine) is True
     assert _differences(engine) == []
     assert _append_only_refuses_update(engine)
+
+
+def test_0006_gives_existing_workstations_session_epoch_zero(empty_database_url):
+    config = alembic_config(empty_database_url)
+    command.upgrade(config, "0005")
+    engine = make_engine(empty_database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO workstation (id, password_hash, is_admin, is_active, added_at) "
+                    "VALUES ('LAB-PC-1', 'hash', :no, :yes, CURRENT_TIMESTAMP)"
+                ),
+                {"no": False, "yes": True},
+            )
+        engine.dispose()
+        command.upgrade(config, "head")
+        engine.dispose()
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT session_epoch FROM workstation")).scalar_one() == 0
+        assert _differences(engine) == []
+        command.downgrade(config, "0005")
+        engine.dispose()
+        assert "session_epoch" not in {c["name"] for c in inspect(engine).get_columns("workstation")}
+    finally:
+        engine.dispose()

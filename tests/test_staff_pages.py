@@ -86,6 +86,13 @@ def hidden_fields(page: str) -> dict[str, str]:
     return {name: html.unescape(value) for name, value in found}
 
 
+def notes_version(client, job_id: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The job's status and version as its page's notes form sends them back."""
+    page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    form = page[page.index('id="notes-form"') :]
+    return dict(re.findall(r'<input type="hidden" name="(expected_\w+)" value="([^"]*)"', form)[:2])
+
+
 def act(client, job_id: str, action: str, **fields: Any):  # type: ignore[no-untyped-def]
     """Open the action's dialog and send it as the page would: its hidden fields plus `fields`."""
     page = client.get(f"/jobs/{job_id}/act/{action}").get_data(as_text=True)
@@ -478,7 +485,12 @@ def test_notes_autosave_is_attributed_and_keeps_the_version(staff_client, sessio
 
     response = staff_client.post(
         f"/jobs/{job.id}/notes",
-        data={"csrf_token": token(staff_client), "acting_as": STAFF, "notes": "Needs supports on the arch."},
+        data={
+            "csrf_token": token(staff_client),
+            **notes_version(staff_client, job.id),
+            "acting_as": STAFF,
+            "notes": "Needs supports on the arch.",
+        },
         headers={"Accept": "application/json"},
     )
 
@@ -503,7 +515,7 @@ def test_notes_need_a_name(staff_client, session, storage):
     job = make_job(session, storage)
     response = staff_client.post(
         f"/jobs/{job.id}/notes",
-        data={"csrf_token": token(staff_client), "notes": "x"},
+        data={"csrf_token": token(staff_client), **notes_version(staff_client, job.id), "notes": "x"},
         headers={"Accept": "application/json"},
     )
     assert response.status_code == 422

@@ -191,6 +191,26 @@ def workstation_reset(workstation_id: str, password: str | None) -> None:
     click.echo(f"New password for {workstation_id}: {chosen}" if not password else "Password changed.")
 
 
+@workstation.command("deactivate")
+@click.argument("workstation_id")
+@_friendly
+def workstation_deactivate(workstation_id: str) -> None:
+    """Sign the workstation out everywhere and refuse its sign-ins until it is reactivated."""
+    with _session(_config()) as session:
+        workstations.set_active(session, workstation_id, False)
+    click.echo(f"{workstation_id} is deactivated: its sessions have ended and it can't sign in.")
+
+
+@workstation.command("reactivate")
+@click.argument("workstation_id")
+@_friendly
+def workstation_reactivate(workstation_id: str) -> None:
+    """Let a deactivated workstation sign in again with its password."""
+    with _session(_config()) as session:
+        workstations.set_active(session, workstation_id, True)
+    click.echo(f"{workstation_id} is active again; it signs in with its password.")
+
+
 @main.command()
 @click.option("--serve", "then_serve", is_flag=True, help="Start the server afterwards.")
 @click.option("--host", default=None)

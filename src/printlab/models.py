@@ -156,6 +156,9 @@ class Workstation(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
     added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: Written into each session at sign-in and compared on every request; sign-out, a password reset
+    #: and deactivation add one, which ends every session of the workstation at once (migration 0006).
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
 
 
 class SignInThrottle(Base):
@@ -325,7 +328,8 @@ class AdminLogEntry(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     timestamp: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False, index=True)
     #: What was done: StaffAdded, StaffDeactivated, StaffReactivated, WorkstationAdded,
-    #: WorkstationPasswordReset, WorkstationAdminChanged, CatalogChanged, BannerChanged, ...
+    #: WorkstationPasswordReset, WorkstationAdminChanged, WorkstationDeactivated, WorkstationReactivated,
+    #: CatalogChanged, BannerChanged, ...
     action: Mapped[str] = mapped_column(String(50), nullable=False)
     details: Mapped[Any | None] = mapped_column(JSON, nullable=True)
     triggered_by: Mapped[str | None] = mapped_column(String(100), nullable=True)

@@ -18,14 +18,14 @@ from printlab import __version__
 from printlab.clock import utcnow
 from printlab.domain import sign_in as rules
 from printlab.domain.statuses import Status
-from printlab.models import AdminLogEntry, Event, Job, Staff
+from printlab.models import AdminLogEntry, Event, Job, OutboxMessage, Staff
 from printlab.services.jobs import workflow
 from printlab.services.lab import staff as staff_service
 from printlab.services.lab import workstations
 from printlab.services.lab.catalog import load_catalog
 
 from ..factories import STAFF, actor, make_job, make_staff, quote_token, submit_job
-from .conftest import OTHER_STAFF, PASSWORD, Live, Tab, choose_acting_as, sign_in
+from .conftest import OTHER_STAFF, PASSWORD, PHONE, Live, Tab, choose_acting_as, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -233,6 +233,67 @@ def test_a_computer_that_typed_wrong_passwords_waits_until_an_admin_lets_it_in(l
     assert admin_log_actions(live)[0] == "WorkstationSignInReleased"
 
 
+def test_a_deactivated_workstation_is_signed_out_at_once_until_reactivated(live, admin, open_tab):
+    desk = open_tab("LAB-PC-1")
+    sign_in(desk, live)
+    copied = desk.page.context.cookies()  # someone saved the session cookie
+    stolen = open_tab("copied cookie")
+    stolen.page.context.add_cookies(copied)
+    stolen.go(f"{live.url}/dashboard")
+    assert stolen.page.url == f"{live.url}/dashboard"  # a copy works while the session lasts
+
+    page = admin.page
+    admin.go(f"{live.url}/admin/workstations")
+    assert row(admin, "LAB-PC-1").locator("td").nth(4).inner_text() == "active"
+    mine = row(admin, ADMIN_PC)
+    assert mine.get_by_role("button", name=f"Deactivate {ADMIN_PC}").count() == 0
+    assert "from another admin workstation" in mine.inner_text()
+    deactivate = (
+        row(admin, "LAB-PC-1")
+        .locator("form")
+        .filter(has=page.get_by_role("button", name="Deactivate LAB-PC-1"))
+    )
+    deactivate.get_by_label("Acting as").select_option(STAFF)
+    admin.screenshot("admin-workstations-deactivate")
+    submit(admin, deactivate.get_by_role("button", name="Deactivate LAB-PC-1"))
+    assert "LAB-PC-1 is deactivated: it is signed out and can't sign in." in flash(admin)
+    assert row(admin, "LAB-PC-1").locator("td").nth(4).inner_text() == "deactivated"
+
+    for tab in (desk, stolen):
+        tab.go(f"{live.url}/dashboard")
+        assert tab.page.url.startswith(f"{live.url}/login"), tab.name
+    assert sign_in_with(desk, live, "LAB-PC-1", PASSWORD) == 403
+    assert "LAB-PC-1 has been deactivated" in desk.page.get_by_role("alert").inner_text()
+
+    submit(admin, row(admin, "LAB-PC-1").get_by_role("button", name="Reactivate LAB-PC-1"))
+    assert "LAB-PC-1 is active again" in flash(admin)
+    assert sign_in_with(desk, live, "LAB-PC-1", PASSWORD) == 200
+    stolen.go(f"{live.url}/dashboard")
+    assert stolen.page.url.startswith(f"{live.url}/login")  # the old copy stays ended
+
+    copied = desk.page.context.cookies()
+    desk.page.get_by_role("button", name="Sign out").click()
+    desk.page.wait_for_url(f"{live.url}/login")
+    desk.audit()
+    stolen.page.context.add_cookies(copied)
+    stolen.go(f"{live.url}/dashboard")
+    assert stolen.page.url.startswith(f"{live.url}/login")  # signing out ended the copy too
+    assert admin_log_actions(live)[:2] == ["WorkstationReactivated", "WorkstationDeactivated"]
+
+
+def test_the_workstations_page_fits_a_phone(live, admin, open_tab):
+    phone = open_tab("admin-phone", PHONE)
+    sign_in(phone, live, ADMIN_PC)
+    phone.go(f"{live.url}/admin/workstations")
+    width = phone.page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert width[0] <= width[1], f"the workstations page scrolls sideways at 375 px: {width}"
+    button = phone.page.get_by_role("button", name="Deactivate LAB-PC-1")
+    button.focus()
+    assert phone.page.evaluate("() => document.activeElement.textContent") == "Deactivate LAB-PC-1"
+
+
 # -- the lab catalog and the banner ------------------------------------------------------------
 
 
@@ -397,6 +458,52 @@ def test_overrides_change_status_force_confirm_and_break_a_lock(live, admin, ope
     assert STAFF in desk.page.get_by_role("alert").inner_text()
     assert live.fresh().get(Job, uploaded.id).status == "UPLOADED"
     assert job_events(live, uploaded.id, "JobApproved") == []
+
+
+def test_an_override_from_a_page_the_student_confirmed_behind_is_refused_on_a_phone(live, admin, open_tab):
+    """The admin's page still shows Pending when the student confirms: the override changes nothing."""
+    pending = make_job(live.session, live.storage, Status.PENDING, student_email="race@example.edu")
+    phone = open_tab("admin-phone", PHONE)
+    sign_in(phone, live, ADMIN_PC)
+    phone.go(f"{live.url}/admin/jobs/{pending.id}/override")
+    width = phone.page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert width[0] <= width[1], f"the override page scrolls sideways at 375 px: {width}"
+    student = open_tab("student", PHONE)
+    student.go(live.quote_link(pending.id))
+    submit(student, student.page.get_by_role("button", name=re.compile("^Confirm")))
+    assert live.fresh().get(Job, pending.id).status == "READYTOPRINT"
+
+    refused = override(phone, "Change status", "Too big for our printers", target="Rejected")
+    assert refused.status == 409
+    alert = phone.page.locator("#conflict").inner_text()
+    assert "changed by the student at" in alert and "is now Ready to Print" in alert
+    assert "Now Ready to Print" in phone.page.locator("main").inner_text()  # the page shows it as it is
+    job = live.fresh().get(Job, pending.id)
+    assert job.status == "READYTOPRINT" and job_events(live, pending.id, "AdminOverride") == []
+    emails = live.fresh().scalars(select(OutboxMessage.template).where(OutboxMessage.job_id == pending.id))
+    assert "rejected" not in list(emails)
+
+
+def test_deleting_files_from_a_page_the_job_moved_on_from_is_refused(live, admin):
+    page = admin.page
+    job = make_job(live.session, live.storage)
+    admin.go(f"{live.url}/admin/jobs/{job.id}/delete-files")
+    workflow.approve(
+        live.session, live.storage, job.id, actor=actor(OTHER_STAFF, "LAB-PC-2"), weight_g=12, time_hours=1
+    )
+    page.get_by_label("Acting as").select_option(STAFF)
+    page.get_by_label("Reason (required)").fill("The student asked us to remove the model")
+    refused = submit(admin, page.get_by_role("button", name="Delete 2 files"))
+    assert refused.status == 409
+    assert f"changed by {OTHER_STAFF}" in page.locator("#conflict").inner_text()
+    moved = live.fresh().get(Job, job.id)
+    assert sorted(page.locator("main li code").all_inner_texts()) == sorted(
+        [moved.file_path, moved.metadata_path]
+    )
+    assert all((live.storage.root / name).exists() for name in (moved.file_path, moved.metadata_path))
+    assert job_events(live, job.id, "FileDeleted") == []
 
 
 def test_deleting_a_jobs_files_names_them_first_and_leaves_the_job_without_files(live, admin):

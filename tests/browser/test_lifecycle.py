@@ -467,3 +467,31 @@ def test_expired_quote_offers_a_new_link_and_staff_can_resend(live: Live, open_t
     live.fresh()
     assert live.session.get(Job, mine.id).status == Status.READYTOPRINT.value  # type: ignore[union-attr]
     assert live.session.get(Job, theirs.id).is_confirmation_expired is False  # type: ignore[union-attr]
+
+
+def test_notes_typed_on_a_page_the_job_moved_on_from_are_refused_and_kept(live: Live, open_tab):
+    job = make_job(live.session, live.storage)
+    desk = open_tab("LAB-PC-1")
+    sign_in(desk, live)
+    open_job(desk, live, job)
+    page = desk.page
+    page.wait_for_load_state("networkidle")
+    page.locator("#acting_as-notes").select_option(STAFF)
+    notes = page.get_by_label("Staff notes (saved as you type)")
+    with page.expect_response(lambda r: r.url.endswith("/notes")) as first:
+        notes.fill("Walls look thin")
+        notes.blur()
+    assert first.value.status == 200
+    expect(page.locator("#notes-state")).to_contain_text("Saved")
+
+    workflow.approve(
+        live.session, live.storage, job.id, actor=actor(OTHER_STAFF, "LAB-PC-2"), weight_g=9, time_hours=1
+    )
+    with page.expect_response(lambda r: r.url.endswith("/notes")) as second:
+        notes.fill("Walls look thin; print it anyway")
+        notes.blur()
+    assert second.value.status == 409
+    expect(page.locator("#notes-state")).to_contain_text(f"changed by {OTHER_STAFF}")
+    expect(page.locator("#notes-state")).to_contain_text("copy them before you reload")
+    assert notes.input_value() == "Walls look thin; print it anyway"  # still there to copy
+    assert live.fresh().get(Job, job.id).notes == "Walls look thin"

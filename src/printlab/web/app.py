@@ -25,6 +25,7 @@ from printlab.services.lab.catalog import banner
 from printlab.services.lab.staff import recently_added
 from printlab.services.upkeep import health
 from printlab.web.context import Lab, close_db, db, lab, upload_limit_bytes
+from printlab.web.job_version import version_of
 from printlab.web.limits import counter_store, limiter
 from printlab.web.uploads import FORM_OVERHEAD_BYTES, LabRequest, discard_incoming
 
@@ -105,6 +106,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: Config | No
     app.add_template_filter(_volume, "volume")
     app.add_template_filter(_lab_time, "lab_time")
     app.add_template_global(_is_new_staff, "is_new_staff")
+    app.add_template_global(version_of, "job_version")
     app.extensions["printlab.started"] = time.time()
     app.before_request(_refuse_oversized_uploads)
     return app
@@ -298,7 +300,13 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
-        titles = {404: "Not found", 403: "Not allowed", 405: "Not allowed", 429: "Too many requests"}
+        titles = {
+            400: "Form can't be used",
+            404: "Not found",
+            403: "Not allowed",
+            405: "Not allowed",
+            429: "Too many requests",
+        }
         return _error_page(exc.code or 500, titles.get(exc.code or 500, exc.name), exc.description or "")
 
     @app.errorhandler(OperationalError)

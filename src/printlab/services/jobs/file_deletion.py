@@ -12,6 +12,7 @@ from printlab.db import write_transaction
 from printlab.services.errors import ValidationError
 from printlab.services.files.storage import Storage
 from printlab.services.jobs.records import add_event, job_files, lock_job
+from printlab.services.jobs.status_change import Expected, check_expected, next_version
 from printlab.services.lab.actors import Actor, require_active_staff, require_admin
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ def delete_job_files(
     actor: Actor,
     reason: str,
     confirmed: list[str],
+    expected: Expected | None = None,
     now: datetime | None = None,
 ) -> list[str]:
     """Delete every file of the job (FileDeleted). Returns the root-relative names removed.
@@ -32,15 +34,17 @@ def delete_job_files(
     `confirmed` must be exactly the files the admin was shown, so nothing unseen is deleted. The
     row stops pointing at the files in the same commit that records the event; the files are
     removed after it, so a crash leaves at most unreferenced files that the integrity check finds.
-    Raises ValidationError, NotAllowed, NotFound.
+    The job's version moves. Raises ValidationError, NotAllowed, NotFound, StaleJob (a stale page).
     """
     text = (reason or "").strip()
     if not text:
         raise ValidationError({"reason": "Give a reason."})
+    now = now or utcnow()
     with write_transaction(session):
         require_active_staff(session, actor)
         require_admin(session, actor)
         job = lock_job(session, job_id)
+        check_expected(session, job, expected)
         names = job_files(storage, job)
         if not names:
             raise ValidationError({"files": "This job has no files on the lab's storage."})
@@ -53,11 +57,12 @@ def delete_job_files(
             session, job, "FileDeleted",
             # file names minus the student's part: events hold no personal data
             {"files": sorted(_without_name(name, prefix) for name in names), "reason": text},
-            triggered_by=actor.staff, workstation_id=actor.workstation, now=now or utcnow(),
+            triggered_by=actor.staff, workstation_id=actor.workstation, now=now,
         )  # fmt: skip
         job.file_path = None
         job.metadata_path = None
         job.last_updated_by = actor.staff
+        job.updated_at = next_version(job, now)
     removed = storage.delete(storage.resolve(name) for name in names)
     log.info("deleted %d files of job %s", len(removed), job_id)
     return removed

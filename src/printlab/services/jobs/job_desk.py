@@ -20,6 +20,7 @@ from printlab.models import Job
 from printlab.services.errors import ValidationError
 from printlab.services.files.storage import AlreadyExists, Storage
 from printlab.services.jobs.records import add_event, base_name, job_folder, lock_job
+from printlab.services.jobs.status_change import Expected, check_expected
 from printlab.services.lab.actors import Actor, require_active_staff
 
 MAX_NOTES = 10_000
@@ -32,9 +33,18 @@ def _keep_version(session: Session, job_id: str, **values: object) -> None:
 
 
 def update_notes(
-    session: Session, job_id: str, notes: str, *, actor: Actor, now: datetime | None = None
+    session: Session,
+    job_id: str,
+    notes: str,
+    *,
+    actor: Actor,
+    expected: Expected | None = None,
+    now: datetime | None = None,
 ) -> None:
-    """Save staff notes (NotesUpdated, attributed). Unchanged text writes nothing."""
+    """Save staff notes (NotesUpdated, attributed). Unchanged text writes nothing.
+
+    Notes typed on a page the job has moved on from raise StaleJob: they may be about what it was.
+    """
     text = (notes or "").replace("\r\n", "\n").strip()
     if len(text) > MAX_NOTES:
         raise ValidationError({"notes": f"Notes can be at most {MAX_NOTES:,} characters."})
@@ -42,6 +52,7 @@ def update_notes(
     with write_transaction(session):
         require_active_staff(session, actor)
         job = lock_job(session, job_id)
+        check_expected(session, job, expected)
         if (job.notes or "") == text:
             return
         # The event says who and how much, not what: notes can hold anything staff type.

@@ -16,7 +16,7 @@ from printlab.db import write_transaction
 from printlab.models import Job
 from printlab.services.errors import JobLocked, ValidationError
 from printlab.services.jobs.records import add_event, lock_job
-from printlab.services.jobs.status_change import LOCK_MINUTES, next_version
+from printlab.services.jobs.status_change import LOCK_MINUTES, Expected, check_expected, next_version
 from printlab.services.lab.actors import Actor, require_active_staff, require_admin
 
 
@@ -54,9 +54,15 @@ def release(session: Session, job_id: str, *, actor: Actor) -> None:
 
 
 def break_lock(
-    session: Session, job_id: str, *, actor: Actor, reason: str, now: datetime | None = None
+    session: Session,
+    job_id: str,
+    *,
+    actor: Actor,
+    reason: str,
+    expected: Expected | None = None,
+    now: datetime | None = None,
 ) -> None:
-    """Admin: clear someone's lock, with a reason (AdminOverride event)."""
+    """Admin: clear someone's lock, with a reason (AdminOverride event). A stale page raises StaleJob."""
     now = now or utcnow()
     text = (reason or "").strip()
     if not text:
@@ -65,6 +71,7 @@ def break_lock(
         require_active_staff(session, actor)
         require_admin(session, actor)
         job = lock_job(session, job_id)
+        check_expected(session, job, expected)
         if not job.locked_by:
             raise ValidationError({"job": "The job is not locked."})
         add_event(

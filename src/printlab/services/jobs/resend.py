@@ -16,6 +16,7 @@ from printlab.models import Job, OutboxMessage
 from printlab.services.errors import ValidationError
 from printlab.services.jobs import workflow
 from printlab.services.jobs.records import lock_job
+from printlab.services.jobs.status_change import Expected, check_expected
 from printlab.services.lab.actors import Actor, require_active_staff
 from printlab.services.mail import outbox
 
@@ -52,18 +53,20 @@ def resend(
     *,
     staff: str | None,
     workstation: str | None = None,
+    expected: Expected | None = None,
     now: datetime | None = None,
 ) -> OutboxMessage:
     """Queue one of the job's emails again, attributed to the staff member.
 
-    The quote gets a fresh confirm link (the old one stops working). Raises NotFound and
-    ValidationError (unknown message, one that doesn't fit the job's status, no active staff).
+    The quote gets a fresh confirm link (the old one stops working). Raises NotFound,
+    ValidationError (unknown message, one that doesn't fit the job's status, no active staff),
+    StaleJob (the page the staff member saw is out of date) and, for the quote, JobLocked.
     """
     now = now or utcnow()
     if template == "quote":
         with write_transaction(session):  # a person resends; without a name it would count as the student
             _require_active_staff(session, staff)
-        workflow.resend_quote(session, job_id, actor=Actor(staff, workstation), now=now)
+        workflow.resend_quote(session, job_id, actor=Actor(staff, workstation), expected=expected, now=now)
         found = session.scalars(
             select(OutboxMessage)
             .where(OutboxMessage.job_id == job_id, OutboxMessage.template == "quote")
@@ -76,6 +79,7 @@ def resend(
     with write_transaction(session):
         name = _require_active_staff(session, staff)
         job = lock_job(session, job_id)
+        check_expected(session, job, expected)
         if not _RESENDABLE[template](job):
             raise ValidationError(
                 {"template": f"That email doesn't fit a job that is {job.status_enum.label}."}

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 LOCK_MINUTES = 5
 MAX_REASON = 2000
+#: The version a page sends back for a job that has none yet (a row from before versions were kept):
+#: it matches only such a row, so even that page can't skip the stale check.
+NO_VERSION = datetime.min
 
 
 @dataclass(frozen=True)
@@ -52,11 +55,14 @@ class Change:
     also_events: tuple[str, ...] = ()
 
 
-def _check_expected(session: Session, job: Job, expected: Expected | None) -> None:
+def check_expected(session: Session, job: Job, expected: Expected | None) -> None:
+    """Raise StaleJob if the locked row no longer is what the caller's page showed (None: no page)."""
     if expected is None:
         return
     status_changed = expected.status is not None and str(expected.status) != job.status
-    version_changed = expected.updated_at is not None and expected.updated_at != job.updated_at
+    version_changed = expected.updated_at is not None and expected.updated_at != (
+        job.updated_at or NO_VERSION
+    )
     if status_changed or version_changed:
         raise StaleJob(_last_changed_by(session, job), job.updated_at, job.status_enum.label)
 
@@ -77,10 +83,12 @@ def _last_changed_by(session: Session, job: Job) -> str:
         return job.last_updated_by or "someone else"
     if last.triggered_by:
         return last.triggered_by
-    return "the student" if last.event_type in ("StudentConfirmed", "JobCreated") else "PrintLab (automatic)"
+    by_student = ("StudentConfirmed", "JobCreated", "QuoteResent")  # unattributed, these were the student
+    return "the student" if last.event_type in by_student else "PrintLab (automatic)"
 
 
-def _check_dialog_lock(job: Job, actor: Actor, now: datetime) -> None:
+def check_dialog_lock(job: Job, actor: Actor, now: datetime) -> None:
+    """Raise JobLocked while another staff member's action dialog holds the job."""
     if job.locked_by and job.locked_until and job.locked_until > now and job.locked_by != actor.staff:
         raise JobLocked(job.locked_by, job.locked_until)
 
@@ -123,14 +131,14 @@ def run_transition(
     try:
         with write_transaction(session):
             job = lock_job(session, job_id)
-            _check_expected(session, job, expected)
+            check_expected(session, job, expected)
             transition = rule(job)
             if needs_staff:
                 require_active_staff(session, actor)
             if needs_admin:
                 require_admin(session, actor)
             if honour_dialog_lock:
-                _check_dialog_lock(job, actor, now)
+                check_dialog_lock(job, actor, now)
             source = job.status_enum
             result = change(job, transition)
 

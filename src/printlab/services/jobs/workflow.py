@@ -51,7 +51,10 @@ from printlab.services.jobs.status_change import (
     Change,
     Expected,
     by_table,
+    check_dialog_lock,
+    check_expected,
     checked_reason,
+    next_version,
     run_transition,
 )
 from printlab.services.lab.actors import Actor, require_active_staff
@@ -594,30 +597,53 @@ def _natural_emails() -> list[Transition]:
 # -- changes that keep the status --------------------------------------------------------------
 
 
-def resend_quote(session: Session, job_id: str, *, actor: Actor, now: datetime | None = None) -> Job:
-    """Email a fresh confirm link for a PENDING job; the previous link stops working.
+def resend_quote(
+    session: Session,
+    job_id: str,
+    *,
+    actor: Actor,
+    expected: Expected | None = None,
+    now: datetime | None = None,
+) -> Job:
+    """Email a fresh confirm link for a PENDING job; the previous link stops working (QuoteResent).
 
-    Staff call it with their name; the student's expired-link page calls it as Actor.student(),
-    which is limited to once an hour per job.
+    Staff call it with their name and the page they saw: a stale page (StaleJob) or another staff
+    member's open dialog (JobLocked) refuses it. The student's expired-link page calls it as
+    Actor.student(), which is limited to once an hour per job. The job's version moves, so a page
+    still showing the old link is out of date.
     """
     catalog = load_catalog(session)
     now = now or utcnow()
     with write_transaction(session):
         job = lock_job(session, job_id)
+        check_expected(session, job, expected)
         if job.status != Status.PENDING:
             raise ValidationError(
                 {"job": f"Only a Pending job has a quote to resend; this one is {job.status_enum.label}."}
             )
         if actor.staff:
             require_active_staff(session, actor)
+            check_dialog_lock(job, actor, now)
         elif job.confirmation_last_sent_at and now - job.confirmation_last_sent_at < timedelta(hours=1):
             raise ValidationError(
                 {"job": "A new link was sent less than an hour ago. Please check your email."}
             )
         token = issue_token(job, catalog, now)
         outbox.enqueue(session, job, "quote", now, **quote_context(job, token))
+        add_event(
+            session,
+            job,
+            "QuoteResent",
+            {},
+            triggered_by=actor.staff,
+            workstation_id=actor.workstation,
+            now=now,
+        )
         if actor.staff:
             job.last_updated_by = actor.staff
+            if job.locked_by == actor.staff:  # sent from their dialog: like any action, it ends it
+                job.locked_by, job.locked_until = None, None
+        job.updated_at = next_version(job, now)
     return job
 
 

@@ -1,4 +1,8 @@
-"""Lab computers: each signs in with its own shared password (argon2-hashed); some are admin workstations."""
+"""Lab computers: each signs in with its own shared password (argon2-hashed); some are admin workstations.
+
+A session is valid only while it carries the workstation's current `session_epoch`: signing out,
+resetting the password and deactivating move the epoch on, which ends every session at once.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from sqlalchemy.orm import Session
 from printlab.clock import utcnow
 from printlab.db import write_transaction
 from printlab.models import Workstation
-from printlab.services.errors import NotFound, ValidationError
+from printlab.services.errors import NotAllowed, NotFound, ValidationError
 from printlab.services.lab import admin_log
 from printlab.services.lab.actors import (  # noqa: F401 - is_admin_workstation re-exported
     CONSOLE,
@@ -67,7 +71,44 @@ def reset_password(session: Session, workstation_id: str, password: str, *, by: 
         if workstation is None:
             raise NotFound(f"No workstation {workstation_id!r}.")
         workstation.password_hash = _hasher.hash(password)
+        workstation.session_epoch += 1  # whoever knew the old password is signed out now
         log_admin_action(session, by, "WorkstationPasswordReset", {"workstation": workstation_id})
+
+
+def set_active(session: Session, workstation_id: str, active: bool, *, by: Actor | None = None) -> None:
+    """Deactivate a lab computer (its sessions end, it can't sign in) or bring it back. Logged once."""
+    with write_transaction(session):
+        workstation = session.get(Workstation, workstation_id)
+        if workstation is None:
+            raise NotFound(f"No workstation {workstation_id!r}.")
+        if workstation.is_active == active:
+            return
+        workstation.is_active = active
+        if not active:
+            workstation.session_epoch += 1
+        action = "WorkstationReactivated" if active else "WorkstationDeactivated"
+        log_admin_action(session, by, action, {"workstation": workstation_id})
+
+
+def end_sessions(session: Session, workstation_id: str, epoch: int | None) -> None:
+    """Sign-out: end every session of the workstation, if `epoch` (the signing-out session's) is current.
+
+    A session that has already ended can't end the ones started after it.
+    """
+    with write_transaction(session):
+        workstation = session.get(Workstation, workstation_id, with_for_update=True)
+        if workstation is not None and epoch is not None and workstation.session_epoch == epoch:
+            workstation.session_epoch += 1
+
+
+def session_is_current(workstation: Workstation | None, epoch: object) -> bool:
+    """Whether a session issued at `epoch` for this workstation still lets it in."""
+    return (
+        workstation is not None
+        and workstation.is_active
+        and isinstance(epoch, int)
+        and epoch == workstation.session_epoch
+    )
 
 
 def set_admin(session: Session, workstation_id: str, is_admin: bool, *, by: Actor | None = None) -> None:
@@ -95,10 +136,13 @@ def list_workstations(session: Session) -> list[Workstation]:
 
 
 def verify_sign_in(session: Session, workstation_id: str, password: str) -> Workstation | None:
-    """The workstation if the password is right (and records the sign-in), else None."""
+    """The workstation if the password is right (and records the sign-in), else None.
+
+    Raises NotAllowed for a deactivated workstation, but only to someone who knows its password.
+    """
     with write_transaction(session):
         workstation = session.get(Workstation, workstation_id.strip())
-        if workstation is None or not workstation.is_active:
+        if workstation is None:
             # Hash anyway so a wrong id takes as long as a wrong password.
             _hasher.hash(password)
             return None
@@ -106,6 +150,10 @@ def verify_sign_in(session: Session, workstation_id: str, password: str) -> Work
             _hasher.verify(workstation.password_hash, password)
         except (VerificationError, InvalidHashError):
             return None
+        if not workstation.is_active:
+            raise NotAllowed(
+                f"{workstation.id} has been deactivated and can't sign in. Ask the lab manager to reactivate it."
+            )
         if _hasher.check_needs_rehash(workstation.password_hash):
             workstation.password_hash = _hasher.hash(password)
         workstation.last_login_at = utcnow()

@@ -29,6 +29,7 @@ from printlab.services.upkeep import health
 from printlab.services.views.job_detail import job_detail
 from printlab.web.auth.guard import admin_required, current_workstation
 from printlab.web.context import catalog, db, lab
+from printlab.web.job_version import expected_from
 from printlab.web.limits import counter_store
 
 bp = Blueprint("admin", __name__, template_folder="templates")
@@ -194,6 +195,31 @@ def release_workstation(workstation_id: str):  # type: ignore[no-untyped-def]
     return redirect(url_for("admin.workstation_list"), 303)
 
 
+@bp.post("/admin/workstations/<workstation_id>/active")
+@admin_required
+def set_workstation_active(workstation_id: str):  # type: ignore[no-untyped-def]
+    active = request.form.get("active") == "1"
+    me = current_workstation()
+    if me is not None and me.id == workstation_id and not active:
+        flash("This workstation can't deactivate itself; do it from another admin workstation.")
+        return redirect(url_for("admin.workstation_list"), 303)
+    try:
+        workstations.set_active(db(), workstation_id, active, by=_actor())
+    except ValidationError as exc:
+        _failed(exc.errors)
+    except NotAllowed as exc:
+        abort(403, description=str(exc))
+    except NotFound:
+        abort(404)
+    else:
+        flash(
+            f"{workstation_id} is active again; it signs in with its password."
+            if active
+            else f"{workstation_id} is deactivated: it is signed out and can't sign in."
+        )
+    return redirect(url_for("admin.workstation_list"), 303)
+
+
 # -- catalog -------------------------------------------------------------------------------------
 
 
@@ -253,10 +279,13 @@ def override(job_id: str):  # type: ignore[no-untyped-def]
 
 def _run_override(kind: str, job_id: str) -> None:
     actor, storage, form = _actor(), lab().storage, request.form
+    expected = expected_from(form)  # what the admin saw: a job changed since is not overridden
     reason = form.get("reason", "")
     send_email = form.get("send_email") == "on"
     if kind == "force_confirm":
-        workflow.force_confirm(db(), storage, job_id, actor=actor, reason=reason, send_email=send_email)
+        workflow.force_confirm(
+            db(), storage, job_id, actor=actor, reason=reason, send_email=send_email, expected=expected
+        )
     elif kind == "change_status":
         workflow.override_status(
             db(),
@@ -266,11 +295,12 @@ def _run_override(kind: str, job_id: str) -> None:
             target=form.get("target", ""),
             reason=reason,
             send_email=send_email,
+            expected=expected,
         )
     elif kind == "print_failed":
-        workflow.print_failed(db(), storage, job_id, actor=actor, reason=reason)
+        workflow.print_failed(db(), storage, job_id, actor=actor, reason=reason, expected=expected)
     elif kind == "break_lock":
-        locks.break_lock(db(), job_id, actor=actor, reason=reason)
+        locks.break_lock(db(), job_id, actor=actor, reason=reason, expected=expected)
     else:
         raise ValidationError({"kind": "Choose what to do."})
 
@@ -280,19 +310,25 @@ def _run_override(kind: str, job_id: str) -> None:
 def delete_files(job_id: str):  # type: ignore[no-untyped-def]
     job = db().get(Job, job_id) or abort(404)
     errors: dict[str, str] = {}
+    conflict = None
     if request.method == "POST":
         try:
             removed = file_deletion.delete_job_files(
                 db(), lab().storage, job_id, actor=_actor(), reason=request.form.get("reason", ""),
-                confirmed=request.form.getlist("files"),
+                confirmed=request.form.getlist("files"), expected=expected_from(request.form),
             )  # fmt: skip
         except ValidationError as exc:
             errors = exc.errors
+        except ConflictError as exc:
+            conflict = str(exc)
         except NotAllowed as exc:
             abort(403, description=str(exc))
         else:
             flash(f"Deleted {len(removed)} file(s) of this job.")
             return redirect(url_for("jobs.show", job_id=job_id), 303)
+        db().rollback()
+        db().expire_all()  # show the job and its files as they are now
+        job = db().get(Job, job_id) or abort(404)
     names = job_files(lab().storage, job)
     return render_template(
         "admin/delete_files.html",
@@ -300,8 +336,9 @@ def delete_files(job_id: str):  # type: ignore[no-untyped-def]
         names=names,
         staff=_active_staff(),
         errors=errors,
+        conflict=conflict,
         form=request.form,
-    ), (422 if errors else 200)
+    ), (409 if conflict else 422 if errors else 200)
 
 
 # -- health and the log --------------------------------------------------------------------------

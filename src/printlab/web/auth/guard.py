@@ -9,17 +9,28 @@ from typing import Any, TypeVar
 from flask import abort, g, redirect, request, session, url_for
 
 from printlab.models import Workstation
+from printlab.services.lab import workstations
 from printlab.web.context import db
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: Keys a sign-in puts into the session: which workstation, and the epoch the session was issued in.
+SESSION_KEYS = ("workstation_id", "workstation_epoch")
+
+
 def current_workstation() -> Workstation | None:
-    """The signed-in workstation, re-checked against the database once per request."""
+    """The signed-in workstation, re-checked against the database once per request.
+
+    A session that has ended (signed out, password reset, workstation deactivated) is forgotten here,
+    even when its cookie was saved and sent again.
+    """
     if "workstation" not in g:
         workstation_id = session.get("workstation_id")
         found = db().get(Workstation, workstation_id) if workstation_id else None
-        if found is not None and not found.is_active:
+        if workstation_id and not workstations.session_is_current(found, session.get("workstation_epoch")):
+            for key in SESSION_KEYS:
+                session.pop(key, None)
             found = None
         g.workstation = found
     return g.workstation

@@ -7,7 +7,9 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 
 from printlab.domain import sign_in as rules
+from printlab.services.errors import NotAllowed
 from printlab.services.lab import sign_in_guard, workstations
+from printlab.web.auth.guard import current_workstation
 from printlab.web.context import db
 from printlab.web.limits import limiter
 
@@ -42,9 +44,16 @@ def login_post():  # type: ignore[no-untyped-def]
             f"{rules.wait_text(wait)}, or ask an admin to let it sign in again."
         )
         return render_template("auth/login.html", next=target, error=error, workstation=workstation_id), 429
-    found = (
-        workstations.verify_sign_in(db(), workstation_id, password) if workstation_id and password else None
-    )
+    try:
+        found = (
+            workstations.verify_sign_in(db(), workstation_id, password)
+            if workstation_id and password
+            else None
+        )
+    except NotAllowed as exc:  # deactivated: said only to someone who gave its password
+        return render_template(
+            "auth/login.html", next=target, error=str(exc), workstation=workstation_id
+        ), 403
     if found is None:
         if workstation_id and password:
             sign_in_guard.record_failure(db(), workstation_id, address)
@@ -54,12 +63,17 @@ def login_post():  # type: ignore[no-untyped-def]
     session.clear()  # a new session id: nothing from before the sign-in carries over
     session.permanent = True
     session["workstation_id"] = found.id
+    session["workstation_epoch"] = found.session_epoch
     flash(f"Signed in as {found.id}.")
     return redirect(_safe_next(target), 303)
 
 
 @bp.post("/logout")
 def logout():  # type: ignore[no-untyped-def]
+    """Sign out: every session of this workstation ends, including copies of its cookie."""
+    workstation = current_workstation()
+    if workstation is not None:
+        workstations.end_sessions(db(), workstation.id, session.get("workstation_epoch"))
     session.clear()
     flash("Signed out.")
     return redirect(url_for("auth.login"), 303)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -32,12 +31,12 @@ from printlab.services.errors import (
 )
 from printlab.services.files.storage import StorageError, TooLarge
 from printlab.services.jobs import job_desk, locks, resend
-from printlab.services.jobs.status_change import Expected
 from printlab.services.lab.actors import Actor
 from printlab.services.lab.staff import list_staff
 from printlab.services.views.job_detail import approval_prefill, file_for_download, job_detail
 from printlab.web.auth.guard import current_workstation, login_required
 from printlab.web.context import catalog, db, lab, upload_limit_bytes
+from printlab.web.job_version import expected_from
 from printlab.web.jobs.actions import ACTIONS, actions_for
 
 bp = Blueprint("jobs", __name__, template_folder="templates")
@@ -48,15 +47,6 @@ def _actor() -> Actor:
     return Actor(
         (request.form.get("acting_as") or "").strip() or None, workstation.id if workstation else None
     )
-
-
-def _expected() -> Expected:
-    text = request.form.get("expected_version") or ""
-    try:
-        version = datetime.fromisoformat(text) if text else None
-    except ValueError:
-        version = None
-    return Expected(status=request.form.get("expected_status") or None, updated_at=version)
 
 
 def _active_staff() -> list[Staff]:
@@ -136,9 +126,13 @@ def thumbnail(job_id: str):  # type: ignore[no-untyped-def]
 def notes(job_id: str):  # type: ignore[no-untyped-def]
     """Autosave of the notes box (JSON answer for the script; a redirect for a plain form post)."""
     try:
-        job_desk.update_notes(db(), job_id, request.form.get("notes", ""), actor=_actor())
+        job_desk.update_notes(
+            db(), job_id, request.form.get("notes", ""), actor=_actor(), expected=expected_from(request.form)
+        )
     except ValidationError as exc:
         return _answer(job_id, ok=False, message=" ".join(exc.errors.values()), status=422)
+    except ConflictError as exc:
+        return _answer(job_id, ok=False, message=str(exc), status=409)
     except NotFound:
         abort(404)
     return _answer(job_id, ok=True, message="Notes saved.")
@@ -198,10 +192,13 @@ def resend_email(job_id: str):  # type: ignore[no-untyped-def]
     actor = _actor()
     try:
         resend.resend(
-            db(), job_id, request.form.get("template", ""), staff=actor.staff, workstation=actor.workstation
-        )
+            db(), job_id, request.form.get("template", ""), staff=actor.staff, workstation=actor.workstation,
+            expected=expected_from(request.form),
+        )  # fmt: skip
     except ValidationError as exc:
         return _answer(job_id, ok=False, message=" ".join(exc.errors.values()), status=422)
+    except ConflictError as exc:
+        return _answer(job_id, ok=False, message=str(exc), status=409)
     except NotFound:
         abort(404)
     return _answer(job_id, ok=True, message="The email is on its way.")
@@ -241,7 +238,7 @@ def act(job_id: str, action: str):  # type: ignore[no-untyped-def]
     conflict = None
     if request.method == "POST":
         try:
-            spec.run(db(), lab().storage, detail.job, _actor(), _expected(), request.form)
+            spec.run(db(), lab().storage, detail.job, _actor(), expected_from(request.form), request.form)
         except ValidationError as exc:
             errors = exc.errors
         except (ConflictError, InvalidTransition) as exc:

@@ -45,10 +45,18 @@
       if (!actingAs()) { notesState.textContent = "Choose your name under “Acting as” to save notes."; return; }
       notesState.textContent = "Saving…";
       var text = notes.value;
-      post(notesForm.action, { notes: text, acting_as: actingAs() })
-        .then(function (r) { return r.json().then(function (j) { return [r.ok, j]; }); })
+      // The job as this page showed it: notes about a job that has moved on since are refused.
+      var seen = {
+        notes: text,
+        acting_as: actingAs(),
+        expected_status: notesForm.querySelector("input[name=expected_status]").value,
+        expected_version: notesForm.querySelector("input[name=expected_version]").value
+      };
+      post(notesForm.action, seen)
+        .then(function (r) { return r.json().then(function (j) { return [r.ok, j, r.status]; }); })
         .then(function (res) {
           if (res[0]) { saved = text; notesState.textContent = "Saved " + new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }); }
+          else if (res[2] === 409) { notesState.textContent = (res[1].message || "This job was changed by someone else.") + " Your notes are not saved: copy them before you reload."; }
           else { notesState.textContent = res[1].message || "Couldn't save the notes."; }
         })
         .catch(function () { notesState.textContent = "Couldn't reach PrintLab; your notes are not saved yet."; });

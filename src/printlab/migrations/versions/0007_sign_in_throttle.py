@@ -1,7 +1,7 @@
 """sign_in_throttle: wrong workstation passwords counted per client address, with the wait they earned
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-03 08:20:00.000000
 
 Before, 20 wrong passwords from anywhere locked a workstation out for everyone for 15 minutes.
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
