@@ -124,8 +124,14 @@ def test_deactivation_ends_the_sessions_and_refuses_sign_in_until_reactivated(we
     admin.post(f"/admin/workstations/{DESK}/active", data={**ACTING, "active": "1"})
     assert is_signed_out(replay(web, copy))  # reactivating doesn't bring old sessions back
     signed_in(web)
-    assert log_actions(session)[-2:] == ["WorkstationDeactivated", "WorkstationReactivated"]
-    entry = session.scalars(select(AdminLogEntry).order_by(AdminLogEntry.id.desc())).first()
+    changes = [action for action in log_actions(session) if action.startswith("Workstation")]
+    assert changes[-2:] == ["WorkstationDeactivated", "WorkstationReactivated"]
+    assert "SignInFailed" in log_actions(session)  # the wrong password above
+    entry = session.scalars(
+        select(AdminLogEntry)
+        .where(AdminLogEntry.action.startswith("Workstation"))
+        .order_by(AdminLogEntry.id.desc())
+    ).first()
     assert (entry.triggered_by, entry.workstation_id, entry.details) == (
         STAFF,
         ADMIN_PC,
