@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from printlab.clock import utcnow
 from printlab.db import write_transaction
+from printlab.domain.text import is_clean
 from printlab.models import Workstation
 from printlab.services.errors import NotFound, ValidationError
 from printlab.services.lab import admin_log
@@ -96,8 +97,12 @@ def list_workstations(session: Session) -> list[Workstation]:
 
 def verify_sign_in(session: Session, workstation_id: str, password: str) -> Workstation | None:
     """The workstation if the password is right (and records the sign-in), else None."""
+    name = workstation_id.strip()
+    if not is_clean(name):  # no workstation has one; PostgreSQL can't even compare NUL
+        _hasher.hash(password)
+        return None
     with write_transaction(session):
-        workstation = session.get(Workstation, workstation_id.strip())
+        workstation = session.get(Workstation, name)
         if workstation is None or not workstation.is_active:
             # Hash anyway so a wrong id takes as long as a wrong password.
             _hasher.hash(password)
