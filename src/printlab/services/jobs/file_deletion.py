@@ -12,6 +12,7 @@ from printlab.db import write_transaction
 from printlab.services.errors import ValidationError
 from printlab.services.files.storage import Storage
 from printlab.services.jobs.records import add_event, job_files, lock_job
+from printlab.services.jobs.status_change import checked_reason
 from printlab.services.lab.actors import Actor, require_active_staff, require_admin
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,7 @@ def delete_job_files(
     removed after it, so a crash leaves at most unreferenced files that the integrity check finds.
     Raises ValidationError, NotAllowed, NotFound.
     """
-    text = (reason or "").strip()
-    if not text:
-        raise ValidationError({"reason": "Give a reason."})
+    text = checked_reason(reason)
     with write_transaction(session):
         require_active_staff(session, actor)
         require_admin(session, actor)

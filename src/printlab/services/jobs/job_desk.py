@@ -17,7 +17,7 @@ from printlab.clock import utcnow
 from printlab.db import write_transaction
 from printlab.domain.naming import extension_of
 from printlab.models import Job
-from printlab.services.errors import ValidationError
+from printlab.services.errors import ValidationError, checked_text
 from printlab.services.files.storage import AlreadyExists, Storage
 from printlab.services.jobs.records import add_event, base_name, job_folder, lock_job
 from printlab.services.lab.actors import Actor, require_active_staff
@@ -35,7 +35,7 @@ def update_notes(
     session: Session, job_id: str, notes: str, *, actor: Actor, now: datetime | None = None
 ) -> None:
     """Save staff notes (NotesUpdated, attributed). Unchanged text writes nothing."""
-    text = (notes or "").replace("\r\n", "\n").strip()
+    text = checked_text(notes, "notes", "Notes", multiline=True).strip()
     if len(text) > MAX_NOTES:
         raise ValidationError({"notes": f"Notes can be at most {MAX_NOTES:,} characters."})
     now = now or utcnow()
