@@ -103,9 +103,10 @@ def is_email(text: str) -> bool:
 
 #: Plain decimal digits with at most one decimal point: 42, 42.5, 0.25, .5. No sign, exponent
 #: (1e5, 1e-400), digit separator (1_000, 1,000), NaN or Infinity: what a person writes on a form.
-_PLAIN_NUMBER = re.compile(r"(?:[0-9]{1,9}(?:\.[0-9]{0,6})?|\.[0-9]{1,6})")
+#: At most 9 digits before the point (no lab quantity needs more) and 40 after it.
+_PLAIN_NUMBER = re.compile(r"(?:[0-9]{1,9}(?:\.[0-9]{0,40})?|\.[0-9]{1,40})")
 
 
 def is_plain_number(text: str) -> bool:
-    """Whether `text` (already stripped) is written as plain decimal digits within 9 + 6 places."""
+    """Whether `text` (already stripped) is written in plain decimal digits (see above)."""
     return bool(_PLAIN_NUMBER.fullmatch(text))
