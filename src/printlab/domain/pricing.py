@@ -20,12 +20,14 @@ class PricingError(ValueError):
 def to_decimal(value: object, what: str) -> Decimal:
     """Read a number a person typed (str, int, float, Decimal) as a finite Decimal.
 
-    Typed text must be plain decimal digits (domain/text.py): Decimal() alone would also read
-    1e-400 (then stored as 0 g), 1_000, NaN, Infinity and -0.
+    Typed text must be plain decimal digits (domain/text.py), with a minus sign at most, so that
+    a negative amount gets the caller's own message; Decimal() alone would also read 1e-400 (then
+    stored as 0 g), 1_000, NaN, Infinity and -0.
     """
     if isinstance(value, str):
         value = value.strip()
-        if not is_plain_number(value):
+        digits = value[1:] if value.startswith("-") else value
+        if not is_plain_number(digits) or (digits != value and Decimal(digits) == 0):
             raise PricingError(f"{what} must be a number written in digits, like 42.5")
     try:
         # Going through str keeps 0.1 as 0.1 rather than its binary float expansion.
