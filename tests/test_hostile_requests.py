@@ -8,6 +8,7 @@ the view names it and all together.
 
 from __future__ import annotations
 
+import html
 import inspect
 import re
 from collections.abc import Iterator
@@ -180,3 +181,27 @@ def test_no_route_answers_a_hostile_request_with_a_server_error(probe_app, lab_s
     defaults = {"acting_as": STAFF} if workstation else {}
     failures = _probe(probe_app, client, lab_state, thorough=who != "staff", defaults=defaults)
     assert not failures, "\n".join(failures)
+
+
+# -- the field trial's own requests, each with the answer it should get ------------------------------
+
+
+def test_the_field_trials_requests_get_clear_answers(probe_app, lab_state):
+    admin = _client(probe_app, ADMIN)
+    dates = admin.get("/api/v1/jobs", query_string={"to": "9999-12-31", "from": "0001-01-01"})
+    assert dates.status_code == 200
+    assert dates.get_json()["errors"] == {
+        "to": "Use a date between the years 2000 and 2999.",
+        "from": "Use a date between the years 2000 and 2999.",
+    }
+    search = admin.get("/api/v1/jobs", query_string={"q": "Jane\x00"})
+    assert search.status_code == 200 and "q" in search.get_json()["errors"]
+    assert admin.get("/jobs/%00").status_code == 404
+    assert admin.get("/admin/jobs/%00/override").status_code == 404
+    assert admin.get("/admin/mail", query_string={"page": "99999999999999999999"}).status_code == 200
+    assert admin.get("/admin/log", query_string={"before": "99999999999999999999"}).status_code == 200
+    assert admin.post("/admin/mail/99999999999999999999/retry").status_code == 404
+    assert admin.post("/jobs/x/emails/99999999999999999999/retry").status_code == 404
+    sign_in = probe_app.test_client().post("/login", data={"workstation": "LAB\x00PC", "password": PASSWORD})
+    assert sign_in.status_code == 401
+    assert "That workstation name and password don't match." in html.unescape(sign_in.get_data(as_text=True))
