@@ -3,6 +3,7 @@ refused with a message naming the field, and nothing is changed (no row, no even
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from typing import Any
 
@@ -159,3 +160,49 @@ def test_notes_on_several_lines_are_kept(session, storage, lab):
     job_desk.update_notes(session, lab["uploaded"], "first\r\n\tsecond", actor=actor())
     session.rollback()
     assert session.get(Job, lab["uploaded"]).notes == "first\n\tsecond"
+
+
+# -- through the pages ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_client(lab_env, lab):  # type: ignore[no-untyped-def]
+    from printlab import config as config_module
+    from printlab.web.app import create_app
+
+    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False}, config=config_module.load(lab_env))
+    client = app.test_client()
+    assert client.post("/login", data={"workstation": ADMIN_PC, "password": "a-long-password-1"}).status_code == 303
+    yield client
+    app.extensions["printlab"].engine.dispose()
+
+
+def test_reject_dialog_shows_the_message_next_to_the_reason_and_keeps_the_job(admin_client, session, lab):
+    job_id = lab["uploaded"]
+    response = admin_client.post(
+        f"/jobs/{job_id}/act/reject",
+        data={"acting_as": STAFF, "other_reason": "Too thin \u202egnorw", "expected_status": "UPLOADED"},
+    )
+    page = html.unescape(response.get_data(as_text=True))
+    assert response.status_code == 422
+    assert f"The reason in your own words {BIDI}" in page
+    session.rollback()
+    assert session.get(Job, job_id).status == Status.UPLOADED.value
+    assert session.scalar(select(func.count()).select_from(Event).where(Event.job_id == job_id)) == 1
+
+
+def test_banner_with_nul_is_not_saved_and_the_admin_is_told(admin_client, session):
+    response = admin_client.post("/admin/banner", data={"acting_as": STAFF, "banner": "Closed\x00 today"})
+    assert response.status_code == 303
+    page = html.unescape(admin_client.get("/admin").get_data(as_text=True))
+    assert f"Not saved: The banner {CONTROL}" in page
+    session.rollback()
+    assert session.get(LabSetting, "banner") is None
+
+
+def test_workstation_names_with_control_characters_are_refused_and_never_match(session, lab):
+    with pytest.raises(ValidationError) as caught:
+        workstations.add_workstation(session, "LAB\x00PC", "a-long-password-1", by=_admin())
+    assert set(caught.value.errors) == {"id"}
+    assert workstations.verify_sign_in(session, "ADMIN\x00-PC", "a-long-password-1") is None
+    assert workstations.verify_sign_in(session, "\u202eCP-NIMDA", "a-long-password-1") is None
