@@ -496,7 +496,9 @@ def test_3mf_units_are_converted_to_millimetres(tmp_path: Path, unit: str, scale
             f'<object id="1">{cube_mesh_xml()}</object>',
             '<item objectid="1"/>',
             '<!DOCTYPE model [<!ENTITY a "aaaaaaaa">]>',
-            "the 3MF model declares a DTD, which 3MF files may not",
+            # The upload checks the analysis starts with refuse it first (the student saw this too).
+            "This .3mf file declares a DTD (a <!DOCTYPE> or <!ENTITY> block), which 3MF files may not. "
+            "Export it again from your design program.",
         ),
     ],
 )

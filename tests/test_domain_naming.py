@@ -175,7 +175,7 @@ def form(**overrides):
 
 def test_a_good_submission_is_cleaned():
     submission, errors = validate_submission(
-        form(student_name="  Jane \t Doe ", class_number="N/A"), "C:\\fakepath\\Cube.STL", DEFAULT_CATALOG
+        form(student_name="  Jane   Doe ", class_number="N/A"), "C:\\fakepath\\Cube.STL", DEFAULT_CATALOG
     )
     assert errors == {}
     assert submission is not None
@@ -192,6 +192,7 @@ def test_a_good_submission_is_cleaned():
         ({"student_name": "J"}, "cube.stl", "student_name"),
         ({"student_name": "J" * 101}, "cube.stl", "student_name"),
         ({"student_name": "Jane\x00Doe"}, "cube.stl", "student_name"),
+        ({"student_name": "Jane \t Doe"}, "cube.stl", "student_name"),  # one-line fields: no tabs
         ({"student_email": ""}, "cube.stl", "student_email"),
         ({"student_email": "jane@"}, "cube.stl", "student_email"),
         ({"student_email": "jane doe@example.edu"}, "cube.stl", "student_email"),

@@ -194,7 +194,7 @@ def test_to_decimal_keeps_what_was_typed():
         ("7.75", 8.0),
         (10_000, 10_000.0),
         ("0.50000000000000000000000000001", 1.0),  # more digits than Decimal's default precision
-        ("1e-999999999", 0.5),  # so small that doubling it underflows to 0
+        (Decimal("1e-999999999"), 0.5),  # so small that doubling it underflows to 0 (typed, it's refused)
     ],
 )
 def test_hours_round_up_to_the_next_half_hour(hours, expected):

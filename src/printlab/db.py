@@ -36,8 +36,13 @@ def safe_url(url: str) -> str:
 
 
 def make_engine(url: str, **kwargs: object) -> Engine:
-    """Create an engine; SQLite gets foreign keys, WAL, a busy timeout and explicit BEGINs."""
+    """Create an engine; SQLite gets foreign keys, WAL, a busy timeout and explicit BEGINs.
+
+    Every engine hides bound parameters from its error messages: they hold students' names,
+    emails, notes and payment references, and an error's message ends up in the server log.
+    """
     url = normalise_url(url)
+    kwargs.setdefault("hide_parameters", True)
     if make_url(url).get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         _tune_sqlite(engine)

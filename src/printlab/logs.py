@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
+
+#: Lines of a PostgreSQL error that quote the data being written ("Failing row contains (…)",
+#: "Key (email)=(…)"): an operator needs the error and the statement, never a student's details.
+_DATA_LINES = re.compile(r"^(DETAIL|CONTEXT):.*$", re.MULTILINE)
+
+
+def redact(text: str) -> str:
+    """Text for the log with the lines a database error uses to quote row data removed."""
+    return _DATA_LINES.sub(r"\1: (hidden: it may quote personal data)", text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -17,7 +27,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry)
 
 

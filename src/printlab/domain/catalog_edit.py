@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from printlab.domain.catalog import Catalog, LabDetails, Printer, PrintMethod
+from printlab.domain.text import TextError, clean_text, is_email, is_plain_number
 
 SECTIONS = ("disciplines", "reasons", "methods", "printers", "lab", "limits")
 
@@ -20,9 +21,42 @@ class CatalogError(ValueError):
         super().__init__("; ".join(errors.values()))
 
 
+#: What the form calls each field, for the messages (per-method fields are labelled by _label()).
+LABELS = {
+    "disciplines": "Disciplines",
+    "rejection_reasons": "Rejection reasons",
+    "name": "The lab's name",
+    "pickup_location": "Pickup location",
+    "opening_hours": "Opening hours",
+    "contact_email": "Contact email",
+    "time_zone": "Time zone",
+    "new-name": "The new method's name",
+    "new-description": "The new method's description",
+    "new-colors": "The new method's colours",
+}
+
+
+def _label(field: str) -> str:
+    if field in LABELS:
+        return LABELS[field]
+    kind, _, method = field.partition("-")
+    return {"description": f"The description of {method}", "colors": f"The colours of {method}"}.get(
+        kind, "This field"
+    )
+
+
+def _clean(value: object, field: str, *, multiline: bool = False, label: str | None = None) -> str:
+    try:
+        return clean_text(value, label or _label(field), multiline=multiline)
+    except TextError as exc:
+        raise CatalogError({field: str(exc)}) from None
+
+
 def _lines(text: object, field: str, *, at_least: int = 1, longest: int = 100) -> tuple[str, ...]:
     items = tuple(
-        dict.fromkeys(" ".join(line.split()) for line in str(text or "").splitlines() if line.strip())
+        dict.fromkeys(
+            " ".join(line.split()) for line in _clean(text, field, multiline=True).splitlines() if line.strip()
+        )
     )
     if len(items) < at_least:
         raise CatalogError({field: f"Give at least {at_least} (one per line)."})
@@ -33,8 +67,11 @@ def _lines(text: object, field: str, *, at_least: int = 1, longest: int = 100) -
 
 
 def _number(text: object, field: str, *, low: Decimal, high: Decimal) -> Decimal:
+    written = str(text if text is not None else "").strip()
+    if not is_plain_number(written):  # no 1e5, 1_000, NaN, Infinity or sign: digits and one point
+        raise CatalogError({field: f"Enter a number from {low} to {high}, in digits (like 12.5)."})
     try:
-        value = Decimal(str(text).strip())
+        value = Decimal(written)
     except (InvalidOperation, ValueError):
         raise CatalogError({field: "Enter a number."}) from None
     if not value.is_finite() or not low <= value <= high:
@@ -50,7 +87,7 @@ def _whole(text: object, field: str, *, low: int, high: int) -> int:
 
 
 def _text(form: Mapping[str, Any], field: str, *, longest: int = 200, required: bool = True) -> str:
-    value = " ".join(str(form.get(field, "") or "").split())
+    value = " ".join(_clean(form.get(field, "") or "", field).split())
     if required and not value:
         raise CatalogError({field: "This can't be empty."})
     if len(value) > longest:
@@ -123,10 +160,10 @@ def _printers(form: Mapping[str, Any], current: Catalog) -> dict[str, Any]:
     known = {m.name for m in current.methods}
     printers: list[Printer] = []
     for index, raw in enumerate(names):
-        name = " ".join(str(raw).split())
+        field = f"printer-{index}"
+        name = " ".join(_clean(raw, field, label="Printer name").split())
         if not name:
             continue  # an emptied row removes that printer; the blank row adds nothing
-        field = f"printer-{index}"
         if len(name) > 64:
             raise CatalogError({field: "Printer names can be at most 64 characters."})
         method = methods[index] if index < len(methods) else ""
@@ -156,8 +193,8 @@ def _lab(form: Mapping[str, Any]) -> LabDetails:
     except (ZoneInfoNotFoundError, ValueError):
         raise CatalogError({"time_zone": "Use a time zone name like America/Chicago."}) from None
     email = _text(form, "contact_email", longest=100)
-    if "@" not in email or " " in email:
-        raise CatalogError({"contact_email": "Enter an email address."})
+    if not is_email(email):
+        raise CatalogError({"contact_email": "Enter an email address, like lab@university.edu."})
     hold = _whole(form.get("hold_days"), "hold_days", low=1, high=365)
     reminder = _whole(form.get("pickup_reminder_days"), "pickup_reminder_days", low=1, high=365)
     final = _whole(

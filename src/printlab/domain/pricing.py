@@ -6,6 +6,8 @@ import math
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from printlab.domain.text import is_plain_number
+
 CENT = Decimal("0.01")
 #: cost_usd is Numeric(6, 2): the largest amount the column holds.
 MAX_COST = Decimal("9999.99")
@@ -16,7 +18,17 @@ class PricingError(ValueError):
 
 
 def to_decimal(value: object, what: str) -> Decimal:
-    """Read a number a person typed (str, int, float, Decimal) as a finite Decimal."""
+    """Read a number a person typed (str, int, float, Decimal) as a finite Decimal.
+
+    Typed text must be plain decimal digits (domain/text.py), with a minus sign at most, so that
+    a negative amount gets the caller's own message; Decimal() alone would also read 1e-400 (then
+    stored as 0 g), 1_000, NaN, Infinity and -0.
+    """
+    if isinstance(value, str):
+        value = value.strip()
+        digits = value[1:] if value.startswith("-") else value
+        if not is_plain_number(digits) or (digits != value and Decimal(digits) == 0):
+            raise PricingError(f"{what} must be a number written in digits, like 42.5")
     try:
         # Going through str keeps 0.1 as 0.1 rather than its binary float expansion.
         number = value if isinstance(value, Decimal) else Decimal(str(value).strip())

@@ -8,12 +8,20 @@ from dataclasses import dataclass
 
 from printlab.domain.catalog import Catalog
 from printlab.domain.naming import extension_of
+from printlab.domain.text import BIDI_CONTROLS, TextError, clean_text, is_email
 
-_EMAIL = re.compile(
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
-)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f" + "".join(sorted(BIDI_CONTROLS)) + "]")
 MAX_FILENAME = 256
+#: What the form calls each field, for the messages.
+LABELS = {
+    "student_name": "Your name",
+    "student_email": "Your email address",
+    "discipline": "Discipline",
+    "class_number": "Class number",
+    "print_method": "Print method",
+    "color": "Color",
+    "printer": "Printer",
+}
 
 
 @dataclass(frozen=True)
@@ -29,14 +37,24 @@ class Submission:
     original_filename: str
 
 
-def _text(data: Mapping[str, object], key: str) -> str:
-    value = data.get(key)
-    return " ".join(str(value).split()) if value is not None else ""
+def _text(data: Mapping[str, object], key: str, errors: dict[str, str]) -> str:
+    """The field's answer with inner whitespace collapsed; "" (and a message) when it breaks the text rule."""
+    try:
+        value = clean_text(data.get(key), LABELS[key])
+    except TextError as exc:
+        errors[key] = str(exc)
+        return ""
+    return " ".join(value.split())
+
+
+def last_part(filename: str) -> str:
+    """The last path part of an uploaded file's name (browsers on Windows may send the whole path)."""
+    return filename.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def clean_filename(filename: str) -> str:
-    """The last path part of an uploaded file's name, without control characters, at most 256 long."""
-    name = _CONTROL.sub("", filename.replace("\\", "/").rsplit("/", 1)[-1]).strip()
+    """The last path part of an uploaded file's name, without control or bidi characters, at most 256 long."""
+    name = _UNSAFE.sub("", last_part(filename)).strip()
     if len(name) > MAX_FILENAME:
         ext = extension_of(name)
         name = name[: MAX_FILENAME - len(ext)] + ext
@@ -48,40 +66,52 @@ def validate_submission(
 ) -> tuple[Submission | None, dict[str, str]]:
     """Check every field; returns (submission, {}) or (None, {field: message a student understands})."""
     errors: dict[str, str] = {}
-    name = _text(data, "student_name")
-    if not 2 <= len(name) <= 100:
+    name = _text(data, "student_name", errors)
+    if "student_name" in errors:
+        pass
+    elif not 2 <= len(name) <= 100:
         errors["student_name"] = "Enter your full name (2 to 100 characters)."
-    elif _CONTROL.search(name):
-        errors["student_name"] = "Your name contains characters we can't use."
-    email = _text(data, "student_email").lower()
-    if not email:
+    email = _text(data, "student_email", errors).lower()
+    if "student_email" in errors:
+        pass
+    elif not email:
         errors["student_email"] = "Enter your email address."
-    elif len(email) > 100 or not _EMAIL.match(email):
+    elif not is_email(email):
         errors["student_email"] = "Enter a valid email address, like name@university.edu."
-    discipline = _text(data, "discipline")
-    if discipline not in catalog.disciplines:
+    discipline = _text(data, "discipline", errors)
+    if "discipline" not in errors and discipline not in catalog.disciplines:
         errors["discipline"] = "Choose your discipline from the list."
-    class_number = _text(data, "class_number")
-    if not class_number:
+    class_number = _text(data, "class_number", errors)
+    if "class_number" in errors:
+        pass
+    elif not class_number:
         errors["class_number"] = "Enter your class number, or N/A."
     elif len(class_number) > 50:
         errors["class_number"] = "Class number can be at most 50 characters."
-    method_name = _text(data, "print_method")
+    method_name = _text(data, "print_method", errors)
     method = catalog.method(method_name)
-    if method is None:
+    if "print_method" not in errors and method is None:
         errors["print_method"] = "Choose a print method."
-    color = _text(data, "color")
-    if method is not None and color not in method.colors:
+    color = _text(data, "color", errors)
+    if "color" not in errors and method is not None and color not in method.colors:
         errors["color"] = f"Choose a color available for {method.name}."
-    printer_name = _text(data, "printer")
+    printer_name = _text(data, "printer", errors)
     printer = catalog.printer(printer_name)
-    if method is not None and (printer is None or printer.method != method.name):
+    if "printer" not in errors and method is not None and (printer is None or printer.method != method.name):
         errors["printer"] = f"Choose a {method.name} printer."
     acknowledged = str(data.get("acknowledged_minimum_charge", "")).lower() in ("1", "true", "on", "yes")
     if not acknowledged:
         errors["acknowledged_minimum_charge"] = "Tick the box to accept the minimum charge."
-    original = clean_filename(filename or "")
-    if not original:
+    original = ""
+    try:
+        clean_text(last_part(filename or ""), "Your file's name")
+    except TextError as exc:
+        errors["file"] = f"{exc.field_label} contains {exc.reason}. Rename the file and choose it again."
+    else:
+        original = clean_text(clean_filename(filename or ""), "Your file's name")
+    if "file" in errors:
+        pass
+    elif not original:
         errors["file"] = "Choose your model file."
     elif extension_of(original) not in catalog.model_extensions:
         allowed = ", ".join(catalog.model_extensions)

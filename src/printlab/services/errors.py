@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from printlab.domain.statuses import InvalidTransition
+from printlab.domain.text import TextError, clean_text
 
 __all__ = [
     "ConflictError",
@@ -58,3 +59,11 @@ class JobLocked(ConflictError):
         self.locked_by = locked_by
         self.locked_until = locked_until
         super().__init__(f"This job is being edited by {locked_by}. Try again when they are done.")
+
+
+def checked_text(value: object, field: str, label: str, *, multiline: bool = False) -> str:
+    """`value` through the one text rule (domain/text.py); ValidationError({field: message}) if refused."""
+    try:
+        return clean_text(value, label, multiline=multiline)
+    except TextError as exc:
+        raise ValidationError({field: str(exc)}) from None

@@ -11,20 +11,22 @@ from flask import Flask, current_app, g, jsonify, render_template, request, sess
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from printlab import config as config_module
 from printlab.clock import to_lab_time, utcnow
 from printlab.config import Config, ConfigError
 from printlab.db import check_database, make_engine, safe_url, schema_is_current, session_factory
+from printlab.domain.text import is_clean
 from printlab.logs import configure_logging
 from printlab.models import Staff
 from printlab.services.files.storage import Storage, StorageError, TooLarge
 from printlab.services.lab.catalog import banner
 from printlab.services.lab.staff import recently_added
 from printlab.services.upkeep import health
-from printlab.web.context import Lab, close_db, db, lab, upload_limit_bytes
+from printlab.web.context import MAX_WHOLE, Lab, close_db, db, lab, upload_limit_bytes
 from printlab.web.job_version import version_of
 from printlab.web.limits import counter_store, limiter
 from printlab.web.uploads import FORM_OVERHEAD_BYTES, LabRequest, discard_incoming
@@ -38,6 +40,21 @@ _CSP = (
 )
 
 
+class BoundedInt(IntegerConverter):
+    """`<int:…>` in a route: an id no column could hold (…?page=99999999999999999999) is no page."""
+
+    def __init__(self, url_map, *args, **kwargs):  # type: ignore[no-untyped-def]
+        kwargs.setdefault("max", MAX_WHOLE)
+        super().__init__(url_map, *args, **kwargs)
+
+
+def _refuse_unusable_path_values(_endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """A path part with NUL or another control character (/jobs/%00) names nothing: 404, not a lookup."""
+    for value in (values or {}).values():
+        if isinstance(value, str) and not is_clean(value):
+            raise NotFound("There is no such page.")
+
+
 def create_app(test_config: dict[str, Any] | None = None, *, config: Config | None = None) -> Flask:
     """Build the app. Reads PRINTLAB_* variables here (never at import time).
 
@@ -48,6 +65,8 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: Config | No
     configure_logging(settings.log_level)
     app = Flask(__name__)
     app.request_class = LabRequest
+    app.url_map.converters["int"] = BoundedInt
+    app.url_value_preprocessor(_refuse_unusable_path_values)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,

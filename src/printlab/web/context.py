@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from flask import current_app, g
+from flask import current_app, g, request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from printlab.config import Config
 from printlab.domain.catalog import Catalog
+from printlab.domain.text import is_clean
 from printlab.services.files.storage import Storage
 from printlab.services.lab.catalog import load_catalog
 
@@ -58,3 +59,25 @@ def catalog() -> Catalog:
 
 def upload_limit_bytes() -> int:
     return catalog().upload_limit_mb * 1024 * 1024
+
+
+#: The largest id or count a request may name: PostgreSQL's integer (ids are SERIAL columns).
+MAX_WHOLE = 2**31 - 1
+
+
+def acting_as() -> str | None:
+    """The staff name picked in "Acting as", or None when none was picked (or it can't be a name)."""
+    name = (request.form.get("acting_as") or "").strip()
+    return name if name and is_clean(name) else None
+
+
+def whole_number(text: str | None) -> int | None:
+    """A query or form value read as a whole number 0…MAX_WHOLE, or None: plain digits only.
+
+    (int() would also take "1_000", " 12 ", "+5" and numbers larger than any column.)
+    """
+    text = (text or "").strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 10:
+        return None
+    value = int(text)
+    return value if value <= MAX_WHOLE else None

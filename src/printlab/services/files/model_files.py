@@ -422,10 +422,23 @@ def find_model_part(archive: zipfile.ZipFile) -> str:
     raise ModelRejected(_DAMAGED_3MF)
 
 
+_DTD_3MF = (
+    "This .3mf file declares a DTD (a <!DOCTYPE> or <!ENTITY> block), which 3MF files may not. "
+    "Export it again from your design program."
+)
+
+
+def _declares_dtd(data: bytes) -> bool:
+    return b"<!DOCTYPE" in data or b"<!ENTITY" in data
+
+
 def _relationship_target(data: bytes) -> str | None:
-    """The part the package's 3D-model relationship points at (leading '/' removed), if any."""
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        return None
+    """The part the package's 3D-model relationship points at (leading '/' removed), if any.
+
+    Raises ModelRejected for a relationships part that declares a DTD (OPC forbids them).
+    """
+    if _declares_dtd(data):
+        raise ModelRejected(_DTD_3MF)
     try:
         root = ElementTree.fromstring(data)  # noqa: S314 - no DTD (checked above), ≤ 1 MiB
     except ElementTree.ParseError:
@@ -457,6 +470,11 @@ def _check_3mf(path: Path, head: bytes, size: int, max_uncompressed_bytes: int) 
                 start = member.read(MODEL_SNIFF_BYTES)
         except ZIP_ERRORS:
             raise ModelRejected(_DAMAGED_3MF) from None
-    if not re.search(rb"<(?:[A-Za-z_][\w.-]*:)?model[\s>]", start):
+    root = re.search(rb"<(?:[A-Za-z_][\w.-]*:)?model[\s>]", start)
+    if not root:
         raise ModelRejected(_DAMAGED_3MF)
+    # A DTD can only come before the root element; the analysis would refuse it later, after the
+    # student had gone, so it is refused here while they still see the form.
+    if _declares_dtd(start[: root.start()]):
+        raise ModelRejected(_DTD_3MF)
     return ModelInfo("3mf", model_part=part)

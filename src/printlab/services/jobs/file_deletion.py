@@ -12,7 +12,7 @@ from printlab.db import write_transaction
 from printlab.services.errors import ValidationError
 from printlab.services.files.storage import Storage
 from printlab.services.jobs.records import add_event, job_files, lock_job
-from printlab.services.jobs.status_change import Expected, check_expected, next_version
+from printlab.services.jobs.status_change import Expected, check_expected, checked_reason, next_version
 from printlab.services.lab.actors import Actor, require_active_staff, require_admin
 
 log = logging.getLogger(__name__)
@@ -36,9 +36,7 @@ def delete_job_files(
     removed after it, so a crash leaves at most unreferenced files that the integrity check finds.
     The job's version moves. Raises ValidationError, NotAllowed, NotFound, StaleJob (a stale page).
     """
-    text = (reason or "").strip()
-    if not text:
-        raise ValidationError({"reason": "Give a reason."})
+    text = checked_reason(reason)
     now = now or utcnow()
     with write_transaction(session):
         require_active_staff(session, actor)

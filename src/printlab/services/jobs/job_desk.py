@@ -17,7 +17,7 @@ from printlab.clock import utcnow
 from printlab.db import write_transaction
 from printlab.domain.naming import extension_of
 from printlab.models import Job
-from printlab.services.errors import ValidationError
+from printlab.services.errors import ValidationError, checked_text
 from printlab.services.files.storage import AlreadyExists, Storage
 from printlab.services.jobs.records import add_event, base_name, job_folder, lock_job
 from printlab.services.jobs.status_change import Expected, check_expected
@@ -45,7 +45,7 @@ def update_notes(
 
     Notes typed on a page the job has moved on from raise StaleJob: they may be about what it was.
     """
-    text = (notes or "").replace("\r\n", "\n").strip()
+    text = checked_text(notes, "notes", "Notes", multiline=True).strip()
     if len(text) > MAX_NOTES:
         raise ValidationError({"notes": f"Notes can be at most {MAX_NOTES:,} characters."})
     now = now or utcnow()

@@ -16,7 +16,13 @@ from printlab.db import write_transaction
 from printlab.models import Job
 from printlab.services.errors import JobLocked, ValidationError
 from printlab.services.jobs.records import add_event, lock_job
-from printlab.services.jobs.status_change import LOCK_MINUTES, Expected, check_expected, next_version
+from printlab.services.jobs.status_change import (
+    LOCK_MINUTES,
+    Expected,
+    check_expected,
+    checked_reason,
+    next_version,
+)
 from printlab.services.lab.actors import Actor, require_active_staff, require_admin
 
 
@@ -64,9 +70,7 @@ def break_lock(
 ) -> None:
     """Admin: clear someone's lock, with a reason (AdminOverride event). A stale page raises StaleJob."""
     now = now or utcnow()
-    text = (reason or "").strip()
-    if not text:
-        raise ValidationError({"reason": "Give a reason."})
+    text = checked_reason(reason)
     with write_transaction(session):
         require_active_staff(session, actor)
         require_admin(session, actor)

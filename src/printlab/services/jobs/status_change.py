@@ -20,7 +20,7 @@ from printlab.clock import utcnow
 from printlab.db import write_transaction
 from printlab.domain.statuses import Action, Status, Transition, transition_for
 from printlab.models import Event, Job
-from printlab.services.errors import JobLocked, StaleJob, ValidationError
+from printlab.services.errors import JobLocked, StaleJob, ValidationError, checked_text
 from printlab.services.files.storage import FileMove, Storage
 from printlab.services.jobs.records import add_event, base_name, job_folder, lock_job, sidecar_record
 from printlab.services.lab.actors import Actor, require_active_staff, require_admin
@@ -197,8 +197,11 @@ def by_table(action: Action) -> Callable[[Job], Transition]:
     return lambda job: transition_for(action, job.status_enum)
 
 
-def checked_reason(reason: str | None, field: str = "reason", what: str = "a reason") -> str:
-    text = (reason or "").strip()
+def checked_reason(
+    reason: str | None, field: str = "reason", what: str = "a reason", label: str = "The reason"
+) -> str:
+    """A reason typed in a dialog (several lines allowed), checked by the one text rule."""
+    text = checked_text(reason, field, label, multiline=True).strip()
     if not text:
         raise ValidationError({field: f"Give {what}."})
     if len(text) > MAX_REASON:

@@ -29,7 +29,7 @@ from printlab.domain.statuses import (
     transition_for,
 )
 from printlab.models import Job, Payment
-from printlab.services.errors import ValidationError
+from printlab.services.errors import ValidationError, checked_text
 from printlab.services.files.storage import Storage
 from printlab.services.jobs.quote_links import (
     ConfirmOutcome,
@@ -184,7 +184,7 @@ def reject(
         unknown = [r for r in chosen if r not in catalog.rejection_reasons]
         if unknown:
             raise ValidationError({"reasons": "Choose reasons from the list, or write your own."})
-        other = (other_reason or "").strip()
+        other = checked_text(other_reason, "other_reason", "The reason in your own words", multiline=True).strip()
         if len(other) > MAX_REASON:
             raise ValidationError({"other_reason": f"Keep it under {MAX_REASON} characters."})
         if not chosen and not other:
@@ -363,7 +363,7 @@ def print_failed(
     now: datetime | None = None,
 ) -> Job:
     """PRINTING → READYTOPRINT: the lab's failure, reprinted without a new quote."""
-    text = checked_reason(reason, what="what went wrong")
+    text = checked_reason(reason, what="what went wrong", label="What went wrong")
     return run_transition(
         session,
         storage,
@@ -398,8 +398,8 @@ def record_pickup(
 
     def change(job: Job, _t: Transition) -> Change:
         errors: dict[str, str] = {}
-        reference = (payment_reference or "").strip()
-        collector = " ".join((picked_up_by or "").split()) or job.student_name
+        reference = checked_text(payment_reference, "payment_reference", "Payment reference").strip()
+        collector = " ".join(checked_text(picked_up_by, "picked_up_by", "Picked up by").split()) or job.student_name
         if len(reference) > 100:
             errors["payment_reference"] = "Keep the payment reference under 100 characters."
         if collector and len(collector) > 100:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from printlab.domain.text import is_clean
 from printlab.models import Staff, Workstation
 from printlab.services.errors import NotAllowed, ValidationError
 
@@ -38,7 +39,7 @@ def require_active_staff(session: Session, actor: Actor) -> None:
     """Raise ValidationError unless the actor names an active staff member."""
     if not actor.staff:
         raise ValidationError({"acting_as": "Choose who is acting."})
-    staff = session.get(Staff, actor.staff)
+    staff = session.get(Staff, actor.staff) if is_clean(actor.staff) else None
     if staff is None or not staff.is_active:
         raise ValidationError({"acting_as": f"{actor.staff} is not on the active staff list."})
 

@@ -14,7 +14,7 @@ from printlab.db import write_transaction
 from printlab.domain.catalog import DEFAULT_CATALOG, Catalog, LabDetails, Printer, PrintMethod
 from printlab.domain.catalog_edit import CatalogError, parse_section
 from printlab.models import LabSetting
-from printlab.services.errors import ValidationError
+from printlab.services.errors import ValidationError, checked_text
 from printlab.services.lab import admin_log
 from printlab.services.lab.actors import Actor, require_active_staff, require_admin
 
@@ -121,7 +121,7 @@ def banner(session: Session) -> str:
 
 
 def set_banner(session: Session, text: str, *, by: Actor) -> None:
-    message = " ".join((text or "").split())
+    message = " ".join(checked_text(text, "banner", "The banner").split())
     if len(message) > 300:
         raise ValidationError({"banner": "Keep the banner under 300 characters."})
     with write_transaction(session):

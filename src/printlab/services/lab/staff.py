@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from printlab.clock import utcnow
 from printlab.db import write_transaction
 from printlab.models import Staff
-from printlab.services.errors import NotFound, ValidationError
+from printlab.services.errors import NotFound, ValidationError, checked_text
 from printlab.services.lab import admin_log
 from printlab.services.lab.actors import CONSOLE_ACTOR, Actor, require_active_staff, require_admin
 
@@ -19,7 +19,7 @@ MAX_NAME = 100
 
 def clean_name(name: str) -> str:
     """Collapse inner whitespace; refuse empty or over-long names."""
-    cleaned = " ".join(name.split())
+    cleaned = " ".join(checked_text(name, "name", "The name").split())
     if len(cleaned) < 2:
         raise ValidationError({"name": "Enter the staff member's full name."})
     if len(cleaned) > MAX_NAME:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from printlab.clock import utcnow
 from printlab.db import write_transaction
+from printlab.domain.text import is_clean
 from printlab.models import Workstation
 from printlab.services.errors import NotAllowed, NotFound, ValidationError
 from printlab.services.lab import admin_log
@@ -140,8 +141,12 @@ def verify_sign_in(session: Session, workstation_id: str, password: str) -> Work
 
     Raises NotAllowed for a deactivated workstation, but only to someone who knows its password.
     """
+    name = workstation_id.strip()
+    if not is_clean(name):  # no workstation has one; PostgreSQL can't even compare NUL
+        _hasher.hash(password)
+        return None
     with write_transaction(session):
-        workstation = session.get(Workstation, workstation_id.strip())
+        workstation = session.get(Workstation, name)
         if workstation is None:
             # Hash anyway so a wrong id takes as long as a wrong password.
             _hasher.hash(password)

@@ -22,9 +22,12 @@ from printlab.clock import age_text, utcnow
 from printlab.domain.catalog import Catalog
 from printlab.domain.naming import extension_of
 from printlab.domain.statuses import WORK_QUEUES, Status
+from printlab.domain.text import TextError, clean_text, is_clean
 from printlab.models import AnalysisState, Job, JobAnalysis
 
 PAGE_SIZE = 24
+#: The dates a filter may name; beyond them a day's start or end in the lab's zone can't be computed.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)
 MAX_PAGE_SIZE = 200
 _HEX = re.compile(r"^[0-9a-f]{4,32}$")
 
@@ -43,6 +46,8 @@ class Cursor:
     def decode(cls, text: str) -> Cursor | None:
         try:
             moment, job_id = text.split("~", 1)
+            if not is_clean(job_id):
+                return None
             return cls(datetime.fromisoformat(moment), job_id[:64])
         except ValueError:
             return None
@@ -104,6 +109,9 @@ def parse_query(args: Mapping[str, str], catalog: Catalog) -> tuple[JobQuery, di
             dates[key] = date.fromisoformat(text) if text else None
         except ValueError:
             dates[key], errors[key] = None, "Use a date like 2026-09-01."
+        else:
+            if dates[key] is not None and not FIRST_DAY <= dates[key] <= LAST_DAY:  # type: ignore[operator]
+                dates[key], errors[key] = None, "Use a date between the years 2000 and 2999."
     printer = args.get("printer") or ""
     method = args.get("method") or ""
     discipline = args.get("discipline") or ""
@@ -113,14 +121,18 @@ def parse_query(args: Mapping[str, str], catalog: Catalog) -> tuple[JobQuery, di
         method, errors["method"] = "", "Unknown print method."
     if discipline and discipline not in catalog.disciplines:
         discipline, errors["discipline"] = "", "Unknown discipline."
+    per_page = (args.get("per_page") or "").strip()
+    size = PAGE_SIZE
+    if per_page.isascii() and per_page.isdigit():
+        size = min(MAX_PAGE_SIZE, max(1, int(per_page[:6])))
     try:
-        size = min(MAX_PAGE_SIZE, max(1, int(args.get("per_page") or PAGE_SIZE)))
-    except ValueError:
-        size = PAGE_SIZE
+        q = " ".join(clean_text(args.get("q"), "Search").split())[:100]
+    except TextError as exc:
+        q, errors["q"] = "", str(exc)
     return (
         JobQuery(
             status=status,
-            q=" ".join((args.get("q") or "").split())[:100],
+            q=q,
             printer=printer,
             method=method,
             discipline=discipline,

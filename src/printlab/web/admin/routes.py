@@ -28,7 +28,7 @@ from printlab.services.lab.catalog import banner, save_section, set_banner
 from printlab.services.upkeep import health
 from printlab.services.views.job_detail import job_detail
 from printlab.web.auth.guard import admin_required, current_workstation
-from printlab.web.context import catalog, db, lab
+from printlab.web.context import acting_as, catalog, db, lab, whole_number
 from printlab.web.job_version import expected_from
 from printlab.web.limits import counter_store
 
@@ -44,9 +44,7 @@ OVERRIDES = {
 
 def _actor() -> Actor:
     workstation = current_workstation()
-    return Actor(
-        (request.form.get("acting_as") or "").strip() or None, workstation.id if workstation else None
-    )
+    return Actor(acting_as(), workstation.id if workstation else None)
 
 
 def _active_staff():  # type: ignore[no-untyped-def]
@@ -359,6 +357,6 @@ def health_page():  # type: ignore[no-untyped-def]
 @bp.get("/admin/log")
 @admin_required
 def log_page():  # type: ignore[no-untyped-def]
-    before = request.args.get("before", type=int)
+    before = whole_number(request.args.get("before"))
     entries = admin_log.recent(db(), limit=100, before_id=before)
     return render_template("admin/log.html", entries=entries, zone=catalog().lab.time_zone)

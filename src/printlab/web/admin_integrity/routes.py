@@ -9,7 +9,7 @@ from printlab.services.lab.actors import Actor
 from printlab.services.lab.staff import list_staff
 from printlab.services.upkeep import findings, repair
 from printlab.web.auth.guard import admin_required, current_workstation
-from printlab.web.context import db, lab
+from printlab.web.context import acting_as, db, lab
 
 bp = Blueprint("admin_integrity", __name__, template_folder="templates")
 
@@ -37,9 +37,7 @@ def index():  # type: ignore[no-untyped-def]
 @admin_required
 def repair_findings():  # type: ignore[no-untyped-def]
     workstation = current_workstation()
-    actor = Actor(
-        (request.form.get("acting_as") or "").strip() or None, workstation.id if workstation else None
-    )
+    actor = Actor(acting_as(), workstation.id if workstation else None)
     key = request.form.get("key")
     try:
         if request.form.get("all"):

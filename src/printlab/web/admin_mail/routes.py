@@ -17,7 +17,7 @@ from printlab.services.lab.staff import list_staff
 from printlab.services.mail import folder
 from printlab.services.upkeep import prune, sweeps
 from printlab.web.auth.guard import admin_required, current_workstation
-from printlab.web.context import catalog, db, lab
+from printlab.web.context import acting_as, catalog, db, lab, whole_number
 
 bp = Blueprint(
     "admin_mail",
@@ -49,9 +49,7 @@ _MESSAGE_CSP = (
 
 def _actor() -> Actor:
     workstation = current_workstation()
-    return Actor(
-        (request.form.get("acting_as") or "").strip() or None, workstation.id if workstation else None
-    )
+    return Actor(acting_as(), workstation.id if workstation else None)
 
 
 def _when() -> object:
@@ -85,7 +83,7 @@ def linkify(text: str) -> Markup:
 @bp.get("/admin/mail")
 @admin_required
 def index():  # type: ignore[no-untyped-def]
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = max(1, min(whole_number(request.args.get("page")) or 1, 100_000))
     config = lab().config
     messages, total = folder.list_messages(
         config.mail_dir, limit=FOLDER_PAGE, offset=(page - 1) * FOLDER_PAGE
@@ -156,7 +154,7 @@ def retention():  # type: ignore[no-untyped-def]
 @bp.post("/admin/retention/archive")
 @admin_required
 def archive():  # type: ignore[no-untyped-def]
-    expected = request.form.get("expected_total", type=int)
+    expected = whole_number(request.form.get("expected_total"))
     preview = sweeps.archive_preview(db())
     if expected is None or expected != preview.total:
         flash(
@@ -175,7 +173,7 @@ def archive():  # type: ignore[no-untyped-def]
 @bp.post("/admin/retention/prune")
 @admin_required
 def prune_now():  # type: ignore[no-untyped-def]
-    expected = request.form.get("expected_total", type=int)
+    expected = whole_number(request.form.get("expected_total"))
     due = prune.plan(db())
     if expected is None or expected != due.count:
         flash(

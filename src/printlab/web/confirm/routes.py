@@ -43,6 +43,12 @@ def _keep_the_token_private(response: Response) -> Response:
     return response
 
 
+@bp.errorhandler(404)
+def _unknown(_exc: Exception):  # type: ignore[no-untyped-def]
+    """A link the app refuses before looking it up (e.g. with NUL in it) gets the same plain page."""
+    return render_template("confirm/invalid.html", lab_details=catalog().lab), 404
+
+
 @bp.errorhandler(429)
 def _too_many(_exc: Exception):  # type: ignore[no-untyped-def]
     return render_template("confirm/too_many.html"), 429

@@ -35,7 +35,7 @@ from printlab.services.lab.actors import Actor
 from printlab.services.lab.staff import list_staff
 from printlab.services.views.job_detail import approval_prefill, file_for_download, job_detail
 from printlab.web.auth.guard import current_workstation, login_required
-from printlab.web.context import catalog, db, lab, upload_limit_bytes
+from printlab.web.context import acting_as, catalog, db, lab, upload_limit_bytes
 from printlab.web.job_version import expected_from
 from printlab.web.jobs.actions import ACTIONS, actions_for
 
@@ -44,9 +44,7 @@ bp = Blueprint("jobs", __name__, template_folder="templates")
 
 def _actor() -> Actor:
     workstation = current_workstation()
-    return Actor(
-        (request.form.get("acting_as") or "").strip() or None, workstation.id if workstation else None
-    )
+    return Actor(acting_as(), workstation.id if workstation else None)
 
 
 def _active_staff() -> list[Staff]:

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
 from printlab.domain.naming import extension_of
-from printlab.domain.submission import clean_filename, validate_submission
+from printlab.domain.submission import validate_submission
 from printlab.models import Job
 from printlab.services.errors import ValidationError
 from printlab.services.files.model_files import ModelRejected, check_model
@@ -75,8 +75,7 @@ def submit():  # type: ignore[no-untyped-def]
     ticked = request.form.get("acknowledged_minimum_charge", "").lower() in ("1", "true", "on", "yes")
     values["acknowledged_minimum_charge"] = "on" if ticked else ""
     upload = request.files.get("file")
-    filename = clean_filename(upload.filename or "") if upload else ""
-    submission, errors = validate_submission(request.form, filename, catalog())
+    submission, errors = validate_submission(request.form, (upload.filename or "") if upload else "", catalog())
     stream = upload.stream if upload is not None else None
     if "file" not in errors and (not isinstance(stream, HashingUpload) or stream.size == 0):
         errors["file"] = "This file is empty. Choose your model file again."
@@ -85,7 +84,7 @@ def submit():  # type: ignore[no-untyped-def]
 
     received = stream.received()
     try:
-        check_model(received.path, extension_of(filename))
+        check_model(received.path, extension_of(submission.original_filename))
         job = submissions.submit(db(), lab().storage, submission, received)
     except ModelRejected as exc:
         return _render_form(values, {"file": str(exc)}, 422)
