@@ -114,3 +114,14 @@ def test_an_admin_lets_a_locked_out_workstation_sign_in_again(session):
         select(AdminLogEntry).where(AdminLogEntry.action == "WorkstationSignInReleased")
     ).one()
     assert released.details == {"workstation": "LAB-PC-1"}
+
+
+def test_a_name_with_a_nul_is_an_ordinary_wrong_sign_in(lab_env, session):
+    workstations.add_workstation(session, "LAB-PC-1", PASSWORD)
+    app = _app_without_csrf(lab_env)
+    answer = _login(app.test_client(), "10.0.0.66", PASSWORD, workstation="LAB-PC-1\x00")
+    assert answer.status_code == 401
+    app.extensions["printlab"].engine.dispose()
+    session.expire_all()
+    logged = session.scalars(select(AdminLogEntry).where(AdminLogEntry.action == "SignInFailed")).one()
+    assert logged.details == {"workstation": "LAB-PC-1?", "address": "10.0.0.66"}

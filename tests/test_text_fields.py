@@ -20,6 +20,7 @@ from printlab.services.lab import catalog as catalog_service
 from printlab.services.lab import staff as staff_service
 from printlab.services.lab import workstations
 from printlab.services.lab.actors import Actor
+from printlab.web.job_version import version_of
 
 from .factories import STAFF, actor, make_job, make_staff
 
@@ -181,7 +182,12 @@ def test_reject_dialog_shows_the_message_next_to_the_reason_and_keeps_the_job(ad
     job_id = lab["uploaded"]
     response = admin_client.post(
         f"/jobs/{job_id}/act/reject",
-        data={"acting_as": STAFF, "other_reason": "Too thin \u202egnorw", "expected_status": "UPLOADED"},
+        data={
+            "acting_as": STAFF,
+            "other_reason": "Too thin \u202egnorw",
+            "expected_status": "UPLOADED",
+            "expected_version": version_of(session.get(Job, job_id)),
+        },
     )
     page = html.unescape(response.get_data(as_text=True))
     assert response.status_code == 422

@@ -27,7 +27,9 @@ limiter = Limiter(
 )
 
 
-def counter_store() -> CounterStore:
-    """Where this process's rate-limit counters live, for the health checks."""
+def counter_store() -> CounterStore | None:
+    """Where this process's rate-limit counters live, for the health checks (None: limits are off)."""
+    if not limiter.enabled:  # RATELIMIT_ENABLED=False: no counters, so nothing to report
+        return None
     storage = limiter.storage
     return CounterStore(shared=not isinstance(storage, MemoryStorage), reachable=storage.check)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from printlab.clock import utcnow
 from printlab.db import write_transaction
 from printlab.domain import sign_in as rules
+from printlab.domain.text import is_clean
 from printlab.models import SignInThrottle, Workstation
 from printlab.services.errors import NotFound
 from printlab.services.lab import admin_log
@@ -27,12 +28,19 @@ def _address(address: str | None) -> str:
     return (address or "unknown")[:MAX_ADDRESS]
 
 
+def _printable(name: str) -> str:
+    """A typed name fit for the admin log: control characters (a NUL, say) shown as '?'."""
+    return "".join(c if c.isprintable() else "?" for c in name)
+
+
 def wait_for(
     session: Session, workstation_id: str, address: str | None, *, now: datetime | None = None
 ) -> timedelta | None:
     """How long this address must still wait before a sign-in to the workstation is checked (None: now)."""
     now = now or utcnow()
     workstation_id = workstation_id.strip()
+    if not is_clean(workstation_id):  # no workstation has such a name (and PostgreSQL can't compare NUL)
+        return None
     row = session.get(SignInThrottle, (workstation_id, _address(address)))
     waits = []
     if row is not None and row.blocked_until is not None and row.blocked_until > now:
@@ -61,12 +69,12 @@ def record_failure(
         admin_log.record(
             session,
             "SignInFailed",
-            {"workstation": workstation_id, "address": address},
+            {"workstation": _printable(workstation_id), "address": address},
             staff=None,
             workstation=None,
             now=now,
         )
-        if session.get(Workstation, workstation_id) is None:
+        if not is_clean(workstation_id) or session.get(Workstation, workstation_id) is None:
             return  # an unknown name: the per-address request limit is what stops guessing
         row = session.get(SignInThrottle, (workstation_id, address), with_for_update=True)
         if row is None:
