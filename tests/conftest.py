@@ -226,7 +226,9 @@ def sign_in_client(client, session, workstation: str = HEALTH_PC, password: str 
         workstations.add_workstation(session, workstation, password)
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    data = {"workstation": workstation, "password": password} | ({"csrf_token": token.group(1)} if token else {})
+    data = {"workstation": workstation, "password": password} | (
+        {"csrf_token": token.group(1)} if token else {}
+    )
     answer = client.post("/login", data=data)
     assert answer.status_code == 303, answer.get_data(as_text=True)[:300]
     return client

@@ -46,8 +46,7 @@ def test_text_is_normalised_to_nfc_and_otherwise_left_alone():
 
 
 @pytest.mark.parametrize(
-    "address",
-    ["first.last+tag@sub.example.ac.uk", "jane.doe@example.edu", "o'brien@example.edu", "a@b.co"],
+    "address", ["first.last+tag@sub.example.ac.uk", "jane.doe@example.edu", "o'brien@example.edu", "a@b.co"]
 )
 def test_real_email_addresses_pass(address):
     assert is_email(address)

@@ -52,7 +52,11 @@ _INPUT = re.compile(r"""\bname="([A-Za-z_][\w-]*)\"""")
 
 def _source_names() -> set[str]:
     names: set[str] = set()
-    files = [*(SRC / "web").rglob("*.py"), SRC / "services/views/dashboard.py", SRC / "domain/catalog_edit.py"]
+    files = [
+        *(SRC / "web").rglob("*.py"),
+        SRC / "services/views/dashboard.py",
+        SRC / "domain/catalog_edit.py",
+    ]
     for path in files:
         names.update(_PARAM.findall(path.read_text()))
     for path in (SRC / "web").rglob("*.html"):

@@ -20,7 +20,21 @@ from printlab.services.lab import workstations
 
 from .factories import STAFF, actor, make_job, make_staff
 
-NOT_PLAIN = ["1e5", "1e-400", "1E2", "1_000", "1,000", "NaN", "nan", "Infinity", "-Infinity", "-0", "+5", "0x10", "٣"]
+NOT_PLAIN = [
+    "1e5",
+    "1e-400",
+    "1E2",
+    "1_000",
+    "1,000",
+    "NaN",
+    "nan",
+    "Infinity",
+    "-Infinity",
+    "-0",
+    "+5",
+    "0x10",
+    "٣",
+]
 
 
 @pytest.mark.parametrize("typed", NOT_PLAIN)
@@ -63,7 +77,9 @@ def test_approval_refuses_a_print_time_that_is_not_a_plain_number(session, stora
 def test_pickup_refuses_weighed_grams_that_are_not_a_plain_number(session, storage, typed):
     job = make_job(session, storage, Status.COMPLETED)
     with pytest.raises(ValidationError) as caught:
-        workflow.record_pickup(session, storage, job.id, actor=actor(), weighed_g=typed, payment_reference="R-1")
+        workflow.record_pickup(
+            session, storage, job.id, actor=actor(), weighed_g=typed, payment_reference="R-1"
+        )
     assert set(caught.value.errors) == {"weighed_g"}
     session.rollback()
     assert session.get(Job, job.id).status == Status.COMPLETED.value
@@ -98,7 +114,10 @@ def test_price_api_answers_422_for_a_weight_not_in_plain_digits(lab_env, session
     workstations.add_workstation(session, "LAB-PC-1", "a-long-password-1")
     client = app.test_client()
     app.config["WTF_CSRF_ENABLED"] = False
-    assert client.post("/login", data={"workstation": "LAB-PC-1", "password": "a-long-password-1"}).status_code == 303
+    assert (
+        client.post("/login", data={"workstation": "LAB-PC-1", "password": "a-long-password-1"}).status_code
+        == 303
+    )
     response = client.get("/api/v1/price", query_string={"weight_g": typed, "method": "Filament"})
     app.extensions["printlab"].engine.dispose()
     assert response.status_code == 422

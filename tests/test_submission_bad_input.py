@@ -213,7 +213,12 @@ FIELD_CASES = [
         "student_name",
         "Your name contains an invisible control character. Please type it again without it.",
     ),
-    ("name with NUL", {"student_name": "Jane\x00Doe"}, "student_name", "Your name contains an invisible control character. Please type it again without it."),
+    (
+        "name with NUL",
+        {"student_name": "Jane\x00Doe"},
+        "student_name",
+        "Your name contains an invisible control character. Please type it again without it.",
+    ),
     (
         "name with a right-to-left override",
         {"student_name": "Jane \u202eeoD"},
@@ -232,7 +237,12 @@ FIELD_CASES = [
         "student_name",
         "Your name contains a tab or line break (this field is one line). Please type it again without it.",
     ),
-    ("email with NUL", {"student_email": "jane\x00@example.edu"}, "student_email", "Your email address contains an invisible control character. Please type it again without it."),
+    (
+        "email with NUL",
+        {"student_email": "jane\x00@example.edu"},
+        "student_email",
+        "Your email address contains an invisible control character. Please type it again without it.",
+    ),
     (
         "email with a right-to-left override",
         {"student_email": "jane\u202e@example.edu"},
@@ -258,14 +268,49 @@ FIELD_CASES = [
         "student_email",
         "Enter a valid email address, like name@university.edu.",
     ),
-    ("email starting with a dot", {"student_email": ".a@b.com"}, "student_email", "Enter a valid email address, like name@university.edu."),
-    ("email ending its name with a dot", {"student_email": "a.@b.com"}, "student_email", "Enter a valid email address, like name@university.edu."),
-    ("email with two dots in a row", {"student_email": "a..b@example.edu"}, "student_email", "Enter a valid email address, like name@university.edu."),
-    ("email without a dot in the domain", {"student_email": "jane@example"}, "student_email", "Enter a valid email address, like name@university.edu."),
-    ("email with a space", {"student_email": "jane doe@example.edu"}, "student_email", "Enter a valid email address, like name@university.edu."),
-    ("email with a dot after @", {"student_email": "jane@.example.edu"}, "student_email", "Enter a valid email address, like name@university.edu."),
+    (
+        "email starting with a dot",
+        {"student_email": ".a@b.com"},
+        "student_email",
+        "Enter a valid email address, like name@university.edu.",
+    ),
+    (
+        "email ending its name with a dot",
+        {"student_email": "a.@b.com"},
+        "student_email",
+        "Enter a valid email address, like name@university.edu.",
+    ),
+    (
+        "email with two dots in a row",
+        {"student_email": "a..b@example.edu"},
+        "student_email",
+        "Enter a valid email address, like name@university.edu.",
+    ),
+    (
+        "email without a dot in the domain",
+        {"student_email": "jane@example"},
+        "student_email",
+        "Enter a valid email address, like name@university.edu.",
+    ),
+    (
+        "email with a space",
+        {"student_email": "jane doe@example.edu"},
+        "student_email",
+        "Enter a valid email address, like name@university.edu.",
+    ),
+    (
+        "email with a dot after @",
+        {"student_email": "jane@.example.edu"},
+        "student_email",
+        "Enter a valid email address, like name@university.edu.",
+    ),
     ("discipline missing", {"discipline": None}, "discipline", "Choose your discipline from the list."),
-    ("discipline with NUL", {"discipline": "Engi\x00neering"}, "discipline", "Discipline contains an invisible control character. Please type it again without it."),
+    (
+        "discipline with NUL",
+        {"discipline": "Engi\x00neering"},
+        "discipline",
+        "Discipline contains an invisible control character. Please type it again without it.",
+    ),
     (
         "discipline not offered",
         {"discipline": "Astrology"},
@@ -279,8 +324,18 @@ FIELD_CASES = [
         "class_number",
         "Class number can be at most 50 characters.",
     ),
-    ("class with NUL", {"class_number": "ME\x002110"}, "class_number", "Class number contains an invisible control character. Please type it again without it."),
-    ("class with an escape", {"class_number": "ME\x1b[2J2110"}, "class_number", "Class number contains an invisible control character. Please type it again without it."),
+    (
+        "class with NUL",
+        {"class_number": "ME\x002110"},
+        "class_number",
+        "Class number contains an invisible control character. Please type it again without it.",
+    ),
+    (
+        "class with an escape",
+        {"class_number": "ME\x1b[2J2110"},
+        "class_number",
+        "Class number contains an invisible control character. Please type it again without it.",
+    ),
     (
         "class with a right-to-left override",
         {"class_number": "ME \u202e0112"},
@@ -732,12 +787,7 @@ def test_a_3mf_without_a_dtd_built_the_same_way_is_accepted(client, session, sto
 
 @pytest.mark.parametrize(
     "email",
-    [
-        "first.last+tag@sub.example.ac.uk",
-        "o'brien@example.edu",
-        "x_y-z@mail-server.example.com",
-        "a@b.co",
-    ],
+    ["first.last+tag@sub.example.ac.uk", "o'brien@example.edu", "x_y-z@mail-server.example.com", "a@b.co"],
 )
 def test_real_email_addresses_are_accepted(client, session, storage, email):
     response = post(client, form(student_email=email), (CUBE_BYTES, "cube.stl"))
@@ -750,9 +800,7 @@ def test_answers_and_file_name_are_stored_in_one_unicode_form(client, session, s
     """NFC: an accent typed as a separate mark is stored like the accented letter, so searches find it."""
     decomposed = "Jose\u0301 Nu\u0301n\u0303ez"
     response = post(
-        client,
-        form(student_name=decomposed, class_number="Dise\u0301no 1"),
-        (CUBE_BYTES, "pie\u0301ce.stl"),
+        client, form(student_name=decomposed, class_number="Dise\u0301no 1"), (CUBE_BYTES, "pie\u0301ce.stl")
     )
     assert response.status_code == 303, field_errors(response.get_data(as_text=True))
     session.rollback()

@@ -39,7 +39,9 @@ def _snapshot(session: Session, storage: Storage) -> dict[str, Any]:
     session.rollback()
     session.expire_all()
     return {
-        "jobs": [(j.id, j.status, j.notes, j.updated_at) for j in session.scalars(select(Job).order_by(Job.id))],
+        "jobs": [
+            (j.id, j.status, j.notes, j.updated_at) for j in session.scalars(select(Job).order_by(Job.id))
+        ],
         "events": session.scalar(select(func.count()).select_from(Event)),
         "admin_log": session.scalar(select(func.count()).select_from(AdminLogEntry)),
         "settings": {s.key: s.value for s in session.scalars(select(LabSetting))},
@@ -151,7 +153,9 @@ def test_one_line_fields_refuse_a_tab(session, storage, lab, field, label, call)
 
 
 def test_a_reason_on_several_lines_is_kept_as_typed_in_nfc(session, storage, lab):
-    workflow.reject(session, storage, lab["uploaded"], actor=actor(), other_reason="Line one\r\nCafe\u0301 line")
+    workflow.reject(
+        session, storage, lab["uploaded"], actor=actor(), other_reason="Line one\r\nCafe\u0301 line"
+    )
     session.rollback()
     job = session.get(Job, lab["uploaded"])
     assert job.reject_reasons["other"] == "Line one\nCaf\u00e9 line"
@@ -173,7 +177,10 @@ def admin_client(lab_env, lab):  # type: ignore[no-untyped-def]
 
     app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False}, config=config_module.load(lab_env))
     client = app.test_client()
-    assert client.post("/login", data={"workstation": ADMIN_PC, "password": "a-long-password-1"}).status_code == 303
+    assert (
+        client.post("/login", data={"workstation": ADMIN_PC, "password": "a-long-password-1"}).status_code
+        == 303
+    )
     yield client
     app.extensions["printlab"].engine.dispose()
 

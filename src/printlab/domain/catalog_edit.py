@@ -55,7 +55,9 @@ def _clean(value: object, field: str, *, multiline: bool = False, label: str | N
 def _lines(text: object, field: str, *, at_least: int = 1, longest: int = 100) -> tuple[str, ...]:
     items = tuple(
         dict.fromkeys(
-            " ".join(line.split()) for line in _clean(text, field, multiline=True).splitlines() if line.strip()
+            " ".join(line.split())
+            for line in _clean(text, field, multiline=True).splitlines()
+            if line.strip()
         )
     )
     if len(items) < at_least:

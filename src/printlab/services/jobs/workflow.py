@@ -184,7 +184,9 @@ def reject(
         unknown = [r for r in chosen if r not in catalog.rejection_reasons]
         if unknown:
             raise ValidationError({"reasons": "Choose reasons from the list, or write your own."})
-        other = checked_text(other_reason, "other_reason", "The reason in your own words", multiline=True).strip()
+        other = checked_text(
+            other_reason, "other_reason", "The reason in your own words", multiline=True
+        ).strip()
         if len(other) > MAX_REASON:
             raise ValidationError({"other_reason": f"Keep it under {MAX_REASON} characters."})
         if not chosen and not other:
@@ -399,7 +401,9 @@ def record_pickup(
     def change(job: Job, _t: Transition) -> Change:
         errors: dict[str, str] = {}
         reference = checked_text(payment_reference, "payment_reference", "Payment reference").strip()
-        collector = " ".join(checked_text(picked_up_by, "picked_up_by", "Picked up by").split()) or job.student_name
+        collector = (
+            " ".join(checked_text(picked_up_by, "picked_up_by", "Picked up by").split()) or job.student_name
+        )
         if len(reference) > 100:
             errors["payment_reference"] = "Keep the payment reference under 100 characters."
         if collector and len(collector) > 100:

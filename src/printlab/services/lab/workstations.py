@@ -119,7 +119,9 @@ def set_admin(session: Session, workstation_id: str, is_admin: bool, *, by: Acto
             raise NotFound(f"No workstation {workstation_id!r}.")
         if workstation.is_admin != is_admin:
             workstation.is_admin = is_admin
-            log_admin_action(session, by, "WorkstationAdminChanged", {"workstation": workstation_id, "admin": is_admin})
+            log_admin_action(
+                session, by, "WorkstationAdminChanged", {"workstation": workstation_id, "admin": is_admin}
+            )
 
 
 def log_admin_action(session: Session, by: Actor | None, action: str, details: dict[str, object]) -> None:

@@ -177,7 +177,9 @@ def sqlite_uri(path: Path, mode: str) -> str:
 def sqlite_reader(path: Path) -> Engine:
     """A read-only engine on a snapshot file; none of the live engine's WAL set-up, so no -wal appears."""
     uri = sqlite_uri(path, "ro")
-    return create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True), poolclass=NullPool, hide_parameters=True)
+    return create_engine(
+        "sqlite://", creator=lambda: sqlite3.connect(uri, uri=True), poolclass=NullPool, hide_parameters=True
+    )
 
 
 def hash_file(path: Path) -> FileEntry:

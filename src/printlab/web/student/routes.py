@@ -75,7 +75,9 @@ def submit():  # type: ignore[no-untyped-def]
     ticked = request.form.get("acknowledged_minimum_charge", "").lower() in ("1", "true", "on", "yes")
     values["acknowledged_minimum_charge"] = "on" if ticked else ""
     upload = request.files.get("file")
-    submission, errors = validate_submission(request.form, (upload.filename or "") if upload else "", catalog())
+    submission, errors = validate_submission(
+        request.form, (upload.filename or "") if upload else "", catalog()
+    )
     stream = upload.stream if upload is not None else None
     if "file" not in errors and (not isinstance(stream, HashingUpload) or stream.size == 0):
         errors["file"] = "This file is empty. Choose your model file again."
