@@ -215,6 +215,26 @@ def test_workstation_deactivate_unknown_is_a_one_line_error(lab_env):
     assert "NO-SUCH-PC" in assert_one_line_error(run(lab_env, "workstation", "reactivate", "NO-SUCH-PC"))
 
 
+def test_workstation_sign_in_again_from_the_console(lab_env, db):
+    """When every admin workstation is the one locked out, the console lets it in again."""
+    from printlab.domain import sign_in as rules
+    from printlab.services.lab import sign_in_guard
+
+    assert (
+        run(lab_env, "workstation", "add", "LAB-PC-5", "--password", "correct horse battery").exit_code == 0
+    )
+    with db() as session:
+        for _ in range(rules.FREE_TRIES):
+            sign_in_guard.record_failure(session, "LAB-PC-5", "10.0.0.66")
+        assert sign_in_guard.wait_for(session, "LAB-PC-5", "10.0.0.66") is not None
+    result = run(lab_env, "workstation", "sign-in-again", "LAB-PC-5")
+    assert result.exit_code == 0, result.output
+    assert "LAB-PC-5 can be signed in to again (1 address(es) were waiting)" in result.output
+    with db() as session:
+        assert sign_in_guard.wait_for(session, "LAB-PC-5", "10.0.0.66") is None
+    assert "NO-SUCH-PC" in assert_one_line_error(run(lab_env, "workstation", "sign-in-again", "NO-SUCH-PC"))
+
+
 # -- demo --------------------------------------------------------------------------------------
 
 

@@ -211,6 +211,18 @@ def workstation_reactivate(workstation_id: str) -> None:
     click.echo(f"{workstation_id} is active again; it signs in with its password.")
 
 
+@workstation.command("sign-in-again")
+@click.argument("workstation_id")
+@_friendly
+def workstation_sign_in_again(workstation_id: str) -> None:
+    """Forget the wrong passwords typed for a workstation, so every computer may sign in to it now."""
+    from printlab.services.lab import sign_in_guard
+
+    with _session(_config()) as session:
+        waiting = sign_in_guard.let_sign_in_again(session, workstation_id)
+    click.echo(f"{workstation_id} can be signed in to again ({waiting} address(es) were waiting).")
+
+
 @main.command()
 @click.option("--serve", "then_serve", is_flag=True, help="Start the server afterwards.")
 @click.option("--host", default=None)
