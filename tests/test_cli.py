@@ -277,6 +277,61 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def test_demo_on_a_busy_port_says_so_in_one_line(lab_env, tmp_path):
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRINTLAB_")} | lab_env
+    env.pop("PRINTLAB_BASE_URL")
+    try:
+        done = subprocess.run(
+            [str(PRINTLAB), "demo", "--serve", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        busy.close()
+    assert done.returncode == 1
+    assert "running at" not in done.stdout
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("printlab:")]
+    assert errors == [f"printlab: port {port} is already in use; choose another with --port or PRINTLAB_PORT"]
+
+
+def test_demo_prints_where_to_sign_in_last_with_its_own_port(lab_env, tmp_path):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRINTLAB_")} | lab_env
+    env.pop("PRINTLAB_BASE_URL")
+    out = tmp_path / "demo.out"
+    with open(out, "wb") as output:
+        process = subprocess.Popen(
+            [str(PRINTLAB), "demo", "--serve", "--port", str(port)],
+            env=env,
+            stdout=output,
+            stderr=subprocess.PIPE,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and "password:" not in out.read_text():
+            assert process.poll() is None, out.read_text()
+            time.sleep(0.2)
+        time.sleep(1)  # anything the server or worker prints after starting
+        lines = out.read_text().splitlines()
+        assert lines[-4:-2] == [
+            f"PrintLab is running at http://127.0.0.1:{port}/  (Ctrl+C stops it)",
+            f"Sign in at http://127.0.0.1:{port}/login",
+        ]
+        assert lines[-2].startswith("  workstation: ") and lines[-1].startswith("  password: ")
+    finally:
+        process.terminate()
+        _, errors = process.communicate(timeout=30)
+    # Quiet, readable logs: no JSON lines pushing the password off the screen.
+    assert not [line for line in errors.decode().splitlines() if line.startswith("{")]
+
+
 def _get(url: str) -> tuple[int, dict[str, str], bytes]:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:

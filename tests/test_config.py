@@ -65,6 +65,23 @@ def test_settings_are_read_when_loading_not_at_import(tmp_path, monkeypatch):
     assert config.instance_dir == tmp_path
 
 
+def test_the_base_url_follows_the_port_and_host_unless_it_is_set(tmp_path):
+    """A newcomer's PRINTLAB_PORT=8101 must not leave the console and every email pointing at 8080."""
+    instance = {"PRINTLAB_INSTANCE_DIR": str(tmp_path)}
+    assert load(instance | {"PRINTLAB_PORT": "8101"}).base_url == "http://127.0.0.1:8101"
+    assert (
+        load(instance | {"PRINTLAB_HOST": "lab-server", "PRINTLAB_PORT": "80"}).base_url
+        == "http://lab-server:80"
+    )
+    # Listening everywhere says nothing about the address people use: this computer's, then.
+    assert (
+        load(instance | {"PRINTLAB_HOST": "0.0.0.0", "PRINTLAB_PORT": "8101"}).base_url
+        == "http://127.0.0.1:8101"
+    )
+    explicit = instance | {"PRINTLAB_PORT": "8101", "PRINTLAB_BASE_URL": "https://print.example.edu"}
+    assert load(explicit).base_url == "https://print.example.edu"
+
+
 def test_secret_key_is_generated_once_private_and_reused(tmp_path):
     first = load({"PRINTLAB_INSTANCE_DIR": str(tmp_path)}).secret_key
     key_file = tmp_path / "secret_key"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from printlab import config as config_module
 from printlab.config import Config, ConfigError
 from printlab.db import check_database, make_engine, safe_url, session_factory, upgrade
+from printlab.logs import configure_logging
 from printlab.services.errors import ServiceError
 from printlab.services.files.storage import Storage, StorageError
 from printlab.services.lab import staff as staff_service
@@ -34,8 +36,13 @@ def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _config() -> Config:
-    return config_module.load()
+def _config(*, host: str | None = None, port: int | None = None) -> Config:
+    """The settings, with a command's --host/--port in place of PRINTLAB_HOST/PRINTLAB_PORT (so that
+    links follow them too)."""
+    return config_module.load(
+        PRINTLAB_HOST=host,  # type: ignore[arg-type]
+        PRINTLAB_PORT=str(port) if port else None,  # type: ignore[arg-type]
+    )
 
 
 @contextmanager
@@ -106,16 +113,20 @@ def db_upgrade(revision: str) -> None:
 @click.option("--port", default=None, type=int, help="Port (default PRINTLAB_PORT).")
 @click.option("--threads", default=8, show_default=True, type=int)
 @_friendly
-def serve(host: str | None, port: int | None, threads: int) -> None:
+def serve(host: str | None, port: int | None, threads: int, then_say: tuple[str, ...] = ()) -> None:
     """Serve PrintLab with waitress, a production WSGI server."""
     from printlab.web.app import create_app
     from printlab.web.serving import serve as serve_app
 
-    settings = _config()
+    settings = _config(host=host, port=port)
     app = create_app(config=settings)
-    host, port = host or settings.host, port or settings.port
-    click.echo(f"PrintLab is running at http://{host}:{port}/  (Ctrl+C stops it)")
-    serve_app(app, host=host, port=port, threads=threads)
+
+    def listening() -> None:  # said once the port is ours, and last, so nothing pushes it off the screen
+        click.echo(f"PrintLab is running at http://{settings.host}:{settings.port}/  (Ctrl+C stops it)")
+        for line in then_say:
+            click.echo(line)
+
+    serve_app(app, host=settings.host, port=settings.port, threads=threads, when_listening=listening)
 
 
 @main.group()
@@ -232,18 +243,28 @@ def demo(then_serve: bool, host: str | None, port: int | None) -> None:
     """Load demo staff, a workstation and about 20 jobs in every status (once), then print how to sign in."""
     from printlab.services.lab import demo as demo_service
 
-    settings = _config()
+    # A first look: short, readable warnings only (unless PRINTLAB_LOG_LEVEL asks for more), so the
+    # password stays on the screen.
+    os.environ.setdefault("PRINTLAB_LOG_LEVEL", "WARNING")  # for this process only: serve reads it too
+    configure_logging(os.environ["PRINTLAB_LOG_LEVEL"], readable=True)
+    settings = _config(host=host, port=port)
     upgrade(settings.database_url)
     storage = _storage(settings)
     with _session(settings) as session:
         result = demo_service.load(session, storage)
     click.echo(result.summary)
-    click.echo(f"Sign in at {settings.base_url}/login")
-    click.echo(f"  workstation: {result.workstation}")
-    click.echo(f"  password:    {result.password}")
-    if then_serve:
-        ctx = click.get_current_context()
-        ctx.invoke(serve, host=host, port=port)
+    sign_in = (
+        f"Sign in at {settings.base_url}/login",
+        f"  workstation: {result.workstation}",
+        f"  password:    {result.password}",
+    )
+    if not then_serve:
+        for line in sign_in:
+            click.echo(line)
+        return
+    click.echo(f"Students submit at {settings.base_url}/submit; their emails are on the admin Mail page.")
+    ctx = click.get_current_context()
+    ctx.invoke(serve, host=host, port=port, then_say=sign_in)
 
 
 @main.command("worker")

@@ -52,7 +52,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "PRINTLAB_BASE_URL",
         "http://127.0.0.1:8080",
-        "Public address used for absolute links in emails. In production the session cookie is `Secure` "
+        "Public address used for absolute links in emails; unset, it follows PRINTLAB_HOST and PRINTLAB_PORT. "
+        "In production the session cookie is `Secure` "
         "unless this is set to an `http://` address, which logs a warning at start-up.",
     ),
     Setting("PRINTLAB_HOST", "127.0.0.1", "Address `printlab serve` listens on."),
@@ -199,14 +200,17 @@ def load(environ: Mapping[str, str] | None = None, **overrides: str) -> Config:
     if mail_from and "@" not in parseaddr(mail_from)[1]:
         raise ConfigError(f"PRINTLAB_MAIL_FROM must be an email address, not {mail_from!r}")
 
-    base_url_setting = get("PRINTLAB_BASE_URL")
-    base_url = (base_url_setting or "http://127.0.0.1:8080").rstrip("/")
-    plain_http = base_url_setting is not None and base_url.lower().startswith("http://")
-    secure_cookies = not plain_http if mode == "production" else base_url.lower().startswith("https://")
-
     port_text = get("PRINTLAB_PORT") or "8080"
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ConfigError(f"PRINTLAB_PORT must be a port number, not {port_text!r}")
+    host = get("PRINTLAB_HOST") or "127.0.0.1"
+
+    base_url_setting = get("PRINTLAB_BASE_URL")
+    # Unset, links follow the address PrintLab listens on (this computer's when it listens everywhere).
+    listening = "127.0.0.1" if host in ("0.0.0.0", "::", "[::]") else host  # noqa: S104 - compared, not bound
+    base_url = (base_url_setting or f"http://{listening}:{int(port_text)}").rstrip("/")
+    plain_http = base_url_setting is not None and base_url.lower().startswith("http://")
+    secure_cookies = not plain_http if mode == "production" else base_url.lower().startswith("https://")
 
     return Config(
         env=mode,
@@ -216,7 +220,7 @@ def load(environ: Mapping[str, str] | None = None, **overrides: str) -> Config:
         mail_dir=Path(mail).expanduser().resolve() if mail else instance / "mail",
         secret_key=_secret_key(get("PRINTLAB_SECRET_KEY"), mode, instance),
         base_url=base_url,
-        host=get("PRINTLAB_HOST") or "127.0.0.1",
+        host=host,
         port=int(port_text),
         log_level=(get("PRINTLAB_LOG_LEVEL") or "INFO").upper(),
         worker=worker,

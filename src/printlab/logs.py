@@ -31,11 +31,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Install the JSON handler on the root logger once."""
+#: Short lines for a person at a terminal (the demo), instead of JSON for a log collector.
+READABLE = logging.Formatter("%(levelname)s %(name)s: %(message)s")
+
+
+def configure_logging(level: str = "INFO", *, readable: bool = False) -> None:
+    """Install PrintLab's handler on the root logger once (JSON lines, or READABLE ones); set the level."""
     root = logging.getLogger()
-    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+    if not any(getattr(h, "printlab", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(READABLE if readable else JsonFormatter())
+        handler.printlab = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level)

@@ -10,14 +10,17 @@ another app server arrives here as well.
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import waitress
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
+from printlab.config import ConfigError
 from printlab.web.context import Lab, upload_limit_bytes
 from printlab.web.uploads import FORM_OVERHEAD_BYTES
 
@@ -55,15 +58,24 @@ class BodyLimit:
                 log.exception("could not read the upload limit")
 
 
-def serve(app: Flask, *, host: str, port: int, threads: int) -> None:
-    """Serve `app` until interrupted."""
+class PortInUse(ConfigError):
+    """Another program (or another PrintLab) already listens on the port."""
+
+    def __init__(self, port: int):
+        super().__init__(f"port {port} is already in use; choose another with --port or PRINTLAB_PORT")
+
+
+def serve(
+    app: Flask, *, host: str, port: int, threads: int, when_listening: Callable[[], None] | None = None
+) -> None:
+    """Serve `app` until interrupted; `when_listening` runs once the port is taken. Raises PortInUse."""
     lab: Lab = app.extensions["printlab"]
-    server = waitress.create_server(
-        app, host=host, port=port, threads=threads, ident="PrintLab",
-        # Forwarded headers are read in one place, the app's ProxyFix, which trusts only the last
-        # PRINTLAB_PROXY_COUNT hops; waitress passes them on to it then, and drops them without a proxy.
-        clear_untrusted_proxy_headers=not lab.config.proxy_count,
-    )  # fmt: skip
+    try:
+        server = _create_server(app, lab, host=host, port=port, threads=threads)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(port) from None
+        raise
     limit = BodyLimit(server.adj)
     app.extensions["printlab.body_limit"] = limit
     limit.read(app)
@@ -72,7 +84,18 @@ def serve(app: Flask, *, host: str, port: int, threads: int) -> None:
         target=limit.watch, args=(app, stop), name="printlab-upload-limit", daemon=True
     )
     watcher.start()
+    if when_listening is not None:
+        when_listening()
     try:
         server.run()
     finally:
         stop.set()
+
+
+def _create_server(app: Flask, lab: Lab, *, host: str, port: int, threads: int) -> Any:
+    return waitress.create_server(
+        app, host=host, port=port, threads=threads, ident="PrintLab",
+        # Forwarded headers are read in one place, the app's ProxyFix, which trusts only the last
+        # PRINTLAB_PROXY_COUNT hops; waitress passes them on to it then, and drops them without a proxy.
+        clear_untrusted_proxy_headers=not lab.config.proxy_count,
+    )  # fmt: skip
