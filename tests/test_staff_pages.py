@@ -915,7 +915,7 @@ def test_stale_view_is_refused_with_who_changed_it(staff_client, session, storag
     assert response.status_code == 409
     page = text(response)
     assert re.search(
-        rf"This job was changed by {OTHER} at \d{{4}}-\d\d-\d\d \d\d:\d\d UTC and is now Pending\. Reload and try again\.",
+        rf"This job was changed by {OTHER} at \d{{4}}-\d\d-\d\d \d\d:\d\d [A-Z]{{3,4}} and is now Pending\. Reload and try again\.",
         page,
     )
     assert 'id="conflict"' in page and ">Reload</a>" in page

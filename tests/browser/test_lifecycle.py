@@ -296,7 +296,7 @@ def test_two_workstations_contend_for_one_job(live: Live, open_tab):
     page.wait_for_selector("#conflict")
     second.audit()
     refusal = re.fullmatch(
-        r"This job was changed by (.+) at \d{4}-\d\d-\d\d \d\d:\d\d UTC and is now Pending\. Reload and try again\.",
+        r"This job was changed by (.+) at \d{4}-\d\d-\d\d \d\d:\d\d [A-Z]{3,4} and is now Pending\. Reload and try again\.",
         page.locator("#conflict p").first.inner_text(),
     )
     assert refusal, page.locator("#conflict p").first.inner_text()

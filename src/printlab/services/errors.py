@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from printlab.clock import to_lab_time
 from printlab.domain.statuses import InvalidTransition
 from printlab.domain.text import TextError, clean_text
 
@@ -44,11 +45,14 @@ class ConflictError(ServiceError):
 
 
 class StaleJob(ConflictError):
-    def __init__(self, changed_by: str | None, changed_at: datetime | None, status_label: str):
+    def __init__(
+        self, changed_by: str | None, changed_at: datetime | None, status_label: str, *, zone: str = "UTC"
+    ):
+        """`changed_at` is naive UTC, as stored; the message gives it in the lab's time `zone`."""
         self.changed_by = changed_by
         self.changed_at = changed_at
         who = changed_by or "someone else"
-        when = f" at {changed_at:%Y-%m-%d %H:%M} UTC" if changed_at else ""
+        when = f" at {to_lab_time(changed_at, zone):%Y-%m-%d %H:%M %Z}" if changed_at else ""
         super().__init__(
             f"This job was changed by {who}{when} and is now {status_label}. Reload and try again."
         )

@@ -24,6 +24,7 @@ from printlab.services.errors import JobLocked, StaleJob, ValidationError, check
 from printlab.services.files.storage import FileMove, Storage
 from printlab.services.jobs.records import add_event, base_name, job_folder, lock_job, sidecar_record
 from printlab.services.lab.actors import Actor, require_active_staff, require_admin
+from printlab.services.lab.catalog import load_catalog
 from printlab.services.mail import outbox
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,8 @@ def check_expected(session: Session, job: Job, expected: Expected | None) -> Non
         job.updated_at or NO_VERSION
     )
     if status_changed or version_changed:
-        raise StaleJob(_last_changed_by(session, job), job.updated_at, job.status_enum.label)
+        zone = load_catalog(session).lab.time_zone  # the message says when, in the lab's time
+        raise StaleJob(_last_changed_by(session, job), job.updated_at, job.status_enum.label, zone=zone)
 
 
 #: Events that record something around a job without changing what a staff member's view shows.
