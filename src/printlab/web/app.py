@@ -112,6 +112,9 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: Config | No
     app.teardown_request(discard_incoming)
     csrf.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", settings.ratelimit_storage)
+    # Said every time: the limiter is shared by every app in the process and would otherwise keep
+    # the last app's choice (a test app that turned limits off would turn them off for the next).
+    app.config.setdefault("RATELIMIT_ENABLED", True)
     limiter.init_app(app)
     if settings.proxy_count:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count)  # type: ignore[method-assign]
