@@ -181,7 +181,10 @@ def test_the_delete_files_page_lists_and_deletes_only_the_jobs_own_files(
     names = re.findall(r'name="files" value="([^"]+)"', page.get_data(as_text=True))
     assert sorted(names) == sorted([job.file_path, job.metadata_path])
     folder = storage.resolve(job.file_path).parent
-    response = admin.post(url, data={"acting_as": STAFF, "reason": "Student asked", "files": names})
+    version = re.search(r'name="expected_version" value="([^"]+)"', page.get_data(as_text=True)).group(1)  # type: ignore[union-attr]
+    response = admin.post(
+        url, data={"acting_as": STAFF, "reason": "Student asked", "files": names, "expected_version": version}
+    )
     assert response.status_code == 303
     assert (folder / out).is_symlink() and (folder / inside).is_symlink()
     assert (tmp_path / "outside" / "settings.env").read_bytes() == SECRET
