@@ -271,7 +271,7 @@ def _signed_in_for_health() -> bool:
     except SQLAlchemyError:
         # The database is what's down, so the session can't be re-checked: its signed cookie is all
         # there is, and the staff member at that computer needs to see what failed.
-        db().rollback()
+        _forget_failed_session()
         return True
 
 
