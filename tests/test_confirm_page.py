@@ -172,7 +172,7 @@ def test_post_confirms_once_and_a_second_post_changes_nothing(client, session, s
     assert link
     status_page = client.get(link.group(1))
     assert status_page.status_code == 200
-    assert "Ready to Print" in status_page.get_data(as_text=True)
+    assert "Queued for printing" in status_page.get_data(as_text=True)
     job = _job(session, job_id)
     assert job.status == Status.READYTOPRINT.value
     assert job.student_confirmed
@@ -185,7 +185,7 @@ def test_post_confirms_once_and_a_second_post_changes_nothing(client, session, s
     again = _post(client, f"/confirm/{token}", csrf)  # a double click, or the back button and again
 
     assert "You've already confirmed this quote" in again
-    assert "<strong>Ready to Print</strong>" in again
+    assert "<strong>Queued for printing</strong>" in again
     assert "Nothing was changed" in again
     assert "Confirm: print it" not in again  # no second Confirm button
     assert _row(session, job_id) == after_first
@@ -313,7 +313,7 @@ def test_a_token_never_moves_a_job_that_is_not_pending(client, session, storage,
     body = _post(client, f"/confirm/{old_link}", csrf)
 
     assert "Nothing was changed" in body
-    assert "<strong>Uploaded</strong>" in body
+    assert "<strong>Waiting for review</strong>" in body
     assert _row(session, confirmed.id) == before
 
 

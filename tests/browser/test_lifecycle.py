@@ -120,7 +120,7 @@ def test_a_job_from_upload_to_pickup(live: Live, open_tab, backend):
             repeated.append(shown)  # reported at the end, so the rest of the life is still checked
 
     steps = ["Submitted", "Quote sent", "Quote confirmed — in the print queue"]
-    student_sees(*steps, status="Ready to Print")
+    student_sees(*steps, status="Queued for printing")
 
     # Start printing: "Acting as" is remembered for this browser tab.
     open_job(staff, live, job)
@@ -138,7 +138,7 @@ def test_a_job_from_upload_to_pickup(live: Live, open_tab, backend):
     expect(page.locator("#action-submit")).to_be_enabled()
     send_action(staff, "Mark complete")
     assert status_pill(staff) == "Completed"
-    student_sees(*steps, "Printing started", "Ready for pickup", status="Completed")
+    student_sees(*steps, "Printing started", "Ready for pickup", status="Ready for pickup")
 
     # Pickup: the final price from the weighed grams is shown next to the quote.
     open_action(staff, "Record pickup and payment")
@@ -151,7 +151,7 @@ def test_a_job_from_upload_to_pickup(live: Live, open_tab, backend):
     send_action(staff, "Record pickup and payment")
     assert status_pill(staff) == "Paid & Picked Up"
     assert "$4.00 · weighed 40.0 g · ref CARD-1234 · collected by Jane Doe" in page.inner_text(".summary")
-    student_sees(*steps, "Printing started", "Ready for pickup", "Picked up", status="Paid & Picked Up")
+    student_sees(*steps, "Printing started", "Ready for pickup", "Picked up", status="Picked up")
     student.screenshot("status-picked-up")
 
     # Every step is attributed in the job's history; a staff member who leaves stays on it, marked.
@@ -191,7 +191,7 @@ def test_reject_with_reasons_reaches_the_student(live: Live, open_tab):
     assert status_pill(staff) == "Rejected"
 
     student.go(live.status_url(job.id))
-    assert student.page.get_by_role("heading", level=1).inner_text().endswith(": Rejected")
+    assert student.page.get_by_role("heading", level=1).inner_text().endswith(": Not printed")
     assert student.page.locator("ul.problems li").all_inner_texts() == [
         "Walls too thin",
         "Unsupported overhangs",
@@ -395,7 +395,7 @@ def test_quote_and_status_pages_at_375_px(live: Live, open_tab):
     student.go(live.status_url(job.id))
     page.wait_for_selector("#analysis[data-state='DONE']", timeout=30_000)  # the worker analyses it meanwhile
     student.audit()
-    assert page.get_by_role("heading", level=1).inner_text().endswith(": Pending")
+    assert page.get_by_role("heading", level=1).inner_text().endswith(": Quote ready — please confirm")
     assert "$4.20" in page.inner_text("section[aria-labelledby='quote-title']")
     _no_sideways_scroll(student)
     student.screenshot("status-375")

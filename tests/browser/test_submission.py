@@ -105,7 +105,7 @@ def test_student_fills_the_form_changes_method_and_sees_the_analysis(live: Live,
     page.locator("#status-link").click()
     page.wait_for_url(re.compile(r"/status/"))
     tab.audit()
-    assert page.get_by_role("heading", level=1).inner_text() == f"Job {simple}: Uploaded"
+    assert page.get_by_role("heading", level=1).inner_text() == f"Job {simple}: Waiting for review"
     assert "Submitted" in page.locator(".timeline").inner_text()
 
 

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from printlab.domain.statuses import Status
+
+#: Each status as a student would name it (staff keep the seed's labels, e.g. "Pending").
+STUDENT_LABEL: dict[Status, str] = {
+    Status.UPLOADED: "Waiting for review",
+    Status.PENDING: "Quote ready — please confirm",
+    Status.READYTOPRINT: "Queued for printing",
+    Status.PRINTING: "Printing",
+    Status.COMPLETED: "Ready for pickup",
+    Status.PAIDPICKEDUP: "Picked up",
+    Status.REJECTED: "Not printed",
+    Status.ARCHIVED: "Closed",
+}
 
 #: One sentence per status, as a student would want it said.
 STATUS_EXPLAINED: dict[Status, str] = {
     Status.UPLOADED: "We've received your model. Lab staff will check it and email you a quote.",
-    Status.PENDING: "Your quote is ready. Confirm it from the email we sent so we can print it.",
+    Status.PENDING: "Your quote is ready. Confirm it with the link in the quote email so we can print it.",
     Status.READYTOPRINT: "You confirmed the quote. Your print is in the queue.",
     Status.PRINTING: "Your model is printing now.",
     Status.COMPLETED: "Your print is ready for pickup.",
@@ -30,3 +44,51 @@ MILESTONE: dict[Status, str] = {
 
 #: Events that mean something to a student beyond "the status changed".
 PRINT_FAILED_MILESTONE = "The print failed — we'll print it again at no extra cost"
+
+#: The steps of a print, in order, as the student's progress list names them.
+STEPS: tuple[tuple[Status, str], ...] = (
+    (Status.UPLOADED, "Review"),
+    (Status.PENDING, "Quote"),
+    (Status.READYTOPRINT, "Print queue"),
+    (Status.PRINTING, "Printing"),
+    (Status.COMPLETED, "Ready for pickup"),
+    (Status.PAIDPICKEDUP, "Picked up"),
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    label: str
+    state: str  # "done", "current" or "upcoming"
+
+
+def progress(status: Status, before_archive: Status | None = None) -> list[Step]:
+    """The student's progress steps with the job's own marked current.
+
+    A rejected job stops after review ("Not printed"); an archived job shows where it ended
+    (`before_archive`, the status it was archived from; unknown: it shows as closed after review).
+    """
+    if status == Status.ARCHIVED:
+        if before_archive is None or before_archive == Status.ARCHIVED:
+            return [Step(STEPS[0][1], "done"), Step(STUDENT_LABEL[Status.ARCHIVED], "current")]
+        status = before_archive
+    if status == Status.REJECTED:
+        return [Step(STEPS[0][1], "done"), Step(STUDENT_LABEL[Status.REJECTED], "current")]
+    current = [code for code, _label in STEPS].index(status)
+    return [
+        Step(label, "done" if number < current else "current" if number == current else "upcoming")
+        for number, (_code, label) in enumerate(STEPS)
+    ]
+
+
+def staff_have_decided(status: Status) -> bool:
+    """Once staff approved or rejected a model, their decision replaces the automatic check's notes."""
+    return status != Status.UPLOADED
+
+
+def masked_email(address: str) -> str:
+    """Enough of an address for its owner to recognise it: 'jane.doe@uni.edu' → 'j***@uni.edu'."""
+    local, at, domain = address.strip().rpartition("@")
+    if not at or not local:
+        return "your email address"
+    return f"{local[0]}***@{domain}"

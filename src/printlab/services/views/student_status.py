@@ -1,4 +1,4 @@
-"""The read model behind a student's pages: their own job only, in plain words and the lab's time zone."""
+"""The read model behind a student's pages: their own job only, in plain words (times as stored, in UTC)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,28 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from printlab.clock import to_lab_time
 from printlab.domain.catalog import Catalog
 from printlab.domain.pricing import format_usd
 from printlab.domain.statuses import Status
-from printlab.domain.student_messages import MILESTONE, PRINT_FAILED_MILESTONE, STATUS_EXPLAINED
-from printlab.models import Event, Job
+from printlab.domain.student_messages import (
+    MILESTONE,
+    PRINT_FAILED_MILESTONE,
+    STATUS_EXPLAINED,
+    STUDENT_LABEL,
+    Step,
+    masked_email,
+    progress,
+    staff_have_decided,
+)
+from printlab.models import Event, Job, Payment
 from printlab.services.jobs.records import simple_id_for
+from printlab.services.jobs.references import read_reference
 
 
 @dataclass(frozen=True)
 class Milestone:
     label: str
-    when: datetime  # in the lab's time zone
+    when: datetime  # naive UTC, as stored; pages show it with the `lab_time` filter
 
 
 @dataclass(frozen=True)
@@ -30,17 +39,26 @@ class StudentView:
     job_id: str
     simple_id: str
     status: Status
-    status_label: str
+    status_label: str  # the status in a student's words ("Queued for printing"), never the staff label
     explanation: str
+    steps: list[Step]
     student_name: str
     original_filename: str
     print_method: str
     color: str
     printer: str
-    submitted_at: datetime
+    submitted_at: datetime  # naive UTC, like every time here; `time_zone` is the lab's
+    time_zone: str
     milestones: list[Milestone]
     quote: dict[str, Any] | None
+    email_hint: str  # the student's address, masked: "j***@uni.edu"
+    paid: str | None = None  # what was charged at pickup (not the quote), e.g. "$3.65"
+    paid_at: datetime | None = None
     reject_reasons: list[str] = field(default_factory=list)
+    #: True once staff approved or rejected the model: their decision replaces the automatic check's
+    #: verdict, so neither its notes nor "No problems found." are shown.
+    staff_decided: bool = False
+    check_notes: list[str] = field(default_factory=list)
     analysis_state: str | None = None
     analysis: dict[str, Any] | None = None
     analysis_error: str | None = None
@@ -49,28 +67,38 @@ class StudentView:
 
 def student_view(session: Session, job: Job, catalog: Catalog) -> StudentView:
     """Everything a student's page shows about their job (no other job is ever read)."""
-    zone = catalog.lab.time_zone
     status = job.status_enum
     events = session.scalars(select(Event).where(Event.job_id == job.id).order_by(Event.id)).all()
     milestones = []
+    archived_from: Status | None = None
     for event in events:
         details = event.details if isinstance(event.details, dict) else {}
         if event.event_type == "PrintFailed":
-            milestones.append(Milestone(PRINT_FAILED_MILESTONE, to_lab_time(event.timestamp, zone)))  # type: ignore[arg-type]
+            milestones.append(Milestone(PRINT_FAILED_MILESTONE, event.timestamp))  # type: ignore[arg-type]
         elif details.get("to") and not details.get("revert"):
             label = MILESTONE[Status(details["to"])]
+            if details["to"] == Status.ARCHIVED and details.get("from"):
+                archived_from = Status(details["from"])
             if milestones and milestones[-1].label == label:
                 continue  # one move can write two events (StaffApproved + StatusChanged)
-            milestones.append(Milestone(label, to_lab_time(event.timestamp, zone)))  # type: ignore[arg-type]
+            milestones.append(Milestone(label, event.timestamp))  # type: ignore[arg-type]
     quote = None
     if job.cost_usd is not None:
         quote = {
             "cost": format_usd(Decimal(job.cost_usd)),
             "weight_g": job.weight_g,
             "time_hours": job.time_hours,
-            "expires_at": to_lab_time(job.confirm_token_expires, zone) if job.confirm_token_expires else None,
+            "expires_at": job.confirm_token_expires,
             "expired": job.is_confirmation_expired,
         }
+    payment = None
+    if status in (Status.PAIDPICKEDUP, Status.ARCHIVED):
+        payment = session.scalars(
+            select(Payment)
+            .where(Payment.job_id == job.id, Payment.voided_at.is_(None))
+            .order_by(Payment.id.desc())
+            .limit(1)
+        ).first()
     reasons: list[str] = []
     if isinstance(job.reject_reasons, dict):
         reasons = [*job.reject_reasons.get("reasons", []), *filter(None, [job.reject_reasons.get("other")])]
@@ -79,23 +107,38 @@ def student_view(session: Session, job: Job, catalog: Catalog) -> StudentView:
         lab = catalog.lab
         explanation += f" Collect it at {lab.pickup_location} ({lab.opening_hours}); we keep it for {lab.hold_days} days."
     analysis = job.analysis
+    decided = staff_have_decided(status)
+    results = analysis.results if analysis and isinstance(analysis.results, dict) else {}
     return StudentView(
         job_id=job.id,
         simple_id=simple_id_for(session, job.id),
         status=status,
-        status_label=status.label,
+        status_label=STUDENT_LABEL[status],
         explanation=explanation,
+        steps=progress(status, archived_from),
         student_name=job.student_name or "",
         original_filename=job.original_filename or "",
         print_method=job.material or "",
         color=job.color or "",
         printer=job.printer or "",
-        submitted_at=to_lab_time(job.created_at, zone),  # type: ignore[arg-type]
+        submitted_at=job.created_at,  # type: ignore[arg-type]
+        time_zone=catalog.lab.time_zone,
         milestones=milestones,
         quote=quote,
+        email_hint=masked_email(job.student_email or ""),
+        paid=format_usd(Decimal(payment.charged_usd)) if payment else None,
+        paid_at=payment.recorded_at if payment else None,
         reject_reasons=reasons,
+        staff_decided=decided,
+        check_notes=[] if decided else list(results.get("problems") or []),
         analysis_state=analysis.state if analysis else None,
         analysis=analysis.results if analysis else None,
         analysis_error=analysis.error if analysis else None,
         has_thumbnail=bool(analysis and analysis.thumbnail_png),
     )
+
+
+def job_for_reference(session: Session, secret_key: str, reference: str) -> Job | None:
+    """The job a student's status link names, or None for a forged, altered or unknown link."""
+    job_id = read_reference(secret_key, reference)
+    return session.get(Job, job_id) if job_id else None

@@ -1,5 +1,8 @@
 """The quote page behind the emailed link: GET only shows, POST confirms or asks for a fresh link.
 
+The status page asks for a fresh link too ("Email me a new link"): the link goes to the student's
+address, never onto the page, since whoever holds a status link is not necessarily the student.
+
 Email scanners pre-fetch links, so nothing here changes state on GET. The token is a capability in
 the URL: every answer forbids caching and Referer headers, and an unusable link gets one plain
 page that says nothing about why.
@@ -9,18 +12,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, render_template
+from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
 
 from printlab.clock import utcnow
+from printlab.domain.statuses import Status
 from printlab.models import Job
 from printlab.services.errors import ValidationError
 from printlab.services.jobs import quote_links, workflow
 from printlab.services.jobs.quote_links import ConfirmOutcome
 from printlab.services.jobs.references import make_reference
 from printlab.services.lab.actors import Actor
-from printlab.services.views.student_status import student_view
+from printlab.services.views.student_status import job_for_reference, student_view
 from printlab.web.context import catalog, db, lab
 from printlab.web.limits import limiter
+from printlab.web.student.routes import status_page
 
 bp = Blueprint("confirm", __name__, template_folder="templates")
 
@@ -86,6 +91,33 @@ def new_link(token: str):  # type: ignore[no-untyped-def]
             return _page(state, job, token)
         return _page(state, job, token, error=exc.errors.get("job", str(exc)), status=429)
     return render_template("confirm/new_link_sent.html", **_context(job))
+
+
+@bp.post("/status/<reference>/new-link")
+@_post_limit
+def new_link_from_status(reference: str):  # type: ignore[no-untyped-def]
+    """The status page's button: email the student a fresh quote link (one an hour per job)."""
+    job = job_for_reference(db(), lab().config.secret_key, reference)
+    if job is None:
+        abort(404)
+    back = redirect(url_for("student.status", reference=reference), 303)
+    if job.status != Status.PENDING:
+        return back  # nothing to confirm any more: the status page says where the job is
+    try:
+        job = workflow.resend_quote(db(), job.id, actor=Actor.student())
+    except ValidationError as exc:
+        db().expire_all()
+        job = db().get(Job, job.id)
+        if job is None or job.status != Status.PENDING:
+            return back
+        view = student_view(db(), job, catalog())
+        return status_page(view, reference, error=exc.errors.get("job", str(exc)), code=429)
+    view = student_view(db(), job, catalog())
+    flash(
+        f"We sent a new link to {view.email_hint}. It can take a few minutes to arrive; "
+        "the link in the earlier email no longer works."
+    )
+    return back
 
 
 def _page(

@@ -13,8 +13,8 @@ from printlab.models import Job
 from printlab.services.errors import ValidationError
 from printlab.services.files.model_files import ModelRejected, check_model
 from printlab.services.jobs import submissions
-from printlab.services.jobs.references import make_reference, read_reference
-from printlab.services.views.student_status import student_view
+from printlab.services.jobs.references import make_reference
+from printlab.services.views.student_status import StudentView, job_for_reference, student_view
 from printlab.web.context import catalog, db, lab
 from printlab.web.limits import limiter
 from printlab.web.uploads import HashingUpload
@@ -107,8 +107,7 @@ def submit():  # type: ignore[no-untyped-def]
 
 
 def _job_for(reference: str) -> Job:
-    job_id = read_reference(lab().config.secret_key, reference)
-    job = db().get(Job, job_id) if job_id else None
+    job = job_for_reference(db(), lab().config.secret_key, reference)
     if job is None:
         abort(404, description="This link doesn't match any print job. Check that you copied the whole link.")
     return job
@@ -125,9 +124,18 @@ def submitted(reference: str):  # type: ignore[no-untyped-def]
 @bp.get("/status/<reference>")
 def status(reference: str):  # type: ignore[no-untyped-def]
     job = _job_for(reference)
-    return render_template(
-        "student/status.html", view=student_view(db(), job, catalog()), reference=reference
+    return status_page(student_view(db(), job, catalog()), reference)
+
+
+def status_page(view: StudentView, reference: str, *, error: str | None = None, code: int = 200) -> Response:
+    """The status page. Its link is a capability (anyone holding it sees the job), so the page stays
+    out of shared caches and its address out of Referer headers."""
+    response = Response(
+        render_template("student/status.html", view=view, reference=reference, error=error), code
     )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 @bp.get("/status/<reference>/analysis")
