@@ -13,6 +13,7 @@ from sqlalchemy import select
 from printlab.clock import utcnow
 from printlab.domain.catalog import DEFAULT_CATALOG
 from printlab.domain.statuses import Status
+from printlab.domain.student_messages import masked_email, progress
 from printlab.models import Event, Job, OutboxMessage, Task
 from printlab.services.files import model_analysis
 from printlab.services.jobs import quote_links, workflow
@@ -337,3 +338,27 @@ def test_fresh_links_from_the_status_page_are_rate_limited_per_address(client, s
     assert refused.status_code == 429
     assert "Too many tries" in refused.get_data(as_text=True)
     assert len(_quotes(session, job_id)) == 1
+
+
+# -- the pure rules ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "shown"),
+    [
+        ("jane.doe@uni.edu", "j***@uni.edu"),
+        ("j@uni.edu", "j***@uni.edu"),
+        ("a+b@c@uni.edu", "a***@uni.edu"),  # the domain is after the last @
+        ("", "your email address"),
+        ("no-at-sign", "your email address"),
+    ],
+)
+def test_masked_email_shows_only_the_first_letter_and_the_domain(address, shown):
+    assert masked_email(address) == shown
+
+
+def test_an_archived_pickup_shows_every_step_done_up_to_picked_up():
+    steps = progress(Status.ARCHIVED, Status.PAIDPICKEDUP)
+
+    assert [s.state for s in steps] == ["done"] * 5 + ["current"]
+    assert [s.label for s in progress(Status.ARCHIVED)] == ["Review", "Closed"]

@@ -16,6 +16,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 
 from printlab.clock import utcnow
 from printlab.domain.statuses import Status
+from printlab.domain.student_messages import masked_email
 from printlab.models import Job
 from printlab.services.errors import ValidationError
 from printlab.services.jobs import quote_links, workflow
@@ -96,7 +97,11 @@ def new_link(token: str):  # type: ignore[no-untyped-def]
 @bp.post("/status/<reference>/new-link")
 @_post_limit
 def new_link_from_status(reference: str):  # type: ignore[no-untyped-def]
-    """The status page's button: email the student a fresh quote link (one an hour per job)."""
+    """The status page's button: email the student a fresh quote link (one an hour per job).
+
+    Whoever holds the status link can at most have the lab email the student's own address once an
+    hour; the answer names that address masked and never carries the link.
+    """
     job = job_for_reference(db(), lab().config.secret_key, reference)
     if job is None:
         abort(404)
@@ -112,9 +117,8 @@ def new_link_from_status(reference: str):  # type: ignore[no-untyped-def]
             return back
         view = student_view(db(), job, catalog())
         return status_page(view, reference, error=exc.errors.get("job", str(exc)), code=429)
-    view = student_view(db(), job, catalog())
     flash(
-        f"We sent a new link to {view.email_hint}. It can take a few minutes to arrive; "
+        f"We sent a new link to {masked_email(job.student_email or '')}. It can take a few minutes to arrive; "
         "the link in the earlier email no longer works."
     )
     return back
