@@ -16,6 +16,7 @@ import numpy as np
 import trimesh
 from trimesh.exchange.obj import load_obj
 
+from printlab.domain.printability import UNIT_MM
 from printlab.services.files import model_files
 from printlab.services.files.model_files import ModelRejected
 
@@ -33,15 +34,6 @@ MAX_COORDINATE = 1e10
 _STL_RECORD = np.dtype([("normal", "<f4", (3,)), ("vertices", "<f4", (3, 3)), ("attribute", "<u2")])
 assert _STL_RECORD.itemsize == model_files.STL_RECORD
 
-#: 3MF core specification, `unit` attribute of <model>: how many millimetres one file unit is.
-UNIT_MM = {
-    "micron": 0.001,
-    "millimeter": 1.0,
-    "centimeter": 10.0,
-    "inch": 25.4,
-    "foot": 304.8,
-    "meter": 1000.0,
-}
 _CORE_NS = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
 _PRODUCTION_NS = "http://schemas.microsoft.com/3dmanufacturing/production/2015/06"
 _XML_CHUNK = 1024 * 1024
