@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import trimesh
 
+from ..conftest import MODELS
 from .conftest import DESKTOP, PHONE, Live, Tab, sign_in, submit_model
 
 pytestmark = pytest.mark.browser
@@ -67,3 +68,19 @@ def test_a_model_drawn_in_metres_shows_its_true_size_and_its_size_in_metres(
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], part
         assert element.evaluate("(e) => e.scrollWidth <= e.clientWidth"), part
     staff.screenshot(f"model-facts-metres-{viewport['width']}")
+
+
+def test_choosing_an_objs_material_file_says_it_is_not_needed_before_sending(live: Live, open_tab) -> None:
+    student = open_tab("student", PHONE)
+    page = student.page
+    student.go(f"{live.url}/submit")
+    page.get_by_label("Model file").set_input_files(MODELS / "box.mtl")
+    assert page.locator(".field:has(#file) .field-error").inner_text() == (
+        "A .mtl file is a material file (the colours of an OBJ model): you don't need to send it. "
+        "Choose your model file (.stl, .obj, .3mf) instead."
+    )
+    page.get_by_role("button", name="Send my model").click()  # refused in the page, nothing is sent
+    assert page.url.endswith("/submit")
+    page.get_by_label("Model file").set_input_files(MODELS / "box.obj")
+    assert page.locator(".field:has(#file) .field-error").count() == 0
+    no_sideways_scroll(student)
