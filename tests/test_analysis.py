@@ -156,7 +156,7 @@ def test_small_models_are_charged_the_minimum() -> None:
 def test_tiny_models_get_a_units_warning() -> None:
     path = MODELS / "stl_binary_solid_header_trailing_byte_HalfDonut.stl"
     result = analyse(path, ".stl", catalog=DEFAULT_CATALOG, method="Filament", printer="Prusa MK4S")
-    assert result.units_warning == "This model is only 3.0 mm across — was it drawn in inches or metres?"
+    assert result.units_warning == "This model is only 3 mm across — was it drawn in inches or metres?"
     assert result.problems == (result.units_warning,)
 
 
@@ -662,8 +662,8 @@ def test_fit_problem_sentences() -> None:
 @pytest.mark.parametrize(
     ("extents", "warning"),
     [
-        ((3.0, 0.5, 3.0), "This model is only 3.0 mm across — was it drawn in inches or metres?"),
-        ((4.99, 1, 1), "This model is only 5.0 mm across — was it drawn in inches or metres?"),
+        ((3.0, 0.5, 3.0), "This model is only 3 mm across — was it drawn in inches or metres?"),
+        ((4.99, 1, 1), "This model is only 4.99 mm across — was it drawn in inches or metres?"),
         ((5.0, 1, 1), None),
         ((2000, 10, 10), None),
         (
@@ -671,7 +671,7 @@ def test_fit_problem_sentences() -> None:
             "This model is 2.5 m across — was it drawn at full size or in micrometres? "
             "Scale it to the size you want printed.",
         ),
-        ((0, 0, 0), "This model is only 0.0 mm across — was it drawn in inches or metres?"),
+        ((0, 0, 0), "This model is only 0 mm across — was it drawn in inches or metres?"),
     ],
 )
 def test_units_warning(extents: tuple[float, float, float], warning: str | None) -> None:

@@ -91,7 +91,7 @@ def test_student_fills_the_form_changes_method_and_sees_the_analysis(live: Live,
     page.wait_for_selector("#analysis[data-state='DONE']", timeout=30_000)
     assert len(tab.navigations) == arrived
     analysis = page.locator("#analysis").inner_text()
-    assert "20.0 × 20.0 × 20.0 mm" in analysis
+    assert "20 × 20 × 20 mm" in analysis
     assert "Closed mesh" in analysis and "Yes" in analysis
     assert "Estimated cost" in analysis
     thumbnail = page.locator("#analysis img.thumbnail")

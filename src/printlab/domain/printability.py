@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
 Extents = Sequence[float]
 
@@ -28,6 +29,25 @@ FILL_FRACTION: dict[str, tuple[float, float]] = {"Filament": (0.30, 0.60), "Resi
 DEFAULT_FILL_FRACTION = (0.30, 1.00)
 
 _AXIS_WORDS = ("wide", "deep", "tall")  # x, y, z as the model sits in its file
+
+#: 3MF core specification, `unit` attribute of <model>: how many millimetres one file unit is.
+UNIT_MM: dict[str, float] = {
+    "micron": 0.001,
+    "millimeter": 1.0,
+    "centimeter": 10.0,
+    "inch": 25.4,
+    "foot": 304.8,
+    "meter": 1000.0,
+}
+#: The same units as a student or technician says them.
+UNIT_WORDS: dict[str, str] = {
+    "micron": "micrometres",
+    "millimeter": "millimetres",
+    "centimeter": "centimetres",
+    "inch": "inches",
+    "foot": "feet",
+    "meter": "metres",
+}
 
 
 @dataclass(frozen=True)
@@ -82,6 +102,88 @@ def format_mm(value: float) -> str:
     return f"{rounded:.1f}"
 
 
+def format_length(value_mm: float) -> str:
+    """A length in millimetres with enough significant digits to be true, never '0.0' for a real size.
+
+    '2,500', '355.6', '20' (one decimal from 10 mm up, a trailing '.0' dropped), '3.18' (two
+    decimals from 1 mm), '0.024', '0.00049' (two significant digits below 1 mm), '0' for nothing.
+    """
+    value = float(value_mm)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"a length must be finite and not negative, got {value_mm!r}")
+    if value == 0:
+        return "0"
+    if value >= 10:
+        places = 1
+    elif value >= 1:
+        places = 2
+    else:  # two significant digits: 0.024 has its first at the 2nd place, so keep 3
+        places = 1 - math.floor(math.log10(value))
+    rounded = Decimal(repr(value)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    whole, _, fraction = f"{rounded:,f}".partition(".")
+    fraction = fraction.rstrip("0")
+    return f"{whole}.{fraction}" if fraction else whole
+
+
+def format_size(extents: Extents) -> str:
+    """'0.024 × 0.018 × 0.01 mm': a model's three sizes, each as format_length() writes it."""
+    return " × ".join(format_length(v) for v in _check_extents(extents)) + " mm"
+
+
+def format_volume(volume_mm3: float) -> str:
+    """'0.0000043 mm³', '115.1 mm³', '7.94 cm³': mm³ below one cm³, digits as format_length()."""
+    volume = float(volume_mm3)
+    if volume >= 1000:
+        return f"{format_length(volume / 1000)} cm³"
+    return f"{format_length(volume)} mm³"
+
+
+@dataclass(frozen=True)
+class AlternativeSize:
+    """What a model would measure had its numbers been drawn in another unit."""
+
+    unit: str  # "metres", "inches", "micrometres"
+    size: str  # "24 × 18 × 10 mm"
+    volume: str | None  # "4.32 cm³", None when the volume isn't known
+
+
+def alternative_sizes(
+    extents_mm: Extents, volume_mm3: float | None, file_units: str | None = None
+) -> list[AlternativeSize]:
+    """The plausible sizes of an implausibly small or large model, read in other units.
+
+    A model under 5 mm across is offered as if its numbers were inches (×25.4) or metres (×1000),
+    one over 2 m as if they were micrometres (÷1000); only readings that land between 5 mm and 2 m
+    are kept. `file_units` is the unit a 3MF declared (its numbers were already converted to
+    `extents_mm`), so readings start from the numbers in the file and never repeat that unit.
+    Raises ValueError for invalid extents.
+    """
+    extents = _check_extents(extents_mm)
+    largest = max(extents)
+    if largest == 0 or TINY_MM <= largest <= HUGE_MM:
+        return []
+    declared = file_units if file_units in UNIT_MM else "millimeter"
+    candidates = ("inch", "meter") if largest < TINY_MM else ("micron",)
+    readings = []
+    for unit in candidates:
+        if unit == declared:
+            continue
+        factor = UNIT_MM[unit] / UNIT_MM[declared]
+        if not TINY_MM <= largest * factor <= HUGE_MM:
+            continue
+        volume = format_volume(volume_mm3 * factor**3) if volume_mm3 is not None else None
+        readings.append(AlternativeSize(UNIT_WORDS[unit], format_size([v * factor for v in extents]), volume))
+    return readings
+
+
+def units_note(file_units: str | None) -> str | None:
+    """The unit a 3MF declared, in words: 'inches, converted to mm'; None when the file declares none."""
+    if file_units is None:
+        return None
+    words = UNIT_WORDS.get(file_units, file_units)
+    return words if file_units == "millimeter" else f"{words}, converted to mm"
+
+
 def fit_problem(printer_name: str, extents: Extents, build_volume: Extents) -> str | None:
     """A sentence for the student when the model won't fit the printer, else None.
 
@@ -107,7 +209,7 @@ def units_warning(extents: Extents) -> str | None:
     """
     largest = max(_check_extents(extents))
     if largest < TINY_MM:
-        return f"This model is only {largest:.1f} mm across — was it drawn in inches or metres?"
+        return f"This model is only {format_length(largest)} mm across — was it drawn in inches or metres?"
     if largest > HUGE_MM:
         return (
             f"This model is {largest / 1000:.1f} m across — was it drawn at full size or in "

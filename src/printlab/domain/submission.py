@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from printlab.domain.catalog import Catalog
@@ -22,6 +22,44 @@ LABELS = {
     "color": "Color",
     "printer": "Printer",
 }
+
+
+#: Files that travel with a model but that the lab never needs, and what each one is.
+NOT_NEEDED: dict[str, str] = {".mtl": "a material file (the colours of an OBJ model)"}
+
+
+def not_needed_message(extension: str, catalog: Catalog) -> str | None:
+    """What to tell a student who chose a file of this extension instead of the model, or None."""
+    what = NOT_NEEDED.get(extension.lower())
+    if what is None:
+        return None
+    allowed = ", ".join(catalog.model_extensions)
+    return (
+        f"A {extension.lower()} file is {what}: you don't need to send it. "
+        f"Choose your model file ({allowed}) instead."
+    )
+
+
+def choose_model_file(filenames: Sequence[str], catalog: Catalog) -> tuple[int, list[str]]:
+    """Of the files sent in one submission: (index of the one to check, names of files left out).
+
+    When one model came with files the lab doesn't need (an OBJ and its .mtl), the model is chosen
+    and the others are left out; otherwise nothing is guessed and the first file is checked as sent.
+    """
+    if len(filenames) < 2:
+        return 0, []
+    extensions = [extension_of(last_part(name)) for name in filenames]
+    models = [i for i, ext in enumerate(extensions) if ext in catalog.model_extensions]
+    extras = [i for i, ext in enumerate(extensions) if ext in NOT_NEEDED]
+    if len(models) != 1 or len(models) + len(extras) != len(filenames):
+        return 0, []
+    return models[0], [clean_filename(filenames[i]) for i in extras]
+
+
+def left_out_message(left_out: Sequence[str], model: str) -> str:
+    """The note after a submission that came with files the lab doesn't need."""
+    reasons = "; ".join(f"{name}: it is {NOT_NEEDED[extension_of(name)]}" for name in left_out)
+    return f"You don't need to send {reasons}. We kept your model, {model}."
 
 
 @dataclass(frozen=True)
@@ -113,6 +151,8 @@ def validate_submission(
         pass
     elif not original:
         errors["file"] = "Choose your model file."
+    elif material := not_needed_message(extension_of(original), catalog):
+        errors["file"] = material
     elif extension_of(original) not in catalog.model_extensions:
         allowed = ", ".join(catalog.model_extensions)
         errors["file"] = f"Upload a model file ({allowed})."

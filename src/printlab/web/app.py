@@ -19,6 +19,7 @@ from printlab import config as config_module
 from printlab.clock import to_lab_time, utcnow
 from printlab.config import Config, ConfigError
 from printlab.db import check_database, make_engine, safe_url, schema_is_current, session_factory
+from printlab.domain import printability
 from printlab.domain.text import is_clean
 from printlab.logs import configure_logging
 from printlab.models import Staff
@@ -126,6 +127,9 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: Config | No
     app.context_processor(_page_context)
     app.add_template_filter(_grams, "grams")
     app.add_template_filter(_volume, "volume")
+    app.add_template_filter(printability.format_size, "model_size")
+    app.add_template_global(printability.alternative_sizes, "alternative_sizes")
+    app.add_template_global(printability.units_note, "units_note")
     app.add_template_filter(_lab_time, "lab_time")
     app.add_template_global(_is_new_staff, "is_new_staff")
     app.add_template_global(version_of, "job_version")
@@ -191,9 +195,8 @@ def _grams(value: float | None) -> str:
 
 
 def _volume(mm3: float | None) -> str:
-    if mm3 is None:
-        return "—"
-    return f"{mm3:,.1f} mm³" if mm3 < 1000 else f"{mm3 / 1000:,.1f} cm³"
+    """'0.0000043 mm³', '7.94 cm³': as many digits as make it true (domain rule)."""
+    return "—" if mm3 is None else printability.format_volume(mm3)
 
 
 def _lab_time(moment: datetime | None, zone: str) -> str:

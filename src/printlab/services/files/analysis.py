@@ -44,6 +44,9 @@ class Analysis:
     cost_range_usd: tuple[Decimal, Decimal] | None
     #: One sentence per problem, written for the student.
     problems: tuple[str, ...] = field(default=())
+    #: Slicer modifier meshes of a 3MF (support blockers, infill modifiers…) left out of the size,
+    #: volume, weight and cost: they aren't printed.
+    modifier_parts: int = 0
 
     @property
     def fits_printers(self) -> tuple[str, ...]:
@@ -69,6 +72,7 @@ class Analysis:
             "weight_range_g": list(self.weight_range_g) if self.weight_range_g else None,
             "cost_range_usd": [str(c) for c in self.cost_range_usd] if self.cost_range_usd else None,
             "problems": list(self.problems),
+            "modifier_parts": self.modifier_parts,
         }
 
     @classmethod
@@ -93,6 +97,9 @@ class Analysis:
                 tuple(Decimal(c) for c in data["cost_range_usd"]) if data["cost_range_usd"] else None  # type: ignore[arg-type]
             ),
             problems=tuple(data["problems"]),
+            modifier_parts=int(
+                data.get("modifier_parts", 0)
+            ),  # absent from analyses made before it was counted
         )
 
 
@@ -228,6 +235,7 @@ def analyse_mesh(mesh: trimesh.Trimesh, *, catalog: Catalog, method: str, printe
         weight_range_g=weight,
         cost_range_usd=cost,
         problems=tuple(problems),
+        modifier_parts=int(mesh.metadata.get("modifier_parts", 0)),
     )
 
 

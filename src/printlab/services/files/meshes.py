@@ -16,6 +16,7 @@ import numpy as np
 import trimesh
 from trimesh.exchange.obj import load_obj
 
+from printlab.domain.printability import UNIT_MM
 from printlab.services.files import model_files
 from printlab.services.files.model_files import ModelRejected
 
@@ -33,19 +34,20 @@ MAX_COORDINATE = 1e10
 _STL_RECORD = np.dtype([("normal", "<f4", (3,)), ("vertices", "<f4", (3, 3)), ("attribute", "<u2")])
 assert _STL_RECORD.itemsize == model_files.STL_RECORD
 
-#: 3MF core specification, `unit` attribute of <model>: how many millimetres one file unit is.
-UNIT_MM = {
-    "micron": 0.001,
-    "millimeter": 1.0,
-    "centimeter": 10.0,
-    "inch": 25.4,
-    "foot": 304.8,
-    "meter": 1000.0,
-}
 _CORE_NS = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
 _PRODUCTION_NS = "http://schemas.microsoft.com/3dmanufacturing/production/2015/06"
 _XML_CHUNK = 1024 * 1024
 _NESTING_LIMIT = 32
+
+#: Cura's per-model mesh types (per-object settings it writes as `cura:<key>` metadata, "True" when
+#: on): meshes that shape supports, infill or other meshes and are never printed themselves.
+CURA_MODIFIER_SETTINGS = frozenset({"anti_overhang_mesh", "support_mesh", "infill_mesh", "cutting_mesh"})
+#: PrusaSlicer's volume types (Metadata/Slic3r_PE_model.config) other than a printed "ModelPart".
+PRUSA_MODIFIER_TYPES = frozenset({"ParameterModifier", "NegativeVolume", "SupportBlocker", "SupportEnforcer"})
+#: Bambu Studio's and OrcaSlicer's part subtypes (Metadata/model_settings.config) other than "normal_part".
+BAMBU_MODIFIER_SUBTYPES = frozenset({"modifier_part", "negative_part", "support_blocker", "support_enforcer"})
+_PRUSA_CONFIG = "metadata/slic3r_pe_model.config"
+_BAMBU_CONFIG = "metadata/model_settings.config"
 
 
 class AnalysisFailed(Exception):
@@ -66,8 +68,9 @@ def load_mesh(path: Path, extension: str) -> trimesh.Trimesh:
     OBJ goes through trimesh's parser (without materials: an upload's `mtllib` must not make us
     open other files); 3MF is read
     from the zip with bounded reads and its build items placed with their transforms and the file's
-    unit. `mesh.metadata` gets "printlab_kind", "file_units" and "invalid_triangles" (triangles
-    dropped for NaN/infinite coordinates). The mesh sits in reference cycles (trimesh's caches):
+    unit, leaving out the slicer modifier meshes that aren't printed. `mesh.metadata` gets
+    "printlab_kind", "file_units", "modifier_parts" (how many were left out) and
+    "invalid_triangles" (triangles dropped for NaN/infinite coordinates). The mesh sits in reference cycles (trimesh's caches):
     a long-running caller should gc.collect() once done with it. Raises AnalysisFailed, or
     FileNotFoundError when the file isn't there (e.g. moved by a status change: worth a retry).
     """
@@ -81,6 +84,7 @@ def load_mesh(path: Path, extension: str) -> trimesh.Trimesh:
         raise AnalysisFailed(f"the file can't be read ({error.strerror or error})") from None
 
     file_units: str | None = None
+    modifiers = 0
     if info.kind == "stl-binary":
         assert info.triangles is not None
         vertices, faces = _read_binary_stl(path, info.triangles)
@@ -90,8 +94,10 @@ def load_mesh(path: Path, extension: str) -> trimesh.Trimesh:
         vertices, faces = _read_obj(path)
     else:
         assert info.model_part is not None
-        vertices, faces, file_units = _read_3mf(path, info.model_part)
-    return _build_mesh(vertices, faces, info.kind, file_units)
+        vertices, faces, file_units, modifiers = _read_3mf(path, info.model_part)
+    mesh = _build_mesh(vertices, faces, info.kind, file_units)
+    mesh.metadata["modifier_parts"] = modifiers
+    return mesh
 
 
 def _build_mesh(
@@ -305,6 +311,8 @@ class _Object:
     triangles: np.ndarray | None = None
     #: (part holding the object, object id, 4×4 transform), the part being None for "this part"
     components: list[tuple[str | None, str, np.ndarray]] = field(default_factory=list)
+    #: Cura marked it as one of its mesh types (CURA_MODIFIER_SETTINGS) that aren't printed.
+    modifier: bool = False
 
 
 @dataclass
@@ -312,6 +320,8 @@ class _Part:
     unit: str = "millimeter"
     objects: dict[str, _Object] = field(default_factory=dict)
     build: list[tuple[str | None, str, np.ndarray]] = field(default_factory=list)
+    #: Objects left out as slicer modifiers (their meshes are dropped as they are read).
+    modifiers: int = 0
 
 
 class _PartParser:
@@ -328,9 +338,13 @@ class _PartParser:
         self._float_batches: list[np.ndarray] = []
         self._int_batches: list[np.ndarray] = []
         self._in_build = False
+        self._setting: str | None = None  # the Cura setting whose <metadata> text is being read
+        self._setting_text: list[str] = []
+        self._parser: Any = None
 
     def parse(self, stream: io.BufferedIOBase | Any) -> _Part:
         parser = expat.ParserCreate(namespace_separator=" ")
+        self._parser = parser
         parser.StartElementHandler = self._start
         parser.EndElementHandler = self._end
         # 3MF (like all OPC parts) forbids DTDs; refusing them rules out entity expansion.
@@ -380,6 +394,13 @@ class _PartParser:
             )
         elif local == "model":
             self.part.unit = attrs.get("unit", "millimeter")
+        elif local == "metadata" and self._object is not None:
+            key = attrs.get("name", "").rpartition(":")[2]
+            if attrs.get("name", "").startswith("cura:") and key in CURA_MODIFIER_SETTINGS:
+                # Text is only collected here: a handler for every run of whitespace between
+                # the millions of vertices would cost more than the mesh itself.
+                self._setting, self._setting_text = key, []
+                self._parser.CharacterDataHandler = self._setting_text.append
 
     def _end(self, name: str) -> None:
         namespace, _, local = name.rpartition(" ")
@@ -390,10 +411,18 @@ class _PartParser:
         elif local == "triangles" and self._object is not None:
             self._object.triangles = _flush(self._int_batches, self._ints, np.int64).reshape(-1, 3)
         elif local == "object" and self._object is not None:
+            if self._object.modifier:  # kept (build items and components may refer to it), but empty
+                self._object = _Object(modifier=True)
+                self.part.modifiers += 1
             self.part.objects[self._object_id] = self._object
             self._object = None
         elif local == "build":
             self._in_build = False
+        elif local == "metadata" and self._setting is not None:
+            self._parser.CharacterDataHandler = None
+            if self._object is not None and "".join(self._setting_text).strip().lower() == "true":
+                self._object.modifier = True
+            self._setting = None
 
 
 def _flush(batches: list[np.ndarray], pending: list[Any], dtype: type) -> np.ndarray:
@@ -418,7 +447,8 @@ def _transform(text: str | None) -> np.ndarray:
     return matrix
 
 
-def _read_3mf(path: Path, model_part: str) -> tuple[np.ndarray, np.ndarray, str]:
+def _read_3mf(path: Path, model_part: str) -> tuple[np.ndarray, np.ndarray, str, int]:
+    """(vertices in mm, faces, the declared unit, slicer modifier parts left out)."""
     try:
         with model_files.open_3mf(path) as archive:
             names = {name.lower(): name for name in archive.namelist()}
@@ -437,7 +467,9 @@ def _read_3mf(path: Path, model_part: str) -> tuple[np.ndarray, np.ndarray, str]
             unit = root.unit
             if unit not in UNIT_MM:
                 raise AnalysisFailed(f"the 3MF model uses an unknown unit {unit[:20]!r}")
+            left_out = _leave_out_slicer_modifiers(archive, names, root)
             placed = _place(root, part, model_part)
+            left_out += sum(p.modifiers for p in parts.values())
     except ModelRejected as error:
         raise AnalysisFailed(error.message) from None
     except (KeyError, ValueError, expat.ExpatError) as error:
@@ -451,7 +483,95 @@ def _read_3mf(path: Path, model_part: str) -> tuple[np.ndarray, np.ndarray, str]
     vertices, faces = placed
     if UNIT_MM[unit] != 1.0:
         vertices *= UNIT_MM[unit]
-    return vertices, faces, unit
+    return vertices, faces, unit, left_out
+
+
+class _ConfigParser:
+    """Reads the modifier marks of PrusaSlicer's Slic3r_PE_model.config and Bambu Studio's /
+    OrcaSlicer's model_settings.config (the same <config><object id> outline, different insides)."""
+
+    def __init__(self) -> None:
+        self.object_id: str | None = None
+        #: PrusaSlicer: object id → inclusive triangle ranges of its modifier volumes.
+        self.ranges: dict[str, list[tuple[int, int]]] = {}
+        #: Bambu / Orca: object id → ids of the component objects that are modifier parts.
+        self.parts: dict[str, set[str]] = {}
+        self._volume: tuple[int, int] | None = None
+        self._volume_is_modifier = False
+
+    def parse(self, stream: Any) -> None:
+        parser = expat.ParserCreate()
+        parser.StartElementHandler = self._start
+        parser.EndElementHandler = self._end
+        parser.StartDoctypeDeclHandler = _PartParser._refuse_dtd
+        parser.EntityDeclHandler = _PartParser._refuse_dtd
+        while chunk := stream.read(_XML_CHUNK):
+            parser.Parse(chunk, False)
+        parser.Parse(b"", True)
+
+    def _start(self, name: str, attrs: dict[str, str]) -> None:
+        if name == "object":
+            self.object_id = attrs.get("id")
+        elif name == "volume" and self.object_id is not None:
+            try:
+                self._volume = (int(attrs["firstid"]), int(attrs["lastid"]))
+            except (KeyError, ValueError):  # a volume we can't place is left as printed
+                self._volume = None
+            self._volume_is_modifier = False
+        elif name == "metadata" and self._volume is not None:
+            key, value = attrs.get("key"), attrs.get("value", "")
+            if (key == "volume_type" and value in PRUSA_MODIFIER_TYPES) or (
+                key == "modifier" and value == "1"
+            ):
+                self._volume_is_modifier = True
+        elif (
+            name == "part" and self.object_id is not None and attrs.get("subtype") in BAMBU_MODIFIER_SUBTYPES
+        ):
+            self.parts.setdefault(self.object_id, set()).add(attrs.get("id", ""))
+
+    def _end(self, name: str) -> None:
+        if name == "object":
+            self.object_id = None
+        elif name == "volume" and self._volume is not None:
+            if self._volume_is_modifier and self.object_id is not None:
+                self.ranges.setdefault(self.object_id, []).append(self._volume)
+            self._volume = None
+
+
+def _leave_out_slicer_modifiers(archive: Any, names: dict[str, str], root: _Part) -> int:
+    """Drop the modifier volumes PrusaSlicer, Bambu Studio and OrcaSlicer mark in their configs from
+    the root part's objects (before anything is counted or placed); returns how many were dropped."""
+    config = _ConfigParser()
+    for folded in (_PRUSA_CONFIG, _BAMBU_CONFIG):
+        if folded in names:
+            try:
+                with archive.open(names[folded]) as stream:
+                    config.parse(stream)
+            except expat.ExpatError:  # a damaged config: the model is still measured, modifiers and all
+                log.warning("unreadable slicer config %s in a 3MF", folded)
+    left_out = 0
+    for object_id, ranges in config.ranges.items():
+        obj = root.objects.get(object_id)
+        if obj is None or obj.triangles is None:
+            continue
+        count = len(obj.triangles)
+        valid = [(first, last) for first, last in ranges if 0 <= first <= last < count]
+        if not valid:
+            continue
+        # Marks at each range's start and end, summed along: linear however many ranges overlap.
+        edges = np.zeros(count + 1, dtype=np.int64)
+        np.add.at(edges, [first for first, _ in valid], 1)
+        np.add.at(edges, [last + 1 for _, last in valid], -1)
+        obj.triangles = obj.triangles[np.cumsum(edges[:count]) == 0]
+        left_out += len(valid)
+    for object_id, part_ids in config.parts.items():
+        obj = root.objects.get(object_id)
+        if obj is None:
+            continue
+        before = obj.components
+        obj.components = [c for c in before if c[1] not in part_ids]
+        left_out += len({c[1] for c in before} - {c[1] for c in obj.components})
+    return left_out
 
 
 def _check_size(faces: int, placements: int) -> None:

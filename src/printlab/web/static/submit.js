@@ -68,6 +68,11 @@
     if (!file) { fieldError(fileInput, ""); return true; }
     var name = file.name.toLowerCase();
     var okType = data.extensions.some(function (ext) { return name.slice(-ext.length) === ext; });
+    var notNeeded = Object.keys(data.not_needed || {}).filter(function (ext) { return name.slice(-ext.length) === ext; });
+    if (notNeeded.length) {
+      fieldError(fileInput, data.not_needed[notNeeded[0]]);
+      return false;
+    }
     if (!okType) {
       fieldError(fileInput, "Upload a model file (" + data.extensions.join(", ") + ").");
       return false;

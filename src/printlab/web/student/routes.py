@@ -5,10 +5,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
 from printlab.domain.naming import extension_of
-from printlab.domain.submission import validate_submission
+from printlab.domain.submission import (
+    NOT_NEEDED,
+    choose_model_file,
+    left_out_message,
+    not_needed_message,
+    validate_submission,
+)
 from printlab.models import Job
 from printlab.services.errors import ValidationError
 from printlab.services.files.model_files import ModelRejected, check_model
@@ -46,6 +52,7 @@ def _catalog_for_form() -> dict[str, Any]:
             for m in cat.methods
         },
         "extensions": list(cat.model_extensions),
+        "not_needed": {ext: not_needed_message(ext, cat) for ext in NOT_NEEDED},
         "limit_bytes": cat.upload_limit_mb * 1024 * 1024,
     }
 
@@ -74,7 +81,9 @@ def submit():  # type: ignore[no-untyped-def]
     values = {key: request.form.get(key, "") for key in FORM_FIELDS}
     ticked = request.form.get("acknowledged_minimum_charge", "").lower() in ("1", "true", "on", "yes")
     values["acknowledged_minimum_charge"] = "on" if ticked else ""
-    upload = request.files.get("file")
+    uploads = [u for u in request.files.getlist("file") if u.filename] or request.files.getlist("file")
+    chosen, left_out = choose_model_file([u.filename or "" for u in uploads], catalog())
+    upload = uploads[chosen] if uploads else None
     submission, errors = validate_submission(
         request.form, (upload.filename or "") if upload else "", catalog()
     )
@@ -101,6 +110,8 @@ def submit():  # type: ignore[no-untyped-def]
     finally:
         stream.discard()  # the job holds its own link to the file by now
     log.info("job %s submitted", job.id)
+    if left_out:  # the files left out are discarded with the request's other uploads
+        flash(left_out_message(left_out, submission.original_filename))
     return redirect(
         url_for("student.submitted", reference=make_reference(lab().config.secret_key, job.id)), 303
     )
