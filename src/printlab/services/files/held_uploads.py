@@ -215,19 +215,20 @@ def sweep(storage: Storage, *, now: datetime | None = None) -> int:
         return 0
     if not folder.is_dir():
         return 0
-    removed = 0
     with os.scandir(folder) as entries:
         names = sorted(entry.name for entry in entries)
+    due = []
     for name in names:
         path = folder / name
         if not _HELD_NAME.fullmatch(name) or not _regular_file(path):
             if not name.startswith("."):  # a write in progress is `.<name>.tmp`
                 log.warning("left %s/%s alone: not a file PrintLab holds", HOLD_FOLDER, name)
             continue
-        held_at = _held_at(path, folder)
-        if now - held_at > HOLD_FOR:
-            path.unlink(missing_ok=True)
-            removed += name.endswith(".upload")
+        if now - _held_at(path, folder) > HOLD_FOR:  # decided for all before any is removed
+            due.append(path)
+    for path in due:
+        path.unlink(missing_ok=True)
+    removed = sum(path.name.endswith(".upload") for path in due)
     if removed:
         log.info("removed %d held upload(s) older than an hour", removed)
     return removed
