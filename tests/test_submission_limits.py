@@ -83,7 +83,9 @@ def test_one_email_address_is_limited_whichever_browser_it_comes_from(web, sessi
     assert_refused_with_the_form_kept(refused, "Jane.Doe@example.edu ")
     assert jobs(session) == 2
     # Someone else is not held back by it.
-    assert send(browser(web, "192.0.2.9"), form(student_email="sam@example.edu"), model(10)).status_code == 303
+    assert (
+        send(browser(web, "192.0.2.9"), form(student_email="sam@example.edu"), model(10)).status_code == 303
+    )
 
 
 def test_one_browser_is_limited_whichever_email_it_types(web, session):
@@ -110,11 +112,16 @@ def test_one_address_has_a_much_higher_ceiling(lab_env, session):
     app = make_app(lab_env, PRINTLAB_SUBMIT_RATE_LIMIT="3 per hour")
     try:
         for n in range(3):
-            answer = send(browser(app, "198.51.100.7"), form(student_email=f"student{n}@example.edu"), model(n))
+            answer = send(
+                browser(app, "198.51.100.7"), form(student_email=f"student{n}@example.edu"), model(n)
+            )
             assert answer.status_code == 303
         refused = send(browser(app, "198.51.100.7"), form(student_email="student3@example.edu"), model(3))
         assert_refused_with_the_form_kept(refused, "student3@example.edu")
-        assert send(browser(app, "198.51.100.8"), form(student_email="s4@example.edu"), model(4)).status_code == 303
+        assert (
+            send(browser(app, "198.51.100.8"), form(student_email="s4@example.edu"), model(4)).status_code
+            == 303
+        )
         assert jobs(session) == 4
     finally:
         app.extensions["printlab"].engine.dispose()

@@ -96,7 +96,9 @@ def test_file_is_kept_across_a_failed_submission_and_used_on_retry(web, session,
 
 def test_a_kept_file_survives_more_than_one_failed_retry(web, session, storage):
     student = web.test_client()
-    token = held_token(send(student, form(student_name="J"), (CUBE_BYTES, "model.stl")).get_data(as_text=True))
+    token = held_token(
+        send(student, form(student_name="J"), (CUBE_BYTES, "model.stl")).get_data(as_text=True)
+    )
     again = send(student, form(class_number=""), held=token)
     assert again.status_code == 422
     assert held_token(again.get_data(as_text=True)) == token
@@ -106,7 +108,9 @@ def test_a_kept_file_survives_more_than_one_failed_retry(web, session, storage):
 
 def test_a_new_file_replaces_the_kept_one(web, session, storage):
     student = web.test_client()
-    token = held_token(send(student, form(student_name="J"), (CUBE_BYTES, "model.stl")).get_data(as_text=True))
+    token = held_token(
+        send(student, form(student_name="J"), (CUBE_BYTES, "model.stl")).get_data(as_text=True)
+    )
     replaced = send(student, form(), (OTHER.read_bytes(), OTHER.name), held=token)
     assert replaced.status_code == 303
     job = session.scalars(select(Job)).one()
@@ -115,7 +119,9 @@ def test_a_new_file_replaces_the_kept_one(web, session, storage):
 
 
 def test_a_kept_file_is_for_the_browser_that_sent_it(web, session, storage):
-    token = held_token(send(web.test_client(), form(student_name="J"), (CUBE_BYTES, "model.stl")).get_data(as_text=True))
+    token = held_token(
+        send(web.test_client(), form(student_name="J"), (CUBE_BYTES, "model.stl")).get_data(as_text=True)
+    )
     stranger = send(web.test_client(), form(), held=token)
     page = stranger.get_data(as_text=True)
     assert stranger.status_code == 422
@@ -135,7 +141,9 @@ def test_a_file_the_check_refuses_is_not_kept(web, session, storage):
 def test_a_duplicate_file_is_not_kept(web, session, storage):
     student = web.test_client()
     assert send(student, form(), (CUBE_BYTES, "model.stl")).status_code == 303
-    token = held_token(send(student, form(student_name="J"), (CUBE_BYTES, "model.stl")).get_data(as_text=True))
+    token = held_token(
+        send(student, form(student_name="J"), (CUBE_BYTES, "model.stl")).get_data(as_text=True)
+    )
     duplicate = send(student, form(), held=token)
     assert duplicate.status_code == 422 and "You already sent this file" in duplicate.get_data(as_text=True)
     assert held_names(storage) == set()
@@ -194,7 +202,9 @@ def test_held_file_is_found_by_its_token_for_its_browser_within_the_hour(storage
 def test_held_files_expire_and_are_swept(storage, session):
     now = utcnow()
     old = held_uploads.hold(storage, _received(storage), "old.stl", "b", now=now - timedelta(minutes=61))
-    young = held_uploads.hold(storage, _received(storage, b"young"), "young.stl", "b", now=now - timedelta(minutes=5))
+    young = held_uploads.hold(
+        storage, _received(storage, b"young"), "young.stl", "b", now=now - timedelta(minutes=5)
+    )
     (storage.root / ".held" / "notes.txt").write_text("someone's file")  # not ours: left alone
     (storage.root / ".held" / ("f" * 64 + ".upload")).symlink_to(storage.root / "Uploaded")
 
