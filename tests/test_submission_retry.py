@@ -18,7 +18,7 @@ from printlab import config as config_module
 from printlab.clock import utcnow
 from printlab.models import Job
 from printlab.services.files import held_uploads
-from printlab.services.files.storage import Storage
+from printlab.services.files.storage import Storage, StorageError
 from printlab.services.upkeep import sweeps
 
 from .conftest import MODELS
@@ -226,7 +226,7 @@ def test_a_holding_area_that_is_a_link_is_never_used(storage, tmp_path: Path):
     outside = tmp_path / "outside"
     outside.mkdir()
     (storage.root / ".held").symlink_to(outside)
-    with pytest.raises(Exception):  # noqa: B017, PT011 - StorageError or UnsafePath: refused either way
+    with pytest.raises(StorageError):
         held_uploads.hold(storage, _received(storage), "model.stl", "b")
     assert list(outside.iterdir()) == []
     assert held_uploads.find(storage, "a" * 43, "b") is None

@@ -233,9 +233,10 @@ def submit():  # type: ignore[no-untyped-def]
 
 @bp.errorhandler(429)
 def too_many(_exc: HTTPException):  # type: ignore[no-untyped-def]
-    """A limit on submissions was reached: the form comes back with the answers, the file kept, and when to try again."""
+    """A submission limit was reached: the form again, answers and file kept, saying when to send again."""
     model = _ModelFile.of_request()
-    kept = model.keep() if model.name and model.problem() is None else None
+    allowed = extension_of(clean_filename(model.name)) in catalog().model_extensions
+    kept = model.keep() if model.name and allowed and model.problem() is None else None
     return _render_form(_form_values(), {}, 429, held=kept, send_again_at=_send_again_at())
 
 
