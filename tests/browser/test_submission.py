@@ -9,11 +9,12 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import func, select
 
+from printlab.clock import utcnow
 from printlab.domain.catalog import DEFAULT_CATALOG
-from printlab.models import Job
+from printlab.models import Job, LabSetting
 
 from ..conftest import MODELS
-from .conftest import DESKTOP, PHONE, Live, Tab
+from .conftest import DESKTOP, PHONE, Live, Tab, submit_model
 
 pytestmark = pytest.mark.browser
 
@@ -374,3 +375,38 @@ def test_upload_progress_shows_for_a_larger_file_and_a_double_click_sends_once(l
     assert session.scalar(select(func.count()).select_from(Job)) == 1  # the double click sent it once
     job = live.newest_job()
     assert live.storage.resolve(job.file_path).stat().st_size == LARGER.stat().st_size  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_refused_student_keeps_the_form_and_the_file_and_is_told_when_to_send_again(
+    live: Live, open_tab, viewport
+):
+    session = live.fresh()
+    session.add(LabSetting(key="submissions_per_hour", value=1, updated_at=utcnow(), updated_by=None))
+    session.commit()
+    tab = open_tab("student", viewport)
+    page = tab.page
+    submit_model(tab, live, CUBE)
+
+    tab.go(f"{live.url}/submit")
+    fill_about_me(tab, email="jane.other@example.edu")
+    page.get_by_label("Filament").check()
+    page.get_by_label("Color").select_option("Blue")
+    page.get_by_label("Printer").select_option("Prusa XL")
+    page.get_by_label("Model file").set_input_files(LARGER)
+    page.get_by_label(re.compile("I understand every print costs at least")).check()
+    page.get_by_role("button", name="Send my model").click()
+
+    page.wait_for_selector("#send-again")
+    tab.audit()
+    assert re.fullmatch(r"You can send again after \d\d:\d\d\.", page.locator("#send-again").inner_text())
+    assert "Your answers and your file are kept below." in page.locator("#error-summary").inner_text()
+    assert page.get_by_label("Email").input_value() == "jane.other@example.edu"
+    assert page.get_by_label("Printer").input_value() == "Prusa XL"
+    assert (
+        page.locator("#file-hint").inner_text()
+        == f"Your file {LARGER.name} is kept — choose another file to replace it."
+    )
+    no_sideways_scroll(tab)
+    tab.screenshot(f"submit-refused-{viewport['width']}")
+    assert live.fresh().scalar(select(func.count()).select_from(Job)) == 1
