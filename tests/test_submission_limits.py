@@ -179,3 +179,13 @@ def test_the_time_to_send_again_is_when_the_hour_of_the_first_submission_ends(we
 
     found = SEND_AGAIN.search(refused.get_data(as_text=True))
     assert found and f"{found.group(1)}:{found.group(2)}" in {shown(before), shown(after)}
+
+
+def test_the_limiter_never_sees_the_email_address(web, session, caplog):
+    set_per_hour(session, 1)
+    assert send(browser(web, "192.0.2.1"), form(), model(0)).status_code == 303
+    with caplog.at_level("DEBUG"):
+        refused = send(browser(web, "192.0.2.2"), form(), model(1))
+    assert refused.status_code == 429
+    assert "ratelimit" in caplog.text  # the limiter did log the refusal, with its key
+    assert "jane.doe" not in caplog.text.lower()

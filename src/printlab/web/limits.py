@@ -9,10 +9,12 @@ lab-wide); the shared counters are used again once the storage answers. /healthz
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import unicodedata
 
-from flask import request, session
+from flask import current_app, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits.storage import MemoryStorage
@@ -54,6 +56,11 @@ def per_browser() -> str:
 
 
 def per_email() -> str:
-    """The rate-limit key of the email address typed into the form (as the form stores it)."""
+    """The rate-limit key of the email address typed into the form (as the form stores it).
+
+    Keyed by a keyed hash, never the address itself: the limiter logs and stores its keys.
+    """
     typed = unicodedata.normalize("NFC", request.form.get("student_email", ""))
-    return f"email:{' '.join(typed.split()).lower() or '-'}"
+    address = " ".join(typed.split()).lower()
+    secret = str(current_app.config["SECRET_KEY"]).encode()
+    return f"email:{hmac.new(secret, address.encode(), hashlib.sha256).hexdigest()[:32]}"
