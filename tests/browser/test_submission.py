@@ -205,6 +205,8 @@ def test_bad_answers_are_flagged_red_in_the_page_before_anything_is_uploaded(liv
     assert page.evaluate("() => document.activeElement.id") == "student_email"
     page.get_by_label("Email").fill("jane.doe@example.edu")
     assert page.locator("#student_email").get_attribute("aria-invalid") is None
+    assert page.locator("#student_email").get_attribute("aria-describedby") == "student_email-hint"
+    assert page.locator(".field:has(#student_email) .field-error").count() == 0
     assert border_of(tab, "student_email") == GREY
 
     page.get_by_label("Class number").fill("N/A")

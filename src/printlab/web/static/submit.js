@@ -48,6 +48,11 @@
     if (!message) {
       if (existing) existing.remove();
       input.removeAttribute("aria-invalid");
+      var left = (input.getAttribute("aria-describedby") || "").split(" ").filter(function (ref) {
+        return ref && ref !== id;
+      });
+      if (left.length) input.setAttribute("aria-describedby", left.join(" "));
+      else input.removeAttribute("aria-describedby");
       return;
     }
     if (!existing) {
@@ -60,7 +65,8 @@
       input.setAttribute("aria-describedby", described.join(" "));
     }
     existing.textContent = message;
-    input.setAttribute("aria-invalid", "true");
+    // A group of radios is described by its message; aria-invalid belongs on the fields themselves.
+    if (input.tagName !== "FIELDSET") input.setAttribute("aria-invalid", "true");
   }
 
   function fileProblem() {
@@ -147,10 +153,10 @@
   // A field flagged once is checked again as it is corrected; the file as soon as it is chosen.
   form.addEventListener("change", function (event) {
     var field = event.target.name === "print_method" ? document.getElementById("print_method") : event.target;
-    if (field === fileInput || field.getAttribute("aria-invalid") === "true") fieldError(field, problemOf(field));
+    if (field === fileInput || document.getElementById(field.id + "-error")) fieldError(field, problemOf(field));
   });
   form.addEventListener("input", function (event) {
-    if (event.target.getAttribute("aria-invalid") === "true") fieldError(event.target, problemOf(event.target));
+    if (document.getElementById(event.target.id + "-error")) fieldError(event.target, problemOf(event.target));
   });
 
   var sending = false;
