@@ -15,7 +15,7 @@ from printlab.domain.catalog import DEFAULT_CATALOG
 from printlab.models import Job, LabSetting
 from printlab.services.lab import workstations
 
-from .factories import STAFF, form, make_staff
+from .factories import STAFF, form, make_staff, set_per_hour
 from .test_submission_retry import CUBE_BYTES, OTHER, held_token, send
 
 PASSWORD = "a-long-password-1"
@@ -40,11 +40,6 @@ def browser(app, address: str = "192.0.2.10"):  # type: ignore[no-untyped-def]
     client = app.test_client()
     client.environ_base["REMOTE_ADDR"] = address
     return client
-
-
-def set_per_hour(session, number: int) -> None:  # type: ignore[no-untyped-def]
-    session.merge(LabSetting(key="submissions_per_hour", value=number, updated_at=utcnow(), updated_by=STAFF))
-    session.commit()
 
 
 def jobs(session) -> int:  # type: ignore[no-untyped-def]
