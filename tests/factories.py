@@ -9,10 +9,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from printlab.clock import utcnow
 from printlab.domain.catalog import DEFAULT_CATALOG
 from printlab.domain.statuses import Status
 from printlab.domain.submission import validate_submission
-from printlab.models import Job, OutboxMessage, Staff
+from printlab.models import Job, LabSetting, OutboxMessage, Staff
 from printlab.services.files.storage import Storage
 from printlab.services.jobs import quote_links, submissions, workflow
 from printlab.services.lab import staff as staff_service
@@ -46,6 +47,12 @@ def form(**overrides: Any) -> dict[str, Any]:
     }
     values.update(overrides)
     return values
+
+
+def set_per_hour(session: Session, number: int) -> None:
+    """The lab's submissions per email address and per browser in an hour, as an admin saves it."""
+    session.merge(LabSetting(key="submissions_per_hour", value=number, updated_at=utcnow(), updated_by=STAFF))
+    session.commit()
 
 
 def submit_job(

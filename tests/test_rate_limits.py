@@ -16,7 +16,7 @@ from printlab.models import Job
 from printlab.services.lab import workstations
 
 from .conftest import BACKENDS, MODELS, sign_in_client
-from .factories import form, make_job, quote_token
+from .factories import form, make_job, quote_token, set_per_hour
 from .servers import RedisServer
 
 CUBE = MODELS / "stl_binary_20mm_xyz_cube.stl"
@@ -149,3 +149,27 @@ def test_redis_down_degrades_rate_limits_and_recovers(lab_env, session, storage,
         if app is not None:
             app.extensions["printlab"].engine.dispose()
         server.stop()
+
+
+def test_two_app_processes_share_the_per_email_submission_limit(lab_env, session):
+    from printlab.web.app import create_app
+
+    set_per_hour(session, 1)
+    env = lab_env | {"PRINTLAB_RATELIMIT_STORAGE": "redis://127.0.0.1:6379"}
+    server = redis.Redis(host="127.0.0.1", port=6379)
+    for key in server.scan_iter("*LIMITER*"):
+        server.delete(key)
+    apps = [
+        create_app({"TESTING": True, "WTF_CSRF_ENABLED": False}, config=config_module.load(env)) for _ in range(2)
+    ]  # fmt: skip
+    try:
+        # Two browsers at two addresses, one on each process: only the email address is the same.
+        assert _submit(apps[0].test_client(), "student@example.edu").status_code == 303
+        other = apps[1].test_client()
+        other.environ_base["REMOTE_ADDR"] = "192.0.2.77"
+        refused = _submit(other, "student@example.edu")
+        assert refused.status_code == 429 and b"You can send again after" in refused.data
+    finally:
+        for app in apps:
+            app.extensions["printlab"].engine.dispose()
+        server.close()

@@ -123,6 +123,15 @@ def rows(session: Session) -> dict[str, int]:
     }
 
 
+def assert_only_the_file_is_kept(session: Session, storage: Storage, page: str) -> None:
+    """No row, and the upload held for the retry (in the holding area, nowhere else), named on the page."""
+    assert rows(session) == {"job": 0, "event": 0, "outbox": 0, "task": 0}
+    held = {name for name in storage_files(storage) if name.startswith(".held/")}
+    assert storage_files(storage) == held and len(held) == 2, storage_files(storage)
+    assert "Your answers and your file are kept below." in page
+    assert re.search(r'name="held_file" value="[A-Za-z0-9_-]{43}"', page)
+
+
 def assert_nothing_left(session: Session, storage: Storage) -> None:
     """No job, event, email or task row, and no file in any status folder or in .incoming."""
     assert rows(session) == {"job": 0, "event": 0, "outbox": 0, "task": 0}
@@ -406,9 +415,8 @@ def test_bad_field_is_refused_next_to_it_and_other_answers_are_kept(
         if name in ("color", "printer") and field == "print_method":
             continue  # a colour or printer can't be kept for a method that isn't chosen
         assert kept.get(name) == value, (name, kept)
-    assert "Your answers are kept below; please choose your file again." in page
     assert "Traceback" not in page
-    assert_nothing_left(session, storage)
+    assert_only_the_file_is_kept(session, storage, page)
 
 
 def test_several_bad_fields_each_get_their_own_message(client, session, storage):
@@ -427,6 +435,14 @@ def test_several_bad_fields_each_get_their_own_message(client, session, storage)
         "file",
     }
     assert "Please fix 5 things" in page
+    # The list at the top follows the form, top to bottom (the file comes before the tick box).
+    assert list(summary_links(page)) == [
+        "student_name",
+        "student_email",
+        "class_number",
+        "file",
+        "acknowledged_minimum_charge",
+    ]
     assert kept_answers(page)["discipline"] == "Engineering"
     assert_nothing_left(session, storage)
 
@@ -598,7 +614,7 @@ def test_script_in_a_field_is_shown_escaped(client, session, storage, field):
     if field in ("student_name", "student_email", "class_number"):
         assert kept_answers(page)[field] == HOSTILE  # kept, as text
         assert "&lt;script&gt;" in page
-    assert_nothing_left(session, storage)
+    assert_only_the_file_is_kept(session, storage, page)
 
 
 def test_script_in_accepted_answers_and_file_name_is_escaped_on_the_students_pages(client, session, storage):
@@ -758,18 +774,19 @@ def test_eleventh_successful_submission_in_an_hour_is_refused_and_failures_do_no
         assert response.status_code == 303, (number, field_errors(response.get_data(as_text=True)))
         if number == 4:  # failures between successes don't count either
             assert post(client, form(student_name=""), (CUBE_BYTES, "cube.stl")).status_code == 422
-    files_before = storage_files(storage)
+    files_before = {name for name in storage_files(storage) if not name.startswith(".held/")}
 
+    # Ten from this browser: the eleventh (a new address) is refused, and the form comes back.
     refused = post(client, form(student_email="eleven@example.edu"), (CUBE_BYTES, "cube.stl"))
     page = refused.get_data(as_text=True)
 
     assert refused.status_code == 429
-    assert "<h1>Too many submissions</h1>" in page
-    assert "Please try again later, or ask at the lab." in page
+    assert "You can send again after" in page
+    assert kept_answers(page)["student_email"] == "eleven@example.edu"
     session.rollback()
     assert session.scalar(select(func.count()).select_from(Job)) == 10
     assert session.scalar(select(Job).where(Job.student_email == "eleven@example.edu")) is None
-    assert storage_files(storage) == files_before
+    assert {name for name in storage_files(storage) if not name.startswith(".held/")} == files_before
 
 
 def test_csrf_token_is_required(client, session, storage):

@@ -71,7 +71,10 @@ SETTINGS: tuple[Setting, ...] = (
         "While Redis can't be reached, each process counts in its own memory.",
     ),
     Setting(
-        "PRINTLAB_SUBMIT_RATE_LIMIT", "10 per hour", "Successful submissions allowed per client address."
+        "PRINTLAB_SUBMIT_RATE_LIMIT",
+        "200 per hour",
+        "Successful submissions allowed per client address in all (a classroom or campus NAT shares one); "
+        "each email address and each browser has the lab's own lower limit (Admin → Lab catalog).",
     ),
     Setting(
         "PRINTLAB_PROXY_COUNT",
@@ -225,7 +228,7 @@ def load(environ: Mapping[str, str] | None = None, **overrides: str) -> Config:
         log_level=(get("PRINTLAB_LOG_LEVEL") or "INFO").upper(),
         worker=worker,
         ratelimit_storage=get("PRINTLAB_RATELIMIT_STORAGE") or "memory://",
-        submit_rate_limit=get("PRINTLAB_SUBMIT_RATE_LIMIT") or "10 per hour",
+        submit_rate_limit=get("PRINTLAB_SUBMIT_RATE_LIMIT") or "200 per hour",
         proxy_count=int(proxies),
         embedded_database=database_url is None,
         embedded_storage=storage is None,

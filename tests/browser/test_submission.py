@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import func, select
 
+from printlab.clock import utcnow
 from printlab.domain.catalog import DEFAULT_CATALOG
-from printlab.models import Job
+from printlab.models import Job, LabSetting
 
 from ..conftest import MODELS
-from .conftest import DESKTOP, PHONE, Live, Tab
+from .conftest import DESKTOP, PHONE, Live, Tab, submit_model
 
 pytestmark = pytest.mark.browser
 
@@ -109,19 +111,54 @@ def test_student_fills_the_form_changes_method_and_sees_the_analysis(live: Live,
     assert "Submitted" in page.locator(".timeline").inner_text()
 
 
-def test_field_errors_show_next_to_fields_and_keep_the_answers(live: Live, open_tab):
-    tab = open_tab("student")
+RED = "rgb(164, 14, 38)"  # --bad
+GREY = "rgb(110, 119, 129)"  # a field's own border
+
+
+def border_of(tab: Tab, element_id: str) -> str:
+    return tab.page.eval_on_selector(f"#{element_id}", "(el) => getComputedStyle(el).borderTopColor")
+
+
+def posts_to_submit(tab: Tab) -> list[Any]:
+    """Every POST the page sends to /submit from now on (the list fills as they happen)."""
+    sent: list[Any] = []
+    tab.page.on(
+        "request", lambda r: r.method == "POST" and urlsplit(r.url).path == "/submit" and sent.append(r)
+    )
+    return sent
+
+
+def body_sizes_of_submissions(live: Live, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every form the server receives at POST /submit from now on, as the server reads it."""
+    sizes: list[int] = []
+    inner = live.app.wsgi_app
+
+    def recording(environ, start_response):  # type: ignore[no-untyped-def]
+        if environ["REQUEST_METHOD"] == "POST" and environ["PATH_INFO"] == "/submit":
+            sizes.append(int(environ.get("CONTENT_LENGTH") or 0))
+        return inner(environ, start_response)
+
+    monkeypatch.setattr(live.app, "wsgi_app", recording)
+    return sizes
+
+
+def summary_targets(tab: Tab) -> list[str]:
+    return [href.lstrip("#") for href in tab.page.eval_on_selector_all(
+        "#error-summary a", "(links) => links.map(a => a.getAttribute('href'))")]  # fmt: skip
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_bad_answers_are_flagged_red_in_the_page_before_anything_is_uploaded(live: Live, open_tab, viewport):
+    tab = open_tab("student", viewport)
     page = tab.page
     tab.go(f"{live.url}/submit")
+    sent = posts_to_submit(tab)
     page.get_by_label("Full name").fill("Jane Doe")
-    page.get_by_label("Email").fill("jane.doe-at-example.edu")
+    page.get_by_label("Email").fill("jane.doe@example")  # a typo: no .edu
     page.get_by_label("Discipline").select_option("Art")
     page.get_by_label("Resin").check()
-    # "Gray" is a colour of both methods: pick the one the list now offers, as a person would.
-    page.get_by_label("Color").select_option(
-        element=page.locator("#color option:enabled[value='Gray']").element_handle()
-    )
     page.get_by_label("Printer").select_option("Formlabs Form 3")
+    page.get_by_label("Model file").set_input_files(LARGER)
 
     # The browser checks the file at once: wrong type, then a good one.
     page.get_by_label("Model file").set_input_files(
@@ -131,52 +168,56 @@ def test_field_errors_show_next_to_fields_and_keep_the_answers(live: Live, open_
         page.locator(".field:has(#file) .field-error").inner_text()
         == "Upload a model file (.stl, .obj, .3mf)."
     )
-    page.get_by_role("button", name="Send my model").click()  # refused in the page, nothing is sent
-    assert urlsplit(page.url).path == "/submit"
-    assert page.evaluate("() => document.activeElement.id") == "file"
-    page.get_by_label("Model file").set_input_files(CUBE)
+    page.get_by_label("Model file").set_input_files(LARGER)
     assert page.locator(".field:has(#file) .field-error").count() == 0
 
-    page.get_by_role("button", name="Send my model").click()  # the server re-checks every rule
-    page.wait_for_selector("#error-summary")
-    tab.audit()
+    page.get_by_role("button", name="Send my model").click()
 
+    # Flagged in the page by the server's own rules and words, in the form's order; nothing was sent.
+    page.wait_for_selector("#error-summary")
+    assert sent == []
+    assert urlsplit(page.url).path == "/submit"
     errors = {
         field: page.locator(f".field:has(#{field}) .field-error").inner_text()
-        for field in ("student_email", "class_number", "acknowledged_minimum_charge")
+        for field in ("student_email", "class_number", "color", "acknowledged_minimum_charge")
     }
     assert errors == {
         "student_email": "Enter a valid email address, like name@university.edu.",
         "class_number": "Enter your class number, or N/A.",
+        "color": "Choose a color available for Resin.",
         "acknowledged_minimum_charge": "Tick the box to accept the minimum charge.",
     }
-    assert page.locator(".field-error").count() == 3
-    assert page.locator("#student_email").get_attribute("aria-invalid") == "true"
+    assert page.locator(".field-error").count() == 4
+    assert summary_targets(tab) == ["student_email", "class_number", "color", "acknowledged_minimum_charge"]
     assert page.evaluate("() => document.activeElement.id") == "error-summary"
-    assert (
-        "Your answers are kept below; please choose your file again."
-        in page.locator("#error-summary").inner_text()
-    )
-    assert page.get_by_label("Full name").input_value() == "Jane Doe"
-    assert page.get_by_label("Email").input_value() == "jane.doe-at-example.edu"
-    assert page.get_by_label("Discipline").input_value() == "Art"
-    assert page.get_by_label("Resin").is_checked()
-    assert page.get_by_label("Color").input_value() == "Gray"
-    assert page.get_by_label("Printer").input_value() == "Formlabs Form 3"
-    assert offered(tab, "color") == RESIN_COLORS  # the method's lists still narrow after the reply
-    tab.screenshot("submit-errors")
+    # Invalid fields are red; the good ones keep their own border.
+    assert page.locator("#student_email").get_attribute("aria-invalid") == "true"
+    assert border_of(tab, "student_email") == RED
+    assert border_of(tab, "class_number") == RED
+    assert border_of(tab, "color") == RED
+    assert border_of(tab, "student_name") == GREY
+    no_sideways_scroll(tab)
+    tab.audit()
+    tab.screenshot(f"submit-errors-{viewport['width']}")
 
-    # The summary links to the field.
+    # The summary links to the field; correcting a field clears its mark as it is typed.
     page.locator("#error-summary a[href='#student_email']").click()
     assert page.evaluate("() => document.activeElement.id") == "student_email"
-
     page.get_by_label("Email").fill("jane.doe@example.edu")
+    assert page.locator("#student_email").get_attribute("aria-invalid") is None
+    assert page.locator("#student_email").get_attribute("aria-describedby") == "student_email-hint"
+    assert page.locator(".field:has(#student_email) .field-error").count() == 0
+    assert border_of(tab, "student_email") == GREY
+
     page.get_by_label("Class number").fill("N/A")
+    page.get_by_label("Color").select_option(
+        element=page.locator("#color option:enabled[value='Gray']").element_handle()
+    )
     page.get_by_label(re.compile("I understand every print costs at least")).check()
-    page.get_by_label("Model file").set_input_files(CUBE)
     page.get_by_role("button", name="Send my model").click()
-    page.wait_for_url(re.compile(r"/submit/done/"))
+    page.wait_for_url(re.compile(r"/submit/done/"), timeout=30_000)
     tab.audit()
+    assert len(sent) == 1
     job = live.newest_job()
     assert (job.student_email, job.class_number, job.material, job.color) == (
         "jane.doe@example.edu",
@@ -184,6 +225,49 @@ def test_field_errors_show_next_to_fields_and_keep_the_answers(live: Live, open_
         "Resin",
         "Gray",
     )
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_after_a_server_side_error_the_file_is_kept_for_the_retry(
+    live: Live, open_tab, viewport, monkeypatch
+):
+    tab = open_tab("student", viewport)
+    page = tab.page
+    tab.go(f"{live.url}/submit")
+    sizes = body_sizes_of_submissions(live, monkeypatch)
+    # Pasted with a hidden right-to-left mark: only the server's text rule knows it.
+    fill_about_me(tab, name="Jane \u202eDoe")
+    page.get_by_label("Filament").check()
+    page.get_by_label("Color").select_option("Gray")
+    page.get_by_label("Printer").select_option("Prusa MK4S")
+    page.get_by_label("Model file").set_input_files(LARGER)
+    page.get_by_label(re.compile("I understand every print costs at least")).check()
+    page.get_by_role("button", name="Send my model").click()
+
+    page.wait_for_selector("#error-summary")
+    tab.audit()
+    assert len(sizes) == 1 and sizes[0] > LARGER.stat().st_size
+    assert page.locator(".field:has(#student_name) .field-error").inner_text() == (
+        "Your name contains a hidden character that changes the direction of text. "
+        "Please type it again without it."
+    )
+    assert border_of(tab, "student_name") == RED
+    kept = page.locator("#file-hint").inner_text()
+    assert kept == f"Your file {LARGER.name} is kept — choose another file to replace it."
+    assert "Your answers and your file are kept below." in page.locator("#error-summary").inner_text()
+    assert page.get_by_label("Email").input_value() == "jane.doe@example.edu"
+    assert page.get_by_label("Color").input_value() == "Gray"
+    no_sideways_scroll(tab)
+    tab.screenshot(f"submit-file-kept-{viewport['width']}")
+
+    page.get_by_label("Full name").fill("Jane Doe")
+    page.get_by_role("button", name="Send my model").click()  # no file chosen: the kept one is used
+    page.wait_for_url(re.compile(r"/submit/done/"), timeout=30_000)
+    tab.audit()
+    assert len(sizes) == 2 and sizes[1] < 10_000  # the file wasn't sent again
+    job = live.newest_job()
+    assert (job.student_name, job.original_filename) == ("Jane Doe", LARGER.name)
+    assert live.storage.resolve(job.file_path).read_bytes() == LARGER.read_bytes()  # type: ignore[arg-type]
 
 
 def _press_tab_until(tab: Tab, element_id: str, limit: int = 30) -> None:
@@ -293,3 +377,38 @@ def test_upload_progress_shows_for_a_larger_file_and_a_double_click_sends_once(l
     assert session.scalar(select(func.count()).select_from(Job)) == 1  # the double click sent it once
     job = live.newest_job()
     assert live.storage.resolve(job.file_path).stat().st_size == LARGER.stat().st_size  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_refused_student_keeps_the_form_and_the_file_and_is_told_when_to_send_again(
+    live: Live, open_tab, viewport
+):
+    session = live.fresh()
+    session.add(LabSetting(key="submissions_per_hour", value=1, updated_at=utcnow(), updated_by=None))
+    session.commit()
+    tab = open_tab("student", viewport)
+    page = tab.page
+    submit_model(tab, live, CUBE)
+
+    tab.go(f"{live.url}/submit")
+    fill_about_me(tab, email="jane.other@example.edu")
+    page.get_by_label("Filament").check()
+    page.get_by_label("Color").select_option("Blue")
+    page.get_by_label("Printer").select_option("Prusa XL")
+    page.get_by_label("Model file").set_input_files(LARGER)
+    page.get_by_label(re.compile("I understand every print costs at least")).check()
+    page.get_by_role("button", name="Send my model").click()
+
+    page.wait_for_selector("#send-again")
+    tab.audit()
+    assert re.fullmatch(r"You can send again after \d\d:\d\d\.", page.locator("#send-again").inner_text())
+    assert "Your answers and your file are kept below." in page.locator("#error-summary").inner_text()
+    assert page.get_by_label("Email").input_value() == "jane.other@example.edu"
+    assert page.get_by_label("Printer").input_value() == "Prusa XL"
+    assert (
+        page.locator("#file-hint").inner_text()
+        == f"Your file {LARGER.name} is kept — choose another file to replace it."
+    )
+    no_sideways_scroll(tab)
+    tab.screenshot(f"submit-refused-{viewport['width']}")
+    assert live.fresh().scalar(select(func.count()).select_from(Job)) == 1

@@ -115,6 +115,8 @@ class Catalog:
     confirm_link_hours: int = 72
     archive_after_days: int = 90
     prune_after_days: int = 365
+    #: Submissions one email address, and one browser, may send in an hour (raised around deadlines).
+    submissions_per_hour: int = 10
 
     @property
     def rates(self) -> dict[str, Decimal]:

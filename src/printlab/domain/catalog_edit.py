@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from printlab.domain.catalog import Catalog, LabDetails, Printer, PrintMethod
 from printlab.domain.text import TextError, clean_text, is_email, is_plain_number
 
-SECTIONS = ("disciplines", "reasons", "methods", "printers", "lab", "limits")
+SECTIONS = ("disciplines", "reasons", "methods", "printers", "lab", "limits", "submissions")
 
 
 class CatalogError(ValueError):
@@ -123,6 +123,9 @@ def parse_section(section: str, form: Mapping[str, Any], current: Catalog) -> di
             "archive_after_days": _whole(form.get("archive_after_days"), "archive_after_days", low=1, high=3650),
             "prune_after_days": _whole(form.get("prune_after_days"), "prune_after_days", low=30, high=36500),
         }  # fmt: skip
+    if section == "submissions":
+        per_hour = _whole(form.get("submissions_per_hour"), "submissions_per_hour", low=1, high=1000)
+        return {"submissions_per_hour": per_hour}
     raise CatalogError({"section": "Unknown part of the catalog."})
 
 

@@ -8,10 +8,39 @@ from dataclasses import dataclass
 
 from printlab.domain.catalog import Catalog
 from printlab.domain.naming import extension_of
-from printlab.domain.text import BIDI_CONTROLS, TextError, clean_text, is_email
+from printlab.domain.text import BIDI_CONTROLS, MAX_EMAIL, TextError, clean_text, is_email
 
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f" + "".join(sorted(BIDI_CONTROLS)) + "]")
 MAX_FILENAME = 256
+NAME_LENGTH = (2, 100)
+MAX_EMAIL_LENGTH = MAX_EMAIL
+MAX_CLASS_NUMBER = 50
+#: The fields in the order the form shows them (its error list follows it).
+FORM_ORDER = (
+    "student_name",
+    "student_email",
+    "discipline",
+    "class_number",
+    "print_method",
+    "color",
+    "printer",
+    "file",
+    "acknowledged_minimum_charge",
+)
+#: The messages for the rules a browser can check too; the form carries them for its script.
+MESSAGES = {
+    "student_name": "Enter your full name (2 to 100 characters).",
+    "student_email.missing": "Enter your email address.",
+    "student_email": "Enter a valid email address, like name@university.edu.",
+    "discipline": "Choose your discipline from the list.",
+    "class_number.missing": "Enter your class number, or N/A.",
+    "class_number": "Class number can be at most 50 characters.",
+    "print_method": "Choose a print method.",
+    "color": "Choose a color available for {method}.",
+    "printer": "Choose a {method} printer.",
+    "file.missing": "Choose your model file.",
+    "acknowledged_minimum_charge": "Tick the box to accept the minimum charge.",
+}
 #: What the form calls each field, for the messages.
 LABELS = {
     "student_name": "Your name",
@@ -107,39 +136,39 @@ def validate_submission(
     name = _text(data, "student_name", errors)
     if "student_name" in errors:
         pass
-    elif not 2 <= len(name) <= 100:
-        errors["student_name"] = "Enter your full name (2 to 100 characters)."
+    elif not NAME_LENGTH[0] <= len(name) <= NAME_LENGTH[1]:
+        errors["student_name"] = MESSAGES["student_name"]
     email = _text(data, "student_email", errors).lower()
     if "student_email" in errors:
         pass
     elif not email:
-        errors["student_email"] = "Enter your email address."
+        errors["student_email"] = MESSAGES["student_email.missing"]
     elif not is_email(email):
-        errors["student_email"] = "Enter a valid email address, like name@university.edu."
+        errors["student_email"] = MESSAGES["student_email"]
     discipline = _text(data, "discipline", errors)
     if "discipline" not in errors and discipline not in catalog.disciplines:
-        errors["discipline"] = "Choose your discipline from the list."
+        errors["discipline"] = MESSAGES["discipline"]
     class_number = _text(data, "class_number", errors)
     if "class_number" in errors:
         pass
     elif not class_number:
-        errors["class_number"] = "Enter your class number, or N/A."
-    elif len(class_number) > 50:
-        errors["class_number"] = "Class number can be at most 50 characters."
+        errors["class_number"] = MESSAGES["class_number.missing"]
+    elif len(class_number) > MAX_CLASS_NUMBER:
+        errors["class_number"] = MESSAGES["class_number"]
     method_name = _text(data, "print_method", errors)
     method = catalog.method(method_name)
     if "print_method" not in errors and method is None:
-        errors["print_method"] = "Choose a print method."
+        errors["print_method"] = MESSAGES["print_method"]
     color = _text(data, "color", errors)
     if "color" not in errors and method is not None and color not in method.colors:
-        errors["color"] = f"Choose a color available for {method.name}."
+        errors["color"] = MESSAGES["color"].format(method=method.name)
     printer_name = _text(data, "printer", errors)
     printer = catalog.printer(printer_name)
     if "printer" not in errors and method is not None and (printer is None or printer.method != method.name):
-        errors["printer"] = f"Choose a {method.name} printer."
+        errors["printer"] = MESSAGES["printer"].format(method=method.name)
     acknowledged = str(data.get("acknowledged_minimum_charge", "")).lower() in ("1", "true", "on", "yes")
     if not acknowledged:
-        errors["acknowledged_minimum_charge"] = "Tick the box to accept the minimum charge."
+        errors["acknowledged_minimum_charge"] = MESSAGES["acknowledged_minimum_charge"]
     original = ""
     try:
         clean_text(last_part(filename or ""), "Your file's name")
@@ -150,15 +179,21 @@ def validate_submission(
     if "file" in errors:
         pass
     elif not original:
-        errors["file"] = "Choose your model file."
+        errors["file"] = MESSAGES["file.missing"]
     elif material := not_needed_message(extension_of(original), catalog):
         errors["file"] = material
     elif extension_of(original) not in catalog.model_extensions:
         allowed = ", ".join(catalog.model_extensions)
         errors["file"] = f"Upload a model file ({allowed})."
     if errors:
-        return None, errors
+        return None, in_form_order(errors)
     return (
         Submission(name, email, discipline, class_number, method_name, color, printer_name, True, original),
         {},
     )
+
+
+def in_form_order(errors: dict[str, str]) -> dict[str, str]:
+    """The messages in the order of the form's fields (anything else after them)."""
+    rank = {name: index for index, name in enumerate(FORM_ORDER)}
+    return dict(sorted(errors.items(), key=lambda item: rank.get(item[0], len(rank))))

@@ -314,13 +314,7 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(429)
     def too_many(_exc: HTTPException):  # type: ignore[no-untyped-def]
-        if request.path.startswith("/submit"):
-            return _error_page(
-                429,
-                "Too many submissions",
-                "You've sent as many models as we accept from one connection in an hour. "
-                "Please try again later, or ask at the lab.",
-            )
+        # The submission form answers its own refusals (web/student/routes.py keeps the form).
         return _error_page(429, "Too many attempts", "Please wait a few minutes, then try again.")
 
     @app.errorhandler(HTTPException)

@@ -1,4 +1,4 @@
-"""The lab's scheduled work, run by the worker about once a minute: quote expiry, pickup reminders, retention.
+"""The lab's scheduled work, run by the worker about once a minute: expiry, reminders, retention, held files.
 
 Every sweep is idempotent and safe with several workers running it at the same moment: each
 decides under the rows' locks (FOR UPDATE SKIP LOCKED on PostgreSQL, the write transaction on
@@ -22,6 +22,7 @@ from printlab.domain.catalog import Catalog
 from printlab.domain.statuses import InvalidTransition, Status
 from printlab.models import Job, OutboxMessage, Staff
 from printlab.services.errors import ConflictError, NotAllowed, NotFound, ValidationError
+from printlab.services.files import held_uploads
 from printlab.services.files.storage import Storage
 from printlab.services.jobs import workflow
 from printlab.services.jobs.records import entered_status_at
@@ -236,6 +237,7 @@ class SweepReport:
     expired: int = 0
     reminders: int = 0
     archived: int = 0
+    held_removed: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -246,6 +248,7 @@ def run_sweeps(session: Session, storage: Storage, *, now: datetime | None = Non
         ("expired", lambda: expire_quotes(session, storage, now=now)),
         ("reminders", lambda: send_pickup_reminders(session, now=now)),
         ("archived", lambda: archive_due(session, storage, now=now)),
+        ("held_removed", lambda: held_uploads.sweep(storage, now=now)),
     ]
     for name, step in steps:
         try:

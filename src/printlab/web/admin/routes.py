@@ -224,7 +224,10 @@ def set_workstation_active(workstation_id: str):  # type: ignore[no-untyped-def]
 @bp.get("/admin/catalog")
 @admin_required
 def catalog_page():  # type: ignore[no-untyped-def]
-    return render_template("admin/catalog.html", cat=catalog(), staff=_active_staff(), errors={}, form=None)
+    return render_template(
+        "admin/catalog.html", cat=catalog(), staff=_active_staff(), errors={}, form=None,
+        address_ceiling=lab().config.submit_rate_limit,
+    )  # fmt: skip
 
 
 @bp.post("/admin/catalog/<section>")
@@ -237,7 +240,7 @@ def save_catalog(section: str):  # type: ignore[no-untyped-def]
     except ValidationError as exc:
         return render_template(
             "admin/catalog.html", cat=catalog(), staff=_active_staff(), errors=exc.errors, form=request.form,
-            section=section,
+            section=section, address_ceiling=lab().config.submit_rate_limit,
         ), 422  # fmt: skip
     except NotAllowed as exc:
         abort(403, description=str(exc))

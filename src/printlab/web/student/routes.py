@@ -3,26 +3,41 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
 
+from printlab.clock import to_lab_time, utcnow
 from printlab.domain.naming import extension_of
 from printlab.domain.submission import (
+    MAX_CLASS_NUMBER,
+    MAX_EMAIL_LENGTH,
+    MESSAGES,
+    NAME_LENGTH,
     NOT_NEEDED,
     choose_model_file,
+    clean_filename,
+    in_form_order,
     left_out_message,
     not_needed_message,
     validate_submission,
 )
+from printlab.domain.text import EMAIL_PATTERN
 from printlab.models import Job
 from printlab.services.errors import ValidationError
+from printlab.services.files import held_uploads
 from printlab.services.files.model_files import ModelRejected, check_model
+from printlab.services.files.storage import ReceivedFile, StorageError
 from printlab.services.jobs import submissions
 from printlab.services.jobs.references import make_reference
 from printlab.services.views.student_status import StudentView, job_for_reference, student_view
 from printlab.web.context import catalog, db, lab
-from printlab.web.limits import limiter
+from printlab.web.limits import browser_id, limiter, per_browser, per_email
 from printlab.web.uploads import HashingUpload
 
 log = logging.getLogger(__name__)
@@ -37,10 +52,27 @@ FORM_FIELDS = (
     "color",
     "printer",
 )
+#: What the form says when a new upload was refused as empty.
+EMPTY_FILE = "This file is empty. Choose your model file again."
+COULD_NOT_STORE = (
+    "We couldn't store your file just now. Please send it again; if it keeps failing, tell the lab."
+)
+#: What it says when the file kept from an earlier try has gone (past its hour, or another browser's).
+HELD_FILE_GONE = "Your earlier file is no longer kept (we keep it for an hour). Choose your model file again."
 
 
-def _submit_limit() -> str:
+def _address_ceiling() -> str:
+    """All successful submissions from one client address (a classroom or campus NAT shares one)."""
     return lab().config.submit_rate_limit
+
+
+def _per_student() -> str:
+    """Successful submissions per email address and per browser: the lab's setting."""
+    return f"{catalog().submissions_per_hour} per hour"
+
+
+def _sent(response: Response) -> bool:
+    return response.status_code == 303
 
 
 def _catalog_for_form() -> dict[str, Any]:
@@ -57,64 +89,180 @@ def _catalog_for_form() -> dict[str, Any]:
     }
 
 
-def _render_form(values: dict[str, Any], errors: dict[str, str], status: int = 200):  # type: ignore[no-untyped-def]
+def _render_form(  # type: ignore[no-untyped-def]
+    values: dict[str, Any],
+    errors: dict[str, str],
+    status: int = 200,
+    *,
+    held: held_uploads.HeldFile | None = None,
+    send_again_at: str | None = None,
+):
     return (
         render_template(
             "student/submit.html",
             catalog=catalog(),
             form_data=_catalog_for_form(),
+            rules=RULES,
             values=values,
-            errors=errors,
+            errors=in_form_order(errors),
+            held=held,
+            send_again_at=send_again_at,
         ),
         status,
     )
 
 
+RULES = {
+    "name_length": NAME_LENGTH,
+    "max_email": MAX_EMAIL_LENGTH,
+    "email_pattern": EMAIL_PATTERN,
+    "max_class_number": MAX_CLASS_NUMBER,
+    "messages": MESSAGES,
+}
+
+
 @bp.get("/submit")
 def submit_form():  # type: ignore[no-untyped-def]
+    browser_id()  # the per-browser limit and a kept file need it on the way back
     return _render_form({}, {})
 
 
-@bp.post("/submit")
-@limiter.limit(_submit_limit, methods=["POST"], deduct_when=lambda response: response.status_code == 303)
-def submit():  # type: ignore[no-untyped-def]
+def _form_values() -> dict[str, str]:
     values = {key: request.form.get(key, "") for key in FORM_FIELDS}
     ticked = request.form.get("acknowledged_minimum_charge", "").lower() in ("1", "true", "on", "yes")
     values["acknowledged_minimum_charge"] = "on" if ticked else ""
-    uploads = [u for u in request.files.getlist("file") if u.filename] or request.files.getlist("file")
-    chosen, left_out = choose_model_file([u.filename or "" for u in uploads], catalog())
-    upload = uploads[chosen] if uploads else None
-    submission, errors = validate_submission(
-        request.form, (upload.filename or "") if upload else "", catalog()
-    )
-    stream = upload.stream if upload is not None else None
-    if "file" not in errors and (not isinstance(stream, HashingUpload) or stream.size == 0):
-        errors["file"] = "This file is empty. Choose your model file again."
-    if errors or submission is None or not isinstance(stream, HashingUpload):
-        return _render_form(values, errors, 422)
+    return values
 
-    received = stream.received()
+
+@dataclass
+class _ModelFile:
+    """This attempt's model file: one just uploaded, or the one kept from an earlier attempt."""
+
+    name: str = ""
+    upload: HashingUpload | None = None
+    held: held_uploads.HeldFile | None = None
+    #: A kept file was asked for and isn't there (past its hour, or another browser's).
+    held_gone: bool = False
+    #: Files sent beside the model that the lab doesn't need (an OBJ's .mtl), discarded with the request.
+    left_out: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of_request(cls) -> _ModelFile:
+        storage, browser = lab().storage, browser_id()
+        uploads = [u for u in request.files.getlist("file") if u.filename]
+        chosen, left_out = choose_model_file([u.filename or "" for u in uploads], catalog())
+        token = request.form.get("held_file", "")
+        if uploads:
+            upload = uploads[chosen]
+            if token:
+                held_uploads.release(storage, token)  # a new file replaces the kept one
+            stream = upload.stream
+            return cls(
+                upload.filename or "",
+                stream if isinstance(stream, HashingUpload) else None,
+                left_out=left_out,
+            )
+        if token:
+            held = held_uploads.find(storage, token, browser)
+            if held is None:
+                return cls(held_gone=True)
+            return cls(held.original_filename, held=held)
+        return cls()
+
+    def problem(self) -> str | None:
+        """What is wrong with the file itself, beyond its name, in the student's words (None: nothing)."""
+        if self.upload is None and self.held is None:
+            return EMPTY_FILE if self.name else None  # no file at all: the form's own rule says so
+        if self.upload is not None and self.upload.size == 0:
+            return EMPTY_FILE
+        try:
+            if self.upload is not None:
+                path = self.upload.received().path
+            else:
+                path = held_uploads.file_of(lab().storage, self.held)  # type: ignore[arg-type]
+            check_model(path, extension_of(clean_filename(self.name)))
+        except ModelRejected as exc:
+            return str(exc)
+        except OSError:
+            log.exception("could not read an upload")
+            return COULD_NOT_STORE
+        return None
+
+    def keep(self) -> held_uploads.HeldFile | None:
+        """Hold the file for the next attempt (or keep holding it); None when there is none to keep."""
+        storage, browser = lab().storage, browser_id()
+        try:
+            if self.held is not None:
+                return held_uploads.renew(storage, self.held, browser)
+            if self.upload is not None and self.upload.size > 0:
+                return held_uploads.hold(storage, self.upload.received(), clean_filename(self.name), browser)
+        except (OSError, StorageError):
+            log.warning("could not keep an upload for the student's next attempt", exc_info=True)
+        return None
+
+    def received(self) -> ReceivedFile:
+        if self.held is not None:
+            return held_uploads.take(lab().storage, self.held)
+        assert self.upload is not None
+        return held_uploads.second_link(lab().storage, self.upload.received())
+
+    def release(self) -> None:
+        if self.held is not None:
+            held_uploads.release(lab().storage, self.held.token)
+
+
+@bp.post("/submit")
+@limiter.limit(_address_ceiling, methods=["POST"], deduct_when=_sent)
+@limiter.limit(_per_student, key_func=per_email, methods=["POST"], deduct_when=_sent)
+@limiter.limit(_per_student, key_func=per_browser, methods=["POST"], deduct_when=_sent)
+def submit():  # type: ignore[no-untyped-def]
+    values = _form_values()
+    model = _ModelFile.of_request()
+    submission, errors = validate_submission(request.form, model.name, catalog())
+    if model.held_gone:
+        errors["file"] = HELD_FILE_GONE
+    elif "file" not in errors:
+        problem = model.problem()
+        if problem:
+            errors["file"] = problem
+    if errors or submission is None:
+        kept = None if "file" in errors else model.keep()
+        return _render_form(values, errors, 422, held=kept)
+
     try:
-        check_model(received.path, extension_of(submission.original_filename))
-        job = submissions.submit(db(), lab().storage, submission, received)
-    except ModelRejected as exc:
-        return _render_form(values, {"file": str(exc)}, 422)
-    except ValidationError as exc:  # includes the duplicate rule
+        job = submissions.submit(db(), lab().storage, submission, model.received())
+    except ValidationError as exc:  # the duplicate rule: this file is already with the lab
+        model.release()
         return _render_form(values, exc.errors, 422)
     except OSError:
-        log.exception("could not read or store an upload")
-        message = (
-            "We couldn't store your file just now. Please send it again; if it keeps failing, tell the lab."
-        )
-        return _render_form(values, {"file": message}, 503)
-    finally:
-        stream.discard()  # the job holds its own link to the file by now
+        log.exception("could not store an upload")
+        return _render_form(values, {"file": COULD_NOT_STORE}, 503, held=model.keep())
+    model.release()
     log.info("job %s submitted", job.id)
-    if left_out:  # the files left out are discarded with the request's other uploads
-        flash(left_out_message(left_out, submission.original_filename))
+    if model.left_out:  # the files left out are discarded with the request's other uploads
+        flash(left_out_message(model.left_out, submission.original_filename))
     return redirect(
         url_for("student.submitted", reference=make_reference(lab().config.secret_key, job.id)), 303
     )
+
+
+@bp.errorhandler(429)
+def too_many(_exc: HTTPException):  # type: ignore[no-untyped-def]
+    """A submission limit was reached: the form again, answers and file kept, saying when to send again."""
+    model = _ModelFile.of_request()
+    allowed = extension_of(clean_filename(model.name)) in catalog().model_extensions
+    kept = model.keep() if model.name and allowed and model.problem() is None else None
+    return _render_form(_form_values(), {}, 429, held=kept, send_again_at=_send_again_at())
+
+
+def _send_again_at() -> str:
+    """When the limit that was reached lets this student send again, in the lab's time: '14:35'."""
+    limit = limiter.current_limit
+    reset = limit.reset_at if limit is not None else time.time() + 3600
+    moment = datetime.fromtimestamp(math.ceil(reset / 60) * 60, UTC).replace(tzinfo=None)
+    zone = catalog().lab.time_zone
+    local, today = to_lab_time(moment, zone), to_lab_time(utcnow(), zone)
+    return local.strftime("%H:%M") if local.date() == today.date() else local.strftime("%d %b %H:%M")
 
 
 def _job_for(reference: str) -> Job:
