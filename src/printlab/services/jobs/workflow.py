@@ -84,6 +84,11 @@ def candidate_files(storage: Storage, job: Job) -> list[str]:
     return [p.name for p in (*slicer, *rest)]
 
 
+def _job_file_names(storage: Storage, job: Job) -> set[str]:
+    folder = job_folder(job)
+    return {p.name for p in storage.job_files(folder, base_name(job))} if folder else set()
+
+
 def student_model_name(job: Job) -> str:
     """The stored name of the file the student sent."""
     return f"{job.display_name}{extension_of(job.original_filename or '')}"
@@ -141,8 +146,8 @@ def _write_quote(
     if chosen is not None and chosen not in candidate_files(storage, job):
         errors["authoritative_file"] = (
             f"{chosen} can't be printed: choose the model or a slicer file."
-            if chosen and not is_printable(chosen)
-            else "Choose one of the job's model or slicer files."
+            if chosen in _job_file_names(storage, job)
+            else "Choose one of the job's files."
         )
     message = checked_text(quote.message, "message", "The message to the student", multiline=True).strip()
     if len(message) > MAX_MESSAGE:
