@@ -59,13 +59,17 @@ def _approve(
 def _edit_quote(
     session: Session, storage: Storage, job: Job, actor: Actor, expected: Expected, form: Form
 ) -> Job:
-    return workflow.edit_quote(session, storage, job.id, actor=actor, expected=expected, **_quote_fields(form))
+    return workflow.edit_quote(
+        session, storage, job.id, actor=actor, expected=expected, **_quote_fields(form)
+    )
 
 
 def _cancel(
     session: Session, storage: Storage, job: Job, actor: Actor, expected: Expected, form: Form
 ) -> Job:
-    return workflow.cancel(session, storage, job.id, actor=actor, expected=expected, reason=form.get("reason", ""))
+    return workflow.cancel(
+        session, storage, job.id, actor=actor, expected=expected, reason=form.get("reason", "")
+    )
 
 
 def _confirm_for_student(

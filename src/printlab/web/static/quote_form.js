@@ -7,9 +7,17 @@
   if (!method) return;
   var lists = Array.prototype.slice.call(document.querySelectorAll("select[data-follows-method]"));
 
-  function narrow(list) {
+  // The choice made for each method (by position: "Clear" and "Gray" are colours of both methods),
+  // so going back to a method brings its colour and printer back.
+  var remembered = lists.map(function (list) {
+    var memory = {};
+    var current = list.options[list.selectedIndex];
+    if (current) memory[current.getAttribute("data-method")] = list.selectedIndex;
+    return memory;
+  });
+
+  function narrow(list, index) {
     var chosen = method.value;
-    var keep = null;
     Array.prototype.forEach.call(list.querySelectorAll("optgroup"), function (group) {
       var fits = group.getAttribute("data-method") === chosen;
       group.hidden = !fits;
@@ -19,19 +27,20 @@
       var fits = option.getAttribute("data-method") === chosen;
       option.hidden = !fits;
       option.disabled = !fits;
-      if (fits && keep === null) keep = option;
     });
     var current = list.options[list.selectedIndex];
-    if (!current || current.disabled) {
-      // The old choice belongs to another method: start from nothing, so staff choose on purpose.
-      list.value = "";
-      if (keep === null) return;
+    if (current && !current.disabled) return;
+    var back = remembered[index][chosen];
+    if (back !== undefined) {
+      list.selectedIndex = back;
+    } else {
+      // Nothing chosen for this method yet: leave it empty, so staff choose on purpose.
       list.selectedIndex = -1;
     }
   }
 
   function update(announce) {
-    lists.forEach(narrow);
+    lists.forEach(function (list, index) { narrow(list, index); });
     var unchosen = lists.filter(function (list) { return list.selectedIndex < 0; });
     var note = document.getElementById("method-note");
     if (!note) return;
@@ -46,6 +55,12 @@
   }
 
   method.addEventListener("change", function () { update(true); });
-  lists.forEach(function (list) { list.addEventListener("change", function () { update(false); }); });
+  lists.forEach(function (list, index) {
+    list.addEventListener("change", function () {
+      var current = list.options[list.selectedIndex];
+      if (current) remembered[index][current.getAttribute("data-method")] = list.selectedIndex;
+      update(false);
+    });
+  });
   update(false);
 })();
