@@ -277,3 +277,15 @@ def test_a_cancellation_is_worded_as_one_with_the_staff_reason():
     assert "The printer is out of resin <for weeks>." in rendered.text
     assert "&lt;for weeks&gt;" in rendered.html and "cancelled your print" in rendered.html
     assert "no longer works" in rendered.text and "https://print.example.edu/submit" in rendered.text
+
+
+def test_an_edited_quote_says_it_replaces_the_earlier_one():
+    context = message_context(
+        "quote", job=fixed_job("quote"), simple_id="a1b2c3", catalog=DEFAULT_CATALOG, links=LINKS,
+        extra={"token": TOKEN, "expires_at": "2026-11-29T20:30:00", "edited": True},
+    )  # fmt: skip
+    rendered = render("quote", context)
+    assert rendered.subject == "Your new 3D print quote: $4.20 — please confirm (job a1b2c3)"
+    for body in (rendered.text, rendered.html):
+        assert "changed the quote for your print" in body and "earlier quote email no longer works" in body
+        assert "Good news" not in body

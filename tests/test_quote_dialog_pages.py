@@ -15,7 +15,7 @@ from printlab.services.files import model_analysis
 from printlab.services.lab import workstations
 from printlab.web.jobs.actions import ACTIONS
 
-from .conftest import MODELS
+from .conftest import MODELS, SLICED
 from .factories import STAFF, make_job, make_staff
 from .test_staff_pages import PASSWORD, WORKSTATION, act, field_errors, fresh, text, token
 from .test_workflow import emails_of, snapshot
@@ -189,3 +189,13 @@ def test_confirm_for_student_from_its_dialog(staff_client, session, storage):
         select(Event).where(Event.job_id == job.id, Event.event_type == "StudentConfirmed")
     ).one()
     assert event.details["by_staff"] == STAFF and event.triggered_by == STAFF
+
+
+def test_grams_a_slicer_file_did_not_state_are_explained_in_the_dialog(staff_client, session, storage):
+    job = make_job(session, storage)
+    target = storage.resolve(job.file_path).with_name(f"{job.display_name}.gcode")
+    shutil.copyfile(SLICED / "cura_5.9.1_marlin_k1max.gcode", target)  # metres of filament, no grams
+    page = text(staff_client.get(f"/jobs/{job.id}/act/approve"))
+    assert checked_file(page) == target.name and "newest slicer file" in page
+    assert re.search(r'id="weight_g"[^>]*value="5.0"', page)
+    assert "1.68 m of filament, 1.75 mm in diameter, at 1.24 g/cm³ (Filament)" in page

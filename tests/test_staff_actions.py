@@ -209,7 +209,8 @@ def test_editing_a_pending_quote_replaces_the_link_and_emails_the_new_price(sess
         expected=Expected(Status.PENDING, job.updated_at),
     )  # fmt: skip
     assert edited.status == "PENDING" and str(edited.cost_usd) == "6.00"
-    assert len(emails_of(session, job.id, "quote")) == 2
+    quotes = emails_of(session, job.id, "quote")
+    assert len(quotes) == 2 and quotes[-1].context["edited"] is True  # the email says it is a new quote
     new_token = quote_token(session, job.id)
     assert new_token != old_token
     assert workflow.confirm(session, storage, old_token).outcome == ConfirmOutcome.INVALID

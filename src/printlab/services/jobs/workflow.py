@@ -259,6 +259,7 @@ def edit_quote(
         }
         result = _write_quote(session, storage, job, quote, catalog, now)
         result.details = {"edited": True, **result.details, "previous": previous}
+        result.email_context = {**(result.email_context or {}), "edited": True}  # "a new quote" in the email
         return result
 
     return run_transition(

@@ -99,7 +99,10 @@ def _first_name(full_name: str | None) -> str:
 
 _SUBJECTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "receipt": lambda c: f"We received your 3D print request (job {c['simple_id']})",
-    "quote": lambda c: f"Your 3D print quote: {c['job']['cost']} — please confirm (job {c['simple_id']})",
+    "quote": lambda c: (
+        f"Your {'new ' if c['edited'] else ''}3D print quote: {c['job']['cost']} — please confirm "
+        f"(job {c['simple_id']})"
+    ),
     "confirmed": lambda c: f"Thanks — your 3D print is in the queue (job {c['simple_id']})",
     "rejected": lambda c: (
         f"Your 3D print job was cancelled (job {c['simple_id']})"
@@ -163,6 +166,7 @@ def message_context(
         context["expires_at"] = lab_datetime(expires, zone)
         # staff's own words to the student (autoescaped in the HTML like every value)
         context["message"] = str(extra.get("message") or "").strip() or None
+        context["edited"] = bool(extra.get("edited"))  # staff changed a quote the student already had
     if template == "rejected":
         recorded = job.reject_reasons if isinstance(job.reject_reasons, dict) else {}
         context["reasons"] = list(recorded.get("reasons") or [])
