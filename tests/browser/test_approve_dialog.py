@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from printlab.domain.statuses import Status
 from printlab.models import AnalysisState, Job, OutboxMessage
 
 from ..conftest import MODELS
@@ -143,3 +144,40 @@ def test_changing_the_method_narrows_colours_and_printers(live: Live, open_tab, 
         select(OutboxMessage).where(OutboxMessage.job_id == job.id, OutboxMessage.template == "quote")
     ).one()
     assert quote.context["message"] == "Resin gives the detail you asked for."
+
+
+@VIEWPORTS
+def test_confirm_edit_and_cancel_without_an_admin(live: Live, open_tab, viewport):
+    job = make_job(live.session, live.storage, Status.PENDING)
+    staff = open_tab("LAB-PC-1", viewport=viewport)
+    sign_in(staff, live)
+    page = staff.page
+
+    def run(action: str, label: str, **fields: str) -> Job:
+        staff.go(f"{live.url}/jobs/{job.id}/act/{action}")
+        choose_acting_as(staff)
+        for name, value in fields.items():
+            page.locator(f"#{name}").fill(value)
+        fits_the_width(staff)
+        expect(page.locator("#action-submit")).to_have_text(label)
+        page.locator("#action-submit").click()
+        page.wait_for_url(f"{live.url}/jobs/{job.id}")
+        staff.audit()
+        expect(page.locator(".flashes")).to_contain_text(f"{label}: done for job")
+        return live.fresh().get(Job, job.id)
+
+    confirmed = run("confirm_for_student", "Confirm for student", note="Agreed at the front desk.")
+    assert confirmed.status == "READYTOPRINT" and confirmed.student_confirmed
+
+    staff.go(f"{live.url}/jobs/{job.id}/act/edit_quote")
+    expect(page.locator(".consequence")).to_contain_text("they must confirm the new one before it is printed")
+    edited = run("edit_quote", "Edit quote", weight_g="55", message="The supports add 13 g.")
+    assert edited.status == "PENDING" and str(edited.cost_usd) == "5.50" and not edited.student_confirmed
+
+    staff.go(f"{live.url}/jobs/{job.id}/act/cancel")
+    expect(page.locator("#cancel-button")).to_have_text("Don't cancel")
+    cancelled = run("cancel", "Cancel job", reason="The student no longer needs the part.")
+    assert cancelled.status == "REJECTED"
+    assert cancelled.reject_reasons == {
+        "reasons": [], "other": "The student no longer needs the part.", "cancelled": True
+    }  # fmt: skip
