@@ -40,6 +40,12 @@ SPEC_TABLE = {
     (Action.REVERT, Status.PAIDPICKEDUP, Status.COMPLETED, "StatusChanged", None),
     (Action.ARCHIVE, Status.PAIDPICKEDUP, Status.ARCHIVED, "JobArchived", None),
     (Action.ARCHIVE, Status.REJECTED, Status.ARCHIVED, "JobArchived", None),
+    # staff actions that once needed an admin override (issue 11)
+    (Action.CANCEL, Status.PENDING, Status.REJECTED, "StaffRejected", "rejected"),
+    (Action.CANCEL, Status.READYTOPRINT, Status.REJECTED, "StaffRejected", "rejected"),
+    (Action.EDIT_QUOTE, Status.PENDING, Status.PENDING, "StaffApproved", "quote"),
+    (Action.EDIT_QUOTE, Status.READYTOPRINT, Status.PENDING, "StaffApproved", "quote"),
+    (Action.CONFIRM_FOR_STUDENT, Status.PENDING, Status.READYTOPRINT, "StudentConfirmed", "confirmed"),
 }
 ALLOWED = {(action, source) for action, source, *_ in SPEC_TABLE}
 DISALLOWED = [(a, s) for a in Action for s in Status if (a, s) not in ALLOWED]
@@ -104,8 +110,10 @@ def test_transition_for_returns_the_row(action, source, target, event, email):
 
 def test_allowed_actions_follow_the_table():
     assert allowed_actions(Status.UPLOADED) == [Action.APPROVE, Action.REJECT]
-    assert allowed_actions(Status.PENDING) == [Action.CONFIRM, Action.FORCE_CONFIRM]
-    assert allowed_actions(Status.READYTOPRINT) == [Action.START_PRINTING]
+    assert allowed_actions(Status.PENDING) == [
+        Action.CONFIRM, Action.FORCE_CONFIRM, Action.CANCEL, Action.EDIT_QUOTE, Action.CONFIRM_FOR_STUDENT
+    ]  # fmt: skip
+    assert allowed_actions(Status.READYTOPRINT) == [Action.START_PRINTING, Action.CANCEL, Action.EDIT_QUOTE]
     assert allowed_actions(Status.PRINTING) == [Action.COMPLETE, Action.PRINT_FAILED]
     assert allowed_actions(Status.COMPLETED) == [Action.RECORD_PICKUP, Action.REVERT]
     assert allowed_actions(Status.PAIDPICKEDUP) == [Action.REVERT, Action.ARCHIVE]

@@ -1,38 +1,14 @@
-"""The job page's read model: files, the approval prefill from slicer files, and download checks."""
+"""The job page's read model: files, the timeline, and download checks."""
 
 from __future__ import annotations
-
-import shutil
 
 import pytest
 
 from printlab.domain.catalog import DEFAULT_CATALOG
 from printlab.domain.statuses import Status
-from printlab.services.views.job_detail import approval_prefill, file_for_download, job_detail
+from printlab.services.views.job_detail import file_for_download, job_detail
 
-from .conftest import SLICED
 from .factories import make_job
-
-
-def test_approval_is_prefilled_from_the_newest_slicer_file(session, storage):
-    job = make_job(session, storage)
-    assert approval_prefill(storage, job, DEFAULT_CATALOG) is None  # only the student's model so far
-    upload = storage.resolve(job.file_path)
-    shutil.copyfile(
-        SLICED / "prusaslicer_2.1.1_mk3s_body_stripped.gcode", upload.with_name(f"{job.display_name}.gcode")
-    )
-    prefill = approval_prefill(storage, job, DEFAULT_CATALOG)
-    assert (prefill.file, prefill.weight_g, prefill.time_hours) == (f"{job.display_name}.gcode", 21.4, 2.16)
-    assert "PrusaSlicer" in prefill.source
-
-
-def test_grams_are_derived_when_the_slicer_gives_only_length(session, storage):
-    job = make_job(session, storage)
-    target = storage.resolve(job.file_path).with_name(f"{job.display_name}.gcode")
-    shutil.copyfile(SLICED / "cura_5.9.1_marlin_k1max.gcode", target)
-    prefill = approval_prefill(storage, job, DEFAULT_CATALOG)
-    assert prefill.time_hours == round(2848 / 3600, 2)
-    assert prefill.weight_g == pytest.approx(5.0, abs=0.1)  # 1.677 m of 1.75 mm PLA
 
 
 def test_detail_lists_files_with_the_authoritative_one_first(session, storage):

@@ -244,3 +244,48 @@ def test_the_built_message_is_multipart_alternative_with_stable_headers():
     assert message["Date"] == "Thu, 26 Nov 2026 15:00:00 +0000"
     body = message.get_body(preferencelist=("plain",))
     assert isinstance(body, EmailMessage) and "Opening hours: Mon–Fri 9:00–17:00" in body.get_content()
+
+
+def test_the_quote_carries_the_staff_message_escaped_in_html_and_verbatim_in_text():
+    context = context_for("quote")
+    plain = render("quote", context)
+    assert "A note from the lab staff" not in plain.text  # no message: no heading either
+    context = message_context(
+        "quote", job=fixed_job("quote"), simple_id="a1b2c3", catalog=DEFAULT_CATALOG, links=LINKS,
+        extra={"token": TOKEN, "expires_at": "2026-11-29T20:30:00",
+               "message": 'Scaled ×25.4 — it was in inches.\n<img src=x onerror="alert(1)">'},
+    )  # fmt: skip
+    rendered = render("quote", context)
+    assert "A note from the lab staff:\nScaled ×25.4 — it was in inches." in rendered.text
+    assert '<img src=x onerror="alert(1)">' in rendered.text
+    assert "<img" not in rendered.html and "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in rendered.html
+    assert "Scaled ×25.4 — it was in inches." in rendered.html
+
+
+def test_a_cancellation_is_worded_as_one_with_the_staff_reason():
+    job = fixed_job(
+        "rejected",
+        reject_reasons={
+            "reasons": [],
+            "other": "The printer is out of resin <for weeks>.",
+            "cancelled": True,
+        },
+    )
+    rendered = render("rejected", context_for("rejected", job=job))
+    assert rendered.subject == "Your 3D print job was cancelled (job a1b2c3)"
+    assert "cancelled your print" in rendered.text and "can't print it as it is" not in rendered.text
+    assert "The printer is out of resin <for weeks>." in rendered.text
+    assert "&lt;for weeks&gt;" in rendered.html and "cancelled your print" in rendered.html
+    assert "no longer works" in rendered.text and "https://print.example.edu/submit" in rendered.text
+
+
+def test_an_edited_quote_says_it_replaces_the_earlier_one():
+    context = message_context(
+        "quote", job=fixed_job("quote"), simple_id="a1b2c3", catalog=DEFAULT_CATALOG, links=LINKS,
+        extra={"token": TOKEN, "expires_at": "2026-11-29T20:30:00", "edited": True},
+    )  # fmt: skip
+    rendered = render("quote", context)
+    assert rendered.subject == "Your new 3D print quote: $4.20 — please confirm (job a1b2c3)"
+    for body in (rendered.text, rendered.html):
+        assert "changed the quote for your print" in body and "earlier quote email no longer works" in body
+        assert "Good news" not in body

@@ -666,7 +666,7 @@ def test_approve_prices_the_job_and_queues_the_quote_email(staff_client, session
     job = make_job(session, storage)
     dialog = text(staff_client.get(f"/jobs/{job.id}/act/approve"))
     assert "Acting as" in dialog
-    assert "An email with a quote with a link to confirm it will be sent to jane.doe@example.edu." in dialog
+    assert "An email goes to jane.doe@example.edu with the quote and a link to confirm it." in dialog
 
     response = act(staff_client, job.id, "approve", acting_as=STAFF, weight_g="42", time_hours="2.2")
 

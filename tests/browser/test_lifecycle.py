@@ -78,7 +78,7 @@ def test_a_job_from_upload_to_pickup(live: Live, open_tab, backend):
     # Approve: Acting as, weight and time; the server's price follows the weight as it is typed.
     open_action(staff, "Approve and send quote")
     assert (
-        "An email with a quote with a link to confirm it will be sent to jane.doe@example.edu."
+        "An email goes to jane.doe@example.edu with the quote and a link to confirm it."
         in page.inner_text(".consequence")
     )
     choose_acting_as(staff)
@@ -134,7 +134,9 @@ def test_a_job_from_upload_to_pickup(live: Live, open_tab, backend):
     student_sees(*steps, "Printing started", status="Printing")
 
     open_action(staff, "Mark complete")
-    assert "An email with that the print is ready for pickup will be sent" in page.inner_text(".consequence")
+    assert "An email goes to jane.doe@example.edu saying the print is ready for pickup." in page.inner_text(
+        ".consequence"
+    )
     expect(page.locator("#action-submit")).to_be_enabled()
     send_action(staff, "Mark complete")
     assert status_pill(staff) == "Completed"
@@ -183,9 +185,7 @@ def test_reject_with_reasons_reaches_the_student(live: Live, open_tab):
     page.get_by_label("In your own words (optional)").fill(
         "The handle is 0.2 mm thick; make it at least 1 mm."
     )
-    assert "An email with the reasons it was rejected will be sent to rita@example.edu." in page.inner_text(
-        ".consequence"
-    )
+    assert "An email goes to rita@example.edu with the reasons you choose." in page.inner_text(".consequence")
     expect(page.locator("#action-submit")).to_be_enabled()
     send_action(staff, "Reject")
     assert status_pill(staff) == "Rejected"

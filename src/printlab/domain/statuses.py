@@ -84,6 +84,9 @@ class Action(enum.StrEnum):
     REVERT = "revert"
     ARCHIVE = "archive"
     OVERRIDE = "override"
+    CANCEL = "cancel"
+    EDIT_QUOTE = "edit_quote"
+    CONFIRM_FOR_STUDENT = "confirm_for_student"
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,17 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(Action.REVERT, Status.PAIDPICKEDUP, Status.COMPLETED, "StatusChanged", None),
     Transition(Action.ARCHIVE, Status.PAIDPICKEDUP, Status.ARCHIVED, "JobArchived", None),
     Transition(Action.ARCHIVE, Status.REJECTED, Status.ARCHIVED, "JobArchived", None),
+    # Staff actions that once needed an admin override (issue 11, item 6). They use the schema's own
+    # event types, with details that say what happened: a cancellation is StaffRejected
+    # {"cancelled": true}, a new quote StaffApproved {"edited": true}, a confirmation the student
+    # gave at the desk StudentConfirmed {"by_staff": name}.
+    Transition(Action.CANCEL, Status.PENDING, Status.REJECTED, "StaffRejected", "rejected"),
+    Transition(Action.CANCEL, Status.READYTOPRINT, Status.REJECTED, "StaffRejected", "rejected"),
+    Transition(Action.EDIT_QUOTE, Status.PENDING, Status.PENDING, "StaffApproved", "quote"),
+    Transition(Action.EDIT_QUOTE, Status.READYTOPRINT, Status.PENDING, "StaffApproved", "quote"),
+    Transition(
+        Action.CONFIRM_FOR_STUDENT, Status.PENDING, Status.READYTOPRINT, "StudentConfirmed", "confirmed"
+    ),
 )
 
 _BY_ACTION_SOURCE = {(t.action, t.source): t for t in TRANSITIONS}

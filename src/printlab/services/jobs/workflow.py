@@ -19,7 +19,11 @@ from sqlalchemy.orm import Session
 
 from printlab.clock import utcnow
 from printlab.db import write_transaction
+from printlab.domain.catalog import Catalog
+from printlab.domain.naming import extension_of
 from printlab.domain.pricing import PricingError, quote_cost, round_print_hours, to_decimal
+from printlab.domain.quotes import SLICER_EXTENSIONS as SLICER_EXTENSIONS  # re-exported for the pages
+from printlab.domain.quotes import is_printable, is_slicer_file, quote_problems
 from printlab.domain.statuses import (
     REVERT_WINDOW_HOURS,
     TRANSITIONS,
@@ -63,26 +67,117 @@ from printlab.services.mail import outbox
 
 log = logging.getLogger(__name__)
 
-#: Slicer and project files staff save beside an upload; the newest is recommended at approval.
-SLICER_EXTENSIONS = (".gcode", ".bgcode", ".gcode.3mf", ".3mf", ".form", ".ctb", ".sl1", ".sl1s")
-
 
 def candidate_files(storage: Storage, job: Job) -> list[str]:
-    """Files that can become the authoritative one, recommended (newest slicer file) first."""
+    """The job's printable files (models and slicer outputs, never an OBJ's .mtl or a sidecar), in
+    the order the approval offers them: the newest slicer file first, then the student's model,
+    then any other model staff added."""
     folder = job_folder(job)
     if folder is None:
         return []
-    files = [p for p in storage.job_files(folder, base_name(job)) if not p.name.endswith(".metadata.json")]
+    model = student_model_name(job)
+    files = [p for p in storage.job_files(folder, base_name(job)) if is_printable(p.name)]
     slicer = sorted(
-        (p for p in files if p.name.lower().endswith(SLICER_EXTENSIONS) and p.name != job.display_name),
-        key=lambda p: p.stat().st_mtime,
-        reverse=True,
+        (p for p in files if is_slicer_file(p.name, model)), key=lambda p: p.stat().st_mtime, reverse=True
     )
-    rest = sorted(p for p in files if p not in slicer)
+    rest = sorted((p for p in files if p not in slicer), key=lambda p: (p.name != model, p.name))
     return [p.name for p in (*slicer, *rest)]
 
 
+def _job_file_names(storage: Storage, job: Job) -> set[str]:
+    folder = job_folder(job)
+    return {p.name for p in storage.job_files(folder, base_name(job))} if folder else set()
+
+
+def student_model_name(job: Job) -> str:
+    """The stored name of the file the student sent."""
+    return f"{job.display_name}{extension_of(job.original_filename or '')}"
+
+
 # -- the transitions of SPEC §4 ----------------------------------------------------------------
+
+
+#: The longest message to the student a quote email carries.
+MAX_MESSAGE = 2000
+
+
+@dataclass(frozen=True)
+class QuoteInput:
+    """What staff type into the approval (or quote edit) form; None keeps the job's own value."""
+
+    weight_g: object
+    time_hours: object
+    authoritative_file: str | None = None
+    material: str | None = None
+    color: str | None = None
+    printer: str | None = None
+    message: str | None = None
+
+
+def _write_quote(
+    session: Session, storage: Storage, job: Job, quote: QuoteInput, catalog: Catalog, now: datetime
+) -> Change:
+    """Check a quote against the catalog and the job's files, then price it, put it on the job, issue a
+    fresh confirm link (the old one stops working) and say what the quote email needs.
+
+    Nothing is changed unless every field is valid: raises ValidationError with a sentence per field.
+    """
+    errors: dict[str, str] = {}
+    method = quote.material or job.material or ""
+    color = quote.color or job.color or ""
+    printer = quote.printer or job.printer or ""
+    errors.update(quote_problems(catalog, method, color, printer))
+    grams = hours = cost = None
+    try:
+        grams = to_decimal(quote.weight_g, "Weight")
+        if grams <= 0:
+            raise PricingError("Weight must be more than 0 g")
+        if "material" not in errors:
+            cost = quote_cost(grams, method, catalog.rates, catalog.minimum_charge)
+    except PricingError as exc:
+        errors["weight_g"] = str(exc)
+    try:
+        hours = round_print_hours(quote.time_hours)
+        if hours <= 0:
+            raise PricingError("Print time must be more than 0 h")
+    except PricingError as exc:
+        errors["time_hours"] = str(exc)
+    chosen = quote.authoritative_file
+    if chosen is not None and chosen not in candidate_files(storage, job):
+        errors["authoritative_file"] = (
+            f"{chosen} can't be printed: choose the model or a slicer file."
+            if chosen in _job_file_names(storage, job)
+            else "Choose one of the job's files."
+        )
+    message = checked_text(quote.message, "message", "The message to the student", multiline=True).strip()
+    if len(message) > MAX_MESSAGE:
+        errors["message"] = f"Keep the message under {MAX_MESSAGE} characters."
+    if errors:
+        raise ValidationError(errors)
+    if chosen is not None:
+        job.file_path = f"{job_folder(job)}/{chosen}"
+    job.material, job.color, job.printer = method, color, printer
+    job.weight_g = float(grams)  # type: ignore[arg-type]
+    job.time_hours = hours
+    job.cost_usd = cost
+    job.student_confirmed, job.student_confirmed_at = False, None
+    token = issue_token(job, catalog, now)
+    details: dict[str, Any] = {
+        "weight_g": float(grams),  # type: ignore[arg-type]
+        "time_hours": hours,
+        "cost_usd": str(cost),
+        "material": method,
+        "color": color,
+        "printer": printer,
+        # the part after the student's name: no personal data in events
+        "authoritative_file": PurePosixPath(job.file_path or "").name.removeprefix(job.display_name or ""),
+    }
+    if message:
+        details["message"] = message
+    context = quote_context(job, token)
+    if message:
+        context["message"] = message
+    return Change(details=details, email_context=context)
 
 
 def approve(
@@ -95,64 +190,23 @@ def approve(
     time_hours: object,
     authoritative_file: str | None = None,
     material: str | None = None,
+    color: str | None = None,
+    printer: str | None = None,
+    message: str | None = None,
     expected: Expected | None = None,
     now: datetime | None = None,
 ) -> Job:
     """UPLOADED → PENDING: price the job, issue a confirm link and email the quote.
 
+    The method, colour and printer (the job's own unless given) must belong together in the
+    catalog, and the authoritative file must be one of the job's printable files. An optional
+    message to the student goes into the quote email and the event.
+
     Raises InvalidTransition, StaleJob, JobLocked, ValidationError.
     """
     catalog = load_catalog(session)
     now = now or utcnow()
-
-    def change(job: Job, _t: Transition) -> Change:
-        errors: dict[str, str] = {}
-        method = material or job.material
-        if catalog.method(method or "") is None:
-            errors["material"] = "Choose a print method the lab offers."
-        grams = hours = cost = None
-        try:
-            grams = to_decimal(weight_g, "Weight")
-            if grams <= 0:
-                raise PricingError("Weight must be more than 0 g")
-            cost = (
-                quote_cost(grams, method or "", catalog.rates, catalog.minimum_charge)
-                if "material" not in errors
-                else None
-            )
-        except PricingError as exc:
-            errors["weight_g"] = str(exc)
-        try:
-            hours = round_print_hours(time_hours)
-            if hours <= 0:
-                raise PricingError("Print time must be more than 0 h")
-        except PricingError as exc:
-            errors["time_hours"] = str(exc)
-        if authoritative_file is not None and authoritative_file not in candidate_files(storage, job):
-            errors["authoritative_file"] = "Choose one of the job's files."
-        if errors:
-            raise ValidationError(errors)
-        if authoritative_file is not None:
-            job.file_path = f"{job_folder(job)}/{authoritative_file}"
-        job.material = method
-        job.weight_g = float(grams)  # type: ignore[arg-type]
-        job.time_hours = hours
-        job.cost_usd = cost
-        token = issue_token(job, catalog, now)
-        return Change(
-            details={
-                "weight_g": float(grams),
-                "time_hours": hours,
-                "cost_usd": str(cost),  # type: ignore[arg-type]
-                "material": method,
-                # the part after the student's name: no personal data in events
-                "authoritative_file": PurePosixPath(job.file_path or "").name.removeprefix(
-                    job.display_name or ""
-                ),
-            },
-            email_context=quote_context(job, token),
-        )
-
+    quote = QuoteInput(weight_g, time_hours, authoritative_file, material, color, printer, message)
     return run_transition(
         session,
         storage,
@@ -161,6 +215,132 @@ def approve(
         expected=expected,
         now=now,
         rule=by_table(Action.APPROVE),
+        change=lambda job, _t: _write_quote(session, storage, job, quote, catalog, now),
+    )
+
+
+def edit_quote(
+    session: Session,
+    storage: Storage,
+    job_id: str,
+    *,
+    actor: Actor,
+    weight_g: object,
+    time_hours: object,
+    authoritative_file: str | None = None,
+    material: str | None = None,
+    color: str | None = None,
+    printer: str | None = None,
+    message: str | None = None,
+    expected: Expected | None = None,
+    now: datetime | None = None,
+) -> Job:
+    """PENDING or READYTOPRINT → PENDING with a new quote, checked as at approval.
+
+    The student must agree to the new price: the old confirm link stops working, a confirmation
+    already given is withdrawn, and a new quote email with a fresh link is sent. The event is
+    StaffApproved with `"edited": true` and the quote it replaces.
+
+    Raises InvalidTransition, StaleJob, JobLocked, ValidationError.
+    """
+    catalog = load_catalog(session)
+    now = now or utcnow()
+    quote = QuoteInput(weight_g, time_hours, authoritative_file, material, color, printer, message)
+
+    def change(job: Job, _t: Transition) -> Change:
+        previous = {
+            "cost_usd": str(job.cost_usd) if job.cost_usd is not None else None,
+            "weight_g": job.weight_g,
+            "time_hours": job.time_hours,
+            "material": job.material,
+            "color": job.color,
+            "printer": job.printer,
+            "student_confirmed": bool(job.student_confirmed),
+        }
+        result = _write_quote(session, storage, job, quote, catalog, now)
+        result.details = {"edited": True, **result.details, "previous": previous}
+        result.email_context = {**(result.email_context or {}), "edited": True}  # "a new quote" in the email
+        return result
+
+    return run_transition(
+        session,
+        storage,
+        job_id,
+        actor=actor,
+        expected=expected,
+        now=now,
+        rule=by_table(Action.EDIT_QUOTE),
+        change=change,
+    )
+
+
+def cancel(
+    session: Session,
+    storage: Storage,
+    job_id: str,
+    *,
+    actor: Actor,
+    reason: str,
+    expected: Expected | None = None,
+    now: datetime | None = None,
+) -> Job:
+    """PENDING or READYTOPRINT → REJECTED by staff, with a reason the student reads in the email.
+
+    The confirm link stops working; the files stay where they are until archived. The event is
+    StaffRejected with `"cancelled": true`.
+    """
+    text = checked_reason(reason, what="a reason for the student", label="The reason")
+
+    def change(job: Job, _t: Transition) -> Change:
+        job.confirm_token = None  # the quote link must not confirm a cancelled job
+        job.reject_reasons = {"reasons": [], "other": text, "cancelled": True}
+        return Change(details={"cancelled": True, "reason": text})
+
+    return run_transition(
+        session,
+        storage,
+        job_id,
+        actor=actor,
+        expected=expected,
+        now=now,
+        rule=by_table(Action.CANCEL),
+        change=change,
+    )
+
+
+def confirm_for_student(
+    session: Session,
+    storage: Storage,
+    job_id: str,
+    *,
+    actor: Actor,
+    note: str | None = None,
+    expected: Expected | None = None,
+    now: datetime | None = None,
+) -> Job:
+    """PENDING → READYTOPRINT: the student agreed to the quote in person and staff record it.
+
+    The event is StudentConfirmed with `"by_staff"` naming the staff member; the student gets the
+    usual confirmation email. The student's own link then answers "already confirmed".
+    """
+    text = checked_text(note, "note", "The note", multiline=True).strip()
+    if len(text) > MAX_REASON:
+        raise ValidationError({"note": f"Keep it under {MAX_REASON} characters."})
+    now = now or utcnow()
+
+    def change(job: Job, _t: Transition) -> Change:
+        job.student_confirmed = True
+        job.student_confirmed_at = now
+        return Change(details={"by_staff": actor.staff, **({"note": text} if text else {})})
+
+    return run_transition(
+        session,
+        storage,
+        job_id,
+        actor=actor,
+        expected=expected,
+        now=now,
+        rule=by_table(Action.CONFIRM_FOR_STUDENT),
         change=change,
     )
 

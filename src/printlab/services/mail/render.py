@@ -99,9 +99,16 @@ def _first_name(full_name: str | None) -> str:
 
 _SUBJECTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "receipt": lambda c: f"We received your 3D print request (job {c['simple_id']})",
-    "quote": lambda c: f"Your 3D print quote: {c['job']['cost']} — please confirm (job {c['simple_id']})",
+    "quote": lambda c: (
+        f"Your {'new ' if c['edited'] else ''}3D print quote: {c['job']['cost']} — please confirm "
+        f"(job {c['simple_id']})"
+    ),
     "confirmed": lambda c: f"Thanks — your 3D print is in the queue (job {c['simple_id']})",
-    "rejected": lambda c: f"We couldn't print your model as sent (job {c['simple_id']})",
+    "rejected": lambda c: (
+        f"Your 3D print job was cancelled (job {c['simple_id']})"
+        if c["cancelled"]
+        else f"We couldn't print your model as sent (job {c['simple_id']})"
+    ),
     "ready_for_pickup": lambda c: f"Your 3D print is ready for pickup (job {c['simple_id']})",
     "pickup_reminder": lambda c: (
         f"Last reminder: please pick up your 3D print by {c['hold_until_date']} (job {c['simple_id']})"
@@ -157,10 +164,14 @@ def message_context(
         expires = datetime.fromisoformat(str(extra["expires_at"]))
         context["confirm_url"] = links.confirm(str(extra["token"]))
         context["expires_at"] = lab_datetime(expires, zone)
+        # staff's own words to the student (autoescaped in the HTML like every value)
+        context["message"] = str(extra.get("message") or "").strip() or None
+        context["edited"] = bool(extra.get("edited"))  # staff changed a quote the student already had
     if template == "rejected":
         recorded = job.reject_reasons if isinstance(job.reject_reasons, dict) else {}
         context["reasons"] = list(recorded.get("reasons") or [])
         context["other_reason"] = recorded.get("other") or None
+        context["cancelled"] = bool(recorded.get("cancelled"))  # staff stopped a quoted job
     if template in ("ready_for_pickup", "pickup_reminder"):
         if completed_at is None:
             raise ValueError(f"{template} needs the time the print was completed")

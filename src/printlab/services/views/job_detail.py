@@ -15,7 +15,6 @@ from printlab.domain.catalog import Catalog
 from printlab.domain.naming import extension_of
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage, OutboxStatus, Payment, Staff
-from printlab.services.files.slicer_files import hours, read_estimates, weight_g_estimate
 from printlab.services.files.storage import SIDECAR_SUFFIX, Storage
 from printlab.services.jobs import resend
 from printlab.services.jobs.records import get_job, job_folder, simple_id_for
@@ -164,33 +163,3 @@ def file_for_download(storage: Storage, job: Job, name: str) -> Path:
     if name not in allowed:
         raise FileNotFoundError(name)
     return allowed[name]
-
-
-@dataclass(frozen=True)
-class ApprovalPrefill:
-    """Weight and time read from the recommended slicer file, to start the approval form with."""
-
-    file: str
-    weight_g: float | None
-    time_hours: float | None
-    source: str
-
-
-def approval_prefill(storage: Storage, job: Job, catalog: Catalog) -> ApprovalPrefill | None:
-    """Estimates from the newest slicer file beside the upload, when it states them (SPEC §5)."""
-    candidates = candidate_files(storage, job)
-    folder = job_folder(job)
-    if not candidates or folder is None or _kind(candidates[0]) != "slicer":
-        return None
-    estimate = read_estimates(storage.resolve(f"{folder}/{candidates[0]}"))
-    if estimate is None:
-        return None
-    method = catalog.method(job.material or "")
-    grams = weight_g_estimate(estimate, method.density_g_cm3) if method else estimate.filament_g
-    time = hours(estimate)
-    return ApprovalPrefill(
-        file=candidates[0],
-        weight_g=round(grams, 1) if grams is not None else None,
-        time_hours=round(time, 2) if time is not None else None,
-        source=f"{estimate.slicer}: {estimate.source}",
-    )

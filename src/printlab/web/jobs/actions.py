@@ -28,17 +28,56 @@ class ActionSpec:
     consequence: str
     run: Runner
     danger: bool = False
-    email: str | None = None  # said in the dialog: "an email … will be sent"
+    #: The sentence about the student's email, with {address} for their address (None: no email).
+    email: str | None = None
+
+    @property
+    def edits_quote(self) -> bool:
+        """The dialog is the quote form (files, method, colour, printer, weight, time, message)."""
+        return self.name in ("approve", "edit_quote")
+
+
+def _quote_fields(form: Form) -> dict[str, Any]:
+    """The approval form's fields as the workflow takes them (blank: keep the job's own value)."""
+    return {
+        "weight_g": form.get("weight_g", ""),
+        "time_hours": form.get("time_hours", ""),
+        "authoritative_file": form.get("authoritative_file") or None,
+        "material": form.get("material") or None,
+        "color": form.get("color") or None,
+        "printer": form.get("printer") or None,
+        "message": form.get("message", ""),
+    }
 
 
 def _approve(
     session: Session, storage: Storage, job: Job, actor: Actor, expected: Expected, form: Form
 ) -> Job:
-    return workflow.approve(
-        session, storage, job.id, actor=actor, expected=expected,
-        weight_g=form.get("weight_g", ""), time_hours=form.get("time_hours", ""),
-        authoritative_file=form.get("authoritative_file") or None, material=form.get("material") or None,
-    )  # fmt: skip
+    return workflow.approve(session, storage, job.id, actor=actor, expected=expected, **_quote_fields(form))
+
+
+def _edit_quote(
+    session: Session, storage: Storage, job: Job, actor: Actor, expected: Expected, form: Form
+) -> Job:
+    return workflow.edit_quote(
+        session, storage, job.id, actor=actor, expected=expected, **_quote_fields(form)
+    )
+
+
+def _cancel(
+    session: Session, storage: Storage, job: Job, actor: Actor, expected: Expected, form: Form
+) -> Job:
+    return workflow.cancel(
+        session, storage, job.id, actor=actor, expected=expected, reason=form.get("reason", "")
+    )
+
+
+def _confirm_for_student(
+    session: Session, storage: Storage, job: Job, actor: Actor, expected: Expected, form: Form
+) -> Job:
+    return workflow.confirm_for_student(
+        session, storage, job.id, actor=actor, expected=expected, note=form.get("note", "")
+    )
 
 
 def _reject(
@@ -95,35 +134,55 @@ def _resend(
     return workflow.resend_quote(session, job.id, actor=actor, expected=expected)
 
 
+_QUOTED = frozenset({Status.PENDING, Status.READYTOPRINT})
+
 ACTIONS: dict[str, ActionSpec] = {
     spec.name: spec
     for spec in (
         ActionSpec("approve", "Approve and send quote", frozenset({Status.UPLOADED}),
-                   "The job moves to Pending and its files to the Pending folder.", _approve,
-                   email="a quote with a link to confirm it"),
+                   "The job moves to Pending, and its files to the Pending folder, until the student "
+                   "confirms the quote.", _approve,
+                   email="An email goes to {address} with the quote and a link to confirm it."),
         ActionSpec("reject", "Reject", frozenset({Status.UPLOADED}),
-                   "The job is rejected; its files stay where they are until archived.", _reject, danger=True,
-                   email="the reasons it was rejected"),
+                   "The job is rejected. Its files stay where they are until the job is archived.", _reject,
+                   danger=True, email="An email goes to {address} with the reasons you choose."),
         ActionSpec("start_printing", "Start printing", frozenset({Status.READYTOPRINT}),
                    "The job moves to Printing on the printer you choose.", _start),
         ActionSpec("complete", "Mark complete", frozenset({Status.PRINTING}),
                    "The job moves to Completed and waits for pickup.", _complete,
-                   email="that the print is ready for pickup"),
+                   email="An email goes to {address} saying the print is ready for pickup."),
         ActionSpec("print_failed", "Print failed", frozenset({Status.PRINTING}),
-                   "The job goes back to Ready to Print to be printed again, without a new quote.", _failed,
-                   danger=True),
+                   "The job goes back to Ready to Print to be printed again. The student keeps the same "
+                   "quote and isn't asked to confirm again.", _failed, danger=True),
         ActionSpec("record_pickup", "Record pickup and payment", frozenset({Status.COMPLETED}),
                    "The job moves to Paid & Picked Up and the payment is recorded.", _pickup,
-                   email="a receipt for the payment"),
+                   email="A receipt for the payment goes to {address}."),
         ActionSpec("revert", "Revert (mistake)", frozenset({Status.COMPLETED, Status.PAIDPICKEDUP}),
-                   "Undoes the last step if it was made in the last 24 hours; a recorded payment is voided.",
-                   _revert, danger=True),
+                   "This undoes the job's last step, if it was made in the last 24 hours. A recorded "
+                   "payment is voided.", _revert, danger=True),
         ActionSpec("resend_quote", "Resend quote", frozenset({Status.PENDING}),
-                   "A fresh confirm link is made; the old link stops working.", _resend,
-                   email="the quote again with a new confirm link"),
+                   "A new confirm link is made and the old one stops working.", _resend,
+                   email="The quote goes to {address} again, with the new link."),
+        ActionSpec("confirm_for_student", "Confirm for student", frozenset({Status.PENDING}),
+                   "The job moves to Ready to Print. The history records that you confirmed the quote on "
+                   "the student's behalf (for example, they agreed at the desk).", _confirm_for_student,
+                   email="An email goes to {address} saying the print is in the queue."),
+        ActionSpec("edit_quote", "Edit quote", _QUOTED,
+                   "The job gets the new quote and waits in Pending until the student confirms it. "
+                   "The old confirm link stops working.", _edit_quote,
+                   email="An email goes to {address} with the new quote and a new link to confirm it."),
+        ActionSpec("cancel", "Cancel job", _QUOTED,
+                   "The job is cancelled and moves to Rejected. The student's confirm link stops working, "
+                   "and the files stay where they are until the job is archived.", _cancel, danger=True,
+                   email="An email goes to {address} saying the job was cancelled, with your reason."),
     )
 }  # fmt: skip
 
 
 def actions_for(status: Status) -> list[ActionSpec]:
     return [spec for spec in ACTIONS.values() if status in spec.statuses]
+
+
+def email_sentence(spec: ActionSpec, address: str) -> str | None:
+    """The dialog's sentence about the student's email, e.g. "An email goes to jo@example.edu with …"."""
+    return spec.email.format(address=address or "the student") if spec.email else None

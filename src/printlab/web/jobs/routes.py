@@ -33,11 +33,12 @@ from printlab.services.files.storage import StorageError, TooLarge
 from printlab.services.jobs import job_desk, locks, resend
 from printlab.services.lab.actors import Actor
 from printlab.services.lab.staff import list_staff
-from printlab.services.views.job_detail import approval_prefill, file_for_download, job_detail
+from printlab.services.views.approval import approval_form
+from printlab.services.views.job_detail import file_for_download, job_detail
 from printlab.web.auth.guard import current_workstation, login_required
 from printlab.web.context import acting_as, catalog, db, lab, upload_limit_bytes
 from printlab.web.job_version import expected_from
-from printlab.web.jobs.actions import ACTIONS, actions_for
+from printlab.web.jobs.actions import ACTIONS, actions_for, email_sentence
 
 bp = Blueprint("jobs", __name__, template_folder="templates")
 
@@ -263,7 +264,8 @@ def act(job_id: str, action: str):  # type: ignore[no-untyped-def]
             errors=errors,
             conflict=conflict,
             extension_of=extension_of,
-            prefill=approval_prefill(lab().storage, detail.job, catalog()) if action == "approve" else None,
+            email_sentence=email_sentence,
+            approval=approval_form(lab().storage, detail.job, catalog()) if spec.edits_quote else None,
         ),
         status_code,
     )
