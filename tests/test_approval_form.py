@@ -67,7 +67,7 @@ def test_a_model_drawn_in_inches_shows_its_warning_and_no_made_up_weight(session
     shutil.copyfile(MODELS / "box.mtl", storage.resolve(job.file_path).with_suffix(".mtl"))
     form = approval_form(storage, analysed(session, storage, job), DEFAULT_CATALOG)
     assert form.files == [storage.resolve(job.file_path).name]  # never the .mtl
-    assert any("only 2.0 mm across" in w for w in form.warnings)
+    assert any("only 2 mm across" in w for w in form.warnings)
     assert form.weight_g is None and form.time_hours is None  # not watertight: no volume to go on
 
 

@@ -123,7 +123,7 @@ def test_the_estimate_prefills_the_dialog_and_the_warnings_sit_by_the_button(sta
     )
     page = text(staff_client.get(f"/jobs/{box.id}/act/approve"))
     warnings = page[page.index('id="model-warnings"') : page.index('id="action-submit"')]
-    assert "only 2.0 mm across" in warnings
+    assert "only 2 mm across" in warnings
 
 
 def test_the_message_to_the_student_reaches_the_quote_email(staff_client, session, storage):

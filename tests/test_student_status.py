@@ -118,6 +118,19 @@ def test_a_rejected_job_stops_at_review_with_not_printed(session, storage):
     assert [(s.label, s.state) for s in view.steps] == [("Review", "done"), ("Not printed", "current")]
 
 
+def test_a_job_the_lab_cancelled_says_so_to_the_student(session, storage):
+    job = make_job(session, storage, Status.READYTOPRINT)
+    workflow.cancel(session, storage, job.id, actor=actor(), reason="The printer for this colour is broken")
+
+    view = _view(session, job.id)
+
+    assert view.status_label == "Cancelled by the lab"
+    assert "cancelled" in view.explanation and "reason is below" in view.explanation
+    assert view.reject_reasons == ["The printer for this colour is broken"]
+    assert [(s.label, s.state) for s in view.steps][-1] == ("Cancelled by the lab", "current")
+    assert view.milestones[-1].label == "Cancelled by the lab"
+
+
 def test_after_pickup_the_page_shows_what_was_paid_not_the_quote(session, storage):
     job = make_job(session, storage, Status.PAIDPICKEDUP)  # quoted 42 g ($4.20), weighed 40 g
 

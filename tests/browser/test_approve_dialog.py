@@ -71,7 +71,7 @@ def test_only_printable_files_and_the_warnings_beside_the_button(live: Live, ope
 
     warnings = page.locator("#model-warnings")
     expect(warnings).to_be_visible()
-    expect(warnings).to_contain_text("only 2.0 mm across")
+    expect(warnings).to_contain_text("only 2 mm across")
     below = page.locator("#action-submit").bounding_box()
     box = warnings.bounding_box()
     assert box["y"] + box["height"] <= below["y"] < box["y"] + box["height"] + 80  # right above the button
