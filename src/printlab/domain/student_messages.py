@@ -42,6 +42,12 @@ MILESTONE: dict[Status, str] = {
     Status.ARCHIVED: "Closed",
 }
 
+#: A job the lab stopped after quoting ("Cancel job") is Rejected too, but not because of the model.
+CANCELLED_LABEL = "Cancelled by the lab"
+CANCELLED_EXPLAINED = (
+    "The lab cancelled this print. The reason is below; reply to our email with any questions."
+)
+
 #: Events that mean something to a student beyond "the status changed".
 PRINT_FAILED_MILESTONE = "The print failed — we'll print it again at no extra cost"
 
@@ -62,12 +68,15 @@ class Step:
     state: str  # "done", "current" or "upcoming"
 
 
-def progress(status: Status, before_archive: Status | None = None) -> list[Step]:
+def progress(status: Status, before_archive: Status | None = None, *, cancelled: bool = False) -> list[Step]:
     """The student's progress steps with the job's own marked current.
 
-    A rejected job stops after review ("Not printed"); an archived job shows where it ended
-    (`before_archive`, the status it was archived from; unknown: it shows as closed after review).
+    A rejected job stops after review ("Not printed"), a cancelled one after the quote; an archived
+    job shows where it ended (`before_archive`, the status it was archived from; unknown: it shows
+    as closed after review).
     """
+    if cancelled and Status.REJECTED in (status, before_archive):
+        return [Step(STEPS[0][1], "done"), Step(STEPS[1][1], "done"), Step(CANCELLED_LABEL, "current")]
     if status == Status.ARCHIVED:
         if before_archive is None or before_archive == Status.ARCHIVED:
             return [Step(STEPS[0][1], "done"), Step(STUDENT_LABEL[Status.ARCHIVED], "current")]

@@ -14,6 +14,8 @@ from printlab.domain.catalog import Catalog
 from printlab.domain.pricing import format_usd
 from printlab.domain.statuses import Status
 from printlab.domain.student_messages import (
+    CANCELLED_EXPLAINED,
+    CANCELLED_LABEL,
     MILESTONE,
     PRINT_FAILED_MILESTONE,
     STATUS_EXPLAINED,
@@ -76,7 +78,7 @@ def student_view(session: Session, job: Job, catalog: Catalog) -> StudentView:
         if event.event_type == "PrintFailed":
             milestones.append(Milestone(PRINT_FAILED_MILESTONE, event.timestamp))  # type: ignore[arg-type]
         elif details.get("to") and not details.get("revert"):
-            label = MILESTONE[Status(details["to"])]
+            label = CANCELLED_LABEL if details.get("cancelled") else MILESTONE[Status(details["to"])]
             if details["to"] == Status.ARCHIVED and details.get("from"):
                 archived_from = Status(details["from"])
             if milestones and milestones[-1].label == label:
@@ -100,9 +102,11 @@ def student_view(session: Session, job: Job, catalog: Catalog) -> StudentView:
             .limit(1)
         ).first()
     reasons: list[str] = []
+    cancelled = False
     if isinstance(job.reject_reasons, dict):
         reasons = [*job.reject_reasons.get("reasons", []), *filter(None, [job.reject_reasons.get("other")])]
-    explanation = STATUS_EXPLAINED[status]
+        cancelled = bool(job.reject_reasons.get("cancelled"))
+    explanation = CANCELLED_EXPLAINED if cancelled and status == Status.REJECTED else STATUS_EXPLAINED[status]
     if status == Status.COMPLETED:
         lab = catalog.lab
         explanation += f" Collect it at {lab.pickup_location} ({lab.opening_hours}); we keep it for {lab.hold_days} days."
@@ -113,9 +117,9 @@ def student_view(session: Session, job: Job, catalog: Catalog) -> StudentView:
         job_id=job.id,
         simple_id=simple_id_for(session, job.id),
         status=status,
-        status_label=STUDENT_LABEL[status],
+        status_label=CANCELLED_LABEL if cancelled and status == Status.REJECTED else STUDENT_LABEL[status],
         explanation=explanation,
-        steps=progress(status, archived_from),
+        steps=progress(status, archived_from, cancelled=cancelled),
         student_name=job.student_name or "",
         original_filename=job.original_filename or "",
         print_method=job.material or "",
