@@ -124,7 +124,8 @@ def parse_query(args: Mapping[str, str], catalog: Catalog) -> tuple[JobQuery, di
         q = " ".join(clean_text(args.get("q"), "Search").split())[:100]
     except TextError as exc:
         q, errors["q"] = "", str(exc)
-    asked = (args.get("status") or "").strip().upper()
+    # "status" is a tab link's; "tab" is the tab the search form was sent from, kept when filtering.
+    asked = (args.get("status") or ("" if q else args.get("tab")) or "").strip().upper()
     status: Status | None
     if q and asked in ("", "ALL"):
         status = None  # a search spans every status until a tab narrows it

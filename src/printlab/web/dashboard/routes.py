@@ -79,7 +79,7 @@ def _uploaded(page: JobPage) -> int:
 def api_jobs():  # type: ignore[no-untyped-def]
     page = _page()
     body = {
-        "status": page.query.status.value,
+        "status": page.query.status.value if page.query.status else "ALL",
         "total": page.total,
         "counts": {status.value: count for status, count in page.counts.items()},
         "filters": page.query.as_args(),
