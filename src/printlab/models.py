@@ -366,7 +366,8 @@ class JobSearch(Base):
     """One row per job: the text staff search in, the job's status, and when it entered that status."""
 
     __tablename__ = "job_search"
-    __table_args__ = (Index("ix_job_search_status_created_at", "status", "created_at", "job_id"),)
+    # No index on status or created_at, on purpose: a search must start from the text index's
+    # matches; given one, SQLite walked a whole tab in date order, probing the matches per row.
 
     #: An integer key: SQLite's FTS5 index refers to rows by it.
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -80,9 +80,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_job_search")),
         sa.UniqueConstraint("job_id", name=op.f("uq_job_search_job_id")),
     )
-    op.create_index(
-        "ix_job_search_status_created_at", "job_search", ["status", "created_at", "job_id"], unique=False
-    )
     op.create_table(
         "job_status_count",
         sa.Column("status", sa.String(length=50), nullable=False),
@@ -301,5 +298,4 @@ def downgrade() -> None:
         op.execute("DROP TABLE IF EXISTS job_search_fts")
     op.drop_table("dashboard_version")
     op.drop_table("job_status_count")
-    op.drop_index("ix_job_search_status_created_at", table_name="job_search")
     op.drop_table("job_search")
