@@ -15,7 +15,9 @@ from printlab.models import Base, modelled
 
 def _differences(engine, metadata: MetaData = Base.metadata) -> list:  # type: ignore[no-untyped-def,type-arg]
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True, "include_name": modelled})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_name": modelled}
+        )
         return compare_metadata(context, metadata)
 
 
