@@ -82,6 +82,10 @@ def test_on_a_laptop_filters_and_tabs_stay_on_one_row(live, jobs, open_tab):
     fields = _tops(tab, ".filter-fields > *")
     assert max(fields) - min(fields) < 40, fields  # one row (aligned at the bottom, so nearly equal tops)
     assert _page_width(tab) <= LAPTOP["width"]
+    new = page.locator(".badge.new").first  # NEW is a quiet marker: outlined text, no filled red block
+    assert new.evaluate("el => getComputedStyle(el).backgroundColor") == "rgba(0, 0, 0, 0)"
+    assert "(under a day)" in page.locator(".card").first.inner_text()  # the age colour in words
+    assert "over 3 days" in page.locator(".age-legend").inner_text()  # and its legend
     tab.screenshot("dashboard-laptop")
 
 
