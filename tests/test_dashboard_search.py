@@ -274,3 +274,22 @@ def test_migration_fills_search_counts_and_status_times_for_existing_jobs(empty_
             assert [c.id for c in search(session, "existing").cards] == ["b1b2c3d4", "a1b2c3d4"]
     finally:
         engine.dispose()
+
+
+def test_postgresql_holds_the_count_rows_only_while_committing(backend, session, storage, engine):
+    """A job change waits for no other open transaction's counts: they are written at COMMIT."""
+    if backend != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    first = make_job(session, storage, Status.PENDING, student_email="one@example.edu")
+    second = make_job(session, storage, Status.READYTOPRINT, student_email="two@example.edu")
+    session.rollback()
+    with engine.connect() as slow, engine.connect() as quick:
+        slow.begin()
+        slow.execute(text("UPDATE job SET status = 'READYTOPRINT' WHERE id = :id"), {"id": first.id})
+        quick.begin()
+        quick.execute(text("SET LOCAL lock_timeout = '3s'"))  # fails instead of hanging if it waited
+        quick.execute(text("UPDATE job SET status = 'PENDING' WHERE id = :id"), {"id": second.id})
+        quick.commit()  # the opposite move commits while the first transaction is still open
+        slow.commit()
+    assert status_counts(session) == counted(session)
+    assert status_counts(session)[Status.PENDING] == 1 and status_counts(session)[Status.READYTOPRINT] == 1
