@@ -10,12 +10,14 @@ from sqlalchemy import Column, Integer, MetaData, String, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from printlab.db import alembic_config, make_engine, schema_is_current, upgrade
-from printlab.models import Base
+from printlab.models import Base, modelled
 
 
 def _differences(engine, metadata: MetaData = Base.metadata) -> list:  # type: ignore[no-untyped-def,type-arg]
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_name": modelled}
+        )
         return compare_metadata(context, metadata)
 
 

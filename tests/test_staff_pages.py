@@ -244,11 +244,15 @@ def test_search_by_name_email_class_and_file_name(staff_client, session, storage
     assert f'value="{query}"' in page  # the search stays in the box
 
 
-def test_search_by_simple_job_id(staff_client, session, storage):
+def test_a_job_number_in_the_search_box_opens_that_job(staff_client, session, storage):
     first = make_job(session, storage, student_name="Ada Lovelace", student_email="ada@example.edu")
     make_job(session, storage, student_name="Grace Hopper", student_email="grace@example.edu")
-    page = text(staff_client.get("/dashboard", query_string={"q": simple_id(first)}))
-    assert card_titles(page) == ["Ada Lovelace"]
+    for typed in (simple_id(first), f"#{simple_id(first).upper()}", first.id):
+        opened = staff_client.get("/dashboard", query_string={"q": typed})  # a job number opens the job
+        assert opened.status_code == 303, typed
+        assert opened.headers["Location"] == f"/jobs/{first.id}"
+    page = text(staff_client.get("/dashboard", query_string={"q": first.id[:4]}))  # too short for a number
+    assert "Ada Lovelace" in card_titles(page)
 
 
 def test_filters_by_printer_method_discipline_and_dates(staff_client, session, storage):

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -334,3 +335,64 @@ class AdminLogEntry(Base):
     details: Mapped[Any | None] = mapped_column(JSON, nullable=True)
     triggered_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     workstation_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+# -- kept by database triggers (migration 0008) --------------------------------------------------
+# The three tables below are written only by triggers on `job` and `job_analysis`, in the same
+# transaction as the change they follow, so no code path (workflow, admin override, sweeps, repair,
+# a raw SQL fix) can leave them behind. The application only reads them.
+
+#: Objects migration 0008 makes that the models can't describe: SQLite's FTS5 table (and the
+#: shadow tables FTS5 keeps beside it) and PostgreSQL's trigram GIN index. Schema comparisons skip them.
+SEARCH_INDEX_OBJECTS = frozenset(
+    {
+        "job_search_fts",
+        "job_search_fts_data",
+        "job_search_fts_idx",
+        "job_search_fts_docsize",
+        "job_search_fts_config",
+        "job_search_fts_content",
+        "ix_job_search_search_text_trgm",
+    }
+)
+
+
+def modelled(name: str | None, type_: str, parent_names: object) -> bool:
+    """For schema comparisons (Alembic's include_name): False for the search objects above."""
+    return name not in SEARCH_INDEX_OBJECTS
+
+
+class JobSearch(Base):
+    """One row per job: the text staff search in, the job's status, and when it entered that status."""
+
+    __tablename__ = "job_search"
+    # No index on status or created_at, on purpose: a search must start from the text index's
+    # matches; given one, SQLite walked a whole tab in date order, probing the matches per row.
+
+    #: An integer key: SQLite's FTS5 index refers to rows by it.
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(String, unique=True, nullable=False)
+    status: Mapped[str | None] = mapped_column(String(50))
+    created_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: The job's updated_at when its status last changed (the app's clock, like every job time).
+    status_since: Mapped[datetime | None] = mapped_column(DateTime)
+    #: Name, email, class, stored and original file names, lower-cased, one per line.
+    search_text: Mapped[str] = mapped_column(Text, nullable=False, default="")
+
+
+class JobStatusCount(Base):
+    """The number of jobs in each status: the dashboard's tab counts without counting the jobs."""
+
+    __tablename__ = "job_status_count"
+
+    status: Mapped[str] = mapped_column(String(50), primary_key=True)
+    jobs: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class DashboardVersion(Base):
+    """A single row whose number grows with every committed change to a job or its analysis."""
+
+    __tablename__ = "dashboard_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import pool
 
 from printlab.db import make_engine
-from printlab.models import Base
+from printlab.models import Base, modelled
 
 config = context.config
 target_metadata = Base.metadata
@@ -37,7 +37,11 @@ def run_migrations_online() -> None:
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
     # render_as_batch: SQLite can't ALTER most things; batch mode copies the table instead.
     context.configure(
-        connection=connection, target_metadata=target_metadata, render_as_batch=True, compare_type=True
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=True,
+        compare_type=True,
+        include_name=modelled,
     )
     with context.begin_transaction():
         context.run_migrations()

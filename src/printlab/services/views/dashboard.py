@@ -1,7 +1,11 @@
-"""The staff dashboard's read model: status counts in one query, and one page of job cards per request.
+"""The staff dashboard's read model: tab counts, one page of job cards, search, and the poll's version.
 
-Every page costs the same few statements whatever the number of jobs: counts (one GROUP BY), the
-page (keyset-paged on the (status, created_at, id) index), and, when filtered, the matching total.
+Every page costs the same few statements whatever the number of jobs: the dashboard version (one
+row), the page (keyset-paged on the (status, created_at, id) index), the tab counts (eight rows of
+`job_status_count`), and, when filtered, the matching total. A search looks in every status through
+the database's own text index (`job_search`: pg_trgm on PostgreSQL, FTS5 on SQLite) and counts its
+matches per status. The three side tables are kept by triggers in the job's own transaction
+(migration 0008).
 """
 
 from __future__ import annotations
@@ -15,21 +19,29 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, tuple_
+from sqlalchemy import ColumnElement, column, func, or_, select, table, tuple_
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import operators
 
 from printlab.clock import age_text, utcnow
 from printlab.domain.catalog import Catalog
-from printlab.domain.naming import extension_of
+from printlab.domain.naming import SIMPLE_ID_LENGTH, extension_of
 from printlab.domain.statuses import WORK_QUEUES, Status
 from printlab.domain.text import TextError, clean_text, is_clean
-from printlab.models import AnalysisState, Job, JobAnalysis
+from printlab.models import AnalysisState, DashboardVersion, Job, JobAnalysis, JobSearch, JobStatusCount
 
 PAGE_SIZE = 24
 #: The dates a filter may name; beyond them a day's start or end in the lab's zone can't be computed.
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)
 MAX_PAGE_SIZE = 200
 _HEX = re.compile(r"^[0-9a-f]{4,32}$")
+#: A job number typed in the search box: its short id (6 or more hex characters), "#" allowed before it.
+_JOB_NUMBER = re.compile(rf"^#?([0-9a-f]{{{SIMPLE_ID_LENGTH},32}})$")
+#: Cards on these tabs count the time since the job entered its status, with the printer shown first.
+AT_THE_PRINTER = frozenset({Status.READYTOPRINT, Status.PRINTING})
+#: SQLite's FTS5 trigram index over job_search (migration 0008); a trigram needs three characters.
+_FTS = table("job_search_fts", column("rowid"), column("job_search_fts"))  # FTS5's hidden column
+_TRIGRAM = 3
 
 
 @dataclass(frozen=True)
@@ -55,7 +67,8 @@ class Cursor:
 
 @dataclass(frozen=True)
 class JobQuery:
-    status: Status = Status.UPLOADED
+    #: None only with a search: the matches of every status, newest first.
+    status: Status | None = Status.UPLOADED
     q: str = ""
     printer: str = ""
     method: str = ""
@@ -72,6 +85,16 @@ class JobQuery:
         return self.status in WORK_QUEUES
 
     @property
+    def status_label(self) -> str:
+        return self.status.label if self.status else "All"
+
+    @property
+    def filtered(self) -> bool:
+        return bool(
+            self.q or self.printer or self.method or self.discipline or self.date_from or self.date_to
+        )
+
+    @property
     def cursor_args(self) -> dict[str, str]:
         args = {}
         if self.after:
@@ -83,7 +106,7 @@ class JobQuery:
     def as_args(self, **changes: Any) -> dict[str, str]:
         """URL query arguments for this query (for links that keep the filters)."""
         values = {
-            "status": self.status.value,
+            "status": self.status.value if self.status else "ALL",
             "q": self.q,
             "printer": self.printer,
             "method": self.method,
@@ -99,9 +122,21 @@ def parse_query(args: Mapping[str, str], catalog: Catalog) -> tuple[JobQuery, di
     """Read the dashboard's URL arguments; unknown values are dropped with a message, never a crash."""
     errors: dict[str, str] = {}
     try:
-        status = Status.parse(args.get("status") or "UPLOADED")
-    except ValueError:
-        status, errors["status"] = Status.UPLOADED, "Unknown status; showing Uploaded."
+        q = " ".join(clean_text(args.get("q"), "Search").split())[:100]
+    except TextError as exc:
+        q, errors["q"] = "", str(exc)
+    # "status" is a tab link's; "tab" is the tab the search form was sent from, kept when filtering.
+    asked = (args.get("status") or ("" if q else args.get("tab")) or "").strip().upper()
+    status: Status | None
+    if q and asked in ("", "ALL"):
+        status = None  # a search spans every status until a tab narrows it
+    else:
+        try:
+            status = Status.parse(asked or "UPLOADED")
+        except ValueError:
+            status = Status.UPLOADED
+            if asked != "ALL":
+                errors["status"] = "Unknown status; showing Uploaded."
     dates: dict[str, date | None] = {}
     for key in ("from", "to"):
         text = (args.get(key) or "").strip()
@@ -125,10 +160,6 @@ def parse_query(args: Mapping[str, str], catalog: Catalog) -> tuple[JobQuery, di
     size = PAGE_SIZE
     if per_page.isascii() and per_page.isdigit():
         size = min(MAX_PAGE_SIZE, max(1, int(per_page[:6])))
-    try:
-        q = " ".join(clean_text(args.get("q"), "Search").split())[:100]
-    except TextError as exc:
-        q, errors["q"] = "", str(exc)
     return (
         JobQuery(
             status=status,
@@ -151,14 +182,18 @@ class JobCard:
     id: str
     simple_id: str
     student_name: str
+    #: The student's own name for the file (as uploaded), not the storage name.
     file_name: str
     printer: str
     color: str
     method: str
     discipline: str
+    status: Status
     created_at: datetime
+    #: When the job entered its current status (its creation when that is unknown).
+    status_since: datetime
     age: str
-    age_band: str  # fresh (<24 h), aging (<48 h), late (<72 h), overdue
+    age_band: str  # fresh (<24 h), aging (<48 h), late (<72 h), overdue; "" where age doesn't matter
     cost: Decimal | None
     has_notes: bool
     locked_by: str | None
@@ -167,6 +202,15 @@ class JobCard:
     has_thumbnail: bool
     analysis_state: str | None
     updated_at: datetime | None
+
+    @property
+    def at_the_printer(self) -> bool:
+        return self.status in AT_THE_PRINTER
+
+    @property
+    def age_words(self) -> str:
+        """The age colour said in words (the text equivalent of the card's coloured edge)."""
+        return AGE_WORDS.get(self.age_band, "")
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -178,7 +222,10 @@ class JobCard:
             "color": self.color,
             "method": self.method,
             "discipline": self.discipline,
+            "status": self.status.value,
+            "status_label": self.status.label,
             "created_at": self.created_at.isoformat() + "Z",
+            "status_since": self.status_since.isoformat() + "Z",
             "age": self.age,
             "age_band": self.age_band,
             "cost_usd": str(self.cost) if self.cost is not None else None,
@@ -190,36 +237,54 @@ class JobCard:
         }
 
 
+#: The age colours in words, for the card and the legend.
+AGE_WORDS = {"fresh": "under a day", "aging": "over a day", "late": "over 2 days", "overdue": "over 3 days"}
+
+
 @dataclass(frozen=True)
 class JobPage:
     query: JobQuery
     cards: list[JobCard]
     total: int
+    #: Jobs per status tab; with a search, the matches per status.
     counts: dict[Status, int]
     next_cursor: Cursor | None
     prev_cursor: Cursor | None
+    #: The dashboard version read before anything else on the page.
+    version: int = 0
+    now: datetime = field(default_factory=utcnow)
     errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def etag(self) -> str:
-        """Changes whenever anything shown on the page changes (counts, cards, locks, badges)."""
-        digest = hashlib.sha256()
-        digest.update(repr(sorted((s.value, n) for s, n in self.counts.items())).encode())
-        digest.update(str(self.total).encode())
-        for card in self.cards:
-            digest.update(
-                f"{card.id}|{card.updated_at}|{card.locked_by}|{card.is_new}|{card.has_notes}|"
-                f"{card.quote_expired}|{card.analysis_state}|{card.age}".encode()
-            )
-        return digest.hexdigest()[:32]
+        """The tag a refresh poll sends back: see `poll_etag`."""
+        return poll_etag(self.query, self.version, self.now)
+
+    @property
+    def all_matches(self) -> int:
+        return sum(self.counts.values())
+
+
+def poll_etag(query: JobQuery, version: int, now: datetime) -> str:
+    """Changes whenever anything the page shows may have changed: a committed change to any job or
+    analysis (the version), the page asked for, or the minute (ages and lock expiries tick with it)."""
+    digest = hashlib.sha256()
+    digest.update(repr(sorted({**query.as_args(), **query.cursor_args}.items())).encode())
+    digest.update(f"|{query.page_size}|{version}|{now:%Y-%m-%dT%H:%M}".encode())
+    return digest.hexdigest()[:32]
+
+
+def dashboard_version(session: Session) -> int:
+    """The one-row number every committed job or analysis change increases (migration 0008)."""
+    return session.scalar(select(DashboardVersion.version).where(DashboardVersion.id == 1)) or 0
 
 
 def status_counts(session: Session) -> dict[Status, int]:
-    """Jobs per status, in one grouped query."""
-    rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+    """Jobs per status, read from the eight rows the database keeps in step with the jobs."""
     counts = dict.fromkeys(Status, 0)
-    for status, number in rows:
-        counts[Status(status)] = number
+    for status, number in session.execute(select(JobStatusCount.status, JobStatusCount.jobs)).all():
+        if status in counts:
+            counts[Status(status)] = number
     return counts
 
 
@@ -237,8 +302,28 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _text_match(session: Session, q: str) -> list[ColumnElement[bool]]:
+    """Conditions for jobs whose search text contains `q`, through the database's own text index."""
+    needle = q.lower()
+    hex_id = bool(_HEX.match(needle))
+    if session.get_bind().dialect.name == "sqlite" and len(needle) >= _TRIGRAM:
+        phrase = '"' + needle.replace('"', '""') + '"'  # one FTS5 phrase: a substring, no operators
+        matched = _FTS.c.job_search_fts.match(phrase)
+        if not hex_id:
+            # Joined, not "id IN (…)": SQLite counts a joined match list several times faster.
+            return [JobSearch.id == _FTS.c.rowid, matched]
+        text_match: ColumnElement[bool] = JobSearch.id.in_(select(_FTS.c.rowid).where(matched))
+    else:
+        # PostgreSQL answers LIKE '%…%' from the pg_trgm GIN index (three characters or more).
+        text_match = JobSearch.search_text.like(f"%{_escape_like(needle)}%", escape="\\")
+    if hex_id:  # the start of a job id, as on a card or in an email
+        text_match = or_(text_match, JobSearch.job_id.between(needle, needle + "g"))
+    return [text_match]
+
+
 def _filters(query: JobQuery, zone: str) -> list[Any]:
-    conditions: list[Any] = [Job.status == query.status.value]
+    """Conditions on the job row besides its status and the search text."""
+    conditions: list[Any] = []
     if query.printer:
         conditions.append(Job.printer == query.printer)
     if query.method:
@@ -254,64 +339,90 @@ def _filters(query: JobQuery, zone: str) -> list[Any]:
     if query.date_to:
         end = datetime.combine(query.date_to + timedelta(days=1), time.min, tz)
         conditions.append(Job.created_at < end.astimezone(ZoneInfo("UTC")).replace(tzinfo=None))
-    if query.q:
-        needle = f"%{_escape_like(query.q.lower())}%"
-        text_match = [
-            func.lower(column).like(needle, escape="\\")
-            for column in (
-                Job.student_name,
-                Job.student_email,
-                Job.class_number,
-                Job.display_name,
-                Job.original_filename,
-            )
-        ]
-        if _HEX.match(query.q.lower()):
-            text_match.append(Job.id.like(f"{query.q.lower()}%"))
-        conditions.append(or_(*text_match))
     return conditions
+
+
+def job_for_number(session: Session, q: str) -> str | None:
+    """The id of the one job whose short id (or whole id) was typed in the search box, else None."""
+    found = _JOB_NUMBER.match(q.strip().lower())
+    if not found:
+        return None
+    prefix = found.group(1)
+    # A range on the primary key, not LIKE 'prefix%': an index lookup on both databases.
+    ids = session.scalars(select(Job.id).where(Job.id >= prefix, Job.id < prefix + "g").limit(2)).all()
+    return ids[0] if len(ids) == 1 else None
+
+
+def search_counts(session: Session, query: JobQuery, zone: str) -> dict[Status, int]:
+    """Matches of the search (and filters) per status, in one grouped query over the text index."""
+    statement = select(JobSearch.status, func.count()).where(*_text_match(session, query.q))
+    filters = _filters(query, zone)
+    if filters:
+        statement = statement.join(Job, Job.id == JobSearch.job_id).where(*filters)
+    counts = dict.fromkeys(Status, 0)
+    for status, number in session.execute(statement.group_by(JobSearch.status)).all():
+        if status in counts:
+            counts[Status(status)] = number
+    return counts
 
 
 def list_jobs(session: Session, query: JobQuery, catalog: Catalog, *, now: datetime | None = None) -> JobPage:
     """One page of cards for the dashboard or the API, with the tab counts and the matching total."""
     now = now or utcnow()
-    conditions = _filters(query, catalog.lab.time_zone)
+    # First: a change committed while the page is read shows on this page or makes the next poll new.
+    version = dashboard_version(session)
+    filters = _filters(query, catalog.lab.time_zone)
     ascending = query.oldest_first
     backwards = query.before is not None and query.after is None
     cursor = query.before if backwards else query.after
+    # A search pages through job_search (status and created_at are copied there), starting from
+    # the text index's matches; a tab pages through job's (status, created_at, id) index.
+    source = JobSearch if query.q else Job
+    created, key = (JobSearch.created_at, JobSearch.job_id) if query.q else (Job.created_at, Job.id)
+    conditions = list(filters)
+    if query.status is not None:
+        conditions.append(source.status == query.status.value)
+    if query.q:
+        conditions += _text_match(session, query.q)
     page_conditions = list(conditions)
     if cursor is not None:
         # A row-value comparison: both databases read it as a range of the (status, created_at, id)
         # index, so a deep page costs what the first does. The equivalent "a < x OR (a = x AND b < y)"
         # was read by walking the index from the first page down to the cursor.
-        position = tuple_(Job.created_at, Job.id)
+        position = tuple_(created, key)
         bound = (cursor.created_at, cursor.job_id)
         page_conditions.append(position > bound if ascending != backwards else position < bound)
-    forward_order = (
-        (Job.created_at.asc(), Job.id.asc()) if ascending else (Job.created_at.desc(), Job.id.desc())
-    )
-    reverse_order = (
-        (Job.created_at.desc(), Job.id.desc()) if ascending else (Job.created_at.asc(), Job.id.asc())
-    )
+    forward_order = (created.asc(), key.asc()) if ascending else (created.desc(), key.desc())
+    reverse_order = (created.desc(), key.desc()) if ascending else (created.asc(), key.asc())
+    order = reverse_order if backwards else forward_order
+    page = select(key.label("job_id")).where(*page_conditions).order_by(*order).limit(query.page_size + 1)
+    if query.q and filters:
+        page = page.join(Job, Job.id == JobSearch.job_id)
+    # The page's ids first, then their rows: only the shown jobs are read in full.
+    ids = page.subquery()
     rows = session.execute(
-        select(Job, JobAnalysis.state, JobAnalysis.thumbnail_png.is_not(None))
+        select(Job, JobAnalysis.state, JobAnalysis.thumbnail_png.is_not(None), JobSearch.status_since)
+        .join(ids, ids.c.job_id == Job.id)
+        .join(JobSearch, JobSearch.job_id == Job.id)
         .outerjoin(JobAnalysis, JobAnalysis.job_id == Job.id)
-        .where(*page_conditions)
-        .order_by(*(reverse_order if backwards else forward_order))
-        .limit(query.page_size + 1)
+        .order_by(*_same_order(order, Job.created_at, Job.id))
     ).all()
     more = len(rows) > query.page_size
     rows = rows[: query.page_size]
     if backwards:
         rows.reverse()
-    cards = [_card(job, state, bool(thumb), now) for job, state, thumb in rows]
-    counts = status_counts(session)
-    # Unfiltered, the total is the tab's count: counting a 90,000-job tab again costs ~10 ms.
-    total = (
-        counts[query.status]
-        if len(conditions) == 1
-        else session.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
-    )
+    cards = [_card(job, state, bool(thumb), since, now) for job, state, thumb, since in rows]
+    if query.q:
+        counts = search_counts(session, query, catalog.lab.time_zone)
+        total = counts[query.status] if query.status is not None else sum(counts.values())
+    else:
+        counts = status_counts(session)
+        # Unfiltered, the total is the tab's count; a filter counts its matches in the tab.
+        total = (
+            session.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
+            if filters
+            else counts[query.status]  # type: ignore[index]
+        )
     first = Cursor(cards[0].created_at, cards[0].id) if cards else None
     last = Cursor(cards[-1].created_at, cards[-1].id) if cards else None
     has_next = more if not backwards else True
@@ -323,25 +434,40 @@ def list_jobs(session: Session, query: JobQuery, catalog: Catalog, *, now: datet
         counts=counts,
         next_cursor=last if has_next and cards else None,
         prev_cursor=first if has_prev and cards else None,
+        version=version,
+        now=now,
     )
 
 
-def _card(job: Job, analysis_state: str | None, has_thumbnail: bool, now: datetime) -> JobCard:
+def _same_order(order: tuple[Any, Any], created: Any, key: Any) -> tuple[Any, Any]:
+    """The page's order on other columns (job's own, for the rows read by id)."""
+    ascending = order[0].modifier is operators.asc_op
+    return (created.asc(), key.asc()) if ascending else (created.desc(), key.desc())
+
+
+def _card(
+    job: Job, analysis_state: str | None, has_thumbnail: bool, status_since: datetime | None, now: datetime
+) -> JobCard:
     created = job.created_at or now
+    since = status_since or created
+    status = Status(job.status)
     live_lock = job.locked_by if job.locked_until and job.locked_until > now else None
     display = job.display_name or ""
     return JobCard(
         id=job.id,
         simple_id=display.rsplit("_", 1)[-1] if "_" in display else job.id[:6],
         student_name=job.student_name or "",
-        file_name=display + extension_of(job.original_filename or ""),
+        file_name=job.original_filename or display + extension_of(job.original_filename or ""),
         printer=job.printer or "",
         color=job.color or "",
         method=job.material or "",
         discipline=job.discipline or "",
+        status=status,
         created_at=created,
-        age=age_text(created, now),
-        age_band=age_band((now - created).total_seconds() / 3600),
+        status_since=since,
+        age=age_text(since, now),
+        # Only a job waiting on the lab grows late; a finished one simply is.
+        age_band=age_band((now - since).total_seconds() / 3600) if status in WORK_QUEUES else "",
         cost=job.cost_usd,
         has_notes=bool(job.notes and job.notes.strip()),
         locked_by=live_lock,

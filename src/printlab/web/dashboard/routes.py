@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from flask import Blueprint, Response, jsonify, render_template, request
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
 
+from printlab.clock import utcnow
 from printlab.domain.pricing import PricingError, format_usd, quote_cost
 from printlab.domain.statuses import Status
-from printlab.services.views.dashboard import JobPage, list_jobs, parse_query
+from printlab.services.views.dashboard import (
+    AGE_WORDS,
+    JobPage,
+    dashboard_version,
+    job_for_number,
+    list_jobs,
+    parse_query,
+    poll_etag,
+    status_counts,
+)
 from printlab.web.auth.guard import login_required
 from printlab.web.context import catalog, db
 
@@ -24,26 +34,44 @@ def _page() -> JobPage:
 @bp.get("/dashboard")
 @login_required
 def index():  # type: ignore[no-untyped-def]
+    number = request.args.get("q", "")
+    if number and (job_id := job_for_number(db(), number)):
+        return redirect(url_for("jobs.show", job_id=job_id), 303)  # a job number opens that job
     page = _page()
     return render_template(
-        "dashboard/index.html", page=page, catalog=catalog(), uploaded_count=page.counts[Status.UPLOADED]
+        "dashboard/index.html",
+        page=page,
+        catalog=catalog(),
+        age_words=AGE_WORDS,
+        uploaded_count=_uploaded(page),
     )
 
 
 @bp.get("/dashboard/cards")
 @login_required
 def cards():  # type: ignore[no-untyped-def]
-    """The tabs and cards alone; answers 304 when nothing on them changed since the last poll."""
-    page = _page()
-    etag = page.etag
+    """The tabs and cards alone; answers 304 from the one-row dashboard version when nothing changed."""
+    query, _errors = parse_query(request.args, catalog())
+    etag = poll_etag(query, dashboard_version(db()), utcnow())
     if request.if_none_match.contains(etag):
         response = Response(status=304)
     else:
-        response = Response(render_template("dashboard/_board.html", page=page, catalog=catalog()))
+        page = _page()
+        etag = page.etag
+        response = Response(
+            render_template("dashboard/_board.html", page=page, catalog=catalog(), age_words=AGE_WORDS)
+        )
+        response.headers["X-Uploaded-Count"] = str(_uploaded(page))
     response.set_etag(etag)
     response.headers["Cache-Control"] = "no-cache"
-    response.headers["X-Uploaded-Count"] = str(page.counts[Status.UPLOADED])
     return response
+
+
+def _uploaded(page: JobPage) -> int:
+    """Uploaded jobs in the lab (the chime's count), whatever the page searched for."""
+    if page.query.q:
+        return status_counts(db())[Status.UPLOADED]
+    return page.counts[Status.UPLOADED]
 
 
 @bp.get("/api/v1/jobs")
@@ -51,7 +79,7 @@ def cards():  # type: ignore[no-untyped-def]
 def api_jobs():  # type: ignore[no-untyped-def]
     page = _page()
     body = {
-        "status": page.query.status.value,
+        "status": page.query.status.value if page.query.status else "ALL",
         "total": page.total,
         "counts": {status.value: count for status, count in page.counts.items()},
         "filters": page.query.as_args(),
