@@ -110,7 +110,11 @@
       takeLock();
       heartbeat = setInterval(takeLock, 60000);
     }
-    function nameChanged() { releaseLock(); if (!conflict) takeLock(); }
+    function nameChanged() {
+      if (holder && holder === actingAs()) return;  // the same person: the lock they hold stays
+      releaseLock();
+      if (!conflict) takeLock();
+    }
     document.addEventListener("printlab:acting-as", nameChanged);
     var submitting = false;
     form.addEventListener("submit", function (event) {
