@@ -441,7 +441,11 @@ def test_job_page_renders_every_status_with_only_its_actions(staff_client, sessi
     shown = set(re.findall(r'<a [^>]*data-action-dialog href="/jobs/[^"]+/act/\w+">([^<]+)</a>', page))
     assert shown == allowed
     # Undoing a step waits behind "More": a paid job's page is not one red button.
-    more = page.split('<details class="more-actions">', 1)[1].split("</details>", 1)[0] if "more-actions" in page else ""
+    more = (
+        page.split('<details class="more-actions">', 1)[1].split("</details>", 1)[0]
+        if "more-actions" in page
+        else ""
+    )
     assert ("Revert (mistake)" in more) == (status in (Status.COMPLETED, Status.PAIDPICKEDUP))
     assert "JobCreated" in page  # the timeline
     if status == Status.PAIDPICKEDUP:

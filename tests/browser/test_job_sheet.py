@@ -124,6 +124,9 @@ def test_an_action_opens_as_a_dialog_that_traps_focus_and_closes_on_escape(live,
     assert page.url == f"{live.url}/jobs/{job.id}"  # still the job page, under the dialog
     assert page.evaluate("() => document.querySelector('dialog#action-dialog').matches(':modal')")
     expect(dialog.get_by_role("heading", name="Start printing")).to_be_visible()
+    # Who is acting was chosen in the header (out of reach behind the dialog): the dialog says so.
+    expect(dialog.locator("select[name=acting_as]")).to_have_count(0)
+    expect(dialog.locator(".acting-as-note")).to_have_text(f"Acting as {STAFF}")
     expect(dialog.locator("#action-submit")).to_be_enabled()
     staff.audit()
     fits(staff, "dialog#action-dialog")

@@ -21,11 +21,12 @@
   }
 
   // Each form's select becomes a hidden field; a message the server gave about it stays in view.
-  function enhance(root, keepSelects) {
+  function enhance(root, inDialog) {
     Array.prototype.forEach.call((root || document).querySelectorAll("[data-acting-as-field]"), function (wrapper) {
       var select = wrapper.querySelector("select[name=acting_as]");
       if (!select) return;
-      if (keepSelects) {
+      if (inDialog && !choice.value) {
+        // No name chosen yet and the header out of reach (a modal dialog): choose it here.
         select.addEventListener("change", function () { set(select.value); });
         return;
       }
@@ -37,7 +38,18 @@
       select.replaceWith(hidden);
       var label = wrapper.querySelector("label");
       if (label) label.remove();
-      if (!wrapper.querySelector(".field-error")) wrapper.hidden = true;
+      if (inDialog) {
+        // In a dialog the header can't be reached: say who is acting (changed in the header).
+        var note = document.createElement("p");
+        note.className = "acting-as-note";
+        note.appendChild(document.createTextNode("Acting as "));
+        var who = document.createElement("strong");
+        who.textContent = choice.value;
+        note.appendChild(who);
+        wrapper.insertBefore(note, wrapper.firstChild);
+      } else if (!wrapper.querySelector(".field-error")) {
+        wrapper.hidden = true;
+      }
     });
     fill(root);
   }
@@ -65,7 +77,6 @@
     name: function () { return choice.value; },
     set: set,
     enhance: enhance,
-    // Forms added later (an action dialog) keep their select where the header is out of reach.
     control: control
   };
 })();
