@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from html.parser import HTMLParser
 
 import pytest
 from sqlalchemy import select, text
@@ -170,6 +171,91 @@ def test_catalog_changes_take_effect_at_once_and_keep_old_quotes(web, session, s
     fresh(session)
     assert session.get(LabSetting, "lab").value["time_zone"] == "Europe/Berlin"
     assert log_actions(session).count("CatalogChanged") == 3
+
+
+class _FormReader(HTMLParser):
+    """The fields one page's form would send as shown (inputs, textareas, selected options)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: dict[str, list[str]] = {}
+        self._textarea: str | None = None
+        self._select: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        name = a.get("name") or ""
+        if tag == "input" and name:
+            self.fields.setdefault(name, []).append(a.get("value") or "")
+        elif tag == "textarea" and name:
+            self._textarea = name
+            self.fields.setdefault(name, []).append("")
+        elif tag == "select":
+            self._select = name
+            if name:
+                self.fields.setdefault(name, [])
+        elif tag == "option" and self._select and "selected" in a:
+            self.fields[self._select].append(a.get("value") or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "textarea":
+            self._textarea = None
+        elif tag == "select":
+            if self._select and not self.fields.get(self._select):
+                self.fields.pop(self._select, None)
+            self._select = None
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea:
+            self.fields[self._textarea][-1] += (
+                data.lstrip("\n") if not self.fields[self._textarea][-1] else data
+            )
+
+
+def catalog_form(client) -> dict[str, list[str]]:
+    reader = _FormReader()
+    reader.feed(client.get("/admin/catalog").data.decode())
+    return reader.fields
+
+
+def test_the_catalog_editor_saves_every_section_at_once_against_the_catalog_it_showed(web, session):
+    admin = signed_in(web)
+    page = admin.get("/admin/catalog").data.decode().split("<main", 1)[1]
+    assert page.count('type="submit"') == 1 and "Save the catalog" in page
+    # The printer rows' method selects send their first option when none is marked.
+    shown = catalog_form(admin)
+    shown["printer-method"] = ["Filament", "Filament", "Filament", "Resin", "Filament"]
+    changed = {**shown, **ACTING, "opening_hours": ["Mon–Thu 10–4"], "minimum_charge": ["4.50"],
+               "disciplines": ["Art\nDance"]}  # fmt: skip
+    assert admin.post("/admin/catalog", data=changed).status_code == 303
+    fresh(session)
+    assert session.get(LabSetting, "lab").value["opening_hours"] == "Mon–Thu 10–4"
+    assert session.get(LabSetting, "minimum_charge").value == "4.50"
+    assert session.get(LabSetting, "disciplines").value == ["Art", "Dance"]
+    entry = session.scalars(select(AdminLogEntry).order_by(AdminLogEntry.id.desc())).first()
+    assert entry.action == "CatalogChanged" and sorted(entry.details["fields"]) == [
+        "disciplines", "lab", "minimum_charge",
+    ]  # fmt: skip
+
+    # A mistake anywhere saves nothing, and every section's mistakes are named.
+    shown = {**catalog_form(admin), "printer-method": changed["printer-method"]}
+    bad = admin.post("/admin/catalog", data={**shown, **ACTING, "opening_hours": ["Always"],
+                                             "minimum_charge": ["lots"], "contact_email": ["nobody"]})  # fmt: skip
+    assert bad.status_code == 422
+    assert b"Enter a number" in bad.data and b"Enter an email address" in bad.data
+    assert 'value="Always"' in bad.data.decode()
+    fresh(session)
+    assert session.get(LabSetting, "lab").value["opening_hours"] == "Mon–Thu 10–4"
+
+    # Sent from a page shown before someone else saved: refused, nothing written.
+    stale = {**shown, **ACTING, "opening_hours": ["Weekends"]}
+    assert (
+        admin.post("/admin/catalog", data={**stale, "disciplines": ["Art\nDance\nMusic"]}).status_code == 303
+    )
+    refused = admin.post("/admin/catalog", data=stale)
+    assert refused.status_code == 409 and b"changed at another computer" in refused.data
+    fresh(session)
+    assert session.get(LabSetting, "disciplines").value == ["Art", "Dance", "Music"]
 
 
 def test_banner_shows_on_every_page(web):

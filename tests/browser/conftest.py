@@ -272,11 +272,20 @@ def sign_in(tab: Tab, live: Live, workstation: str = "LAB-PC-1") -> None:
     assert page.locator(".workstation").inner_text().startswith(workstation)
 
 
+def act_as(tab: Tab, name: str = STAFF) -> None:
+    """Choose who is acting in the page header, once for this browser tab."""
+    tab.page.locator("#acting-as-choice").select_option(name)
+
+
 def choose_acting_as(tab: Tab, name: str = STAFF) -> None:
-    """Pick "Acting as" in an action dialog and wait for the dialog's lock answer."""
+    """Pick "Acting as" for an action form (its dialog, or its own page) and wait for the lock answer."""
     page = tab.page
+    dialog = page.locator("dialog#action-dialog")
     with page.expect_response(lambda r: r.url.endswith("/lock") and r.request.method == "POST"):
-        page.locator("#action-form #acting_as").select_option(name)
+        if dialog.count():
+            dialog.locator("#acting_as").select_option(name)
+        else:
+            act_as(tab, name)
 
 
 def submit_model(

@@ -25,7 +25,7 @@ from printlab.services.lab import workstations
 from printlab.services.lab.catalog import load_catalog
 
 from ..factories import STAFF, actor, make_job, make_staff, quote_token, submit_job
-from .conftest import OTHER_STAFF, PASSWORD, PHONE, Live, Tab, choose_acting_as, sign_in
+from .conftest import OTHER_STAFF, PASSWORD, PHONE, Live, Tab, act_as, choose_acting_as, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -87,7 +87,7 @@ def sign_in_with(tab: Tab, live: Live, workstation: str, password: str) -> int:
 
 
 def acting_as_names(tab: Tab) -> list[str]:
-    return tab.page.locator("#acting_as option").all_inner_texts()
+    return tab.page.locator("#acting-as-choice option").all_inner_texts()
 
 
 def admin_log_actions(live: Live) -> list[str]:
@@ -125,7 +125,7 @@ def test_staff_added_are_new_in_acting_as_then_leave_it_when_deactivated_and_ret
     page.wait_for_url(f"{live.url}/admin/staff")
     admin.audit()
 
-    page.locator("#acting_as-add").select_option(STAFF)
+    act_as(admin, STAFF)
     page.get_by_label("New staff member's full name").fill(f"  {NEWCOMER} ")
     submit(admin, page.get_by_role("button", name="Add", exact=True))
     assert f"Added {NEWCOMER}." in flash(admin)
@@ -137,8 +137,8 @@ def test_staff_added_are_new_in_acting_as_then_leave_it_when_deactivated_and_ret
 
     admin.go(f"{live.url}/admin/staff")
     newcomer = row(admin, NEWCOMER)
-    # job.js fills every "Acting as" from the name chosen earlier in this tab.
-    assert newcomer.locator("select").input_value() == STAFF
+    # Every form carries the name chosen earlier in this tab, in the page header.
+    assert newcomer.locator("input[name=acting_as]").input_value() == STAFF
     submit(admin, newcomer.get_by_role("button", name=f"Deactivate {NEWCOMER}"))
     assert f"{NEWCOMER} is deactivated" in flash(admin)
     assert row(admin, NEWCOMER).locator("td").nth(1).inner_text().startswith("inactive since ")
@@ -158,7 +158,7 @@ def test_staff_added_are_new_in_acting_as_then_leave_it_when_deactivated_and_ret
 def test_a_new_workstation_signs_in_with_its_one_time_password_is_reset_and_made_admin(live, admin, open_tab):
     page = admin.page
     admin.go(f"{live.url}/admin/workstations")
-    page.locator("#acting_as-add").select_option(STAFF)
+    act_as(admin, STAFF)
     page.get_by_label("New workstation name").fill("LAB-PC-9")
     submit(admin, page.get_by_role("button", name="Add workstation"))
     shown = page.locator("#new-password")
@@ -181,7 +181,7 @@ def test_a_new_workstation_signs_in_with_its_one_time_password_is_reset_and_made
         row(admin, "LAB-PC-9").locator("td").nth(3).inner_text(),
     )
     reset_row = row(admin, "LAB-PC-9")
-    assert reset_row.locator("select").first.input_value() == STAFF  # remembered in this tab
+    assert reset_row.locator("input[name=acting_as]").first.input_value() == STAFF  # remembered in this tab
     submit(admin, reset_row.get_by_role("button", name="Reset password of LAB-PC-9"))
     second_password = page.locator("#new-password code").inner_text()
     assert second_password != first_password
@@ -225,7 +225,7 @@ def test_a_computer_that_typed_wrong_passwords_waits_until_an_admin_lets_it_in(l
     waiting = admin.page.get_by_role("region", name="Waiting after wrong passwords")
     assert f"LAB-PC-7 from 127.0.0.1: {rules.FREE_TRIES} wrong passwords" in waiting.inner_text()
     admin.screenshot("admin-workstations-waiting")
-    waiting.locator("select").first.select_option(STAFF)
+    act_as(admin, STAFF)
     submit(admin, waiting.get_by_role("button", name="Let LAB-PC-7 sign in again"))
     assert "LAB-PC-7 can be signed in to again" in flash(admin)
     assert admin.page.get_by_role("region", name="Waiting after wrong passwords").count() == 0
@@ -253,7 +253,7 @@ def test_a_deactivated_workstation_is_signed_out_at_once_until_reactivated(live,
         .locator("form")
         .filter(has=page.get_by_role("button", name="Deactivate LAB-PC-1"))
     )
-    deactivate.get_by_label("Acting as").select_option(STAFF)
+    act_as(admin, STAFF)
     admin.screenshot("admin-workstations-deactivate")
     submit(admin, deactivate.get_by_role("button", name="Deactivate LAB-PC-1"))
     assert "LAB-PC-1 is deactivated: it is signed out and can't sign in." in flash(admin)
@@ -304,10 +304,10 @@ def test_catalog_minimum_charge_and_a_new_printer_reach_the_forms_and_bad_input_
     page = admin.page
     admin.go(f"{live.url}/admin/catalog")
     limits = page.locator("#limits")
-    limits.get_by_label("Acting as").select_option(STAFF)
+    act_as(admin, STAFF)
     limits.get_by_label("Minimum charge ($)").fill("7.5")
-    submit(admin, limits.get_by_role("button", name="Save prices and limits"))
-    assert page.url.endswith("/admin/catalog#limits")
+    submit(admin, page.get_by_role("button", name="Save the catalog"))
+    assert page.url.endswith("/admin/catalog")
     assert "Catalog saved." in flash(admin)
     assert page.locator("#lim-minimum_charge").input_value() == "7.50"
     assert load_catalog(live.fresh()).minimum_charge == Decimal("7.50")
@@ -330,7 +330,7 @@ def test_catalog_minimum_charge_and_a_new_printer_reach_the_forms_and_bad_input_
 
     admin.go(f"{live.url}/admin/catalog")
     limits.get_by_label("Minimum charge ($)").fill("lots")
-    response = submit(admin, limits.get_by_role("button", name="Save prices and limits"))
+    response = submit(admin, page.get_by_role("button", name="Save the catalog"))
     assert response.status == 422
     summary = page.get_by_role("alert")
     assert "Not saved" in summary.inner_text()
@@ -339,13 +339,14 @@ def test_catalog_minimum_charge_and_a_new_printer_reach_the_forms_and_bad_input_
     admin.screenshot("admin-catalog-invalid")
     assert load_catalog(live.fresh()).minimum_charge == Decimal("7.50")
 
+    limits.get_by_label("Minimum charge ($)").fill("7.50")
     printers = page.locator("#printers")
     new_row = printers.locator("tbody tr").last
     new_row.locator("input[name=printer-name]").fill("Bambu X1C")
     new_row.locator("select").select_option("Filament")
     for axis in "xyz":
         new_row.locator(f"input[name=printer-{axis}]").fill("256")
-    submit(admin, printers.get_by_role("button", name="Save printers"))
+    submit(admin, page.get_by_role("button", name="Save the catalog"))
     assert "Catalog saved." in flash(admin)
     assert "Bambu X1C" in [p.name for p in load_catalog(live.fresh()).printers_for("Filament")]
 
@@ -393,8 +394,8 @@ def test_banner_is_set_seen_on_the_student_form_and_dashboard_then_cleared(live,
 
 def override(tab: Tab, kind: str, reason: str, target: str | None = None) -> Any:
     page = tab.page
-    if not page.locator("#acting_as-override").input_value():
-        page.locator("#acting_as-override").select_option(STAFF)
+    if not page.locator("#acting-as-choice").input_value():
+        act_as(tab, STAFF)
     page.get_by_role("radio", name=kind).check()
     if target:
         page.get_by_label("New status (for “Change status”)").select_option(label=target)
@@ -406,6 +407,7 @@ def test_overrides_change_status_force_confirm_and_break_a_lock(live, admin, ope
     page = admin.page
     completed = make_job(live.session, live.storage, Status.COMPLETED, student_email="c@example.edu")
     open_job(admin, live, completed.id)
+    page.locator("details.more-actions summary").click()  # overrides wait under "More"
     page.get_by_role("link", name="Admin override…").click()
     page.wait_for_url(f"{live.url}/admin/jobs/{completed.id}/override")
     admin.audit()
@@ -512,6 +514,7 @@ def test_deleting_a_jobs_files_names_them_first_and_leaves_the_job_without_files
     names = sorted([job.file_path, job.metadata_path])
     open_job(admin, live, job.id)
     assert page.locator("table.files tbody tr").count() >= 1
+    page.locator("details.more-actions summary").click()
     page.get_by_role("link", name="Delete files…").click()
     page.wait_for_url(f"{live.url}/admin/jobs/{job.id}/delete-files")
     admin.audit()
@@ -558,13 +561,13 @@ def test_health_shows_each_component_version_and_storage_root(live, admin):
 def test_admin_log_lists_what_was_done_newest_first_with_who_and_where(live, admin):
     page = admin.page
     admin.go(f"{live.url}/admin/staff")
-    page.locator("#acting_as-add").select_option(STAFF)
+    act_as(admin, STAFF)
     page.get_by_label("New staff member's full name").fill(NEWCOMER)
     submit(admin, page.get_by_role("button", name="Add", exact=True))
     admin.go(f"{live.url}/admin/catalog")
     reasons = page.locator("#reasons")
     reasons.get_by_label("One per line").fill("Walls too thin\nToo big for our printers")
-    submit(admin, reasons.get_by_role("button", name="Save reasons"))
+    submit(admin, page.get_by_role("button", name="Save the catalog"))
     admin.go(f"{live.url}/admin")
     page.get_by_label("Message (leave empty for none)").fill("Back on Monday")
     submit(admin, page.get_by_role("button", name="Save banner"))
@@ -576,7 +579,7 @@ def test_admin_log_lists_what_was_done_newest_first_with_who_and_where(live, adm
     what = [r.locator("td").nth(1).inner_text() for r in rows[:3]]
     assert what == ["BannerChanged", "CatalogChanged", "StaffAdded"]
     assert "banner: Back on Monday" in rows[0].inner_text()
-    assert "section: reasons" in rows[1].inner_text()
+    assert "rejection_reasons" in rows[1].inner_text()
     assert f"name: {NEWCOMER}" in rows[2].inner_text()
     for entry in rows[:3]:
         assert entry.locator("td").nth(3).inner_text() == f"{STAFF} at {ADMIN_PC}"
@@ -735,14 +738,18 @@ def test_adding_a_staff_member_by_keyboard_alone(live, admin):
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     page.keyboard.press("Enter")
     assert page.evaluate("document.activeElement.id") == "main"
+    page.keyboard.press("Shift+Tab")  # back to the header, where "Acting as" is chosen for the tab
     for _ in range(15):
-        page.keyboard.press("Tab")
-        if page.evaluate("document.activeElement.id") == "acting_as-add":
+        if page.evaluate("document.activeElement.id") == "acting-as-choice":
             break
-    assert page.evaluate("document.activeElement.id") == "acting_as-add"
+        page.keyboard.press("Shift+Tab")
+    assert page.evaluate("document.activeElement.id") == "acting-as-choice"
     page.keyboard.type("Alex")  # typing picks the option, as on a closed select
     assert page.locator("#acting_as-add").input_value() == STAFF
-    page.keyboard.press("Tab")
+    for _ in range(15):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "name":
+            break
     assert page.evaluate("document.activeElement.id") == "name"
     page.keyboard.type("Kim Keyboard")
     with page.expect_navigation():
@@ -766,7 +773,7 @@ def test_every_admin_page_passes_the_accessibility_audit(live, admin):
             assert page.get_by_role("button", name="Repair", exact=True).count() >= 1
 
     admin.go(f"{live.url}/admin/workstations")
-    page.locator("#acting_as-add").select_option(STAFF)
+    act_as(admin, STAFF)
     page.get_by_label("New workstation name").fill("LAB-PC-5")
     submit(admin, page.get_by_role("button", name="Add workstation"))
     assert page.locator("#new-password code").count() == 1
@@ -776,20 +783,20 @@ def test_every_admin_page_passes_the_accessibility_audit(live, admin):
     admin.go(f"{live.url}/admin/catalog")
     methods = page.locator("#methods")
     methods.get_by_label("Price per gram ($)").first.fill("-1")
-    assert submit(admin, methods.get_by_role("button", name="Save print methods")).status == 422
+    assert submit(admin, page.get_by_role("button", name="Save the catalog")).status == 422
 
     # Sent "Acting as" someone deactivated at another admin workstation since the page was shown:
     # the refusal is said at the form that was sent (and in the catalog's summary), not at every form.
     cases = [
         ("Pat Early", "/admin/staff", ("New staff member's full name", "Kim Late"), "Add", 1),
         ("Pat Middle", "/admin/workstations", ("New workstation name", "KIOSK-7"), "Add workstation", 1),
-        ("Pat Late", "/admin/catalog", None, "Save print methods", 2),
+        ("Pat Late", "/admin/catalog", None, "Save the catalog", 2),
     ]
     for person, url, field, button, times in cases:
         make_staff(live.session, person)
         admin.go(f"{live.url}{url}")
-        sent = page.locator("#methods form" if field is None else "form:has(#acting_as-add)")
-        sent.get_by_label("Acting as").select_option(person)
+        sent = page.locator("#catalog-form" if field is None else "form:has(#acting_as-add)")
+        act_as(admin, person)
         if field:
             sent.get_by_label(field[0]).fill(field[1])
         staff_service.set_active(live.session, person, False, by=actor(STAFF, ADMIN_PC))

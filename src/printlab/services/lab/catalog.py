@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -12,9 +14,9 @@ from sqlalchemy.orm import Session
 from printlab.clock import utcnow
 from printlab.db import write_transaction
 from printlab.domain.catalog import DEFAULT_CATALOG, Catalog, LabDetails, Printer, PrintMethod
-from printlab.domain.catalog_edit import CatalogError, parse_section
+from printlab.domain.catalog_edit import SECTIONS, CatalogError, parse_section
 from printlab.models import LabSetting
-from printlab.services.errors import ValidationError, checked_text
+from printlab.services.errors import ConflictError, ValidationError, checked_text
 from printlab.services.lab import admin_log
 from printlab.services.lab.actors import Actor, require_active_staff, require_admin
 
@@ -93,22 +95,62 @@ def save_section(session: Session, section: str, form: Mapping[str, Any], *, by:
             changes = parse_section(section, form, current)
         except CatalogError as exc:
             raise ValidationError(exc.errors) from None
-        now = utcnow()
-        changed = []
-        for key, value in changes.items():
-            if getattr(current, key) == value:
-                continue
-            changed.append(key)
-            row = session.get(LabSetting, key) or LabSetting(key=key)
-            row.value = encode_setting(key, value)
-            row.updated_at = now
-            row.updated_by = by.staff
-            session.add(row)
-        if changed:
-            admin_log.record(session, "CatalogChanged", {"section": section, "fields": changed},
-                             staff=by.staff, workstation=by.workstation, now=now)  # fmt: skip
-        session.flush()
-        return current.with_changes(**changes)
+        return _store(session, current, changes, section, by)
+
+
+def _store(session: Session, current: Catalog, changes: dict[str, Any], section: str, by: Actor) -> Catalog:
+    """Write the fields that differ from `current` and log which ones (inside the caller's transaction)."""
+    now = utcnow()
+    changed = []
+    for key, value in changes.items():
+        if getattr(current, key) == value:
+            continue
+        changed.append(key)
+        row = session.get(LabSetting, key) or LabSetting(key=key)
+        row.value = encode_setting(key, value)
+        row.updated_at = now
+        row.updated_by = by.staff
+        session.add(row)
+    if changed:
+        admin_log.record(session, "CatalogChanged", {"section": section, "fields": changed},
+                         staff=by.staff, workstation=by.workstation, now=now)  # fmt: skip
+    session.flush()
+    return current.with_changes(**changes)
+
+
+def catalog_version(catalog: Catalog) -> str:
+    """A short fingerprint of the catalog's content: the editor sends back the one it showed."""
+    fields = {key: encode_setting(key, getattr(catalog, key)) for key in sorted(Catalog.__dataclass_fields__)}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def save_catalog(session: Session, form: Mapping[str, Any], *, by: Actor, expected_version: str) -> Catalog:
+    """Validate every section of the admin's catalog form and store them together (logged, attributed).
+
+    All or nothing: a mistake in any section saves none, and every section's mistakes are reported.
+    Raises ValidationError (field → message), ConflictError when the catalog changed since the editor
+    showed version `expected_version`, or NotAllowed.
+    """
+    with write_transaction(session):
+        require_active_staff(session, by)
+        require_admin(session, by)
+        current = load_catalog(session)
+        if catalog_version(current) != expected_version:
+            raise ConflictError(
+                "The catalog was changed at another computer since this page was opened. Your changes are "
+                "still in the form: compare them with the catalog as it is now (open it in another tab) and "
+                "save again."
+            )
+        changes: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for section in SECTIONS:
+            try:
+                changes.update(parse_section(section, form, current))
+            except CatalogError as exc:
+                errors.update(exc.errors)
+        if errors:
+            raise ValidationError(errors)
+        return _store(session, current, changes, "all", by)
 
 
 BANNER_KEY = "banner"

@@ -22,9 +22,10 @@ from printlab.services.errors import (
 from printlab.services.jobs import file_deletion, locks, workflow
 from printlab.services.jobs.records import job_files
 from printlab.services.lab import admin_log, sign_in_guard, workstations
+from printlab.services.lab import catalog as catalog_service
 from printlab.services.lab import staff as staff_service
 from printlab.services.lab.actors import Actor
-from printlab.services.lab.catalog import banner, save_section, set_banner
+from printlab.services.lab.catalog import banner, catalog_version, save_section, set_banner
 from printlab.services.upkeep import health
 from printlab.services.views.job_detail import job_detail
 from printlab.web.auth.guard import admin_required, current_workstation
@@ -221,13 +222,36 @@ def set_workstation_active(workstation_id: str):  # type: ignore[no-untyped-def]
 # -- catalog -------------------------------------------------------------------------------------
 
 
+def _catalog_page(errors: dict[str, str] | None = None, form: Any = None, conflict: str | None = None) -> str:
+    cat = catalog()
+    return render_template(
+        "admin/catalog.html", cat=cat, version=catalog_version(cat), staff=_active_staff(), errors=errors or {},
+        form=form, conflict=conflict, address_ceiling=lab().config.submit_rate_limit,
+    )  # fmt: skip
+
+
 @bp.get("/admin/catalog")
 @admin_required
 def catalog_page():  # type: ignore[no-untyped-def]
-    return render_template(
-        "admin/catalog.html", cat=catalog(), staff=_active_staff(), errors={}, form=None,
-        address_ceiling=lab().config.submit_rate_limit,
-    )  # fmt: skip
+    return _catalog_page()
+
+
+@bp.post("/admin/catalog")
+@admin_required
+def save_whole_catalog():  # type: ignore[no-untyped-def]
+    """The editor's one Save: every section at once, against the catalog the page showed."""
+    try:
+        catalog_service.save_catalog(
+            db(), request.form, by=_actor(), expected_version=request.form.get("catalog_version", "")
+        )
+    except ValidationError as exc:
+        return _catalog_page(errors=exc.errors, form=request.form), 422
+    except ConflictError as exc:
+        return _catalog_page(form=request.form, conflict=str(exc)), 409
+    except NotAllowed as exc:
+        abort(403, description=str(exc))
+    flash("Catalog saved. Forms, prices and emails use it from now on; jobs already quoted keep their price.")
+    return redirect(url_for("admin.catalog_page"), 303)
 
 
 @bp.post("/admin/catalog/<section>")
@@ -238,10 +262,7 @@ def save_catalog(section: str):  # type: ignore[no-untyped-def]
     try:
         save_section(db(), section, request.form, by=_actor())
     except ValidationError as exc:
-        return render_template(
-            "admin/catalog.html", cat=catalog(), staff=_active_staff(), errors=exc.errors, form=request.form,
-            section=section, address_ceiling=lab().config.submit_rate_limit,
-        ), 422  # fmt: skip
+        return _catalog_page(errors=exc.errors, form=request.form), 422
     except NotAllowed as exc:
         abort(403, description=str(exc))
     flash("Catalog saved. Forms, prices and emails use it from now on; jobs already quoted keep their price.")
