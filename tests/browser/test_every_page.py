@@ -59,7 +59,9 @@ class PageState:
 
     name: str
     url: Callable[[Site], str]
-    who: str = "staff"  # "student": no sign-in; "staff": an admin workstation (sees every staff page)
+    #: "student": no sign-in; "staff": an admin workstation (it sees every staff page); "desk": a lab
+    #: computer that isn't an admin workstation.
+    who: str = "staff"
     status: int = 200
     then: Callable[[Site, Tab], Any] | None = None  # acts on the page; returns the next page's response
 
@@ -280,6 +282,20 @@ def sign_in_page(site: Site) -> str:
     return site.url("/login")
 
 
+def _wrong_password(site: Site, tab: Tab) -> Any:
+    page = tab.page
+    page.get_by_label("Workstation").fill("LAB-PC-2")
+    page.get_by_label("Password").fill("not-the-password")
+    with page.expect_navigation() as navigation:
+        page.get_by_role("button", name="Sign in").click()
+    return navigation.value
+
+
+@page_state("staff sign-in, a wrong password", who="student", status=401, then=_wrong_password)
+def sign_in_refused(site: Site) -> str:
+    return site.url("/login")
+
+
 @page_state("not found", who="student", status=404)
 def not_found_student(site: Site) -> str:
     return site.url("/no-such-page")
@@ -344,6 +360,11 @@ def approve_with_errors(site: Site) -> str:
 @page_state("not found, signed in", status=404)
 def not_found_staff(site: Site) -> str:
     return site.url("/jobs/no-such-job")
+
+
+@page_state("not allowed: a lab computer on an admin page", who="desk", status=403)
+def not_allowed(site: Site) -> str:
+    return site.url("/admin/staff")
 
 
 # Admin pages
@@ -459,10 +480,11 @@ def test_every_page_state_fits_the_window_and_passes_axe(live: Live, open_tab: A
     site = Site(live, tmp_path)
     failures: list[str] = []
     for width, viewport in WIDTHS.items():
-        tabs = {who: open_tab(f"{who} {width} px", viewport) for who in ("student", "staff")}
+        tabs = {who: open_tab(f"{who} {width} px", viewport) for who in ("student", "staff", "desk")}
         for tab in tabs.values():
             tab.page.context.add_init_script(path=str(AXE))  # in every page, before the page's own scripts
         sign_in(tabs["staff"], live, ADMIN_PC)
+        sign_in(tabs["desk"], live, "LAB-PC-1")
         for state in STATES:
             try:
                 problems = visit(site, tabs[state.who], state)
