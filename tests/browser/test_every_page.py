@@ -311,6 +311,20 @@ for _status in Status:
         return site.url(f"/dashboard?status={status.value}")
 
 
+@page_state("dashboard, late and overdue jobs")
+def dashboard_late(site: Site) -> str:
+    def build() -> Job:
+        for hours in (60, 80):
+            job = make_job(
+                site.live.session, site.live.storage, student_name=f"Waited {hours} Hours",
+                student_email=f"waited.{hours}@example.edu", now=utcnow() - timedelta(hours=hours),
+            )  # fmt: skip
+        return job
+
+    site.made("late jobs", build)
+    return site.url("/dashboard?status=UPLOADED&q=Waited")
+
+
 @page_state("dashboard, a search that finds nothing")
 def dashboard_empty(site: Site) -> str:
     return site.url("/dashboard?status=UPLOADED&q=nobody+by+this+name")
