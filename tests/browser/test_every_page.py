@@ -63,7 +63,8 @@ class PageState:
     #: computer that isn't an admin workstation.
     who: str = "staff"
     status: int = 200
-    then: Callable[[Site, Tab], Any] | None = None  # acts on the page; returns the next page's response
+    #: Acts on the page once shown; returns the response of the page it led to (None: still the same page).
+    then: Callable[[Site, Tab], Any] | None = None
 
 
 STATES: list[PageState] = []
@@ -341,6 +342,15 @@ def job_with_sliced_file(site: Site) -> str:
     return job_page(site, site.sliced())
 
 
+def _scroll_to_the_preview(site: Site, tab: Tab) -> None:
+    tab.page.locator(".model-preview").scroll_into_view_if_needed()
+
+
+@page_state("job page, its 3D preview scrolled to", then=_scroll_to_the_preview)
+def job_preview(site: Site) -> str:
+    return job_page(site, site.job(Status.UPLOADED))
+
+
 for _status in Status:
 
     @page_state(f"job page, {_status.label}")
@@ -451,22 +461,21 @@ AXE_JS = """async () => {
 
 
 def settle(tab: Tab) -> None:
-    """Let a job page's 3D preview finish (loading or refusing): it adds buttons, and leaving mid-download
-    leaves the test server's file open. It starts when scrolled into view (below the fold on a phone)."""
-    preview = tab.page.locator(".model-preview")
-    if preview.count():
-        preview.first.scroll_into_view_if_needed()
-        tab.page.wait_for_function(
-            "() => [...document.querySelectorAll('.model-preview')].every("
-            "(el) => ['ready', 'error', 'unsupported'].includes(el.dataset.previewState))"
-        )
+    """Let a 3D preview in view finish (loading or refusing): it adds buttons, and leaving mid-download
+    leaves the test server's file open. One below the fold (on a phone) waits, as it does for a person,
+    until it is scrolled to (the state "job page, its 3D preview scrolled to" does that)."""
+    tab.page.wait_for_function(
+        """() => [...document.querySelectorAll('.model-preview')].every((el) =>
+             el.getBoundingClientRect().top >= window.innerHeight
+             || ['ready', 'error', 'unsupported'].includes(el.dataset.previewState))"""
+    )
 
 
 def visit(site: Site, tab: Tab, state: PageState) -> list[str]:
     """Show the state in `tab`; what is wrong with it, in words."""
     response = tab.go(state.url(site))
     if state.then is not None:
-        response = state.then(site, tab)
+        response = state.then(site, tab) or response
         tab.audit()
     problems = []
     if response is None or response.status != state.status:
