@@ -437,6 +437,8 @@ def admin_delete_files(site: Site) -> str:
 #: How far the page reaches past the window, and the elements that stick out furthest.
 WIDTH_JS = """() => {
   const width = window.innerWidth;
+  const scroll = document.documentElement.scrollWidth;
+  if (scroll <= width) return {scroll, width, widest: []};
   const over = [];
   for (const el of document.body.querySelectorAll("*")) {
     const box = el.getBoundingClientRect();
@@ -450,7 +452,7 @@ WIDTH_JS = """() => {
     + (el.classList.length ? "." + [...el.classList].join(".") : "")
     + ` "${(el.textContent || "").trim().replace(/\\s+/g, " ").slice(0, 40)}"`
     + ` to ${Math.round(Math.max(el.getBoundingClientRect().right, el.getBoundingClientRect().left + el.scrollWidth))} px`;
-  return {scroll: document.documentElement.scrollWidth, width, widest: innermost.slice(0, 3).map(describe)};
+  return {scroll, width, widest: innermost.slice(0, 3).map(describe)};
 }"""
 
 AXE_JS = """async () => {
