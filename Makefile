@@ -6,16 +6,17 @@ BIN    := $(VENV)/bin
 LOCK   := requirements/constraints.txt
 UV_VERSION := 0.13.9
 
-.PHONY: demo test install install-test browser pg-client nginx redis lint format bench lock clean
+.PHONY: demo test install install-test browser axe pg-client nginx redis lint format bench lock clean
 
 # Install PrintLab and start it on SQLite with demo data (prints the URL and the workstation password).
 demo: install
 	$(BIN)/printlab demo --serve
 
-# Install the test dependencies (Chromium for the browser tests, pg_dump/pg_restore for the backup
-# tests, nginx and redis-server for the reverse-proxy and rate-limit tests) and run every test, on
-# SQLite and PostgreSQL. Set PRINTLAB_TEST_BACKENDS=sqlite to skip PostgreSQL on a machine without it.
-test: install-test browser pg-client nginx redis
+# Install the test dependencies (Chromium and axe-core for the browser tests, pg_dump/pg_restore for
+# the backup tests, nginx and redis-server for the reverse-proxy and rate-limit tests) and run every
+# test, on SQLite and PostgreSQL. Set PRINTLAB_TEST_BACKENDS=sqlite to skip PostgreSQL on a machine
+# without it.
+test: install-test browser axe pg-client nginx redis
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -34,6 +35,15 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	  else echo "Chromium is needed for the browser tests: sudo apt-get install -y chromium"; exit 1; fi; }
+
+# axe-core, the accessibility checker the browser tests inject into every page, pinned in
+# package-lock.json and installed into node_modules/ by npm (Node.js from the OS packages if missing).
+axe:
+	@test -f node_modules/axe-core/axe.min.js || { \
+	  command -v npm >/dev/null 2>&1 || { \
+	    if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; \
+	    else echo "npm is needed to install axe-core for the browser tests: sudo apt-get install -y nodejs npm"; exit 1; fi; }; \
+	  npm ci --no-audit --no-fund; }
 
 # pg_dump and pg_restore, which `printlab backup`/`restore` run on PostgreSQL (and their tests).
 pg-client:
@@ -77,4 +87,4 @@ lock:
 	  $(if $(UPGRADE),--upgrade) --quiet --output-file $(LOCK)
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .ruff_cache
+	rm -rf $(VENV) instance node_modules .pytest_cache .ruff_cache

@@ -1,0 +1,523 @@
+"""Every page state at 375 px and 1366 px: none is wider than the window, none has an axe-core violation.
+
+The states are a table (`STATES`): each is a function that builds what the page needs through the
+services and factories and returns its address, registered with `@page_state(...)`; an optional
+`then` step acts on the page (sends a form, clicks a button) to reach states a plain visit can't.
+One server, one browser context per width and person (a student, an admin workstation), and every
+finding of every state collected into one failure message. To cover a new page, add a function.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import func, select
+
+from printlab.clock import utcnow
+from printlab.domain.statuses import Status
+from printlab.models import Job, OutboxMessage, OutboxStatus
+from printlab.services.jobs import job_desk, workflow
+from printlab.services.lab import staff as staff_service
+from printlab.services.lab import workstations
+from printlab.web.jobs.actions import ACTIONS
+
+from ..conftest import MODELS, SLICED
+from ..factories import STAFF, actor, make_job, make_staff, quote_token
+from .conftest import OTHER_STAFF, PASSWORD, Live, Tab, sign_in
+
+pytestmark = pytest.mark.browser
+
+#: axe-core from npm (package.json at the repository root; `make test` runs `npm ci` for it).
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+WIDTHS = {375: {"width": 375, "height": 812}, 1366: {"width": 1366, "height": 768}}
+ADMIN_PC = "ADMIN-PC"
+#: A folder to keep a full-page screenshot of every state in, to look at them (unset: none are taken).
+SHOTS = os.environ.get("PRINTLAB_PAGE_SHOTS", "")
+
+#: 60 characters and more, with no space to break at in the stored names made from them.
+LONG_STUDENT = "Maximiliana Alexandrina Wolfeschlegelsteinhausen-Bergerdorff"
+LONG_FILE = "robotics_team_gripper_bracket_left_arm_revision_seven_final_FINAL_v2.stl"
+LONG_STAFF = "Bartholomew Montgomery-Fitzwilliam Jr."
+
+
+# -- the table of page states ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageState:
+    """One page as a person sees it: who looks, how it is reached, what HTTP status it answers."""
+
+    name: str
+    url: Callable[[Site], str]
+    #: "student": no sign-in; "staff": an admin workstation (it sees every staff page); "desk": a lab
+    #: computer that isn't an admin workstation.
+    who: str = "staff"
+    status: int = 200
+    #: Acts on the page once shown; returns the response of the page it led to (None: still the same page).
+    then: Callable[[Site, Tab], Any] | None = None
+
+
+STATES: list[PageState] = []
+
+
+def page_state(
+    name: str, *, who: str = "staff", status: int = 200, then: Callable[[Site, Tab], Any] | None = None
+) -> Callable[[Callable[[Site], str]], Callable[[Site], str]]:
+    """Register the decorated function (Site → URL) as a page state."""
+
+    def register(url: Callable[[Site], str]) -> Callable[[Site], str]:
+        STATES.append(PageState(name, url, who, status, then))
+        return url
+
+    return register
+
+
+@dataclass
+class Site:
+    """The running app and the jobs the states share; builds them the first time a state asks."""
+
+    live: Live
+    tmp: Path
+    jobs: dict[Any, Job] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def url(self, path: str) -> str:
+        return f"{self.live.url}{path}"
+
+    def made(self, key: Any, build: Callable[[], Job], *, fresh: bool = False) -> Job:
+        """The job `build` makes, once per `key` (every call when `fresh`), analysed by the worker.
+
+        The worker waits while the job is made: a quote's raw confirm token is read from the outbox
+        before the worker sends the email (and scrubs the token from its row).
+        """
+        if fresh:
+            key = (key, len(self.jobs))
+        if key not in self.jobs:
+            with self.live.worker_paused():
+                self.jobs[key] = build()
+        return self.analysed(self.jobs[key])
+
+    def job(self, status: Status, *, fresh: bool = False) -> Job:
+        """A job in `status` of a student with a long name who sent a file with a long name.
+
+        One job serves every state that asks for the status, unless `fresh` (for a state that uses
+        the job up, such as confirming its quote): then each call makes a new one.
+        """
+        return self.made(status, lambda: self._make(status), fresh=fresh)
+
+    def quoted(self, *, expired: bool = False, confirmed: bool = False, fresh: bool = False) -> Job:
+        """A Pending job whose confirm link is known; quoted 80 hours ago and run out when `expired`;
+        confirmed through that link when `confirmed`."""
+
+        def build() -> Job:
+            session, storage = self.live.session, self.live.storage
+            if not expired:
+                job = self._make(Status.PENDING)
+            else:
+                job = self._make(Status.UPLOADED)
+                ago = utcnow() - timedelta(hours=80)
+                workflow.approve(session, storage, job.id, actor=actor(), weight_g=42, time_hours=2, now=ago)
+                self.tokens[job.id] = quote_token(session, job.id)
+                workflow.expire_quotes(session, storage)
+            if confirmed:
+                workflow.confirm(session, storage, self.tokens[job.id])
+            return job
+
+        return self.made(("quoted", expired, confirmed), build, fresh=fresh)
+
+    def sliced(self) -> Job:
+        """An Uploaded job with a sliced file added by staff (a second long name on the page)."""
+
+        def build() -> Job:
+            job = self._make(Status.UPLOADED)
+            with open(SLICED / "prusaslicer_2.1.1_mk3s_body_stripped.gcode", "rb") as handle:
+                job_desk.attach_file(
+                    self.live.session, self.live.storage, job.id, handle, "gripper_sliced.gcode",
+                    actor=actor(), max_bytes=50 * 1024 * 1024,
+                )  # fmt: skip
+            return job
+
+        return self.made("sliced", build)
+
+    def _make(self, status: Status) -> Job:
+        model = self.tmp / LONG_FILE
+        if not model.exists():
+            shutil.copyfile(MODELS / "stl_binary_20mm_xyz_cube.stl", model)
+        job = make_job(
+            self.live.session, self.live.storage, status, model=model, student_name=LONG_STUDENT,
+            student_email=f"maximiliana.wolfeschlegelsteinhausen.{len(self.jobs)}@example.edu",
+        )  # fmt: skip
+        if status == Status.PENDING:
+            self.tokens[job.id] = quote_token(self.live.session, job.id)
+        return job
+
+    def analysed(self, job: Job) -> Job:
+        """Wait until the worker has analysed the job's model, so the page shows its final form."""
+        deadline = time.monotonic() + 30
+        while True:
+            fresh = self.live.fresh().get(Job, job.id)
+            assert fresh is not None
+            if fresh.analysis is not None and fresh.analysis.state != "PENDING":
+                return fresh
+            assert time.monotonic() < deadline, f"job {job.id} was not analysed"
+            time.sleep(0.1)
+
+    def confirm_url(self, job: Job) -> str:
+        return self.url(f"/confirm/{self.tokens[job.id]}")
+
+    def mail_delivered(self) -> list[str]:
+        """The mail folder's message names, once the worker has sent every email waiting."""
+        deadline = time.monotonic() + 20
+        waiting = (
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.status == OutboxStatus.PENDING)
+        )
+        while self.live.fresh().scalar(waiting):
+            assert time.monotonic() < deadline, "the outbox was not delivered"
+            time.sleep(0.1)
+        mail_dir = self.live.app.extensions["printlab"].config.mail_dir
+        return sorted(p.name for p in mail_dir.glob("*.eml") if not p.name.startswith("."))
+
+
+def job_page(site: Site, job: Job) -> str:
+    return site.url(f"/jobs/{job.id}")
+
+
+# Student pages
+
+
+@page_state("landing page", who="student")
+def landing(site: Site) -> str:
+    return site.url("/")
+
+
+@page_state("submit form", who="student")
+def submit_form(site: Site) -> str:
+    return site.url("/submit")
+
+
+def _send_the_form_unchecked(site: Site, tab: Tab) -> Any:
+    """Send the form past its script's checks, with a long name and a wrong email, as a server sees it."""
+    page = tab.page
+    page.locator("#student_name").fill(LONG_STUDENT)
+    page.locator("#student_email").fill("maximiliana.wolfeschlegelsteinhausen@")
+    with page.expect_navigation() as navigation:
+        page.locator("form[action$='/submit']").evaluate(
+            "form => HTMLFormElement.prototype.submit.call(form)"
+        )
+    return navigation.value
+
+
+@page_state("submit form with errors", who="student", status=422, then=_send_the_form_unchecked)
+def submit_form_with_errors(site: Site) -> str:
+    return site.url("/submit")
+
+
+@page_state("submitted page", who="student")
+def submitted(site: Site) -> str:
+    return site.url(f"/submit/done/{site.live.reference(site.job(Status.UPLOADED).id)}")
+
+
+for _status in Status:
+
+    @page_state(f"student's status page, {_status.label}", who="student")
+    def status_page(site: Site, status: Status = _status) -> str:
+        return site.live.status_url(site.job(status).id)
+
+
+@page_state("confirm: the quote", who="student")
+def confirm_quote(site: Site) -> str:
+    return site.confirm_url(site.job(Status.PENDING))
+
+
+def _confirm(site: Site, tab: Tab) -> Any:
+    with tab.page.expect_navigation() as navigation:
+        tab.page.get_by_role("button", name=re.compile("^Confirm")).click()
+    return navigation.value
+
+
+@page_state("confirm: confirmed", who="student", then=_confirm)
+def confirm_confirmed(site: Site) -> str:
+    return site.confirm_url(site.quoted(fresh=True))
+
+
+@page_state("confirm: already confirmed", who="student")
+def confirm_already_confirmed(site: Site) -> str:
+    return site.confirm_url(site.quoted(confirmed=True))
+
+
+@page_state("confirm: expired", who="student")
+def confirm_expired(site: Site) -> str:
+    return site.confirm_url(site.quoted(expired=True))
+
+
+@page_state("confirm: invalid link", who="student", status=404)
+def confirm_invalid(site: Site) -> str:
+    return site.url("/confirm/this-link-was-never-sent-to-anyone")
+
+
+def _ask_for_a_new_link(site: Site, tab: Tab) -> Any:
+    with tab.page.expect_navigation() as navigation:
+        tab.page.get_by_role("button", name="Send me a new link").click()
+    return navigation.value
+
+
+@page_state("confirm: new link sent", who="student", then=_ask_for_a_new_link)
+def confirm_new_link_sent(site: Site) -> str:
+    return site.confirm_url(site.quoted(expired=True, fresh=True))
+
+
+@page_state("staff sign-in", who="student")
+def sign_in_page(site: Site) -> str:
+    return site.url("/login")
+
+
+def _wrong_password(site: Site, tab: Tab) -> Any:
+    page = tab.page
+    page.get_by_label("Workstation").fill("LAB-PC-2")
+    page.get_by_label("Password").fill("not-the-password")
+    with page.expect_navigation() as navigation:
+        page.get_by_role("button", name="Sign in").click()
+    return navigation.value
+
+
+@page_state("staff sign-in, a wrong password", who="student", status=401, then=_wrong_password)
+def sign_in_refused(site: Site) -> str:
+    return site.url("/login")
+
+
+@page_state("not found", who="student", status=404)
+def not_found_student(site: Site) -> str:
+    return site.url("/no-such-page")
+
+
+# Staff pages
+
+for _status in Status:
+
+    @page_state(f"dashboard, {_status.label} tab")
+    def dashboard_tab(site: Site, status: Status = _status) -> str:
+        site.job(status)
+        return site.url(f"/dashboard?status={status.value}")
+
+
+@page_state("dashboard, late and overdue jobs")
+def dashboard_late(site: Site) -> str:
+    def build() -> Job:
+        for hours in (60, 80):
+            job = make_job(
+                site.live.session, site.live.storage, student_name=f"Waited {hours} Hours",
+                student_email=f"waited.{hours}@example.edu", now=utcnow() - timedelta(hours=hours),
+            )  # fmt: skip
+        return job
+
+    site.made("late jobs", build)
+    return site.url("/dashboard?status=UPLOADED&q=Waited")
+
+
+@page_state("dashboard, a search that finds nothing")
+def dashboard_empty(site: Site) -> str:
+    return site.url("/dashboard?status=UPLOADED&q=nobody+by+this+name")
+
+
+@page_state("dashboard, a search")
+def dashboard_search(site: Site) -> str:
+    site.job(Status.UPLOADED)
+    return site.url("/dashboard?status=UPLOADED&q=Wolfeschlegelsteinhausen")
+
+
+@page_state("job page, Uploaded with a sliced file added")
+def job_with_sliced_file(site: Site) -> str:
+    return job_page(site, site.sliced())
+
+
+def _scroll_to_the_preview(site: Site, tab: Tab) -> None:
+    tab.page.locator(".model-preview").scroll_into_view_if_needed()
+
+
+@page_state("job page, its 3D preview scrolled to", then=_scroll_to_the_preview)
+def job_preview(site: Site) -> str:
+    return job_page(site, site.job(Status.UPLOADED))
+
+
+for _status in Status:
+
+    @page_state(f"job page, {_status.label}")
+    def job_in_status(site: Site, status: Status = _status) -> str:
+        return job_page(site, site.job(status))
+
+
+for _name, _spec in ACTIONS.items():
+
+    @page_state(f"action page, {_spec.label}")
+    def action_page(site: Site, name: str = _name) -> str:
+        status = min(ACTIONS[name].statuses, key=list(Status).index)
+        job = site.sliced() if status == Status.UPLOADED else site.job(status)  # approve: files to choose
+        return site.url(f"/jobs/{job.id}/act/{name}")
+
+
+def _approve_with_blanks(site: Site, tab: Tab) -> Any:
+    """Send the approve form with no one acting and no weight, past the page's script."""
+    page = tab.page
+    page.locator("#weight_g").fill("")
+    with page.expect_navigation() as navigation:
+        page.locator("#action-form").evaluate("form => HTMLFormElement.prototype.submit.call(form)")
+    return navigation.value
+
+
+@page_state("action page, approve with errors", status=422, then=_approve_with_blanks)
+def approve_with_errors(site: Site) -> str:
+    return site.url(f"/jobs/{site.sliced().id}/act/approve")
+
+
+@page_state("not found, signed in", status=404)
+def not_found_staff(site: Site) -> str:
+    return site.url("/jobs/no-such-job")
+
+
+@page_state("not allowed: a lab computer on an admin page", who="desk", status=403)
+def not_allowed(site: Site) -> str:
+    return site.url("/admin/staff")
+
+
+# Admin pages
+
+for _path in ("/admin", "/admin/staff", "/admin/workstations", "/admin/catalog", "/admin/log",
+              "/admin/health", "/admin/retention"):  # fmt: skip
+
+    @page_state(f"admin {_path}")
+    def admin_page(site: Site, path: str = _path) -> str:
+        return site.url(path)
+
+
+@page_state("admin mail list")
+def admin_mail(site: Site) -> str:
+    site.job(Status.PENDING)
+    site.mail_delivered()
+    return site.url("/admin/mail")
+
+
+@page_state("admin mail, a message")
+def admin_mail_message(site: Site) -> str:
+    site.job(Status.PENDING)
+    return site.url(f"/admin/mail/folder/{site.mail_delivered()[-1]}")
+
+
+@page_state("admin integrity with findings")
+def admin_integrity(site: Site) -> str:
+    site.job(Status.UPLOADED)
+    stray = site.live.storage.root / "Printing" / f"{LONG_STUDENT.replace(' ', '')}_stray_copy_of_a_model.stl"
+    shutil.copy(MODELS / "stl_binary_20mm_xyz_cube.stl", stray)
+    return site.url("/admin/integrity")
+
+
+@page_state("admin override")
+def admin_override(site: Site) -> str:
+    return site.url(f"/admin/jobs/{site.job(Status.PENDING).id}/override")
+
+
+@page_state("admin delete files")
+def admin_delete_files(site: Site) -> str:
+    return site.url(f"/admin/jobs/{site.sliced().id}/delete-files")
+
+
+# -- the runner --------------------------------------------------------------------------------
+
+#: How far the page reaches past the window, and the elements that stick out furthest.
+WIDTH_JS = """() => {
+  const width = window.innerWidth;
+  const scroll = document.documentElement.scrollWidth;
+  if (scroll <= width) return {scroll, width, widest: []};
+  const over = [];
+  for (const el of document.body.querySelectorAll("*")) {
+    const box = el.getBoundingClientRect();
+    const spills = box.right > width + 1 || (el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0
+      && getComputedStyle(el).overflowX === "visible");
+    if (spills && box.width > 0) over.push(el);
+  }
+  // The innermost elements that stick out are the ones to fix; their ancestors only carry them.
+  const innermost = over.filter((el) => !over.some((other) => other !== el && el.contains(other)));
+  const describe = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "")
+    + (el.classList.length ? "." + [...el.classList].join(".") : "")
+    + ` "${(el.textContent || "").trim().replace(/\\s+/g, " ").slice(0, 40)}"`
+    + ` to ${Math.round(Math.max(el.getBoundingClientRect().right, el.getBoundingClientRect().left + el.scrollWidth))} px`;
+  return {scroll, width, widest: innermost.slice(0, 3).map(describe)};
+}"""
+
+AXE_JS = """async () => {
+  const result = await axe.run(document, {resultTypes: ["violations"]});
+  return result.violations.map((v) => ({id: v.id, help: v.help,
+    targets: v.nodes.slice(0, 5).map((n) => n.target.join(" "))}));
+}"""
+
+
+def settle(tab: Tab) -> None:
+    """Let a 3D preview in view finish (loading or refusing): it adds buttons, and leaving mid-download
+    leaves the test server's file open. One below the fold (on a phone) waits, as it does for a person,
+    until it is scrolled to (the state "job page, its 3D preview scrolled to" does that)."""
+    tab.page.wait_for_function(
+        """() => [...document.querySelectorAll('.model-preview')].every((el) =>
+             el.getBoundingClientRect().top >= window.innerHeight
+             || ['ready', 'error', 'unsupported'].includes(el.dataset.previewState))"""
+    )
+
+
+def visit(site: Site, tab: Tab, state: PageState) -> list[str]:
+    """Show the state in `tab`; what is wrong with it, in words."""
+    response = tab.go(state.url(site))
+    if state.then is not None:
+        response = state.then(site, tab) or response
+        tab.audit()
+    problems = []
+    if response is None or response.status != state.status:
+        problems.append(f"answered {response.status if response else 'nothing'}, not {state.status}")
+    settle(tab)
+    measured = tab.page.evaluate(WIDTH_JS)
+    if measured["scroll"] > measured["width"]:
+        problems.append(
+            f"{measured['scroll']} px wide in a {measured['width']} px window: {'; '.join(measured['widest'])}"
+        )
+    for violation in tab.page.evaluate(AXE_JS):
+        problems.append(f"axe {violation['id']}: {violation['help']} — {', '.join(violation['targets'])}")
+    if SHOTS:
+        name = re.sub(r"[^a-z0-9]+", "-", f"{tab.name} {state.name}".lower()).strip("-")
+        tab.page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+    return [f"{urlsplit(tab.page.url).path}: {problem}" for problem in problems]
+
+
+def test_every_page_state_fits_the_window_and_passes_axe(live: Live, open_tab: Any, tmp_path: Path) -> None:
+    if not AXE.is_file():
+        pytest.fail(f"axe-core is missing at {AXE}: run `npm ci` in the repository (`make test` does)")
+    workstations.add_workstation(live.session, ADMIN_PC, PASSWORD, is_admin=True)
+    make_staff(live.session, LONG_STAFF)
+    staff_service.set_active(live.session, OTHER_STAFF, False, by=actor(STAFF, ADMIN_PC))
+    site = Site(live, tmp_path)
+    failures: list[str] = []
+    for width, viewport in WIDTHS.items():
+        tabs = {who: open_tab(f"{who} {width} px", viewport) for who in ("student", "staff", "desk")}
+        for tab in tabs.values():
+            tab.page.context.add_init_script(path=str(AXE))  # in every page, before the page's own scripts
+        sign_in(tabs["staff"], live, ADMIN_PC)
+        sign_in(tabs["desk"], live, "LAB-PC-1")
+        for state in STATES:
+            try:
+                problems = visit(site, tabs[state.who], state)
+            except Exception as exc:  # one broken state mustn't hide the others' findings
+                problems = [f"could not be shown: {type(exc).__name__}: {str(exc).splitlines()[0]}"]
+            failures.extend(f"{width} px · {state.name} · {problem}" for problem in problems)
+    assert len(STATES) >= 60, "the table of page states lost some rows"
+    assert not failures, (
+        f"{len(failures)} problem(s) in {len(STATES)} page states × {len(WIDTHS)} widths:\n"
+        + ("\n".join(failures))
+    )
