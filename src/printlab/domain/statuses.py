@@ -166,5 +166,8 @@ WORK_QUEUES = frozenset(
     {Status.UPLOADED, Status.PENDING, Status.READYTOPRINT, Status.PRINTING, Status.COMPLETED}
 )
 
+#: Statuses in which staff may still add sliced or project files to a job (a closed job takes none).
+TAKES_FILES = WORK_QUEUES
+
 #: How long after a move staff may still revert it as a mistake.
 REVERT_WINDOW_HOURS = 24

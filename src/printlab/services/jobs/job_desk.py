@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from printlab.clock import utcnow
 from printlab.db import write_transaction
 from printlab.domain.naming import extension_of
+from printlab.domain.statuses import TAKES_FILES
 from printlab.models import Job
 from printlab.services.errors import ValidationError, checked_text
 from printlab.services.files.storage import AlreadyExists, Storage
@@ -113,6 +114,11 @@ def attach_file(
             require_active_staff(session, actor)
             # Under the row lock no move is half-done, so the job's folder is where its files are.
             job = lock_job(session, job_id)
+            status = job.status_enum
+            if status not in TAKES_FILES:
+                raise ValidationError(
+                    {"file": f"This job is {status.label}: files can't be added to it any more."}
+                )
             folder = job_folder(job)
             if folder is None:
                 raise ValidationError({"file": "This job's files were deleted."})
