@@ -38,19 +38,32 @@ log = logging.getLogger(__name__)
 
 #: Where repairs put files they may not delete (a student's file is never deleted), under the root.
 LOST_AND_FOUND = "Lost+Found"
-#: Columns that routine changes set without rewriting the sidecar: notes, the reviewed mark, a
-#: resent or expired quote, the analysis written by the worker.
-ROUTINE_FIELDS = frozenset(
-    {
-        "notes",
-        "staff_viewed_at",
-        "last_updated_by",
-        "confirm_token_expires",
-        "confirmation_last_sent_at",
-        "is_confirmation_expired",
-        "analysis",
-    }
-)
+#: What a person calls the job row's columns, for a sidecar that disagrees with the database.
+FIELD_WORDS = {
+    "status": "its status",
+    "file_path": "where its file is",
+    "metadata_path": "where its sidecar is",
+    "notes": "the staff notes",
+    "staff_viewed_at": "whether staff have looked at it",
+    "last_updated_by": "who changed it last",
+    "updated_at": "when it last changed",
+    "confirm_token_expires": "when its quote link expires",
+    "confirmation_last_sent_at": "when the quote was last emailed",
+    "is_confirmation_expired": "whether its quote link expired",
+    "student_confirmed": "whether the student confirmed",
+    "student_confirmed_at": "when the student confirmed",
+    "cost_usd": "the quote",
+    "weight_g": "the weight",
+    "time_hours": "the print time",
+    "reject_reasons": "the rejection reasons",
+    "analysis": "the model check",
+}
+
+
+def field_words(fields: Iterable[str]) -> str:
+    """The differing columns in words: "the staff notes and who changed it last"."""
+    words = [FIELD_WORDS.get(name, name.replace("_", " ")) for name in fields]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 class Kind(StrEnum):
@@ -300,11 +313,13 @@ def _mismatch_item(storage: Storage, mismatch: SidecarMismatch) -> Item:
     if mismatch.unreadable:
         problem = "The sidecar can't be read."
     else:
-        problem = f"The sidecar differs from the database in: {', '.join(mismatch.fields)}."
-        if set(mismatch.fields) <= ROUTINE_FIELDS:
-            problem += (
-                " (Routine: notes, the reviewed mark and quote links change the row without rewriting it.)"
-            )
+        # Every change PrintLab makes rewrites the sidecar, so this one came from outside its work:
+        # a row or file edited by hand, or a change stopped between writing the file and committing.
+        problem = (
+            f"The job's sidecar (the copy of its record kept beside its files) disagrees with the database "
+            f"about {field_words(mismatch.fields)}. PrintLab keeps them in step, so one of them was changed "
+            "by hand or a change was cut off halfway."
+        )
     return Item(
         Kind.SIDECAR_MISMATCH,
         mismatch.path,

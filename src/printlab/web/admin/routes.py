@@ -298,7 +298,7 @@ def _run_override(kind: str, job_id: str) -> None:
     elif kind == "print_failed":
         workflow.print_failed(db(), storage, job_id, actor=actor, reason=reason, expected=expected)
     elif kind == "break_lock":
-        locks.break_lock(db(), job_id, actor=actor, reason=reason, expected=expected)
+        locks.break_lock(db(), storage, job_id, actor=actor, reason=reason, expected=expected)
     else:
         raise ValidationError({"kind": "Choose what to do."})
 
