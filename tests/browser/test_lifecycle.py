@@ -156,7 +156,10 @@ def test_a_job_from_upload_to_pickup(live: Live, open_tab, backend):
 
     # Every step is attributed in the job's history; a staff member who leaves stays on it, marked.
     history = page.inner_text(".timeline")
-    assert history.count(f"{STAFF} at LAB-PC-1") == 5  # approve (two events), start, complete, pickup
+    assert (
+        history.count(f"by {STAFF}") == history.count("at LAB-PC-1") == 4
+    )  # approve, start, complete, pickup
+    assert "StaffApproved" not in history and "Moved from Completed to Paid & Picked Up" in history
     staff_service.set_active(live.session, STAFF, False)
     open_job(staff, live, job)
     assert f"{STAFF} (inactive)" in page.inner_text(".timeline")

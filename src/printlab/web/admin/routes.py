@@ -354,9 +354,14 @@ def health_page():  # type: ignore[no-untyped-def]
     )  # fmt: skip
 
 
+LOG_PAGE = 100
+
+
 @bp.get("/admin/log")
 @admin_required
 def log_page():  # type: ignore[no-untyped-def]
     before = whole_number(request.args.get("before"))
-    entries = admin_log.recent(db(), limit=100, before_id=before)
-    return render_template("admin/log.html", entries=entries, zone=catalog().lab.time_zone)
+    entries = admin_log.recent_lines(db(), limit=LOG_PAGE, before_id=before)
+    return render_template(
+        "admin/log.html", entries=entries, zone=catalog().lab.time_zone, page_size=LOG_PAGE
+    )
