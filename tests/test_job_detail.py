@@ -71,11 +71,8 @@ def test_history_names_which_email_went_out_and_marks_a_departed_staff_member(se
         "Confirmed by the student",
         f"Moved from Ready to Print to Printing by {STAFF} (inactive) — on the Prusa MK4S",
     ]
-    assert sorted(sentences[4:]) == [
-        "Confirmation received email sent",
-        "Quote email sent",
-        "Receipt email sent",
-    ]
+    # Delivered after the job moved on, the quote is dropped; the others name which email went out.
+    assert sorted(sentences[4:]) == ["Confirmation received email sent", "Receipt email sent"]
 
 
 def test_downloads_are_limited_to_the_jobs_own_files(session, storage):
