@@ -217,11 +217,11 @@ def test_the_mail_page_searches_and_pages_in_plain_words(session, admin):
     _emails(session, 30)
     page = admin.get("/admin/mail").get_data(as_text=True)
     emails = page.split('id="emails-heading"')[1]
-    assert emails.count('<tr id="outbox-') == 25
+    assert emails.count('<tr id="email-') == 25
     older = re.search(r'href="(/admin/mail\?before=\d+)">Older', emails)
     assert older and "Newer" not in emails
     rest = admin.get(older.group(1)).get_data(as_text=True).split('id="emails-heading"')[1]
-    assert rest.count('<tr id="outbox-') == 5 and "Older" not in rest and "Newer" in rest
+    assert rest.count('<tr id="email-') == 5 and "Older" not in rest and "Newer" in rest
     for code in ("ready_for_pickup", "CANCELLED", "PENDING"):
         assert f">{code}<" not in emails
 

@@ -598,8 +598,8 @@ def test_mail_page_lists_the_mail_folder_and_a_message_opens(live, admin):
     folder = page.locator("#mail-folder")
     assert "2 message(s)" in folder.locator("caption").inner_text()
     assert folder.locator("tbody tr").filter(has_text="mail.reader@example.edu").count() == 2
-    sent = page.locator("section[aria-labelledby=sent-heading] tbody").inner_text()
-    assert "Receipt" in sent and "Quote" in sent
+    sent = page.locator("section[aria-labelledby=emails-heading] tbody").inner_text()
+    assert "Receipt email" in sent and "Quote email" in sent
     admin.screenshot("admin-mail")
 
     quote_link = folder.get_by_role("link", name=re.compile("quote", re.IGNORECASE))
