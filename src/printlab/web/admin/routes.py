@@ -80,8 +80,9 @@ def save_banner():  # type: ignore[no-untyped-def]
 @admin_required
 def staff():  # type: ignore[no-untyped-def]
     return render_template(
-        "admin/staff.html", people=staff_service.list_staff(db()), staff=_active_staff(), errors={}, form={}
-    )
+        "admin/staff.html", people=staff_service.list_staff(db()), staff=_active_staff(), errors={}, form={},
+        zone=catalog().lab.time_zone,
+    )  # fmt: skip
 
 
 @bp.post("/admin/staff")
@@ -92,7 +93,7 @@ def add_staff():  # type: ignore[no-untyped-def]
     except ValidationError as exc:
         return render_template(
             "admin/staff.html", people=staff_service.list_staff(db()), staff=_active_staff(),
-            errors=exc.errors, form=request.form,
+            errors=exc.errors, form=request.form, zone=catalog().lab.time_zone,
         ), 422  # fmt: skip
     flash(f"Added {added.name}. Their name is highlighted in “Acting as” for a week.")
     return redirect(url_for("admin.staff"), 303)
