@@ -375,6 +375,9 @@ def test_an_upload_abandoned_by_a_killed_server_is_reported_after_an_hour_and_re
         (Kind.LEFTOVER_UPLOAD, f"{TEMP_FOLDER}/{abandoned.name}")
     ]
     assert before.items[0].repair.startswith("Remove it")
+    assert re.search(
+        r"last written \d{2} \w{3} \d{4} \d{2}:\d{2} C[SD]T\)", before.items[0].problem
+    )  # lab time
     result = _run(lab_env)
     assert result.exit_code == 1 and "Abandoned uploads (1)" in result.output
 

@@ -15,11 +15,13 @@ from pathlib import Path, PurePosixPath
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from printlab.clock import to_lab_time
 from printlab.domain.naming import extension_of
 from printlab.domain.statuses import STATUS_FOLDERS, Status
 from printlab.models import Event, Job
 from printlab.services.files.storage import TEMP_FOLDER, Storage, StorageError, sha256_of
 from printlab.services.jobs.records import job_folder
+from printlab.services.lab.catalog import load_catalog
 from printlab.services.upkeep.integrity import (
     IntegrityReport,
     LeftoverUpload,
@@ -205,7 +207,8 @@ def check(session: Session, storage: Storage, *, now: datetime | None = None) ->
             if job is not None:
                 _, why, _ = stale_decision(storage, job, stale.path, deleted.get(job.id, set()))
                 items.append(Item(Kind.STALE_COPY, stale.path, job.id, _stale_problem(stale), why))
-        leftovers = [_leftover_item(reader, storage, leftover) for leftover in report.leftover_uploads]
+        zone = load_catalog(reader).lab.time_zone if report.leftover_uploads else "UTC"
+        leftovers = [_leftover_item(reader, storage, leftover, zone) for leftover in report.leftover_uploads]
     # A row that points out of the root is wrong itself: its sidecar and copies may be all that
     # says where the job's files really are, so nothing of the job is touched until a person fixes it.
     suspect = {m.job_id for m in report.missing if m.reason == _OUTSIDE}
@@ -346,13 +349,14 @@ def _orphan_item(orphan: Orphan) -> Item:
     )
 
 
-def _leftover_item(session: Session, storage: Storage, leftover: LeftoverUpload) -> Item:
+def _leftover_item(session: Session, storage: Storage, leftover: LeftoverUpload, zone: str) -> Item:
     _, repair, _ = leftover_decision(session, storage, leftover.path)
+    written = to_lab_time(leftover.modified_at, zone)
     return Item(
         Kind.LEFTOVER_UPLOAD,
         leftover.path,
         None,
-        f"An upload that never became a job (last written {leftover.modified_at:%Y-%m-%d %H:%M} UTC).",
+        f"An upload that never became a job (last written {written:%d %b %Y %H:%M %Z}).",
         repair,
     )
 
