@@ -92,6 +92,13 @@ JOB_EVENTS = [
 ]
 
 MORE_JOB_EVENTS = [
+    ("EmailSent", {"template": "pickup_reminder", "reminder": 2}, None, "Last pickup reminder email sent"),
+    (
+        "EmailSent",
+        {"template": "receipt", "retried_by": ALEX},
+        None,
+        "Receipt email sent after Alex Rivera retried it",
+    ),
     ("QuoteResent", {}, ALEX, "Quote sent again by Alex Rivera with a new confirm link"),
     ("QuoteResent", {}, None, "A new quote link sent at the student's request"),
     ("FileAttached", {"file": "_v2.gcode", "size_bytes": 900}, ALEX, "A .gcode file added by Alex Rivera"),

@@ -149,7 +149,10 @@ def _override(d: Mapping[str, Any], who: str) -> str:
 
 
 def _email_sent(d: Mapping[str, Any]) -> str:
-    sentence = f"{email_name(d.get('template'))} email sent"
+    name = email_name(d.get("template"))
+    if d.get("template") == "pickup_reminder" and isinstance(d.get("reminder"), int):
+        name = "Last pickup reminder" if d["reminder"] >= 2 else "First pickup reminder"
+    sentence = f"{name} email sent"
     if d.get("requested_by"):
         sentence += f" again at {d['requested_by']}'s request"
     elif d.get("retried_by"):
