@@ -10,6 +10,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from printlab.domain.history import email_name
+from printlab.domain.text import is_clean
 from printlab.models import Job, OutboxMessage, OutboxStatus
 from printlab.services.mail.delivery import job_short_id
 from printlab.services.mail.render import TEMPLATES, subject_outline
@@ -35,8 +36,11 @@ class MailSearch:
 
     @classmethod
     def parse(cls, text: str | None, state: str | None) -> MailSearch:
-        """The form's values, trimmed; an unknown state means any state."""
+        """The form's values, trimmed; an unknown state means any state, and words that break the one
+        text rule (a NUL, control or bidi character) search for nothing rather than fail."""
         words = " ".join((text or "").split())[:MAX_QUERY]
+        if not is_clean(words):
+            words = "".join(ch for ch in words if is_clean(ch))
         return cls(words, state if state in STATES else "")
 
 
