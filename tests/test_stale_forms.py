@@ -117,7 +117,9 @@ def test_breaking_a_lock_from_a_stale_page_is_refused(session, storage, admin):
 def test_resending_the_quote_from_a_stale_page_is_refused(session, storage, admin):
     job = make_job(session, storage, Status.PENDING)
     page = seen(job)
-    workflow.resend_quote(session, storage, job.id, actor=Actor(OTHER, STAFF_PC))  # a colleague, a moment before
+    workflow.resend_quote(
+        session, storage, job.id, actor=Actor(OTHER, STAFF_PC)
+    )  # a colleague, a moment before
     before = state(session, storage, job.id)
     with pytest.raises(StaleJob, match=f"changed by {OTHER}"):
         workflow.resend_quote(session, storage, job.id, actor=actor(), expected=page)
@@ -192,7 +194,9 @@ def test_notes_from_a_stale_page_are_refused_and_current_ones_keep_the_version(s
     workflow.approve(session, storage, job.id, actor=Actor(OTHER, STAFF_PC), weight_g=10, time_hours=1)
     before = state(session, storage, job.id)
     with pytest.raises(StaleJob, match=f"changed by {OTHER}"):
-        job_desk.update_notes(session, storage, job.id, "Thin walls; print anyway", actor=actor(), expected=page)
+        job_desk.update_notes(
+            session, storage, job.id, "Thin walls; print anyway", actor=actor(), expected=page
+        )
     assert state(session, storage, job.id) == before
 
 

@@ -322,7 +322,9 @@ def test_expired_link_changes_nothing_and_a_resend_replaces_it(session, storage)
 
     # The student may ask for a fresh link at most once an hour; staff any time.
     with pytest.raises(ValidationError, match="less than an hour"):
-        workflow.resend_quote(session, storage, job.id, actor=Actor.student(), now=job.confirmation_last_sent_at)
+        workflow.resend_quote(
+            session, storage, job.id, actor=Actor.student(), now=job.confirmation_last_sent_at
+        )
     workflow.resend_quote(session, storage, job.id, actor=Actor.student(), now=later)
     new = quote_token(session, job.id)
     assert new != old

@@ -76,12 +76,16 @@ def test_the_mail_page_searches_pages_and_keeps_technical_fields_behind_details(
     rows = list_rows(page)
     assert rows.count() == 25
     first = rows.first
-    assert re.search(r"(Receipt|Quote|Ready for pickup|Pickup reminder|Payment receipt) email", first.inner_text())
+    assert re.search(
+        r"(Receipt|Quote|Ready for pickup|Pickup reminder|Payment receipt) email", first.inner_text()
+    )
     assert re.search(r"\d{2}:\d{2} C[SD]T", first.locator("td[data-label=When]").inner_text())
     page_text = page.locator("main").inner_text() if page.locator("main").count() else page.inner_text("body")
     assert "ready_for_pickup" not in page_text and "CANCELLED" not in page_text
     # The Message-ID and worker are there, but only once Details is opened.
-    sent_row = rows.filter(has=page.locator("td[data-label=State]", has_text=re.compile(r"^\s*Sent\s*$"))).first
+    sent_row = rows.filter(
+        has=page.locator("td[data-label=State]", has_text=re.compile(r"^\s*Sent\s*$"))
+    ).first
     message_id = sent_row.locator("dd.mono").first
     assert not message_id.is_visible()
     sent_row.get_by_text("Details").click()
