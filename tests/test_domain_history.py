@@ -187,10 +187,11 @@ ADMIN_ACTIONS = [
     ),
     (
         "CatalogChanged",
-        {"section": "pricing", "fields": ["rate"]},
+        {"section": "all", "fields": ["rejection_reasons", "lab"]},
         ALEX,
-        "Catalog changed by Alex Rivera: pricing",
+        "Catalog changed by Alex Rivera: rejection reasons, lab",
     ),
+    ("CatalogChanged", {"section": "printers"}, ALEX, "Catalog changed by Alex Rivera: printers"),
     ("BannerChanged", {"banner": "Closed Friday"}, ALEX, "Banner set to “Closed Friday” by Alex Rivera"),
     ("BannerChanged", {"banner": ""}, ALEX, "Banner removed by Alex Rivera"),
     (

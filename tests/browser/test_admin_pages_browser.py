@@ -576,7 +576,7 @@ def test_admin_log_lists_what_was_done_newest_first_with_who_and_where(live, adm
     what = [r.locator("td").nth(1).inner_text() for r in rows[:3]]
     assert what == [
         f"Banner set to “Back on Monday” by {STAFF}",
-        f"Catalog changed by {STAFF}: reasons",
+        f"Catalog changed by {STAFF}: rejection reasons",
         f"Staff member {NEWCOMER} added by {STAFF}",
     ]
     for entry in rows[:3]:

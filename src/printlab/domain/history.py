@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from printlab.domain.catalog_edit import LABELS
 from printlab.domain.statuses import Status
 
 #: What staff and students call each email PrintLab sends.
@@ -215,8 +216,9 @@ def admin_log_sentence(action: str, details: Mapping[str, Any] | None, by: str |
         where = f" from {d['address']}" if d.get("address") else ""
         return f"Wrong password for workstation {station}{where}"
     if action == "CatalogChanged":
-        section = str(d.get("section") or "catalog").replace("_", " ")
-        return f"Catalog changed by {who}: {section}"
+        fields = [f for f in d.get("fields") or [] if isinstance(f, str)] or [str(d.get("section") or "")]
+        words = ", ".join(LABELS.get(f, f.replace("_", " ")).lower() for f in fields if f)
+        return f"Catalog changed by {who}" + (f": {words}" if words else "")
     if action == "BannerChanged":
         banner = d.get("banner")
         return f"Banner set to “{banner}” by {who}" if banner else f"Banner removed by {who}"
