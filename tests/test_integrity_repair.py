@@ -129,7 +129,7 @@ def kill_before_commit(monkeypatch: pytest.MonkeyPatch) -> None:
 # -- damage, repair, clean ----------------------------------------------------------------------
 
 
-def test_what_interrupted_moves_and_routine_changes_leave_is_repaired_then_the_check_is_clean(
+def test_what_interrupted_moves_and_hand_edits_leave_is_repaired_then_the_check_is_clean(
     session, storage, admin, monkeypatch
 ):
     killed = make_job(session, storage, Status.READYTOPRINT, student_email="a@example.edu")
@@ -143,8 +143,13 @@ def test_what_interrupted_moves_and_routine_changes_leave_is_repaired_then_the_c
         workflow.reject(session, storage, ahead.id, actor=admin, reasons=["Walls too thin"])
     monkeypatch.undo()
     noted = make_job(session, storage, Status.PENDING, student_email="c@example.edu")
-    job_desk.update_notes(session, noted.id, "Use the 0.6 mm nozzle", actor=admin)
-    job_desk.mark_reviewed(session, noted.id, True, actor=admin)
+    # Routine changes keep the sidecar in step (test_sidecars_in_step); a row edited by hand doesn't.
+    with write_transaction(session):
+        session.execute(
+            update(Job)
+            .where(Job.id == noted.id)
+            .values(notes="Use the 0.6 mm nozzle", updated_at=Job.updated_at)
+        )
     different = make_job(session, storage, Status.PRINTING, student_email="d@example.edu")
     name = PurePosixPath(different.file_path).name
     (storage.root / "Completed" / name).write_bytes(b"someone's edited copy")
@@ -161,7 +166,9 @@ def test_what_interrupted_moves_and_routine_changes_leave_is_repaired_then_the_c
     assert len([i for i in before.items if i.job_id == killed.id]) == 2
     assert all(i.repair.startswith("Remove it") for i in before.items if i.job_id == killed.id)
     assert "status" in by_job[ahead.id, ahead.metadata_path].problem
-    assert "Routine" in by_job[noted.id, noted.metadata_path].problem
+    assert "about the staff notes. PrintLab keeps them in step, so one of them was changed by hand" in (
+        by_job[noted.id, noted.metadata_path].problem
+    )
     assert f"{LOST_AND_FOUND}/Completed/" in by_job[different.id, f"Completed/{name}"].repair
     assert not before.ok and before.report.ok is False
 
@@ -368,6 +375,9 @@ def test_an_upload_abandoned_by_a_killed_server_is_reported_after_an_hour_and_re
         (Kind.LEFTOVER_UPLOAD, f"{TEMP_FOLDER}/{abandoned.name}")
     ]
     assert before.items[0].repair.startswith("Remove it")
+    assert re.search(
+        r"last written \d{2} \w{3} \d{4} \d{2}:\d{2} C[SD]T\)", before.items[0].problem
+    )  # lab time
     result = _run(lab_env)
     assert result.exit_code == 1 and "Abandoned uploads (1)" in result.output
 
@@ -457,7 +467,9 @@ def test_rows_missing_from_the_database_are_rebuilt_from_their_sidecars(
 ):
     jobs = [make_job(session, storage, s, student_email=f"s{i}@example.edu") for i, s in enumerate(Status)]
     by_status = {Status(job.status): job for job in jobs}
-    job_desk.update_notes(session, by_status[Status.PRINTING].id, "Brim on", actor=Actor(STAFF, "LAB-PC-1"))
+    job_desk.update_notes(
+        session, storage, by_status[Status.PRINTING].id, "Brim on", actor=Actor(STAFF, "LAB-PC-1")
+    )
     with write_transaction(session):
         analysis = session.get(JobAnalysis, by_status[Status.UPLOADED].id)
         analysis.state, analysis.results = "DONE", {"triangles": 12, "watertight": True}
@@ -624,7 +636,10 @@ def _sign_in(client, workstation_id: str) -> None:  # type: ignore[no-untyped-de
 def test_the_admin_page_reports_and_repairs_from_an_admin_workstation_only(client, session, storage, admin):
     workstations.add_workstation(session, STAFF_PC, "staff-password-1")
     job = make_job(session, storage, Status.PENDING)
-    job_desk.update_notes(session, job.id, "Check the base", actor=admin)
+    with write_transaction(session):  # a row edited by hand: its sidecar no longer agrees
+        session.execute(
+            update(Job).where(Job.id == job.id).values(notes="Check the base", updated_at=Job.updated_at)
+        )
     (storage.root / "Pending" / "notes.txt").write_bytes(b"?")
     (storage.root / "Uploaded" / "todo.txt").write_bytes(b"?")
 

@@ -17,6 +17,7 @@ from printlab.services.lab.workstations import add_workstation
 from printlab.services.mail.render import Links
 from printlab.services.mail.transport import FolderTransport
 from printlab.services.upkeep import sweeps
+from printlab.services.views import mail_list
 
 from .factories import make_job, make_staff, submit_job
 
@@ -70,7 +71,7 @@ def test_a_failed_email_is_listed_and_retried_under_a_staff_name(session, storag
         row = session.scalars(select(OutboxMessage).where(OutboxMessage.job_id == job.id)).one()
         row.status, row.attempts, row.last_error = OutboxStatus.FAILED, 7, "550 5.1.1 no such user here"
     page = admin.get("/admin/mail").get_data(as_text=True)
-    failed = page.split('id="failed-heading"')[1].split('id="pending-heading"')[0]
+    failed = page.split('id="failed-heading"')[1].split('id="emails-heading"')[0]
     assert f'id="outbox-{row.id}"' in failed and "550 5.1.1 no such user here" in failed
     assert job.id[:6] in failed and "Retry" in failed and 'id="count-failed" class="bad">1<' in page
 
@@ -108,9 +109,14 @@ def test_sent_and_waiting_emails_and_the_mail_folder_are_listed(session, storage
     assert deliver_to_folder(session, lab_env).sent == 1
     submit_job(session, storage, student_email="second@example.edu")  # still waiting
     page = admin.get("/admin/mail").get_data(as_text=True)
-    sent = page.split('id="sent-heading"')[1]
-    assert "Receipt" in sent and first.id[:6] in sent and "&lt;printlab." in sent  # its Message-ID
-    assert 'id="count-pending">1<' in page and "second@example.edu" in page
+    emails = page.split('id="emails-heading"')[1].split('id="folder-heading"')[0]
+    assert "Receipt email" in emails and first.id[:6] in emails and "Sent" in emails
+    # The Message-ID and the worker's name are there for whoever needs them, behind Details only.
+    plain = re.sub(r"<details.*?</details>", "", emails, flags=re.S)
+    assert "&lt;printlab." in emails and "test:1:mail" in emails
+    assert "&lt;printlab." not in plain and "test:1:mail" not in plain
+    assert 'id="count-pending">1<' in page and "second@example.edu" in plain and "Waiting to be sent" in plain
+    assert str(lab_env["PRINTLAB_MAIL_DIR"]) not in re.sub(r"<details.*?</details>", "", page, flags=re.S)
     folder = page.split('id="mail-folder"')[1]
     assert "We received your 3D print request" in folder and first.id[:6] in folder
 
@@ -156,3 +162,73 @@ def test_the_retention_page_previews_and_archives_under_a_staff_name(session, st
     session.rollback()
     session.expire_all()
     assert session.get(Job, old.id).status == Status.ARCHIVED
+
+
+# -- the list of emails: search and paging ---------------------------------------------------------
+
+
+def _emails(session, count: int) -> list[OutboxMessage]:  # type: ignore[no-untyped-def]
+    """`count` emails of no job, oldest first: recipients a0…, templates and states taking turns."""
+    templates = ["receipt", "quote", "ready_for_pickup", "pickup_reminder", "payment_receipt"]
+    states = [OutboxStatus.SENT, OutboxStatus.PENDING, OutboxStatus.SENT, OutboxStatus.CANCELLED]
+    rows = [
+        OutboxMessage(
+            template=templates[i % len(templates)],
+            recipient=f"a{i}@example.edu" if i % 3 else f"ana.{i}@campus.example.edu",
+            status=states[i % len(states)],
+            sent_at=utcnow() if states[i % len(states)] == OutboxStatus.SENT else None,
+        )
+        for i in range(count)
+    ]
+    with session.begin():
+        session.add_all(rows)
+    return rows
+
+
+def test_the_email_list_pages_back_and_forth_by_id(session):
+    rows = _emails(session, 30)
+    ids = [r.id for r in reversed(rows)]  # newest first
+    first = mail_list.mail_page(session, mail_list.MailSearch())
+    assert [line.message.id for line in first.lines] == ids[:25] and first.newer is None
+    second = mail_list.mail_page(session, mail_list.MailSearch(), before=first.older)
+    assert [line.message.id for line in second.lines] == ids[25:] and second.older is None
+    back = mail_list.mail_page(session, mail_list.MailSearch(), after=second.newer)
+    assert [line.message.id for line in back.lines] == ids[:25] and back.newer is None
+
+
+@pytest.mark.parametrize(
+    ("text", "state", "expected"),
+    [
+        ("ANA.", "", lambda r: r.recipient.startswith("ana.")),  # the address, any case
+        ("pickup", "", lambda r: r.template in ("ready_for_pickup", "pickup_reminder")),  # the email's name
+        ("Receipt:", "", lambda r: r.template == "payment_receipt"),  # words of the subject
+        ("quote", "SENT", lambda r: r.template == "quote" and r.status == "SENT"),
+        ("", "CANCELLED", lambda r: r.status == "CANCELLED"),
+        ("100%_", "", lambda r: False),  # LIKE's wildcards are plain characters
+        ("ana.\x00\u202e", "", lambda r: r.recipient.startswith("ana.")),  # NUL and bidi marks dropped
+    ],
+)
+def test_the_email_list_finds_by_address_email_subject_and_state(session, text, state, expected):
+    rows = _emails(session, 30)
+    found = mail_list.mail_page(session, mail_list.MailSearch.parse(text, state), size=100)
+    assert [line.message.id for line in found.lines] == [r.id for r in reversed(rows) if expected(r)]
+
+
+def test_the_mail_page_searches_and_pages_in_plain_words(session, admin):
+    _emails(session, 30)
+    page = admin.get("/admin/mail").get_data(as_text=True)
+    emails = page.split('id="emails-heading"')[1]
+    assert emails.count('<tr id="email-') == 25
+    older = re.search(r'href="(/admin/mail\?before=\d+)">Older', emails)
+    assert older and "Newer" not in emails
+    rest = admin.get(older.group(1)).get_data(as_text=True).split('id="emails-heading"')[1]
+    assert rest.count('<tr id="email-') == 5 and "Older" not in rest and "Newer" in rest
+    for code in ("ready_for_pickup", "CANCELLED", "PENDING"):
+        assert f">{code}<" not in emails
+
+    found = admin.get("/admin/mail", query_string={"q": "pickup", "state": "SENT"}).get_data(as_text=True)
+    found = found.split('id="emails-heading"')[1]
+    assert 'value="pickup"' in found and '<option value="SENT" selected>' in found
+    shown = [s.strip() for s in re.findall(r"<td data-label=\"Email\">([^<]+)", found)]
+    assert len(shown) == 6 and set(shown) == {"Ready for pickup email", "Pickup reminder email"}
+    assert all("Sent" in state for state in re.findall(r'<td data-label="State">([^<]+)', found))

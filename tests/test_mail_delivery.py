@@ -319,7 +319,7 @@ def test_a_claimed_message_is_not_handed_to_a_second_worker(session, storage, sm
 
 def test_a_replaced_quote_link_is_never_sent(session, storage, smtp, mailer):
     job = make_job(session, storage, Status.PENDING)
-    resend.resend(session, job.id, "quote", staff="Alex Rivera")  # before the first one went out
+    resend.resend(session, storage, job.id, "quote", staff="Alex Rivera")  # before the first one went out
     report = mail.deliver_due(session, mailer)
     assert (report.sent, report.cancelled) == (2, 1)  # receipt and the new quote
     old, new = [r for r in outbox_rows(session, job.id) if r.template == "quote"]
@@ -347,7 +347,7 @@ def test_staff_can_resend_what_fits_the_jobs_status(session, storage, smtp, mail
     assert resend.resendable(session.get(Job, job.id)) == ["receipt", "payment_receipt"]
     mail.deliver_due(session, mailer)
     before = len(smtp.inbox.messages())
-    message = resend.resend(session, job.id, "payment_receipt", staff="Alex Rivera")
+    message = resend.resend(session, storage, job.id, "payment_receipt", staff="Alex Rivera")
     assert message.context == {"requested_by": "Alex Rivera"}
     assert mail.deliver_due(session, mailer).sent == 1
     (again,) = smtp.inbox.messages()[before:]
@@ -355,9 +355,9 @@ def test_staff_can_resend_what_fits_the_jobs_status(session, storage, smtp, mail
     events = sent_events(session, job.id)
     assert events[-1].details["requested_by"] == "Alex Rivera"
     with pytest.raises(mail.delivery.ValidationError, match="Paid & Picked Up"):
-        resend.resend(session, job.id, "ready_for_pickup", staff="Alex Rivera")
+        resend.resend(session, storage, job.id, "ready_for_pickup", staff="Alex Rivera")
     with pytest.raises(mail.delivery.ValidationError):
-        resend.resend(session, job.id, "receipt", staff=None)
+        resend.resend(session, storage, job.id, "receipt", staff=None)
 
 
 def test_resending_a_quote_needs_a_staff_name_and_kills_the_old_link(session, storage, smtp, mailer):
@@ -365,8 +365,8 @@ def test_resending_a_quote_needs_a_staff_name_and_kills_the_old_link(session, st
     mail.deliver_due(session, mailer)
     old_token = confirm_token(smtp.inbox.messages()[-1])
     with pytest.raises(mail.delivery.ValidationError):
-        resend.resend(session, job.id, "quote", staff=None)  # would otherwise count as the student
-    resend.resend(session, job.id, "quote", staff="Alex Rivera")
+        resend.resend(session, storage, job.id, "quote", staff=None)  # would otherwise count as the student
+    resend.resend(session, storage, job.id, "quote", staff="Alex Rivera")
     assert mail.deliver_due(session, mailer).sent == 1
     new_token = confirm_token(smtp.inbox.messages()[-1])
     assert new_token != old_token

@@ -191,7 +191,7 @@ def test_cancel_honours_locks_and_versions_like_every_action(session, storage):
     with pytest.raises(JobLocked):
         workflow.cancel(session, storage, job.id, actor=actor(), reason="No longer needed")
     locks.release(session, job.id, actor=Actor("Sam Okafor", "LAB-PC-2"))
-    workflow.resend_quote(session, job.id, actor=Actor("Sam Okafor", "LAB-PC-2"))
+    workflow.resend_quote(session, storage, job.id, actor=Actor("Sam Okafor", "LAB-PC-2"))
     with pytest.raises(StaleJob, match="Sam Okafor"):
         workflow.cancel(session, storage, job.id, actor=actor(), reason="No longer needed", expected=seen)
     after = snapshot(session, storage, job.id)

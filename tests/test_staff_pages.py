@@ -451,7 +451,7 @@ def test_job_page_renders_every_status_with_only_its_actions(staff_client, sessi
         else ""
     )
     assert ("Revert (mistake)" in more) == (status in (Status.COMPLETED, Status.PAIDPICKEDUP))
-    assert "JobCreated" in page  # the timeline
+    assert "Submitted by the student" in page and "JobCreated" not in page  # the History
     if status == Status.PAIDPICKEDUP:
         assert "collected by Jane Doe" in page
     if status == Status.REJECTED:
@@ -467,10 +467,21 @@ def test_unknown_job_and_unknown_action_are_404(staff_client, session, storage):
 def test_job_page_shows_the_timeline_with_staff_and_workstation(staff_client, session, storage):
     job = make_job(session, storage, Status.PRINTING)
     page = text(staff_client.get(f"/jobs/{job.id}"))
-    for event in ("JobCreated", "StaffApproved", "StudentConfirmed", "StatusChanged"):
-        assert event in page
-    assert f"{STAFF}" in page and "at LAB-PC-1" in page
-    assert "— student" in page
+    history = page.split('class="timeline"')[1].split("</ol>")[0]
+    for sentence in (
+        "Submitted by the student",
+        f"Approved by {STAFF} — quote $4.20 emailed",
+        "Confirmed by the student",
+        f"Moved from Ready to Print to Printing by {STAFF} — on the Prusa MK4S",
+    ):
+        assert sentence in history
+    assert history.count("Approved by") == 1 and "Moved from Uploaded to Pending" not in history  # one line
+    assert "at LAB-PC-1" in history
+    for code in ("JobCreated", "StaffApproved", "StudentConfirmed", "StatusChanged", "PENDING", "→"):
+        assert code not in history
+    assert re.search(r"\d{2} \w{3} \d{4} \d{2}:\d{2} C[SD]T</time>", history)  # the lab's time zone
+    files = page.split('<table class="files">', 1)[1].split("</table>", 1)[0]
+    assert re.search(r"<td>\d{2} \w{3} \d{4} \d{2}:\d{2} C[SD]T</td>", files)  # "Changed", the lab's zone too
 
 
 def test_downloads_only_the_jobs_own_files(staff_client, session, storage):
@@ -740,7 +751,7 @@ def test_complete_and_print_failed(staff_client, session, storage):
     _flash(staff_client, act(staff_client, failed.id, "print_failed", acting_as=STAFF, reason="Nozzle clog"))
     assert _status(session, failed.id) == Status.READYTOPRINT.value
     page = text(staff_client.get(f"/jobs/{failed.id}"))
-    assert "PrintFailed" in page and "Nozzle clog" in page
+    assert f"Print failed; moved back to Ready to Print by {STAFF} — Nozzle clog" in page
     fresh(session)
     assert session.get(Job, failed.id).cost_usd == Decimal("4.20")  # type: ignore[union-attr]  # no new quote
 

@@ -86,7 +86,7 @@ def test_other_overrides_from_a_stale_page_are_refused(session, storage, admin, 
     job = make_job(session, storage, status)
     page = seen(job)
     if kind == "force_confirm":
-        workflow.resend_quote(session, job.id, actor=Actor(OTHER, STAFF_PC))
+        workflow.resend_quote(session, storage, job.id, actor=Actor(OTHER, STAFF_PC))
     else:
         workflow.complete(session, storage, job.id, actor=Actor(OTHER, STAFF_PC))
     before = state(session, storage, job.id)
@@ -105,11 +105,11 @@ def test_breaking_a_lock_from_a_stale_page_is_refused(session, storage, admin):
     sam = Actor(OTHER, STAFF_PC)
     locks.take(session, job.id, actor=sam)
     page = seen(session.get(Job, job.id))
-    locks.break_lock(session, job.id, actor=admin, reason="Sam went home")  # another admin, first
+    locks.break_lock(session, storage, job.id, actor=admin, reason="Sam went home")  # another admin, first
     locks.take(session, job.id, actor=sam)  # Sam is back and working on it
     before = state(session, storage, job.id)
     with pytest.raises(StaleJob):
-        locks.break_lock(session, job.id, actor=admin, reason="Sam went home", expected=page)
+        locks.break_lock(session, storage, job.id, actor=admin, reason="Sam went home", expected=page)
     assert state(session, storage, job.id) == before
     assert before[3] == OTHER
 
@@ -117,19 +117,21 @@ def test_breaking_a_lock_from_a_stale_page_is_refused(session, storage, admin):
 def test_resending_the_quote_from_a_stale_page_is_refused(session, storage, admin):
     job = make_job(session, storage, Status.PENDING)
     page = seen(job)
-    workflow.resend_quote(session, job.id, actor=Actor(OTHER, STAFF_PC))  # a colleague, a moment before
+    workflow.resend_quote(
+        session, storage, job.id, actor=Actor(OTHER, STAFF_PC)
+    )  # a colleague, a moment before
     before = state(session, storage, job.id)
     with pytest.raises(StaleJob, match=f"changed by {OTHER}"):
-        workflow.resend_quote(session, job.id, actor=actor(), expected=page)
+        workflow.resend_quote(session, storage, job.id, actor=actor(), expected=page)
     with pytest.raises(StaleJob):
-        resend.resend(session, job.id, "quote", staff=STAFF, workstation="LAB-PC-1", expected=page)
+        resend.resend(session, storage, job.id, "quote", staff=STAFF, workstation="LAB-PC-1", expected=page)
     assert state(session, storage, job.id) == before
 
 
 def test_resending_the_quote_moves_the_version(session, storage, admin):
     job = make_job(session, storage, Status.PENDING)
     version = job.updated_at
-    resent = workflow.resend_quote(session, job.id, actor=actor(), expected=seen(job))
+    resent = workflow.resend_quote(session, storage, job.id, actor=actor(), expected=seen(job))
     assert resent.updated_at > version  # a page showing the old link is out of date
 
 
@@ -139,12 +141,12 @@ def test_resending_the_quote_while_someone_else_has_the_job_open_is_refused(sess
     page = seen(session.get(Job, job.id))
     before = state(session, storage, job.id)
     with pytest.raises(JobLocked, match=f"being edited by {OTHER}"):
-        workflow.resend_quote(session, job.id, actor=actor(), expected=page)
+        workflow.resend_quote(session, storage, job.id, actor=actor(), expected=page)
     with pytest.raises(JobLocked):
-        resend.resend(session, job.id, "quote", staff=STAFF, workstation="LAB-PC-1", expected=page)
+        resend.resend(session, storage, job.id, "quote", staff=STAFF, workstation="LAB-PC-1", expected=page)
     assert state(session, storage, job.id) == before
     # The one holding the lock may resend it, which ends their dialog like any action does.
-    resent = workflow.resend_quote(session, job.id, actor=Actor(OTHER, STAFF_PC), expected=page)
+    resent = workflow.resend_quote(session, storage, job.id, actor=Actor(OTHER, STAFF_PC), expected=page)
     assert (resent.locked_by, resent.locked_until) == (None, None)
 
 
@@ -154,7 +156,7 @@ def test_resending_another_email_from_a_stale_page_is_refused(session, storage, 
     workflow.complete(session, storage, job.id, actor=Actor(OTHER, STAFF_PC))
     before = state(session, storage, job.id)
     with pytest.raises(StaleJob, match=f"changed by {OTHER}"):
-        resend.resend(session, job.id, "receipt", staff=STAFF, expected=page)
+        resend.resend(session, storage, job.id, "receipt", staff=STAFF, expected=page)
     assert state(session, storage, job.id) == before
 
 
@@ -186,13 +188,15 @@ def test_deleting_files_moves_the_version(session, storage, admin):
 def test_notes_from_a_stale_page_are_refused_and_current_ones_keep_the_version(session, storage, admin):
     job = make_job(session, storage)
     page = seen(job)
-    job_desk.update_notes(session, job.id, "Thin walls", actor=actor(), expected=page)
+    job_desk.update_notes(session, storage, job.id, "Thin walls", actor=actor(), expected=page)
     session.expire_all()
     assert session.get(Job, job.id).updated_at == job.updated_at  # notes don't make other pages stale
     workflow.approve(session, storage, job.id, actor=Actor(OTHER, STAFF_PC), weight_g=10, time_hours=1)
     before = state(session, storage, job.id)
     with pytest.raises(StaleJob, match=f"changed by {OTHER}"):
-        job_desk.update_notes(session, job.id, "Thin walls; print anyway", actor=actor(), expected=page)
+        job_desk.update_notes(
+            session, storage, job.id, "Thin walls; print anyway", actor=actor(), expected=page
+        )
     assert state(session, storage, job.id) == before
 
 
@@ -336,7 +340,7 @@ def test_resending_from_the_job_page_carries_the_version_and_respects_the_lock(w
     response = desk.post(url, data={**hidden, "acting_as": STAFF, "template": "quote"}, headers=json)
     assert response.status_code == 409 and f"being edited by {OTHER}" in message(response)
     locks.release(session, job.id, actor=Actor(OTHER, STAFF_PC))
-    workflow.resend_quote(session, job.id, actor=Actor(OTHER, STAFF_PC))
+    workflow.resend_quote(session, storage, job.id, actor=Actor(OTHER, STAFF_PC))
     response = desk.post(url, data={**hidden, "acting_as": STAFF, "template": "quote"}, headers=json)
     assert response.status_code == 409 and f"changed by {OTHER}" in message(response)
     after = state(session, storage, job.id)

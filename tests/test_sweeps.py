@@ -70,7 +70,7 @@ def test_an_expired_quote_is_marked_once_with_one_event_and_one_notice(session, 
 def test_a_fresh_link_after_expiry_can_expire_again(session, storage):
     job = make_job(session, storage, Status.PENDING)
     assert sweeps.expire_quotes(session, storage, now=days(3.1)) == 1
-    workflow.resend_quote(session, job.id, actor=actor(), now=days(3.2))
+    workflow.resend_quote(session, storage, job.id, actor=actor(), now=days(3.2))
     assert sweeps.expire_quotes(session, storage, now=days(4)) == 0
     assert sweeps.expire_quotes(session, storage, now=days(6.3)) == 1
     assert count_events(session, job.id, "ConfirmationExpired") == 2

@@ -81,9 +81,9 @@ CASES: list[tuple[str, str, str, bool, Call]] = [
     ("pickup: picked up by", "picked_up_by", "Picked up by", False,
      lambda s, st, j, t: workflow.record_pickup(s, st, j["completed"], actor=actor(), weighed_g=40, picked_up_by=t)),
     ("notes", "notes", "Notes", True,
-     lambda s, st, j, t: job_desk.update_notes(s, j["uploaded"], t, actor=actor())),
+     lambda s, st, j, t: job_desk.update_notes(s, st, j["uploaded"], t, actor=actor())),
     ("break lock: reason", "reason", "The reason", True,
-     lambda s, st, j, t: locks.break_lock(s, j["uploaded"], actor=_admin(), reason=t)),
+     lambda s, st, j, t: locks.break_lock(s, st, j["uploaded"], actor=_admin(), reason=t)),
     ("delete files: reason", "reason", "The reason", True,
      lambda s, st, j, t: file_deletion.delete_job_files(s, st, j["uploaded"], actor=_admin(), reason=t, confirmed=[])),
     ("banner", "banner", "The banner", False,
@@ -162,7 +162,7 @@ def test_a_reason_on_several_lines_is_kept_as_typed_in_nfc(session, storage, lab
 
 
 def test_notes_on_several_lines_are_kept(session, storage, lab):
-    job_desk.update_notes(session, lab["uploaded"], "first\r\n\tsecond", actor=actor())
+    job_desk.update_notes(session, storage, lab["uploaded"], "first\r\n\tsecond", actor=actor())
     session.rollback()
     assert session.get(Job, lab["uploaded"]).notes == "first\n\tsecond"
 

@@ -246,10 +246,10 @@ def test_breaking_a_lock_needs_an_admin_and_is_evented(session, storage, admin):
     job = make_job(session, storage)
     locks.take(session, job.id, actor=Actor("Sam Okafor", "LAB-PC-2"))
     with pytest.raises(NotAllowed):
-        locks.break_lock(session, job.id, actor=actor(), reason="Sam went home")
+        locks.break_lock(session, storage, job.id, actor=actor(), reason="Sam went home")
     with pytest.raises(ValidationError):
-        locks.break_lock(session, job.id, actor=admin, reason=" ")
-    locks.break_lock(session, job.id, actor=admin, reason="Sam went home")
+        locks.break_lock(session, storage, job.id, actor=admin, reason=" ")
+    locks.break_lock(session, storage, job.id, actor=admin, reason="Sam went home")
     session.expire_all()
     assert session.get(Job, job.id).locked_by is None
     last = events_of(session, job.id)[-1]
@@ -322,8 +322,10 @@ def test_expired_link_changes_nothing_and_a_resend_replaces_it(session, storage)
 
     # The student may ask for a fresh link at most once an hour; staff any time.
     with pytest.raises(ValidationError, match="less than an hour"):
-        workflow.resend_quote(session, job.id, actor=Actor.student(), now=job.confirmation_last_sent_at)
-    workflow.resend_quote(session, job.id, actor=Actor.student(), now=later)
+        workflow.resend_quote(
+            session, storage, job.id, actor=Actor.student(), now=job.confirmation_last_sent_at
+        )
+    workflow.resend_quote(session, storage, job.id, actor=Actor.student(), now=later)
     new = quote_token(session, job.id)
     assert new != old
     assert workflow.confirm(session, storage, old, now=later).outcome == ConfirmOutcome.INVALID
@@ -555,7 +557,7 @@ def test_a_broken_lock_makes_the_old_dialog_stale(session, storage, admin):
     sam = Actor("Sam Okafor", "LAB-PC-2")
     seen = Expected(Status.UPLOADED, job.updated_at)  # what Sam's open dialog holds
     locks.take(session, job.id, actor=sam)
-    locks.break_lock(session, job.id, actor=admin, reason="Sam went home")
+    locks.break_lock(session, storage, job.id, actor=admin, reason="Sam went home")
     locks.take(session, job.id, actor=sam)  # the dialog's heartbeat takes the lock back...
     with pytest.raises(StaleJob):  # ...but its submit is refused: the job moved on
         workflow.approve(session, storage, job.id, actor=sam, weight_g=10, time_hours=1, expected=seen)

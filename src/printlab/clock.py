@@ -12,8 +12,9 @@ def utcnow() -> datetime:
 
 
 def to_lab_time(moment: datetime, zone: str) -> datetime:
-    """A naive-UTC database time shown in the lab's time zone."""
-    return moment.replace(tzinfo=UTC).astimezone(ZoneInfo(zone))
+    """A naive-UTC database time (or a time that knows its zone) shown in the lab's time zone."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(ZoneInfo(zone))
 
 
 def age_text(since: datetime, now: datetime) -> str:

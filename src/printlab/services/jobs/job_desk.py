@@ -1,7 +1,8 @@
 """Staff changes to a job that keep its status: notes, the reviewed mark, and sliced files added to it.
 
 Like locks, none of these moves the job's version (`updated_at`): autosaving a note must not make
-another workstation's open approval stale.
+another workstation's open approval stale. Each one that changes the row writes the job's sidecar
+again, so the sidecar keeps describing the row and the integrity check has nothing to report.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from printlab.domain.statuses import TAKES_FILES
 from printlab.models import Job
 from printlab.services.errors import ValidationError, checked_text
 from printlab.services.files.storage import AlreadyExists, Storage
-from printlab.services.jobs.records import add_event, base_name, job_folder, lock_job
+from printlab.services.jobs.records import add_event, base_name, job_folder, lock_job, rewrite_sidecar
 from printlab.services.jobs.status_change import Expected, check_expected
 from printlab.services.lab.actors import Actor, require_active_staff
 
@@ -29,12 +30,15 @@ MAX_NOTES = 10_000
 ATTACHABLE = (".gcode", ".bgcode", ".gcode.3mf", ".3mf", ".form", ".ctb", ".sl1", ".sl1s", ".stl", ".obj")
 
 
-def _keep_version(session: Session, job_id: str, **values: object) -> None:
+def _keep_version(session: Session, storage: Storage, job_id: str, **values: object) -> None:
+    """Change the row without moving its version, then write its sidecar again (under the row lock)."""
     session.execute(update(Job).where(Job.id == job_id).values(updated_at=Job.updated_at, **values))
+    rewrite_sidecar(storage, lock_job(session, job_id))  # reloaded: the row as the database has it now
 
 
 def update_notes(
     session: Session,
+    storage: Storage,
     job_id: str,
     notes: str,
     *,
@@ -61,27 +65,31 @@ def update_notes(
             session, job, "NotesUpdated", {"length": len(text)},
             triggered_by=actor.staff, workstation_id=actor.workstation, now=now,
         )  # fmt: skip
-        _keep_version(session, job_id, notes=text or None, last_updated_by=actor.staff)
+        _keep_version(session, storage, job_id, notes=text or None, last_updated_by=actor.staff)
 
 
 def mark_reviewed(
-    session: Session, job_id: str, reviewed: bool, *, actor: Actor, now: datetime | None = None
+    session: Session,
+    storage: Storage,
+    job_id: str,
+    reviewed: bool,
+    *,
+    actor: Actor,
+    now: datetime | None = None,
 ) -> None:
     """Clear (or bring back) the NEW badge: some staff member has looked at this job."""
     with write_transaction(session):
         require_active_staff(session, actor)
         lock_job(session, job_id)
-        _keep_version(session, job_id, staff_viewed_at=(now or utcnow()) if reviewed else None)
+        _keep_version(session, storage, job_id, staff_viewed_at=(now or utcnow()) if reviewed else None)
 
 
-def note_opened(session: Session, job_id: str, *, now: datetime | None = None) -> None:
+def note_opened(session: Session, storage: Storage, job_id: str, *, now: datetime | None = None) -> None:
     """A staff member opened the job: it is no longer NEW (SPEC §9). Only the first opening counts."""
     with write_transaction(session):
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.staff_viewed_at.is_(None))
-            .values(staff_viewed_at=now or utcnow(), updated_at=Job.updated_at)
-        )
+        job = lock_job(session, job_id)
+        if job.staff_viewed_at is None:
+            _keep_version(session, storage, job_id, staff_viewed_at=now or utcnow())
 
 
 def attach_file(

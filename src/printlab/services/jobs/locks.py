@@ -15,7 +15,8 @@ from printlab.clock import utcnow
 from printlab.db import write_transaction
 from printlab.models import Job
 from printlab.services.errors import JobLocked, ValidationError
-from printlab.services.jobs.records import add_event, lock_job
+from printlab.services.files.storage import Storage
+from printlab.services.jobs.records import add_event, lock_job, rewrite_sidecar
 from printlab.services.jobs.status_change import (
     LOCK_MINUTES,
     Expected,
@@ -61,6 +62,7 @@ def release(session: Session, job_id: str, *, actor: Actor) -> None:
 
 def break_lock(
     session: Session,
+    storage: Storage,
     job_id: str,
     *,
     actor: Actor,
@@ -91,3 +93,4 @@ def break_lock(
         # be open somewhere, and its next submit must be refused as stale rather than go through.
         job.locked_by, job.locked_until = None, None
         job.updated_at = next_version(job, now)
+        rewrite_sidecar(storage, job)

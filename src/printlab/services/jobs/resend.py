@@ -14,6 +14,7 @@ from printlab.db import write_transaction
 from printlab.domain.statuses import Status
 from printlab.models import Job, OutboxMessage
 from printlab.services.errors import ValidationError
+from printlab.services.files.storage import Storage
 from printlab.services.jobs import workflow
 from printlab.services.jobs.records import lock_job
 from printlab.services.jobs.status_change import Expected, check_expected
@@ -48,6 +49,7 @@ def resendable(job: Job) -> list[str]:
 
 def resend(
     session: Session,
+    storage: Storage,
     job_id: str,
     template: str,
     *,
@@ -66,7 +68,9 @@ def resend(
     if template == "quote":
         with write_transaction(session):  # a person resends; without a name it would count as the student
             _require_active_staff(session, staff)
-        workflow.resend_quote(session, job_id, actor=Actor(staff, workstation), expected=expected, now=now)
+        workflow.resend_quote(
+            session, storage, job_id, actor=Actor(staff, workstation), expected=expected, now=now
+        )
         found = session.scalars(
             select(OutboxMessage)
             .where(OutboxMessage.job_id == job_id, OutboxMessage.template == "quote")

@@ -783,6 +783,7 @@ def _natural_emails() -> list[Transition]:
 
 def resend_quote(
     session: Session,
+    storage: Storage,
     job_id: str,
     *,
     actor: Actor,
@@ -828,6 +829,7 @@ def resend_quote(
             if job.locked_by == actor.staff:  # sent from their dialog: like any action, it ends it
                 job.locked_by, job.locked_until = None, None
         job.updated_at = next_version(job, now)
+        rewrite_sidecar(storage, job)  # the new link's expiry and when it was sent are in the record
     return job
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -9,7 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from printlab.clock import utcnow
+from printlab.domain.history import admin_log_sentence
 from printlab.models import AdminLogEntry
+from printlab.services.lab.actors import CONSOLE
 
 
 def record(
@@ -39,3 +42,32 @@ def recent(session: Session, *, limit: int = 200, before_id: int | None = None) 
     if before_id is not None:
         query = query.where(AdminLogEntry.id < before_id)
     return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One admin-log entry as the Admin log page shows it: when, what in words, where."""
+
+    id: int
+    when: datetime
+    sentence: str
+    workstation: str | None
+
+
+def _by(entry: AdminLogEntry) -> str | None:
+    if entry.triggered_by:
+        return entry.triggered_by
+    return "the server console" if entry.workstation_id == CONSOLE else None
+
+
+def recent_lines(session: Session, *, limit: int = 100, before_id: int | None = None) -> list[LogLine]:
+    """Newest first, keyset-paged by id, each entry as a sentence (admin_log_sentence)."""
+    return [
+        LogLine(
+            id=entry.id,
+            when=entry.timestamp,
+            sentence=admin_log_sentence(entry.action, entry.details, _by(entry)),
+            workstation=entry.workstation_id if entry.workstation_id != CONSOLE else None,
+        )
+        for entry in recent(session, limit=limit, before_id=before_id)
+    ]

@@ -548,11 +548,12 @@ def overview(session: Session, *, limit: int = 100, now: datetime | None = None)
             .order_by(order[status], OutboxMessage.id.desc())
             .limit(limit)
         ).all()
-        rows.extend(OutboxRow(message, _short_id(display, job_id)) for message, display, job_id in found)
+        rows.extend(OutboxRow(message, job_short_id(display, job_id)) for message, display, job_id in found)
     return result
 
 
-def _short_id(display_name: str | None, job_id: str | None) -> str | None:
+def job_short_id(display_name: str | None, job_id: str | None) -> str | None:
+    """The job's simple id as the dashboard shows it (None for an email of no job)."""
     if job_id is None:
         return None
     # The stored name ends with the simple id fixed at submission, the one on the dashboard.

@@ -120,6 +120,15 @@ _SUBJECTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
 }
 
 TEMPLATES = tuple(_SUBJECTS)
+#: Stand-ins for a subject's changing parts, so its fixed words can be searched.
+_OUTLINE = {"simple_id": "", "job": {"cost": ""}, "hold_until_date": "", "charged": ""}
+
+
+def subject_outline(template: str) -> str:
+    """The fixed words of an email's subject lines (both, for the pickup reminder)."""
+    if template not in _SUBJECTS:
+        return ""
+    return " ".join(_SUBJECTS[template]({**_OUTLINE, "final": final}) for final in (False, True))
 
 
 def message_context(

@@ -15,11 +15,13 @@ from pathlib import Path, PurePosixPath
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from printlab.clock import to_lab_time
 from printlab.domain.naming import extension_of
 from printlab.domain.statuses import STATUS_FOLDERS, Status
 from printlab.models import Event, Job
 from printlab.services.files.storage import TEMP_FOLDER, Storage, StorageError, sha256_of
 from printlab.services.jobs.records import job_folder
+from printlab.services.lab.catalog import load_catalog
 from printlab.services.upkeep.integrity import (
     IntegrityReport,
     LeftoverUpload,
@@ -38,19 +40,32 @@ log = logging.getLogger(__name__)
 
 #: Where repairs put files they may not delete (a student's file is never deleted), under the root.
 LOST_AND_FOUND = "Lost+Found"
-#: Columns that routine changes set without rewriting the sidecar: notes, the reviewed mark, a
-#: resent or expired quote, the analysis written by the worker.
-ROUTINE_FIELDS = frozenset(
-    {
-        "notes",
-        "staff_viewed_at",
-        "last_updated_by",
-        "confirm_token_expires",
-        "confirmation_last_sent_at",
-        "is_confirmation_expired",
-        "analysis",
-    }
-)
+#: What a person calls the job row's columns, for a sidecar that disagrees with the database.
+FIELD_WORDS = {
+    "status": "its status",
+    "file_path": "where its file is",
+    "metadata_path": "where its sidecar is",
+    "notes": "the staff notes",
+    "staff_viewed_at": "whether staff have looked at it",
+    "last_updated_by": "who changed it last",
+    "updated_at": "when it last changed",
+    "confirm_token_expires": "when its quote link expires",
+    "confirmation_last_sent_at": "when the quote was last emailed",
+    "is_confirmation_expired": "whether its quote link expired",
+    "student_confirmed": "whether the student confirmed",
+    "student_confirmed_at": "when the student confirmed",
+    "cost_usd": "the quote",
+    "weight_g": "the weight",
+    "time_hours": "the print time",
+    "reject_reasons": "the rejection reasons",
+    "analysis": "the model check",
+}
+
+
+def field_words(fields: Iterable[str]) -> str:
+    """The differing columns in words: "the staff notes and who changed it last"."""
+    words = [FIELD_WORDS.get(name, name.replace("_", " ")) for name in fields]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 class Kind(StrEnum):
@@ -192,7 +207,8 @@ def check(session: Session, storage: Storage, *, now: datetime | None = None) ->
             if job is not None:
                 _, why, _ = stale_decision(storage, job, stale.path, deleted.get(job.id, set()))
                 items.append(Item(Kind.STALE_COPY, stale.path, job.id, _stale_problem(stale), why))
-        leftovers = [_leftover_item(reader, storage, leftover) for leftover in report.leftover_uploads]
+        zone = load_catalog(reader).lab.time_zone if report.leftover_uploads else "UTC"
+        leftovers = [_leftover_item(reader, storage, leftover, zone) for leftover in report.leftover_uploads]
     # A row that points out of the root is wrong itself: its sidecar and copies may be all that
     # says where the job's files really are, so nothing of the job is touched until a person fixes it.
     suspect = {m.job_id for m in report.missing if m.reason == _OUTSIDE}
@@ -300,11 +316,13 @@ def _mismatch_item(storage: Storage, mismatch: SidecarMismatch) -> Item:
     if mismatch.unreadable:
         problem = "The sidecar can't be read."
     else:
-        problem = f"The sidecar differs from the database in: {', '.join(mismatch.fields)}."
-        if set(mismatch.fields) <= ROUTINE_FIELDS:
-            problem += (
-                " (Routine: notes, the reviewed mark and quote links change the row without rewriting it.)"
-            )
+        # Every change PrintLab makes rewrites the sidecar, so this one came from outside its work:
+        # a row or file edited by hand, or a change stopped between writing the file and committing.
+        problem = (
+            f"The job's sidecar (the copy of its record kept beside its files) disagrees with the database "
+            f"about {field_words(mismatch.fields)}. PrintLab keeps them in step, so one of them was changed "
+            "by hand or a change was cut off halfway."
+        )
     return Item(
         Kind.SIDECAR_MISMATCH,
         mismatch.path,
@@ -331,13 +349,14 @@ def _orphan_item(orphan: Orphan) -> Item:
     )
 
 
-def _leftover_item(session: Session, storage: Storage, leftover: LeftoverUpload) -> Item:
+def _leftover_item(session: Session, storage: Storage, leftover: LeftoverUpload, zone: str) -> Item:
     _, repair, _ = leftover_decision(session, storage, leftover.path)
+    written = to_lab_time(leftover.modified_at, zone)
     return Item(
         Kind.LEFTOVER_UPLOAD,
         leftover.path,
         None,
-        f"An upload that never became a job (last written {leftover.modified_at:%Y-%m-%d %H:%M} UTC).",
+        f"An upload that never became a job (last written {written:%d %b %Y %H:%M %Z}).",
         repair,
     )
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from printlab.clock import age_text, to_lab_time, utcnow
 from printlab.domain.catalog import Catalog
+from printlab.domain.history import job_event_sentence, without_repeats
 from printlab.domain.naming import extension_of
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage, OutboxStatus, Payment, Staff
@@ -43,6 +44,8 @@ class TimelineEntry:
     staff_active: bool
     workstation: str | None
     details: dict[str, Any]
+    #: What happened, in words ("Approved by Alex Rivera — quote $3.80 emailed").
+    sentence: str
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,35 @@ def job_files(storage: Storage, job: Job, zone: str) -> list[FileEntry]:
     return sorted(entries, key=lambda e: (not e.is_authoritative, order[e.kind], e.name))
 
 
+def _one_per_change(events: list[Event]) -> list[Event]:
+    """The events with the second event of one change left out (approving writes two)."""
+    facts = [
+        {
+            "event_type": e.event_type, "timestamp": e.timestamp, "triggered_by": e.triggered_by,
+            "details": e.details, "event": e,
+        }
+        for e in events
+    ]  # fmt: skip
+    return [fact["event"] for fact in without_repeats(facts)]
+
+
+def _timeline_entry(event: Event, active: dict[str, bool], zone: str, now: datetime) -> TimelineEntry:
+    details = event.details if isinstance(event.details, dict) else {}
+    staff_active = active.get(event.triggered_by or "", False)
+    by = event.triggered_by
+    if by and not staff_active:
+        by = f"{by} (inactive)"
+    return TimelineEntry(
+        when=to_lab_time(event.timestamp or now, zone),
+        event_type=event.event_type or "",
+        staff=event.triggered_by,
+        staff_active=staff_active,
+        workstation=event.workstation_id,
+        details=details,
+        sentence=job_event_sentence(event.event_type or "", details, by),
+    )
+
+
 def job_detail(session: Session, storage: Storage, job_id: str, catalog: Catalog) -> JobDetail:
     """Everything the job page shows. Raises NotFound."""
     job = get_job(session, job_id)
@@ -116,17 +148,7 @@ def job_detail(session: Session, storage: Storage, job_id: str, catalog: Catalog
     active = {
         s.name: bool(s.is_active) for s in session.scalars(select(Staff).where(Staff.name.in_(names)))
     } if names else {}  # fmt: skip
-    timeline = [
-        TimelineEntry(
-            when=to_lab_time(e.timestamp or now, zone),
-            event_type=e.event_type or "",
-            staff=e.triggered_by,
-            staff_active=active.get(e.triggered_by or "", False),
-            workstation=e.workstation_id,
-            details=e.details if isinstance(e.details, dict) else {},
-        )
-        for e in events
-    ]
+    timeline = [_timeline_entry(e, active, zone, now) for e in _one_per_change(events)]
     files = job_files(storage, job, zone)
     live = job.locked_by if job.locked_until and job.locked_until > now else None
     emails = list(

@@ -81,8 +81,9 @@ def save_banner():  # type: ignore[no-untyped-def]
 @admin_required
 def staff():  # type: ignore[no-untyped-def]
     return render_template(
-        "admin/staff.html", people=staff_service.list_staff(db()), staff=_active_staff(), errors={}, form={}
-    )
+        "admin/staff.html", people=staff_service.list_staff(db()), staff=_active_staff(), errors={}, form={},
+        zone=catalog().lab.time_zone,
+    )  # fmt: skip
 
 
 @bp.post("/admin/staff")
@@ -93,7 +94,7 @@ def add_staff():  # type: ignore[no-untyped-def]
     except ValidationError as exc:
         return render_template(
             "admin/staff.html", people=staff_service.list_staff(db()), staff=_active_staff(),
-            errors=exc.errors, form=request.form,
+            errors=exc.errors, form=request.form, zone=catalog().lab.time_zone,
         ), 422  # fmt: skip
     flash(f"Added {added.name}. Their name is highlighted in “Acting as” for a week.")
     return redirect(url_for("admin.staff"), 303)
@@ -322,7 +323,7 @@ def _run_override(kind: str, job_id: str) -> None:
     elif kind == "print_failed":
         workflow.print_failed(db(), storage, job_id, actor=actor, reason=reason, expected=expected)
     elif kind == "break_lock":
-        locks.break_lock(db(), job_id, actor=actor, reason=reason, expected=expected)
+        locks.break_lock(db(), storage, job_id, actor=actor, reason=reason, expected=expected)
     else:
         raise ValidationError({"kind": "Choose what to do."})
 
@@ -378,9 +379,14 @@ def health_page():  # type: ignore[no-untyped-def]
     )  # fmt: skip
 
 
+LOG_PAGE = 100
+
+
 @bp.get("/admin/log")
 @admin_required
 def log_page():  # type: ignore[no-untyped-def]
     before = whole_number(request.args.get("before"))
-    entries = admin_log.recent(db(), limit=100, before_id=before)
-    return render_template("admin/log.html", entries=entries, zone=catalog().lab.time_zone)
+    entries = admin_log.recent_lines(db(), limit=LOG_PAGE, before_id=before)
+    return render_template(
+        "admin/log.html", entries=entries, zone=catalog().lab.time_zone, page_size=LOG_PAGE
+    )

@@ -10,12 +10,15 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from markupsafe import Markup, escape
 
 from printlab.clock import to_lab_time
+from printlab.domain.history import EMAIL_NAMES
+from printlab.models import OutboxStatus
 from printlab.services import mail
 from printlab.services.errors import NotAllowed, NotFound, ValidationError
 from printlab.services.lab.actors import Actor
 from printlab.services.lab.staff import list_staff
 from printlab.services.mail import folder
 from printlab.services.upkeep import prune, sweeps
+from printlab.services.views.mail_list import STATES, MailSearch, mail_page
 from printlab.web.auth.guard import admin_required, current_workstation
 from printlab.web.context import acting_as, catalog, db, lab, whole_number
 
@@ -28,17 +31,8 @@ bp = Blueprint(
 )
 
 FOLDER_PAGE = 50
-#: What staff call each kind of email.
-TEMPLATE_NAMES = {
-    "receipt": "Receipt",
-    "quote": "Quote",
-    "confirmed": "Confirmation received",
-    "rejected": "Rejection",
-    "ready_for_pickup": "Ready for pickup",
-    "pickup_reminder": "Pickup reminder",
-    "quote_expired": "Quote expired",
-    "payment_receipt": "Payment receipt",
-}
+#: Failed emails wait for a person, so they are listed apart; more than this is a mail-server problem.
+FAILED_SHOWN = 50
 _URL = re.compile(r"https?://[^\s<>\"']+")
 #: The HTML version of a mail-folder message is shown as its own document: no scripts, no requests
 #: anywhere, inline styles only (as email clients allow), links open normally.
@@ -88,9 +82,15 @@ def index():  # type: ignore[no-untyped-def]
     messages, total = folder.list_messages(
         config.mail_dir, limit=FOLDER_PAGE, offset=(page - 1) * FOLDER_PAGE
     )
+    search = MailSearch.parse(request.args.get("q"), request.args.get("state"))
+    before, after = whole_number(request.args.get("before")), whole_number(request.args.get("after"))
     return render_template(
         "admin_mail/index.html",
-        view=mail.overview(db()),
+        backlog=mail.backlog(db()),
+        failed=mail_page(db(), MailSearch(state=OutboxStatus.FAILED), size=FAILED_SHOWN),
+        emails=mail_page(db(), search, before=before, after=None if before else after),
+        search=search,
+        states=STATES,
         transport=mail.transport_for(config).description,
         uses_folder=config.smtp is None,
         folder_messages=messages,
@@ -99,7 +99,7 @@ def index():  # type: ignore[no-untyped-def]
         pages=max(1, -(-total // FOLDER_PAGE)),
         staff=list_staff(db(), active_only=True),
         when=_when(),
-        template_names=TEMPLATE_NAMES,
+        template_names=EMAIL_NAMES,
     )
 
 

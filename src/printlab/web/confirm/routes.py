@@ -82,7 +82,7 @@ def new_link(token: str):  # type: ignore[no-untyped-def]
     if state != ConfirmOutcome.EXPIRED or job is None:
         return _page(state, job, token)  # nothing to renew: show what this link does now
     try:
-        job = workflow.resend_quote(db(), job.id, actor=Actor.student())
+        job = workflow.resend_quote(db(), lab().storage, job.id, actor=Actor.student())
     except ValidationError as exc:
         # Too soon after the last link, or the job left Pending meanwhile: say which applies now.
         db().expire_all()
@@ -109,7 +109,7 @@ def new_link_from_status(reference: str):  # type: ignore[no-untyped-def]
     if job.status != Status.PENDING:
         return back  # nothing to confirm any more: the status page says where the job is
     try:
-        job = workflow.resend_quote(db(), job.id, actor=Actor.student())
+        job = workflow.resend_quote(db(), lab().storage, job.id, actor=Actor.student())
     except ValidationError as exc:
         db().expire_all()
         job = db().get(Job, job.id)

@@ -131,7 +131,7 @@ def _revert(
 def _resend(
     session: Session, storage: Storage, job: Job, actor: Actor, expected: Expected, form: Form
 ) -> Job:
-    return workflow.resend_quote(session, job.id, actor=actor, expected=expected)
+    return workflow.resend_quote(session, storage, job.id, actor=actor, expected=expected)
 
 
 _QUOTED = frozenset({Status.PENDING, Status.READYTOPRINT})

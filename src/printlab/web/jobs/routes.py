@@ -64,7 +64,9 @@ def _detail(job_id: str):  # type: ignore[no-untyped-def]
 def show(job_id: str):  # type: ignore[no-untyped-def]
     detail = _detail(job_id)
     if detail.job.staff_viewed_at is None:
-        job_desk.note_opened(db(), job_id)  # the page still shows NEW this once, then it's gone
+        job_desk.note_opened(
+            db(), lab().storage, job_id
+        )  # the page still shows NEW this once, then it's gone
     return render_template(
         "jobs/show.html",
         d=detail,
@@ -126,7 +128,12 @@ def notes(job_id: str):  # type: ignore[no-untyped-def]
     """Autosave of the notes box (JSON answer for the script; a redirect for a plain form post)."""
     try:
         job_desk.update_notes(
-            db(), job_id, request.form.get("notes", ""), actor=_actor(), expected=expected_from(request.form)
+            db(),
+            lab().storage,
+            job_id,
+            request.form.get("notes", ""),
+            actor=_actor(),
+            expected=expected_from(request.form),
         )
     except ValidationError as exc:
         return _answer(job_id, ok=False, message=" ".join(exc.errors.values()), status=422)
@@ -142,7 +149,7 @@ def notes(job_id: str):  # type: ignore[no-untyped-def]
 def reviewed(job_id: str):  # type: ignore[no-untyped-def]
     mark = request.form.get("reviewed") != "0"
     try:
-        job_desk.mark_reviewed(db(), job_id, mark, actor=_actor())
+        job_desk.mark_reviewed(db(), lab().storage, job_id, mark, actor=_actor())
     except ValidationError as exc:
         return _answer(job_id, ok=False, message=" ".join(exc.errors.values()), status=422)
     except NotFound:
@@ -191,7 +198,7 @@ def resend_email(job_id: str):  # type: ignore[no-untyped-def]
     actor = _actor()
     try:
         resend.resend(
-            db(), job_id, request.form.get("template", ""), staff=actor.staff, workstation=actor.workstation,
+            db(), lab().storage, job_id, request.form.get("template", ""), staff=actor.staff, workstation=actor.workstation,
             expected=expected_from(request.form),
         )  # fmt: skip
     except ValidationError as exc:
