@@ -281,6 +281,11 @@ def choose_acting_as(tab: Tab, name: str = STAFF) -> None:
     """Pick "Acting as" for an action form (its dialog, or its own page) and wait for the lock answer."""
     page = tab.page
     dialog = page.locator("dialog#action-dialog")
+    header = page.locator("#acting-as-choice")
+    if not dialog.count() and header.count() and header.input_value() == name:
+        # Chosen earlier in this tab: the page took the lock for that name as it opened.
+        page.wait_for_load_state("networkidle")
+        return
     with page.expect_response(lambda r: r.url.endswith("/lock") and r.request.method == "POST"):
         if dialog.count():
             dialog.locator("#acting_as").select_option(name)
