@@ -289,3 +289,12 @@ def test_an_edited_quote_says_it_replaces_the_earlier_one():
     for body in (rendered.text, rendered.html):
         assert "changed the quote for your print" in body and "earlier quote email no longer works" in body
         assert "Good news" not in body
+
+
+def test_every_template_has_a_subject_outline_with_all_its_wordings():
+    from printlab.services.mail.render import _SUBJECTS, subject_outline
+
+    for template in _SUBJECTS:
+        assert subject_outline(template)  # the Mail page's search reads these for every template
+    assert "couldn't print" in subject_outline("rejected") and "cancelled" in subject_outline("rejected")
+    assert "new 3D print quote" in subject_outline("quote")

@@ -236,6 +236,61 @@ for _status in Status:
         return site.live.status_url(site.job(status).id)
 
 
+@page_state("student's status page, cancelled by the lab", who="student")
+def status_page_cancelled(site: Site) -> str:
+    def build() -> Job:
+        job = site._make(Status.READYTOPRINT)
+        workflow.cancel(
+            site.live.session, site.live.storage, job.id, actor=actor(), reason="The printer is broken"
+        )
+        return job
+
+    return site.live.status_url(site.made("cancelled", build).id)
+
+
+def _find_by_job_number(site: Site, tab: Tab) -> Any:
+    """A student types a job number into "Find my job" (which never shows a job by number alone)."""
+    page = tab.page
+    page.locator("#find-link").fill(site.live.reference(site.job(Status.UPLOADED).id)[:8])
+    with page.expect_navigation() as navigation:
+        page.locator("form[action$='/find-my-job'] button[type=submit]").click()
+    return navigation.value
+
+
+@page_state("landing page, find my job by number", who="student", status=422, then=_find_by_job_number)
+def landing_find_job(site: Site) -> str:
+    return site.url("/")
+
+
+def _send_a_model_with_a_wrong_email(site: Site, tab: Tab) -> Any:
+    """The whole form with its model but a wrong email, sent past the script: the file is kept."""
+    page = tab.page
+    page.locator("#student_name").fill(LONG_STUDENT)
+    page.locator("#student_email").fill("maximiliana@")
+    page.get_by_label("Discipline").select_option(index=1)
+    page.get_by_label("Class number").fill("ME 2110")
+    page.get_by_label("Filament").check()
+    page.get_by_label("Color").select_option("True Red")
+    page.get_by_label("Printer").select_option("Prusa MK4S")
+    page.get_by_label("Model file").set_input_files(MODELS / "stl_binary_20mm_xyz_cube.stl")
+    page.locator("#acknowledged_minimum_charge").check()
+    with page.expect_navigation() as navigation:
+        page.locator("form[action$='/submit']").evaluate(
+            "form => HTMLFormElement.prototype.submit.call(form)"
+        )
+    return navigation.value
+
+
+@page_state(
+    "submit form, a mistake with the file kept",
+    who="student",
+    status=422,
+    then=_send_a_model_with_a_wrong_email,
+)
+def submit_form_file_kept(site: Site) -> str:
+    return site.url("/submit")
+
+
 @page_state("confirm: the quote", who="student")
 def confirm_quote(site: Site) -> str:
     return site.confirm_url(site.job(Status.PENDING))
@@ -406,6 +461,24 @@ def admin_mail(site: Site) -> str:
     site.job(Status.PENDING)
     site.mail_delivered()
     return site.url("/admin/mail")
+
+
+@page_state("admin mail, a search")
+def admin_mail_search(site: Site) -> str:
+    site.job(Status.PENDING)
+    site.mail_delivered()
+    return site.url("/admin/mail?q=quote")
+
+
+def _open_an_action_dialog(site: Site, tab: Tab) -> None:
+    page = tab.page
+    page.locator("a[data-action-dialog]").first.click()
+    page.locator("dialog#action-dialog[open] form").wait_for()
+
+
+@page_state("job page, an action open as a dialog", then=_open_an_action_dialog)
+def job_with_dialog(site: Site) -> str:
+    return job_page(site, site.job(Status.UPLOADED))
 
 
 @page_state("admin mail, a message")

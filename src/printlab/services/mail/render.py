@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -122,13 +123,19 @@ _SUBJECTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
 TEMPLATES = tuple(_SUBJECTS)
 #: Stand-ins for a subject's changing parts, so its fixed words can be searched.
 _OUTLINE = {"simple_id": "", "job": {"cost": ""}, "hold_until_date": "", "charged": ""}
+#: The switches that change a subject's words: the last pickup reminder, a cancellation, an edited quote.
+_WORDING_FLAGS = ("final", "cancelled", "edited")
 
 
 def subject_outline(template: str) -> str:
-    """The fixed words of an email's subject lines (both, for the pickup reminder)."""
+    """The fixed words of an email's subject lines (every wording: the last pickup reminder, a cancellation)."""
     if template not in _SUBJECTS:
         return ""
-    return " ".join(_SUBJECTS[template]({**_OUTLINE, "final": final}) for final in (False, True))
+    wordings = {
+        _SUBJECTS[template]({**_OUTLINE, **dict(zip(_WORDING_FLAGS, flags, strict=True))})
+        for flags in product((False, True), repeat=len(_WORDING_FLAGS))
+    }
+    return " ".join(sorted(wordings))
 
 
 def message_context(
