@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from printlab.clock import to_lab_time, utcnow
 from printlab.domain.naming import extension_of
 from printlab.domain.submission import (
+    FORM_ORDER,
     MAX_CLASS_NUMBER,
     MAX_EMAIL_LENGTH,
     MESSAGES,
@@ -43,15 +44,8 @@ from printlab.web.uploads import HashingUpload
 log = logging.getLogger(__name__)
 bp = Blueprint("student", __name__, template_folder="templates")
 
-FORM_FIELDS = (
-    "student_name",
-    "student_email",
-    "discipline",
-    "class_number",
-    "print_method",
-    "color",
-    "printer",
-)
+#: The form's typed and chosen fields (the file and the tick box are read on their own).
+FORM_FIELDS = tuple(name for name in FORM_ORDER if name not in ("file", "acknowledged_minimum_charge"))
 #: What the form says when a new upload was refused as empty.
 EMPTY_FILE = "This file is empty. Choose your model file again."
 COULD_NOT_STORE = (
