@@ -330,10 +330,10 @@ def test_staff_and_workstation_dates_and_the_log_are_in_the_lab_time_zone(web, s
     admin.post("/admin/staff", data={**ACTING, "name": "Jo Smith"})
     zone = re.compile(r"\d{2} \w{3} \d{4} \d{2}:\d{2} C[SD]T")  # the lab is in America/Chicago
     staff_page = admin.get("/admin/staff").data.decode()
-    jo = staff_page.split("<td>Jo Smith</td>", 1)[1].split("</tr>", 1)[0]
+    jo = staff_page.split('<td data-label="Name">Jo Smith</td>', 1)[1].split("</tr>", 1)[0]
     assert zone.search(jo) and not re.search(r"\d{4}-\d{2}-\d{2}", jo)
     stations = admin.get("/admin/workstations").data.decode()
-    row = stations.split(f"<td>{ADMIN_PC}</td>", 1)[1].split("</tr>", 1)[0]
+    row = stations.split(f'<td data-label="Workstation">{ADMIN_PC}</td>', 1)[1].split("</tr>", 1)[0]
     assert zone.search(row) and not re.search(r"\d{4}-\d{2}-\d{2}", row)
     log = admin.get("/admin/log").data.decode()
     assert f"Staff member Jo Smith added by {STAFF}" in log and "StaffAdded" not in log
