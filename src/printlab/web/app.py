@@ -29,6 +29,7 @@ from printlab.services.lab.catalog import banner
 from printlab.services.lab.staff import recently_added
 from printlab.services.upkeep import health
 from printlab.web.context import MAX_WHOLE, Lab, close_db, db, lab, upload_limit_bytes
+from printlab.web.context import forget_failed_session as _forget_failed_session
 from printlab.web.job_version import version_of
 from printlab.web.limits import counter_store, limiter
 from printlab.web.uploads import FORM_OVERHEAD_BYTES, LabRequest, discard_incoming
@@ -233,18 +234,6 @@ def _workstation_or_nothing():  # type: ignore[no-untyped-def]
     except SQLAlchemyError:
         _forget_failed_session()
         return None
-
-
-def _forget_failed_session() -> None:
-    """After a database error: nothing more of this request asks the database, and its session is
-    dropped (closing it may fail too when the connection is gone)."""
-    g.database_failed = True
-    failed = g.pop("db", None)
-    if failed is not None:
-        try:
-            failed.close()
-        except Exception:  # the connection is already gone; the pool discards it
-            log.debug("closing the session after a database error failed", exc_info=True)
 
 
 def _page_context() -> dict[str, Any]:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from flask import current_app, g, request
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from printlab.config import Config
@@ -55,6 +57,28 @@ def catalog() -> Catalog:
         if body_limit is not None:  # `printlab serve`: its HTTP server refuses larger bodies unread
             body_limit.note(g.catalog.upload_limit_mb * 1024 * 1024)
     return g.catalog
+
+
+def catalog_if_reachable() -> Catalog | None:
+    """The catalog, or None when the database can't be reached (for pages that work without it)."""
+    try:
+        return catalog()
+    except (OperationalError, InterfaceError, PoolTimeout) as exc:
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
+        forget_failed_session()
+        return None
+
+
+def forget_failed_session() -> None:
+    """After a database error: nothing more of this request asks the database, and its session is
+    dropped (closing it may fail too when the connection is gone)."""
+    g.database_failed = True
+    failed = g.pop("db", None)
+    if failed is not None:
+        try:
+            failed.close()
+        except Exception:  # the connection is already gone; the pool discards it
+            log.debug("closing the session after a database error failed", exc_info=True)
 
 
 def upload_limit_bytes() -> int:

@@ -7,7 +7,7 @@ import re
 from flask import Blueprint, redirect, render_template, request, session, url_for
 
 from printlab.services.jobs.references import read_reference
-from printlab.web.context import catalog, lab
+from printlab.web.context import catalog_if_reachable, lab
 
 bp = Blueprint("home", __name__)
 
@@ -19,7 +19,7 @@ _IN_LINK = re.compile(r"/(?:status|submit/done)/([A-Za-z0-9_.-]+)")
 def index():  # type: ignore[no-untyped-def]
     if session.get("workstation_id"):
         return redirect(url_for("dashboard.index"))
-    return render_template("home.html", catalog=catalog(), errors={}, link="")
+    return render_template("home.html", catalog=catalog_if_reachable(), errors={}, link="")
 
 
 @bp.post("/find-my-job")
@@ -39,4 +39,6 @@ def find_job():  # type: ignore[no-untyped-def]
         )
     else:
         message = "Paste the whole link from one of PrintLab's emails to you (it starts with http)."
-    return render_template("home.html", catalog=catalog(), errors={"link": message}, link=link), 422
+    return render_template(
+        "home.html", catalog=catalog_if_reachable(), errors={"link": message}, link=link
+    ), 422
