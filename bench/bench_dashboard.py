@@ -35,7 +35,7 @@ PASSWORD = "bench-password-0123"
 TARGET_P50_MS = 50.0
 SEARCH_TARGET_P50_MS = 30.0
 GROWTH_LIMIT = 1.3
-GROWTH_KEYS = ("uploaded", "archived", "search", "search-archived", "search-uploaded", "poll")
+GROWTH_KEYS = ("uploaded", "archived", "search", "search-archived", "search-uploaded", "search-one", "poll")
 
 
 @dataclass
@@ -149,9 +149,9 @@ def scenarios(client: FlaskClient, engine: Engine, surname: str) -> list[Scenari
             ),
             {"n": archived // 2},
         ).one()
-        any_job = connection.execute(
-            text("SELECT id FROM job WHERE status = 'PRINTING' ORDER BY created_at LIMIT 1")
-        ).scalar_one()
+        any_job, its_email = connection.execute(
+            text("SELECT id, student_email FROM job WHERE status = 'PRINTING' ORDER BY created_at LIMIT 1")
+        ).one()
     created = deep[0] if not isinstance(deep[0], str) else deep[0].replace(" ", "T")
     after = f"{created.isoformat() if hasattr(created, 'isoformat') else created}~{deep[1]}"
     cards = "/dashboard/cards?" + urlencode({"status": "UPLOADED"})
@@ -175,6 +175,8 @@ def scenarios(client: FlaskClient, engine: Engine, surname: str) -> list[Scenari
             f"search: '{surname}' in Uploaded",
             "/dashboard?" + urlencode({"status": "UPLOADED", "q": surname}),
         ),
+        # As many matches at every size (one student's address): how search grows with the jobs alone.
+        Scenario("search-one", "search: one student's email", "/dashboard?" + urlencode({"q": its_email})),
         Scenario("api-uploaded", "api: /api/v1/jobs Uploaded", "/api/v1/jobs?status=UPLOADED"),
         Scenario("api-archived", "api: /api/v1/jobs Archived", "/api/v1/jobs?status=ARCHIVED"),
         Scenario("poll", "poll: /dashboard/cards 304", cards, {"If-None-Match": etag}, (304, 200)),
