@@ -27,6 +27,7 @@ from printlab.services.views.dashboard import (
     status_counts,
 )
 
+from .conftest import BACKENDS
 from .factories import STAFF, actor, make_job, make_staff
 
 
@@ -276,10 +277,12 @@ def test_migration_fills_search_counts_and_status_times_for_existing_jobs(empty_
         engine.dispose()
 
 
+# SQLite has one writer at a time: the question is PostgreSQL's alone.
+@pytest.mark.parametrize(
+    "backend", [pytest.param(b, marks=pytest.mark.postgres_only) for b in BACKENDS if b == "postgresql"]
+)
 def test_postgresql_holds_the_count_rows_only_while_committing(backend, session, storage, engine):
     """A job change waits for no other open transaction's counts: they are written at COMMIT."""
-    if backend != "postgresql":
-        pytest.skip("SQLite has one writer at a time")
     first = make_job(session, storage, Status.PENDING, student_email="one@example.edu")
     second = make_job(session, storage, Status.READYTOPRINT, student_email="two@example.edu")
     session.rollback()
