@@ -22,18 +22,22 @@ from .servers import RedisServer
 CUBE = MODELS / "stl_binary_20mm_xyz_cube.stl"
 
 
-def test_two_app_processes_share_the_sign_in_limit(lab_env, session):
+def two_apps_sharing_the_machines_redis(lab_env):  # type: ignore[no-untyped-def]
+    """Two app processes' worth of apps counting in the machine's Redis, from clean counters."""
     from printlab.web.app import create_app
 
-    workstations.add_workstation(session, "LAB-PC-1", "a-long-password-1")
     env = lab_env | {"PRINTLAB_RATELIMIT_STORAGE": "redis://127.0.0.1:6379"}
-    # Start from clean counters (the limiter's keys all contain LIMITER).
-    server = redis.Redis(host="127.0.0.1", port=6379)
-    for key in server.scan_iter("*LIMITER*"):
-        server.delete(key)
-    apps = [
+    with redis.Redis(host="127.0.0.1", port=6379) as server:
+        for key in server.scan_iter("*LIMITER*"):  # the limiter's keys all contain LIMITER
+            server.delete(key)
+    return [
         create_app({"TESTING": True, "WTF_CSRF_ENABLED": False}, config=config_module.load(env)) for _ in range(2)
     ]  # fmt: skip
+
+
+def test_two_app_processes_share_the_sign_in_limit(lab_env, session):
+    workstations.add_workstation(session, "LAB-PC-1", "a-long-password-1")
+    apps = two_apps_sharing_the_machines_redis(lab_env)
     try:
         clients = [app.test_client() for app in apps]
         # Different names each time: wrong passwords for one workstation slow that computer down on
@@ -152,16 +156,8 @@ def test_redis_down_degrades_rate_limits_and_recovers(lab_env, session, storage,
 
 
 def test_two_app_processes_share_the_per_email_submission_limit(lab_env, session):
-    from printlab.web.app import create_app
-
     set_per_hour(session, 1)
-    env = lab_env | {"PRINTLAB_RATELIMIT_STORAGE": "redis://127.0.0.1:6379"}
-    server = redis.Redis(host="127.0.0.1", port=6379)
-    for key in server.scan_iter("*LIMITER*"):
-        server.delete(key)
-    apps = [
-        create_app({"TESTING": True, "WTF_CSRF_ENABLED": False}, config=config_module.load(env)) for _ in range(2)
-    ]  # fmt: skip
+    apps = two_apps_sharing_the_machines_redis(lab_env)
     try:
         # Two browsers at two addresses, one on each process: only the email address is the same.
         assert _submit(apps[0].test_client(), "student@example.edu").status_code == 303
@@ -172,4 +168,3 @@ def test_two_app_processes_share_the_per_email_submission_limit(lab_env, session
     finally:
         for app in apps:
             app.extensions["printlab"].engine.dispose()
-        server.close()
