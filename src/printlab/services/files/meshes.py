@@ -305,6 +305,30 @@ def _concatenate(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray
 # -- 3MF ---------------------------------------------------------------------------------------
 
 
+def _refuse_dtd(*_args: object) -> None:
+    raise AnalysisFailed("the 3MF model declares a DTD, which 3MF files may not")
+
+
+def _xml_parser(start: Any, end: Any, *, namespaces: bool) -> Any:
+    """An expat parser for one part of a 3MF archive, calling `start` and `end` for each element.
+
+    3MF (like all OPC parts) forbids DTDs; refusing them rules out entity expansion.
+    """
+    parser = expat.ParserCreate(namespace_separator=" ") if namespaces else expat.ParserCreate()
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.StartDoctypeDeclHandler = _refuse_dtd
+    parser.EntityDeclHandler = _refuse_dtd
+    return parser
+
+
+def _feed(parser: Any, stream: Any) -> None:
+    """Parse `stream` a chunk at a time, so a large part never sits in memory whole."""
+    while chunk := stream.read(_XML_CHUNK):
+        parser.Parse(chunk, False)
+    parser.Parse(b"", True)
+
+
 @dataclass
 class _Object:
     vertices: np.ndarray | None = None
@@ -343,21 +367,9 @@ class _PartParser:
         self._parser: Any = None
 
     def parse(self, stream: io.BufferedIOBase | Any) -> _Part:
-        parser = expat.ParserCreate(namespace_separator=" ")
-        self._parser = parser
-        parser.StartElementHandler = self._start
-        parser.EndElementHandler = self._end
-        # 3MF (like all OPC parts) forbids DTDs; refusing them rules out entity expansion.
-        parser.StartDoctypeDeclHandler = self._refuse_dtd
-        parser.EntityDeclHandler = self._refuse_dtd
-        while chunk := stream.read(_XML_CHUNK):
-            parser.Parse(chunk, False)
-        parser.Parse(b"", True)
+        self._parser = _xml_parser(self._start, self._end, namespaces=True)
+        _feed(self._parser, stream)
         return self.part
-
-    @staticmethod
-    def _refuse_dtd(*_args: object) -> None:
-        raise AnalysisFailed("the 3MF model declares a DTD, which 3MF files may not")
 
     def _start(self, name: str, attrs: dict[str, str]) -> None:
         namespace, _, local = name.rpartition(" ")
@@ -500,14 +512,7 @@ class _ConfigParser:
         self._volume_is_modifier = False
 
     def parse(self, stream: Any) -> None:
-        parser = expat.ParserCreate()
-        parser.StartElementHandler = self._start
-        parser.EndElementHandler = self._end
-        parser.StartDoctypeDeclHandler = _PartParser._refuse_dtd
-        parser.EntityDeclHandler = _PartParser._refuse_dtd
-        while chunk := stream.read(_XML_CHUNK):
-            parser.Parse(chunk, False)
-        parser.Parse(b"", True)
+        _feed(_xml_parser(self._start, self._end, namespaces=False), stream)
 
     def _start(self, name: str, attrs: dict[str, str]) -> None:
         if name == "object":
