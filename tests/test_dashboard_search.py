@@ -72,6 +72,38 @@ def test_search_spans_every_status_and_counts_its_matches_per_tab(session, stora
     assert search(session, 'say "hi"').total == 0  # FTS5 syntax is plain text too
 
 
+def test_a_whole_email_address_finds_that_student_through_the_address_index(session, storage, engine):
+    ada = make_job(session, storage, student_name="Ada Lovelace", student_email="ada.l@example.edu")
+    later = make_job(
+        session,
+        storage,
+        Status.COMPLETED,
+        model="box.obj",
+        student_name="Ada L",
+        student_email="ada.l@example.edu",
+    )
+    make_job(session, storage, student_name="Nada Byron", student_email="nada.l@example.edu")  # contains it
+    with engine.begin() as connection:  # an address typed in capitals by an earlier system's import
+        connection.execute(
+            text("UPDATE job SET student_email = 'Ada.L@Example.EDU' WHERE id = :id"), {"id": ada.id}
+        )
+    session.rollback()
+
+    found = search(session, "ADA.L@example.EDU")
+
+    assert sorted(card.id for card in found.cards) == sorted([ada.id, later.id])
+    assert found.counts[Status.UPLOADED] == 1 and found.counts[Status.COMPLETED] == 1
+    assert search(session, "a.l@example").total == 3  # part of an address is still a text search
+    # The address is found through its own index, not by reading every job.
+    lookup = "SELECT id FROM job WHERE lower(student_email) = 'ada.l@example.edu'"
+    explain = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SET enable_seqscan = off"))
+        plan = " ".join(str(row) for row in connection.execute(text(explain + lookup)))
+    assert "ix_job_student_email_lower" in plan
+
+
 def test_the_search_form_spans_every_status_and_tab_links_narrow_it(signed_in_client, session, storage):
     make_job(
         session, storage, Status.PAIDPICKEDUP, student_name="Maria Lopez", student_email="ml@example.edu"

@@ -342,8 +342,9 @@ class AdminLogEntry(Base):
 # transaction as the change they follow, so no code path (workflow, admin override, sweeps, repair,
 # a raw SQL fix) can leave them behind. The application only reads them.
 
-#: Objects migration 0008 makes that the models can't describe: SQLite's FTS5 table (and the
-#: shadow tables FTS5 keeps beside it) and PostgreSQL's trigram GIN index. Schema comparisons skip them.
+#: Objects the search migrations make that the models can't describe: SQLite's FTS5 table (and the
+#: shadow tables FTS5 keeps beside it), PostgreSQL's trigram GIN index (0008) and the expression
+#: index on the lower-cased student email (0009). Schema comparisons skip them.
 SEARCH_INDEX_OBJECTS = frozenset(
     {
         "job_search_fts",
@@ -353,6 +354,7 @@ SEARCH_INDEX_OBJECTS = frozenset(
         "job_search_fts_config",
         "job_search_fts_content",
         "ix_job_search_search_text_trgm",
+        "ix_job_student_email_lower",
     }
 )
 

@@ -42,6 +42,8 @@ AT_THE_PRINTER = frozenset({Status.READYTOPRINT, Status.PRINTING})
 #: SQLite's FTS5 trigram index over job_search (migration 0008); a trigram needs three characters.
 _FTS = table("job_search_fts", column("rowid"), column("job_search_fts"))  # FTS5's hidden column
 _TRIGRAM = 3
+#: A whole email address typed in the search box: found by the address index (migration 0009).
+_EMAIL = re.compile(r"^[^\s@]+@[^\s@]+\.[^\s@]+$")
 
 
 @dataclass(frozen=True)
@@ -303,8 +305,14 @@ def _escape_like(text: str) -> str:
 
 
 def _text_match(session: Session, q: str) -> list[ColumnElement[bool]]:
-    """Conditions for jobs whose search text contains `q`, through the database's own text index."""
+    """Conditions for jobs whose search text contains `q`, through the database's own text index.
+
+    A whole email address is matched as the student's address (any case), not as a substring.
+    """
     needle = q.lower()
+    if _EMAIL.match(needle):
+        # The address's own index: its trigrams (`edu`, `@un`) are in nearly every job's text.
+        return [JobSearch.job_id.in_(select(Job.id).where(func.lower(Job.student_email) == needle))]
     hex_id = bool(_HEX.match(needle))
     if session.get_bind().dialect.name == "sqlite" and len(needle) >= _TRIGRAM:
         phrase = '"' + needle.replace('"', '""') + '"'  # one FTS5 phrase: a substring, no operators
