@@ -393,7 +393,7 @@ def _milestones(session: Session, span: Span, filters: Filters) -> list[JobTrail
         .scalar_subquery()
     )
     firsts = [func.min(case((status.value == _TO, Event.timestamp))) for status in _STAGE_ENDS]
-    reverted = func.max(case((_REVERT == True, 1), else_=0)  # noqa: E712)
+    reverted = func.max(case((_REVERT.is_(True), 1), else_=0))
     query = (
         select(
             Job.id, Job.created_at, Job.printer, Job.material, Job.time_hours, Job.weight_g, *firsts, reverted
