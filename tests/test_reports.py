@@ -8,10 +8,14 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
+from alembic import command
+from sqlalchemy import select
 
 from printlab import config as config_module
+from printlab.db import alembic_config
 from printlab.domain.reports import choose_period
 from printlab.domain.statuses import Status
+from printlab.models import JobMilestone
 from printlab.services.jobs import workflow
 from printlab.services.lab import workstations
 from printlab.services.lab.actors import Actor
@@ -327,3 +331,26 @@ def test_reports_need_a_signed_in_workstation_and_analytics_leads_there(web):
     dashboard = staff.get("/dashboard").get_data(as_text=True)
     assert 'href="/reports">Reports</a>' in dashboard
     assert staff.get("/reports").status_code == 200  # the default period: the last 30 days
+
+
+def _milestone_rows(session):  # type: ignore[no-untyped-def]
+    session.rollback()
+    return {
+        row.job_id: (row.approved_at, row.confirmed_at, row.printing_at, row.completed_at, row.picked_up_at)
+        for row in session.scalars(select(JobMilestone))
+    }
+
+
+def test_the_migration_fills_milestones_as_the_workflow_keeps_them(session, storage, database_url):
+    jobs = build_history(session, storage)
+    kept = _milestone_rows(session)
+    # B: its mistaken completion forgotten; C: no confirmation (an admin skipped it); D: never approved.
+    assert kept[jobs["B"]] == (at(4, 16), at(4, 20), at(5, 20), at(9, 5, 30), None)
+    assert kept[jobs["C"]] == (at(5, 16), None, at(6, 16), at(7, 16), at(8, 16))
+    assert kept[jobs["A"]][4] == at(6, 21)  # the pickup recorded again after the revert
+    assert jobs["D"] not in kept
+    session.close()
+    config = alembic_config(database_url)
+    command.downgrade(config, "0009")
+    command.upgrade(config, "head")
+    assert _milestone_rows(session) == kept

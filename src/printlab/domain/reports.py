@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from printlab.domain.statuses import Status
@@ -84,11 +85,11 @@ class Period:
     def days(self) -> int:
         return (self.last_day - self.first_day).days + 1
 
-    @property
+    @cached_property
     def start(self) -> datetime:
         return local_midnight_utc(self.first_day, self.zone)
 
-    @property
+    @cached_property
     def end(self) -> datetime:
         return local_midnight_utc(self.last_day + timedelta(days=1), self.zone)
 
@@ -230,21 +231,21 @@ class Move:
 def milestones(created_at: datetime | None, moves: Sequence[Move]) -> dict[str, datetime]:
     """When a job first reached each status, from its trail in time order.
 
-    A revert undoes the move it reverts (the job never really got there), and a later move into a
-    status it had already reached keeps the first time: a failed print that is printed again counts
-    from the first start, as the student waited from then.
+    A later move into a status the job had already reached keeps the first time (a failed print
+    printed again counts from its first start, as the student waited from then). A revert undoes the
+    move it reverts: the job never really got there, so the time it reached the status it left is
+    forgotten and the next time it gets there counts. `job_milestone` keeps the same times, written
+    by each move (services/jobs/milestones.py).
     """
-    reached: dict[str, list[datetime]] = {}
+    reached: dict[str, datetime] = {}
     if created_at is not None:
-        reached[Status.UPLOADED.value] = [created_at]
+        reached[Status.UPLOADED.value] = created_at
     for move in moves:
         if move.revert:
-            undone = reached.get(move.source or "")
-            if undone:
-                undone.pop()
-            continue
-        reached.setdefault(move.target, []).append(move.at)
-    return {status: times[0] for status, times in reached.items() if times}
+            reached.pop(move.source or "", None)
+        else:
+            reached.setdefault(move.target, move.at)
+    return reached
 
 
 # -- queue age ---------------------------------------------------------------------------------

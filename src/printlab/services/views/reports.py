@@ -1,10 +1,10 @@
 """The reports page's read model: a period's figures beside the previous period's, from indexed queries.
 
-Nothing here changes anything. Each figure is worked out from the rows the workflow already writes
-(jobs, their event trail, payments, and the `job_search` row that says since when a job has been in
-its status), with a fixed handful of statements whatever the period: one pass over each table's
-rows in the period and the one before it, grouped in the database where a count is all that is
-needed. docs/performance.md says why there are no aggregate tables.
+Nothing here changes anything. Each figure is worked out from the rows the workflow writes (jobs,
+their event trail, payments, `job_search` for since when a job has been in its status, and
+`job_milestone` for when it first reached each stage), with a fixed handful of statements whatever
+the period: each covers the period and the one before it, grouped in the database where a count is
+all that is needed. docs/performance.md says why the stage times have a table of their own.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from printlab.clock import utcnow
@@ -24,31 +24,25 @@ from printlab.domain.catalog import Catalog
 from printlab.domain.reports import (
     AGE_BUCKETS,
     STAGES,
-    Move,
     Period,
     PeriodError,
     age_bucket,
     change_percent,
     filter_problems,
     lab_day,
-    milestones,
     nearest_rank,
     week_start,
 )
 from printlab.domain.statuses import WORK_QUEUES, Status
 from printlab.domain.text import is_clean
-from printlab.models import Event, Job, JobSearch, Payment
+from printlab.models import MILESTONE_COLUMNS, Event, Job, JobMilestone, JobSearch, Payment
 
-#: The events that move a job from one status to another (their details carry `from` and `to`).
-MOVE_EVENTS = ("StaffApproved", "StudentConfirmed", "AdminOverride", "StatusChanged", "PrintFailed")
 #: Unpaid completed jobs listed by name; the count and the amount owed cover all of them.
 UNPAID_LISTED = 100
 _STAGE_ENDS = [end for _, end, _ in STAGES]
 
 _FROM = Event.details["from"].as_string()
 _TO = Event.details["to"].as_string()
-_REVERT = Event.details["revert"].as_boolean()
-_OVERRIDE = Event.details["override"].as_string()
 
 
 @dataclass(frozen=True)
@@ -314,19 +308,36 @@ def _events_of(query: Any, filters: Filters) -> Any:
     return query.join(Job, Job.id == Event.job_id).where(*conditions) if conditions else query
 
 
+#: The events whose details the counts need: approvals, rejections and cancellations, and overrides
+#: (an override that archives a job also writes JobArchived).
+_COUNTED_TYPES = ("StaffApproved", "StaffRejected", "AdminOverride")
+
+
 def _event_counts(
     session: Session, span: Span, filters: Filters
 ) -> tuple[dict[str, Figure], list[tuple[str, int, int]]]:
-    """Approvals, rejections, cancellations and each staff member's actions, in one grouped pass."""
+    """Approvals, rejections, cancellations and each staff member's actions.
+
+    Two grouped statements: every event in the periods per type and staff member (read from the
+    index on (timestamp, event_type, triggered_by) alone when nothing is filtered), and the few
+    types whose details say what they were.
+    """
     flag = _this_period(Event.timestamp, span)
-    query = (
-        select(flag, Event.event_type, _FROM, _TO, _OVERRIDE, Event.triggered_by, func.count())
-        .where(_in_span(Event.timestamp, span))
-        .group_by(flag, Event.event_type, _FROM, _TO, _OVERRIDE, Event.triggered_by)
+    per_staff = (
+        select(flag, Event.triggered_by, func.count())
+        .where(_in_span(Event.timestamp, span), Event.triggered_by.is_not(None))
+        .group_by(flag, Event.triggered_by)
+    )
+    staff: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for this, who, n in session.execute(_events_of(per_staff, filters)):
+        staff[who][1 if this else 0] += n
+    detailed = (
+        select(flag, Event.event_type, _FROM, _TO, Event.triggered_by, func.count())
+        .where(_in_span(Event.timestamp, span), Event.event_type.in_(_COUNTED_TYPES))
+        .group_by(flag, Event.event_type, _FROM, _TO, Event.triggered_by)
     )
     counts: dict[str, list[int]] = {k: [0, 0] for k in ("approvals", "rejections", "cancellations")}
-    staff: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for this, kind, source, target, override, who, n in session.execute(_events_of(query, filters)):
+    for this, kind, source, target, who, n in session.execute(_events_of(detailed, filters)):
         slot = 1 if this else 0
         if kind == "StaffApproved" and source == Status.UPLOADED:
             counts["approvals"][slot] += n
@@ -336,14 +347,15 @@ def _event_counts(
             counts["cancellations"][slot] += n
         # An approval writes StaffApproved and StatusChanged, an override that archives AdminOverride
         # and JobArchived: one action each for the staff member.
-        twin = (kind == "StatusChanged" and (source, target) == (Status.UPLOADED, Status.PENDING)) or (
-            kind == "JobArchived" and override
+        twin = (kind == "StaffApproved" and source == Status.UPLOADED) or (
+            kind == "AdminOverride" and target == Status.ARCHIVED
         )
-        if who and not twin:
-            staff[who][slot] += n
+        if who and twin:
+            staff[who][slot] -= n
     figures = {k: Figure(now, before) for k, (before, now) in counts.items()}
     activity = sorted(
-        ((name, now, before) for name, (before, now) in staff.items()), key=lambda r: (-r[1], r[0])
+        ((name, now, before) for name, (before, now) in staff.items() if now or before),
+        key=lambda r: (-r[1], r[0]),
     )
     return figures, activity
 
@@ -372,7 +384,6 @@ def _rejection_reasons(session: Session, span: Span, filters: Filters) -> list[t
 class JobTrail:
     """A job that reached a stage in either period, with the figures its use of a printer needs."""
 
-    job_id: str
     printer: str
     method: str
     hours: float
@@ -381,64 +392,26 @@ class JobTrail:
 
 
 def _milestones(session: Session, span: Span, filters: Filters) -> list[JobTrail]:
-    """When each job that moved in the two periods first reached each status (see domain.milestones).
+    """Every job that reached a stage in the two periods, with when it first reached each status.
 
-    One grouped query gives the first time per status for every such job; the few jobs with a revert
-    in their trail have it read whole, since a revert undoes the move before it.
+    Read from `job_milestone` (one row per job, written by each move; see domain.milestones for the
+    rule), through its indexes on each stage's time.
     """
-    moved = (
-        select(Event.job_id)
-        .where(_in_span(Event.timestamp, span), Event.event_type.in_(MOVE_EVENTS))
-        .distinct()
-        .scalar_subquery()
-    )
-    firsts = [func.min(case((status.value == _TO, Event.timestamp))) for status in _STAGE_ENDS]
-    reverted = func.max(case((_REVERT.is_(True), 1), else_=0))
+    times = [getattr(JobMilestone, MILESTONE_COLUMNS[s.value]) for s in _STAGE_ENDS]
     query = (
-        select(
-            Job.id, Job.created_at, Job.printer, Job.material, Job.time_hours, Job.weight_g, *firsts, reverted
-        )
-        .join(Event, Event.job_id == Job.id)
-        .where(
-            Job.id.in_(moved),
-            Event.event_type.in_(MOVE_EVENTS),
-            Event.timestamp < span[2],
-            *filters.conditions(),
-        )
-        .group_by(Job.id, Job.created_at, Job.printer, Job.material, Job.time_hours, Job.weight_g)
+        select(Job.created_at, Job.printer, Job.material, Job.time_hours, Job.weight_g, *times)
+        .join(Job, Job.id == JobMilestone.job_id)
+        .where(or_(*(_in_span(column, span) for column in times)), *filters.conditions())
     )
-    trails: list[JobTrail] = []
-    with_reverts: dict[str, JobTrail] = {}
-    for job_id, created, printer, method, hours, grams, *times, has_revert in session.execute(query):
-        reached = {Status.UPLOADED.value: created} if created else {}
-        reached.update({s.value: t for s, t in zip(_STAGE_ENDS, times, strict=True) if t is not None})
-        trail = JobTrail(job_id, printer or "", method or "", hours or 0.0, grams or 0.0, reached)
-        trails.append(trail)
-        if has_revert:
-            with_reverts[job_id] = trail
-    if with_reverts:
-        _replay_reverts(session, with_reverts, span)
+    trails = []
+    ends = [s.value for s in _STAGE_ENDS]
+    uploaded = Status.UPLOADED.value
+    for created, printer, method, hours, grams, *reached_at in session.connection().execute(query):
+        reached = {status: when for status, when in zip(ends, reached_at, strict=True) if when is not None}
+        if created is not None:
+            reached[uploaded] = created
+        trails.append(JobTrail(printer or "", method or "", hours or 0.0, grams or 0.0, reached))
     return trails
-
-
-def _replay_reverts(session: Session, trails: dict[str, JobTrail], span: Span) -> None:
-    rows = session.execute(
-        select(Event.job_id, Event.timestamp, Event.event_type, _FROM, _TO, _REVERT)
-        .where(
-            Event.job_id.in_(list(trails)),
-            Event.event_type.in_(MOVE_EVENTS),
-            Event.timestamp < span[2],
-            _TO.is_not(None),
-        )
-        .order_by(Event.job_id, Event.timestamp, Event.id)
-    ).all()
-    moves: dict[str, list[Move]] = defaultdict(list)
-    for job_id, when, kind, source, target, revert in rows:
-        if kind == "StatusChanged" and (source, target) == (Status.UPLOADED, Status.PENDING):
-            continue  # the approval's twin of StaffApproved
-        moves[job_id].append(Move(when, source, target, bool(revert)))
-    for job_id, trail in trails.items():
-        trail.reached = milestones(trail.reached.get(Status.UPLOADED.value), moves[job_id])
 
 
 def _stage_times(
@@ -447,17 +420,19 @@ def _stage_times(
     """Each stage's median and 90th percentile (hours) for jobs that finished it in either period,
     and the jobs completed (first reaching Completed) in either period."""
     stages = []
-    for start, end, label in STAGES:
+    this_start, this_end, before_start = period.start, period.end, previous.start
+    for start_status, end_status, label in STAGES:
+        start, end = start_status.value, end_status.value
         now: list[float] = []
         before: list[float] = []
         for trail in trails:
-            began, done = trail.reached.get(start.value), trail.reached.get(end.value)
+            began, done = trail.reached.get(start), trail.reached.get(end)
             if began is None or done is None or done < began:
                 continue  # the stage was skipped (an admin override) or its order is not forward
             hours = (done - began).total_seconds() / 3600
-            if period.contains(done):
+            if this_start <= done < this_end:
                 now.append(hours)
-            elif previous.contains(done):
+            elif before_start <= done < this_start:
                 before.append(hours)
         stages.append(
             StageTimes(
@@ -470,9 +445,8 @@ def _stage_times(
                 nearest_rank(before, 90),
             )
         )
-    completed = [
-        (t, t.reached[Status.COMPLETED.value]) for t in trails if Status.COMPLETED.value in t.reached
-    ]
+    done = Status.COMPLETED.value
+    completed = [(t, t.reached[done]) for t in trails if done in t.reached]
     return stages, completed
 
 
