@@ -130,6 +130,8 @@ class Event(Base):
         # The reports count a period's events per type and staff member from this index alone
         # (migration 0011); the seed's own single-column indexes stay as the customer listed them.
         Index("ix_event_timestamp_type_staff", "timestamp", "event_type", "triggered_by"),
+        # ... and find a period's approvals, rejections and overrides without walking the others.
+        Index("ix_event_type_timestamp", "event_type", "timestamp"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -306,6 +308,13 @@ class JobMilestone(Base):
     __tablename__ = "job_milestone"
 
     job_id: Mapped[str] = mapped_column(String, ForeignKey("job.id"), primary_key=True)
+    #: Copies of the job's own columns as of its latest move (only moves change them), so a report
+    #: reads this table alone unless it is filtered by discipline or class.
+    uploaded_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    printer: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    material: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    time_hours: Mapped[float | None] = mapped_column(Float, nullable=True)
+    weight_g: Mapped[float | None] = mapped_column(Float, nullable=True)
     approved_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
     printing_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)

@@ -8,7 +8,7 @@ One row per job that has moved past Uploaded, written by every status change in 
 the reports read it instead of each job's event trail (docs/performance.md, Reports). Existing
 jobs are filled from their events with the rule the workflow keeps (domain.reports.milestones).
 `ix_event_timestamp_type_staff` lets a report count a period's events per type and staff member
-from the index alone.
+from the index alone; `ix_event_type_timestamp` finds a period's approvals, rejections and overrides.
 
 Revises 0009: the charging schema (0010) was not on main when this was written; it touches only
 `payment` and `account_code`, so this may follow it (set down_revision = "0010" when both land).
@@ -51,6 +51,11 @@ def upgrade() -> None:
     op.create_table(
         "job_milestone",
         sa.Column("job_id", sa.String(), nullable=False),
+        sa.Column("uploaded_at", sa.DateTime(), nullable=True),
+        sa.Column("printer", sa.String(length=64), nullable=True),
+        sa.Column("material", sa.String(length=32), nullable=True),
+        sa.Column("time_hours", sa.Float(), nullable=True),
+        sa.Column("weight_g", sa.Float(), nullable=True),
         *(sa.Column(column, sa.DateTime(), nullable=True) for column in _COLUMNS.values()),
         sa.ForeignKeyConstraint(["job_id"], ["job.id"], name=op.f("fk_job_milestone_job_id_job")),
         sa.PrimaryKeyConstraint("job_id", name=op.f("pk_job_milestone")),
@@ -60,6 +65,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_event_timestamp_type_staff", "event", ["timestamp", "event_type", "triggered_by"], unique=False
     )
+    op.create_index("ix_event_type_timestamp", "event", ["event_type", "timestamp"], unique=False)
     _fill(op.get_bind())
 
 
@@ -115,9 +121,20 @@ def _fill(bind: sa.Connection) -> None:
             batch = []
     if batch:
         bind.execute(table.insert(), batch)
+    bind.execute(
+        sa.text(
+            "UPDATE job_milestone SET"
+            " uploaded_at = (SELECT job.created_at FROM job WHERE job.id = job_milestone.job_id),"
+            " printer = (SELECT job.printer FROM job WHERE job.id = job_milestone.job_id),"
+            " material = (SELECT job.material FROM job WHERE job.id = job_milestone.job_id),"
+            " time_hours = (SELECT job.time_hours FROM job WHERE job.id = job_milestone.job_id),"
+            " weight_g = (SELECT job.weight_g FROM job WHERE job.id = job_milestone.job_id)"
+        )
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_event_type_timestamp", table_name="event")
     op.drop_index("ix_event_timestamp_type_staff", table_name="event")
     for column in _COLUMNS.values():
         op.drop_index(op.f(f"ix_job_milestone_{column}"), table_name="job_milestone")

@@ -16,15 +16,18 @@ def record_move(session: Session, job: Job, source: str, target: str, *, revert:
     first time a job reaches a stage stays; a revert forgets the time of the status it undoes.
     """
     column = MILESTONE_COLUMNS.get(source if revert else target)
-    if column is None:
-        return
     with session.no_autoflush:
         row = session.get(JobMilestone, job.id)
     if row is None:
-        if revert:
-            return
-        row = JobMilestone(job_id=job.id)
+        if column is None or revert:
+            return  # nothing reached yet (a rejection of an upload): no row
+        row = JobMilestone(job_id=job.id, uploaded_at=job.created_at)
         session.add(row)
+    # The job's figures as of this move (a quote, an edit or the printer chosen at the start).
+    row.printer, row.material = job.printer, job.material
+    row.time_hours, row.weight_g = job.time_hours, job.weight_g
+    if column is None:
+        return
     if revert:
         setattr(row, column, None)
     elif getattr(row, column) is None:

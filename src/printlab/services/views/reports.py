@@ -40,6 +40,10 @@ from printlab.models import MILESTONE_COLUMNS, Event, Job, JobMilestone, JobSear
 #: Unpaid completed jobs listed by name; the count and the amount owed cover all of them.
 UNPAID_LISTED = 100
 _STAGE_ENDS = [end for _, end, _ in STAGES]
+# Each stage starts where the one before it ended, from the upload on: a trail is one time per status.
+assert [start for start, _, _ in STAGES] == [Status.UPLOADED, *_STAGE_ENDS[:-1]]
+#: The position of Completed in a trail's times.
+_COMPLETED = 1 + _STAGE_ENDS.index(Status.COMPLETED)
 
 _FROM = Event.details["from"].as_string()
 _TO = Event.details["to"].as_string()
@@ -388,7 +392,8 @@ class JobTrail:
     method: str
     hours: float
     grams: float
-    reached: dict[str, datetime]
+    #: When it was uploaded, then when it first reached the end of each stage (STAGES order).
+    times: tuple[datetime | None, ...]
 
 
 def _milestones(session: Session, span: Span, filters: Filters) -> list[JobTrail]:
@@ -401,22 +406,31 @@ def _milestones(session: Session, span: Span, filters: Filters) -> list[JobTrail
     # The times are read as the database sends them and parsed here: SQLite stores text, and
     # datetime.fromisoformat reads it many times faster than the generic DateTime conversion, which
     # was most of a semester's report (tens of thousands of rows, six times each).
-    raw = [type_coerce(column, String) for column in (Job.created_at, *times)]
-    query = (
-        select(Job.printer, Job.material, Job.time_hours, Job.weight_g, *raw)
-        .join(Job, Job.id == JobMilestone.job_id)
-        .where(or_(*(_in_span(column, span) for column in times)), *filters.conditions())
+    raw = [type_coerce(column, String) for column in (JobMilestone.uploaded_at, *times)]
+    m = JobMilestone
+    query = select(m.printer, m.material, m.time_hours, m.weight_g, *raw).where(
+        or_(*(_in_span(column, span) for column in times))
     )
-    trails = []
-    statuses = [Status.UPLOADED.value, *(s.value for s in _STAGE_ENDS)]
-    for printer, method, hours, grams, *reached_at in session.connection().execute(query):
-        reached = {
-            status: _moment(when)
-            for status, when in zip(statuses, reached_at, strict=True)
-            if when is not None
-        }
-        trails.append(JobTrail(printer or "", method or "", hours or 0.0, grams or 0.0, reached))
-    return trails
+    # The printer and method are copied into the milestone row; discipline and class need the job.
+    if filters.printer:
+        query = query.where(m.printer == filters.printer)
+    if filters.method:
+        query = query.where(m.material == filters.method)
+    if filters.discipline or filters.class_number:
+        query = query.join(Job, Job.id == m.job_id).where(
+            *Filters("", "", filters.discipline, filters.class_number).conditions()
+        )
+    rows = session.connection().execute(query).all()
+    return [
+        JobTrail(
+            printer or "",
+            method or "",
+            hours or 0.0,
+            grams or 0.0,
+            tuple(None if when is None else _moment(when) for when in times),
+        )
+        for printer, method, hours, grams, *times in rows
+    ]
 
 
 def _moment(value: datetime | str) -> datetime:
@@ -428,34 +442,34 @@ def _stage_times(
 ) -> tuple[list[StageTimes], list[tuple[JobTrail, datetime]]]:
     """Each stage's median and 90th percentile (hours) for jobs that finished it in either period,
     and the jobs completed (first reaching Completed) in either period."""
-    stages = []
     this_start, this_end, before_start = period.start, period.end, previous.start
-    for start_status, end_status, label in STAGES:
-        start, end = start_status.value, end_status.value
-        now: list[float] = []
-        before: list[float] = []
-        for trail in trails:
-            began, done = trail.reached.get(start), trail.reached.get(end)
+    now: list[list[float]] = [[] for _ in STAGES]
+    before: list[list[float]] = [[] for _ in STAGES]
+    completed: list[tuple[JobTrail, datetime]] = []
+    for trail in trails:
+        times = trail.times
+        for stage in range(len(STAGES)):  # stage i runs from times[i] to times[i + 1]
+            began, done = times[stage], times[stage + 1]
             if began is None or done is None or done < began:
                 continue  # the stage was skipped (an admin override) or its order is not forward
-            hours = (done - began).total_seconds() / 3600
             if this_start <= done < this_end:
-                now.append(hours)
+                now[stage].append((done - began).total_seconds() / 3600)
             elif before_start <= done < this_start:
-                before.append(hours)
-        stages.append(
-            StageTimes(
-                label,
-                len(now),
-                nearest_rank(now, 50),
-                nearest_rank(now, 90),
-                len(before),
-                nearest_rank(before, 50),
-                nearest_rank(before, 90),
-            )
+                before[stage].append((done - began).total_seconds() / 3600)
+        if times[_COMPLETED] is not None:
+            completed.append((trail, times[_COMPLETED]))  # type: ignore[arg-type]
+    stages = [
+        StageTimes(
+            label,
+            len(now[i]),
+            nearest_rank(now[i], 50),
+            nearest_rank(now[i], 90),
+            len(before[i]),
+            nearest_rank(before[i], 50),
+            nearest_rank(before[i], 90),
         )
-    done = Status.COMPLETED.value
-    completed = [(t, t.reached[done]) for t in trails if done in t.reached]
+        for i, (_start, _end, label) in enumerate(STAGES)
+    ]
     return stages, completed
 
 
@@ -540,12 +554,12 @@ def _unpaid(session: Session, filters: Filters) -> tuple[int, Decimal, list[Unpa
 def _queue_ages(session: Session, filters: Filters, now: datetime) -> list[tuple[Status, list[int]]]:
     """Jobs waiting in each work queue now, by how long they have been in it."""
     queues = [s for s in Status if s in WORK_QUEUES]
-    query = select(JobSearch.status, JobSearch.status_since).where(
-        JobSearch.status.in_([s.value for s in queues])
+    # Found through job's status index (job_search has none on purpose), joined for the time.
+    query = (
+        select(Job.status, JobSearch.status_since)
+        .join(JobSearch, JobSearch.job_id == Job.id)
+        .where(Job.status.in_([s.value for s in queues]), *filters.conditions())
     )
-    conditions = filters.conditions()
-    if conditions:
-        query = query.join(Job, Job.id == JobSearch.job_id).where(*conditions)
     buckets = {s.value: [0] * len(AGE_BUCKETS) for s in queues}
     for status, since in session.execute(query):
         buckets[status][age_bucket(now - (since or now))] += 1
