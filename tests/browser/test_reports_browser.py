@@ -34,6 +34,7 @@ def test_choose_a_period_and_see_each_chart_with_its_table(live, history, open_t
     page = tab.page
     page.get_by_role("link", name="Reports").click()
     page.wait_for_url(f"{live.url}/reports")
+    tab.audit()
     page.get_by_label("Period").select_option(label="Last 7 days")
     page.get_by_role("button", name="Show report").click()
     page.wait_for_url(f"{live.url}/reports?period=7d**")
@@ -70,6 +71,7 @@ def test_a_period_ending_before_it_starts_is_explained_on_the_page(live, history
     sign_in(tab, live)
     page = tab.page
     tab.go(f"{live.url}/reports")
+    tab.audit()
     page.get_by_label("Period").select_option(label="Custom dates")
     page.get_by_label("From (custom dates)").fill("2026-03-15")
     page.get_by_label("To (custom dates)").fill("2026-03-01")
