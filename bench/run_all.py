@@ -19,6 +19,12 @@ BENCHMARKS: tuple[tuple[str, str, list[str], list[str]], ...] = (
         ["--backend", "both", "--jobs", "1000,100000"],
         ["--backend", "both", "--jobs", "1000,10000", "--requests", "50"],
     ),
+    (
+        "reports",
+        "bench_reports.py",
+        ["--backend", "both", "--jobs", "1000,100000"],
+        ["--backend", "both", "--jobs", "1000,10000", "--requests", "5"],
+    ),
     ("submission", "bench_submission.py", ["--backend", "both"], ["--backend", "sqlite", "--repeats", "1"]),
     ("analysis", "bench_analysis.py", [], ["--repeats", "1"]),
 )

@@ -127,6 +127,13 @@ class Event(Base):
     """Append-only audit trail; the database itself refuses UPDATE and DELETE (see migrations)."""
 
     __tablename__ = "event"
+    __table_args__ = (
+        # The reports count a period's events per type and staff member from this index alone
+        # (migration 0011); the seed's own single-column indexes stay as the customer listed them.
+        Index("ix_event_timestamp_type_staff", "timestamp", "event_type", "triggered_by"),
+        # ... and find a period's approvals, rejections and overrides without walking the others.
+        Index("ix_event_type_timestamp", "event_type", "timestamp"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[str] = mapped_column(String, ForeignKey("job.id"), nullable=False, index=True)
@@ -345,6 +352,41 @@ class AnalysisState:
     PENDING = "PENDING"
     DONE = "DONE"
     FAILED = "FAILED"
+
+
+class JobMilestone(Base):
+    """When a job first reached each stage of a print, for the reports (migration 0011).
+
+    Written by every status change in the same transaction (services/jobs/milestones.py), so a
+    report reads one row per job instead of replaying its event trail. A revert clears the time of
+    the status it undoes. The upload is the job's `created_at`.
+    """
+
+    __tablename__ = "job_milestone"
+
+    job_id: Mapped[str] = mapped_column(String, ForeignKey("job.id"), primary_key=True)
+    #: Copies of the job's own columns as of its latest move (only moves change them), so a report
+    #: reads this table alone unless it is filtered by discipline or class.
+    uploaded_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    printer: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    material: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    time_hours: Mapped[float | None] = mapped_column(Float, nullable=True)
+    weight_g: Mapped[float | None] = mapped_column(Float, nullable=True)
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+    printing_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+    picked_up_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+
+
+#: The job_milestone column for each status a print's stages end in.
+MILESTONE_COLUMNS: dict[str, str] = {
+    Status.PENDING.value: "approved_at",
+    Status.READYTOPRINT.value: "confirmed_at",
+    Status.PRINTING.value: "printing_at",
+    Status.COMPLETED.value: "completed_at",
+    Status.PAIDPICKEDUP.value: "picked_up_at",
+}
 
 
 class JobAnalysis(Base):

@@ -446,6 +446,27 @@ def not_allowed(site: Site) -> str:
     return site.url("/admin/staff")
 
 
+# Reports
+
+
+@page_state("reports, last 90 days")
+def reports_page(site: Site) -> str:
+    for status in (Status.COMPLETED, Status.PAIDPICKEDUP, Status.REJECTED):
+        site.job(status)  # a completed print, a pickup and a rejection to chart
+    return site.url("/reports?period=90d")
+
+
+@page_state("reports on a lab computer (no money)", who="desk")
+def reports_page_desk(site: Site) -> str:
+    site.job(Status.PAIDPICKEDUP)
+    return site.url("/reports?period=this-semester")
+
+
+@page_state("reports, custom dates ending before they start", status=400)
+def reports_bad_period(site: Site) -> str:
+    return site.url("/reports?period=custom&from=2026-03-15&to=2026-03-01")
+
+
 # Admin pages
 
 for _path in ("/admin", "/admin/staff", "/admin/workstations", "/admin/catalog", "/admin/log",

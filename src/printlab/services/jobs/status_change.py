@@ -22,6 +22,7 @@ from printlab.domain.statuses import Action, Status, Transition, transition_for
 from printlab.models import Event, Job
 from printlab.services.errors import JobLocked, StaleJob, ValidationError, checked_text
 from printlab.services.files.storage import FileMove, Storage
+from printlab.services.jobs.milestones import record_move
 from printlab.services.jobs.records import add_event, base_name, job_folder, lock_job, sidecar_record
 from printlab.services.lab.actors import Actor, require_active_staff, require_admin
 from printlab.services.lab.catalog import load_catalog
@@ -151,6 +152,11 @@ def run_transition(
             job.locked_by = None  # an action ends the dialog that held the lock
             job.locked_until = None
 
+            # After the version is set: the milestone's lookup may flush the job row, whose status
+            # change must carry it (job_search's trigger takes the time of entering the status from it).
+            record_move(
+                session, job, source.value, job.status, revert=bool(result.details.get("revert")), now=now
+            )
             details = {"from": source.value, "to": transition.target.value, **result.details}
             events = (
                 transition.event_type,

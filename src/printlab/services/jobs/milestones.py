@@ -1,0 +1,34 @@
+"""When a job first reached each stage of a print, kept up to date by every status change."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from printlab.models import MILESTONE_COLUMNS, Job, JobMilestone
+
+
+def record_move(session: Session, job: Job, source: str, target: str, *, revert: bool, now: datetime) -> None:
+    """Note the move in the job's milestone row, inside the move's own transaction.
+
+    The same rule as domain.reports.milestones, which the migration filled existing jobs with: the
+    first time a job reaches a stage stays; a revert forgets the time of the status it undoes.
+    """
+    column = MILESTONE_COLUMNS.get(source if revert else target)
+    with session.no_autoflush:
+        row = session.get(JobMilestone, job.id)
+    if row is None:
+        if column is None or revert:
+            return  # nothing reached yet (a rejection of an upload): no row
+        row = JobMilestone(job_id=job.id, uploaded_at=job.created_at)
+        session.add(row)
+    # The job's figures as of this move (a quote, an edit or the printer chosen at the start).
+    row.printer, row.material = job.printer, job.material
+    row.time_hours, row.weight_g = job.time_hours, job.weight_g
+    if column is None:
+        return
+    if revert:
+        setattr(row, column, None)
+    elif getattr(row, column) is None:
+        setattr(row, column, now)
