@@ -1,7 +1,7 @@
 """job_milestone: when each job first reached each stage; an index counting events per type and staff
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-03 17:00:00.000000
 
 One row per job that has moved past Uploaded, written by every status change in its transaction;
@@ -10,8 +10,6 @@ jobs are filled from their events with the rule the workflow keeps (domain.repor
 `ix_event_timestamp_type_staff` lets a report count a period's events per type and staff member
 from the index alone; `ix_event_type_timestamp` finds a period's approvals, rejections and overrides.
 
-Revises 0009: the charging schema (0010) was not on main when this was written; it touches only
-`payment` and `account_code`, so this may follow it (set down_revision = "0010" when both land).
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

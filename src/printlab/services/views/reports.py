@@ -35,7 +35,7 @@ from printlab.domain.reports import (
 )
 from printlab.domain.statuses import WORK_QUEUES, Status
 from printlab.domain.text import is_clean
-from printlab.models import MILESTONE_COLUMNS, Event, Job, JobMilestone, JobSearch, Payment
+from printlab.models import MILESTONE_COLUMNS, Event, Job, JobMilestone, JobSearch, Payment, PaymentKind
 
 #: Unpaid completed jobs listed by name; the count and the amount owed cover all of them.
 UNPAID_LISTED = 100
@@ -500,23 +500,18 @@ def _method_use(now: Sequence[JobTrail], before: Sequence[JobTrail]) -> list[tup
     ]
 
 
-def _counted_payments() -> list[ColumnElement[bool]]:
-    """The payment rows that make up revenue.
-
-    Until the charging schema (migration 0010) lands, a revert voids the pickup's row
-    (`voided_at`), so voided rows are left out. From 0010 on, a revert, refund or correction is a
-    row of its own with a negative amount and `voided_at` is gone: return [] here, and every row in
-    the period counts (revenue is then simply the sum).
-    """
-    return [Payment.voided_at.is_(None)]
+def _pickups_counted() -> ColumnElement[int]:
+    """A pickup counts once; the reversal a revert writes takes it back. Refunds and corrections
+    change the revenue (every payment row is summed), not the number of pickups."""
+    return case((Payment.kind == PaymentKind.CHARGE, 1), (Payment.kind == PaymentKind.REVERSAL, -1), else_=0)
 
 
 def _payments(session: Session, span: Span, filters: Filters) -> tuple[Figure, Figure]:
     """Revenue (the sum charged in the period) and the number of pickups paid for."""
     flag = _this_period(Payment.recorded_at, span)
     query = (
-        select(flag, func.sum(Payment.charged_usd), func.count())
-        .where(_in_span(Payment.recorded_at, span), *_counted_payments())
+        select(flag, func.sum(Payment.charged_usd), func.sum(_pickups_counted()))
+        .where(_in_span(Payment.recorded_at, span))
         .group_by(flag)
     )
     conditions = filters.conditions()
@@ -526,7 +521,7 @@ def _payments(session: Session, span: Span, filters: Filters) -> tuple[Figure, F
     pickups: dict[int, int] = {}
     for this, total, n in session.execute(query):
         revenue[int(this)] = Decimal(str(total or 0)).quantize(Decimal("0.01"))
-        pickups[int(this)] = int(n)
+        pickups[int(this)] = int(n or 0)
     return (
         Figure(float(revenue.get(1, 0)), float(revenue.get(0, 0))),
         Figure(pickups.get(1, 0), pickups.get(0, 0)),
