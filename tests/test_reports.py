@@ -65,7 +65,7 @@ def build_history(session, storage) -> dict[str, str]:  # type: ignore[no-untype
     make_staff(session, SAM)
     workstations.add_workstation(session, ADMIN_PC, PASSWORD, is_admin=True)
     jobs: dict[str, str] = {}
-    # A: the usual path, its pickup reverted and recorded again (the first payment is voided).
+    # A: the usual path, its pickup reverted (a reversal row) and recorded again.
     a = jobs["A"] = _new(session, storage, at(3, 15))
     _approve(session, storage, a, at(3, 17))
     _confirm(session, storage, a, at(4, 15))
@@ -149,7 +149,7 @@ def test_every_figure_of_a_known_history(session, storage):
         "rejections": (1, 1),  # D | F
         "cancellations": (1, 0),  # E
         "completed": (3, 1),  # A, C, B (its first completion was reverted) | G
-        "pickups": (3, 0),  # A (the voided first payment left out), C, G
+        "pickups": (3, 0),  # A (its reverted first pickup taken back), C, G
     }
     for name, (now, before) in figures.items():
         figure = getattr(report, name)
