@@ -475,3 +475,70 @@ def restore_command(directory: str, force: bool) -> None:
             err=True,
         )
         sys.exit(2)
+
+
+@main.command("export")
+@click.argument("kind", type=click.Choice(["jobs", "payments", "events"]))
+@click.option(
+    "--from", "first", required=True, metavar="YYYY-MM-DD", help="First day of the period (lab time)."
+)
+@click.option("--to", "last", required=True, metavar="YYYY-MM-DD", help="Last day of the period, included.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv", show_default=True, help="File type."
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write the file here (default: standard output; XLSX only when it is redirected).",
+)
+@_friendly
+def export_command(kind: str, first: str, last: str, fmt: str, output: str | None) -> None:
+    """Export a period's jobs, payments or events for the finance office, as CSV or XLSX.
+
+    The period is lab days in the lab's time zone, both days included. CSV goes to standard output
+    unless --output is given; XLSX (a binary file) needs --output or a redirected standard output.
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from printlab.domain.periods import PeriodError, parse_period
+    from printlab.services.exports import export
+
+    try:
+        period = parse_period(first, last)
+    except PeriodError as exc:
+        raise click.UsageError(
+            " ".join(f"--{key}: {message}" for key, message in exc.errors.items())
+        ) from None
+    stdout = sys.stdout.buffer
+    if fmt == "xlsx" and output is None and stdout.isatty():
+        raise click.UsageError("An XLSX file is binary: give --output FILE, or redirect standard output.")
+    target = Path(output) if output else None
+    # Written beside the target and renamed into place: a failure never leaves half a file behind.
+    folder = target.parent if target else None
+    with (
+        _session(_config()) as session,
+        tempfile.NamedTemporaryFile(
+            "wb", dir=folder, prefix=".printlab-export-", suffix=f".{fmt}", delete=False
+        ) as spool,
+    ):
+        try:
+            if fmt == "csv":
+                for chunk in export.csv_stream(session, kind, period):
+                    (spool if target else stdout).write(chunk)
+            else:
+                export.write_xlsx(session, kind, period, spool.name)
+        except BaseException:
+            Path(spool.name).unlink(missing_ok=True)
+            raise
+    if target is not None:
+        Path(spool.name).replace(target)
+        click.echo(f"Wrote {export.file_name(kind, period, fmt)} to {target}.", err=True)
+        return
+    if fmt == "xlsx":
+        with open(spool.name, "rb") as written:
+            shutil.copyfileobj(written, stdout)
+    Path(spool.name).unlink(missing_ok=True)
+    stdout.flush()

@@ -1,0 +1,104 @@
+"""Export downloads for admin workstations: the form page and the streamed CSV or XLSX file."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Mapping
+
+from flask import Blueprint, Response, render_template, request, send_file
+
+from printlab.clock import to_lab_time, utcnow
+from printlab.domain.periods import Period, PeriodError, parse_period
+from printlab.services.exports import export
+from printlab.web.auth.guard import admin_required
+from printlab.web.context import catalog, lab
+
+bp = Blueprint("exports", __name__, template_folder="templates")
+
+#: What each export holds, in the page's words.
+DESCRIPTIONS = {
+    "jobs": "Jobs submitted in the period: student, print choices, status, quoted and paid amounts.",
+    "payments": "Payments recorded in the period: amounts, who collected and who recorded them.",
+    "events": "Everything that happened in the period, one sentence per change, with staff and workstation.",
+}
+
+
+def _page(values: Mapping[str, str], errors: Mapping[str, str] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+    today = to_lab_time(utcnow(), catalog().lab.time_zone).date()
+    return render_template(
+        "exports/index.html",
+        kinds=export.KINDS,
+        descriptions=DESCRIPTIONS,
+        values=values,
+        errors=errors or {},
+        default_from=today.replace(day=1).isoformat(),
+        default_to=today.isoformat(),
+        zone=catalog().lab.time_zone,
+    ), status
+
+
+@bp.get("/reports/exports")
+@admin_required
+def index():  # type: ignore[no-untyped-def]
+    return _page(request.args)
+
+
+@bp.get("/reports/export")
+@admin_required
+def download_from_form():  # type: ignore[no-untyped-def]
+    """The page's form: the export and the format as fields instead of in the address."""
+    kind, fmt = request.args.get("kind", ""), request.args.get("format", "")
+    errors = {}
+    if kind not in export.KINDS:
+        errors["kind"] = "Choose jobs, payments or events."
+    if fmt not in export.FORMATS:
+        errors["format"] = "Choose CSV or XLSX."
+    if errors:
+        return _page(request.args, errors, 400)
+    return _download(kind, fmt)
+
+
+@bp.get("/reports/export/<any(jobs, payments, events):kind>.<any(csv, xlsx):fmt>")
+@admin_required
+def download(kind: str, fmt: str):  # type: ignore[no-untyped-def]
+    return _download(kind, fmt)
+
+
+def _download(kind: str, fmt: str):  # type: ignore[no-untyped-def]
+    try:
+        period = parse_period(request.args.get("from"), request.args.get("to"))
+    except PeriodError as exc:
+        return _page(request.args | {"kind": kind, "format": fmt}, exc.errors, 400)
+    headers = {"Content-Disposition": f"attachment; filename={export.file_name(kind, period, fmt)}"}
+    if fmt == "csv":
+        return Response(_csv(kind, period), mimetype="text/csv", headers=headers)
+    return _xlsx(kind, period, headers)
+
+
+def _csv(kind: str, period: Period) -> Iterator[bytes]:
+    """Rows read with a session of the download's own (the request's closes when the view returns)."""
+    sessions = lab().sessions
+
+    def body() -> Iterator[bytes]:
+        with sessions() as session:
+            yield from export.csv_stream(session, kind, period)
+
+    return body()
+
+
+def _xlsx(kind: str, period: Period, headers: dict[str, str]) -> Response:
+    """An XLSX file is a zip finished at the end: written to a temporary file row by row (constant
+    memory), then sent from it. The file is unlinked at once; the open handle keeps it until sent."""
+    handle = tempfile.TemporaryFile(prefix="printlab-export-")  # noqa: SIM115 (send_file closes it)
+    try:
+        with lab().sessions() as session:
+            export.write_xlsx(session, kind, period, handle)
+        size = handle.tell()
+        handle.seek(0)
+    except BaseException:
+        handle.close()
+        raise
+    answer = send_file(handle, mimetype=export.MEDIA_TYPES["xlsx"], conditional=False, max_age=0)
+    answer.headers.update(headers)
+    answer.headers["Content-Length"] = str(size)
+    return answer
