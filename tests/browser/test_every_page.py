@@ -505,6 +505,16 @@ def admin_delete_files(site: Site) -> str:
     return site.url(f"/admin/jobs/{site.sliced().id}/delete-files")
 
 
+@page_state("exports for the finance office")
+def exports_page(site: Site) -> str:
+    return site.url("/reports/exports")
+
+
+@page_state("exports, a period that ends before it starts", status=400)
+def exports_backwards(site: Site) -> str:
+    return site.url("/reports/export?kind=payments&format=csv&from=2026-11-30&to=2026-11-01")
+
+
 # -- the runner --------------------------------------------------------------------------------
 
 #: How far the page reaches past the window, and the elements that stick out furthest.
