@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import IO, Any
 
@@ -28,16 +28,15 @@ def neutralised(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def _csv_cell(kind: Kind, value: Any, zone: str) -> str:
-    if value is None:
-        return ""
+def _csv_converter(kind: Kind, zone: str) -> Callable[[Any], str]:
+    """How a column's values become CSV text (chosen once per column, not per cell)."""
     if kind is Kind.WHEN:
-        return to_lab_time(value, zone).isoformat(sep=" ", timespec="seconds")
+        return lambda value: to_lab_time(value, zone).isoformat(sep=" ", timespec="seconds")
     if kind is Kind.MONEY:
-        return f"{Decimal(value):.2f}"
+        return lambda value: f"{Decimal(value):.2f}"
     if kind is Kind.NUMBER:
-        return str(value)
-    return neutralised(str(value))
+        return str
+    return lambda value: neutralised(str(value))
 
 
 def csv_chunks(sheet: Sheet) -> Iterator[bytes]:
@@ -47,9 +46,11 @@ def csv_chunks(sheet: Sheet) -> Iterator[bytes]:
     writer = csv.writer(buffer, lineterminator="\r\n")
     buffer.write("\ufeff")
     writer.writerow(sheet.headings)
-    kinds = [column.kind for column in sheet.columns]
+    converters = [_csv_converter(column.kind, sheet.zone) for column in sheet.columns]
     for row in sheet.rows:
-        writer.writerow([_csv_cell(kind, value, sheet.zone) for kind, value in zip(kinds, row, strict=True)])
+        writer.writerow(
+            ["" if value is None else convert(value) for convert, value in zip(converters, row, strict=True)]
+        )
         if buffer.tell() >= CHUNK:
             yield buffer.getvalue().encode("utf-8")
             buffer.seek(0)

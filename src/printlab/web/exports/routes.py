@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator, Mapping
+from datetime import timedelta
 
 from flask import Blueprint, Response, render_template, request, send_file
 
 from printlab.clock import to_lab_time, utcnow
-from printlab.domain.periods import Period, PeriodError, parse_period
+from printlab.domain.payments import signed_usd
+from printlab.domain.periods import Period, PeriodError, parse_month, parse_period
 from printlab.services.exports import export
 from printlab.web.auth.guard import admin_required
-from printlab.web.context import catalog, lab
+from printlab.web.context import catalog, db, lab
 
 bp = Blueprint("exports", __name__, template_folder="templates")
 
@@ -102,3 +104,31 @@ def _xlsx(kind: str, period: Period, headers: dict[str, str]) -> Response:
     answer.headers.update(headers)
     answer.headers["Content-Length"] = str(size)
     return answer
+
+
+@bp.get("/reports/statement")
+@admin_required
+def statement():  # type: ignore[no-untyped-def]
+    """The month's statement per account code, printable; ?month=2026-11 (default: last month)."""
+    from printlab.services.exports.statement import monthly_statement
+
+    zone = catalog().lab.time_zone
+    today = to_lab_time(utcnow(), zone).date()
+    last_month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    month = (request.args.get("month") or last_month).strip()[:20]
+    try:
+        period = parse_month(month)
+    except PeriodError as exc:
+        return render_template(
+            "exports/statement.html", statement=None, month=month, month_words="", error=exc.errors["month"]
+        ), 400
+    return render_template(
+        "exports/statement.html",
+        statement=monthly_statement(db(), period, zone),
+        month=month,
+        month_words=f"{period.first:%B %Y}",
+        error=None,
+        lab_name=catalog().lab.name,
+        made_at=to_lab_time(utcnow(), zone).strftime("%-d %B %Y %H:%M %Z"),
+        usd=signed_usd,
+    )
