@@ -32,7 +32,8 @@ from printlab.domain.statuses import Status
 POSTGRES_ADMIN_URL = os.environ.get(
     "PRINTLAB_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-BENCH_DATABASE = "printlab_bench"
+#: One database per benchmark process, so two benchmarks can run at once without dropping each other's.
+BENCH_DATABASE = f"printlab_bench_{os.getpid()}"
 BACKENDS = ("sqlite", "postgresql")
 #: The migration that adds the search tables and their triggers, and the one before it.
 SEARCH_TABLES, BEFORE_SEARCH_TABLES = "0008", "0007"

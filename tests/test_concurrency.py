@@ -220,11 +220,11 @@ def _approved(tally: Tally, trial: int, outcome: Outcome) -> None:
 
 def _picked_up(tally: Tally, trial: int, outcome: Outcome) -> None:
     payments = [
-        (p.recorded_by, p.workstation_id, p.weighed_g, p.payment_reference, p.voided_at)
+        (p.recorded_by, p.workstation_id, p.weighed_g, p.payment_reference, p.kind)
         for p in outcome.ledger.payments
     ]
     winner, args = outcome.winner, outcome.args
-    wanted = [(winner.staff, winner.workstation, args["weighed_g"], args["payment_reference"], None)]
+    wanted = [(winner.staff, winner.workstation, args["weighed_g"], args["payment_reference"], "CHARGE")]
     tally.expect(trial, "payments", payments, wanted)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -110,3 +112,72 @@ def test_0006_gives_existing_workstations_session_epoch_zero(empty_database_url)
         assert "session_epoch" not in {c["name"] for c in inspect(engine).get_columns("workstation")}
     finally:
         engine.dispose()
+
+
+def test_0010_turns_voided_payments_into_reversal_rows(empty_database_url):
+    config = alembic_config(empty_database_url)
+    command.upgrade(config, "0009")
+    engine = make_engine(empty_database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text("INSERT INTO job (id, status, is_confirmation_expired) VALUES ('j1', 'COMPLETED', :f)"),
+                {"f": False},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO payment (job_id, charged_usd, kept_quote, recorded_by, recorded_at, voided_at, "
+                    "void_reason) VALUES ('j1', 4.20, :f, 'Alex Rivera', '2026-11-02 10:00:00', "
+                    "'2026-11-02 11:00:00', 'Wrong job scanned'), "
+                    "('j1', 3.10, :f, 'Sam Lee', '2026-11-03 10:00:00', NULL, NULL)"
+                ),
+                {"f": False},
+            )
+        engine.dispose()
+        command.upgrade(config, "head")
+        engine.dispose()
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT id, charged_usd, kind, reason, refund_of, recorded_at FROM payment ORDER BY id")
+            ).all()
+        assert [(Decimal(str(r[1])), r[2], r[3], r[4]) for r in rows] == [
+            (Decimal("4.20"), "CHARGE", None, None),
+            (Decimal("3.10"), "CHARGE", None, None),
+            (Decimal("-4.20"), "REVERSAL", "Wrong job scanned", rows[0][0]),
+        ]
+        assert str(rows[2][5]).startswith("2026-11-02 11:00")
+        assert _differences(engine) == []
+    finally:
+        engine.dispose()
+
+
+def test_payments_are_append_only_except_clearing_the_collector(engine):
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO job (id, status, is_confirmation_expired) VALUES ('j1', 'PAIDPICKEDUP', :f)"),
+            {"f": False},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO payment (job_id, charged_usd, kept_quote, picked_up_by, recorded_by, recorded_at) "
+                "VALUES ('j1', 4.20, :f, 'Jane Doe', 'Alex Rivera', CURRENT_TIMESTAMP)"
+            ),
+            {"f": False},
+        )
+    for statement in (
+        "UPDATE payment SET charged_usd = 0",
+        "UPDATE payment SET kind = 'REFUND'",
+        "UPDATE payment SET picked_up_by = 'Someone Else'",
+        "DELETE FROM payment",
+    ):
+        try:
+            with engine.begin() as connection:
+                connection.execute(text(statement))
+        except DBAPIError as exc:
+            assert "append-only" in str(exc), statement
+        else:
+            raise AssertionError(f"{statement} was allowed")
+    with engine.begin() as connection:  # the personal-data prune may clear who collected it
+        connection.execute(text("UPDATE payment SET picked_up_by = NULL"))
+        charged, collector = connection.execute(text("SELECT charged_usd, picked_up_by FROM payment")).one()
+        assert (Decimal(str(charged)), collector) == (Decimal("4.20"), None)

@@ -786,14 +786,14 @@ def test_record_pickup_charges_the_weight_or_the_quote(staff_client, session, st
     assert _status(session, job.id) == Status.PAIDPICKEDUP.value
 
 
-def test_revert_a_pickup_voids_the_payment(staff_client, session, storage):
+def test_revert_a_pickup_reverses_the_payment(staff_client, session, storage):
     job = make_job(session, storage, Status.PAIDPICKEDUP)
     _flash(staff_client, act(staff_client, job.id, "revert", acting_as=STAFF, reason="Wrong job picked up"))
     fresh(session)
     assert session.get(Job, job.id).status == Status.COMPLETED.value  # type: ignore[union-attr]
-    payment = session.scalars(select(Payment).where(Payment.job_id == job.id)).one()
-    assert payment.voided_at is not None and payment.void_reason == "Wrong job picked up"
-    assert "voided" in text(staff_client.get(f"/jobs/{job.id}"))
+    reversal = session.scalars(select(Payment).where(Payment.job_id == job.id).order_by(Payment.id)).all()[-1]
+    assert reversal.kind == "REVERSAL" and reversal.reason == "Wrong job picked up"
+    assert "Payment reversed" in text(staff_client.get(f"/jobs/{job.id}"))
 
 
 def test_resend_quote_issues_a_fresh_link(staff_client, session, storage):

@@ -144,7 +144,7 @@ def test_after_pickup_the_page_shows_what_was_paid_not_the_quote(session, storag
 def test_a_reverted_pickup_shows_no_payment_and_a_kept_quote_shows_the_quote(session, storage):
     job = make_job(session, storage, Status.PAIDPICKEDUP)
     workflow.revert(session, storage, job.id, actor=actor(), reason="Wrong job")
-    assert _view(session, job.id).paid is None  # the payment was voided
+    assert _view(session, job.id).paid is None  # the payment was reversed
 
     workflow.record_pickup(session, storage, job.id, actor=actor(), keep_quote=True, payment_reference="R-2")
 

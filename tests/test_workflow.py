@@ -440,12 +440,14 @@ def test_pickup_charges_the_weighed_grams_or_keeps_the_quote(session, storage):
     assert kept.picked_up_by == "Jane Doe"  # defaults to the student
 
 
-def test_revert_within_24_hours_voids_the_payment(session, storage):
+def test_revert_within_24_hours_reverses_the_payment_with_a_new_row(session, storage):
     job = make_job(session, storage, Status.PAIDPICKEDUP)
     back = workflow.revert(session, storage, job.id, actor=actor(), reason="Wrong job scanned")
     assert back.status == "COMPLETED"
-    payment = session.scalars(select(Payment).where(Payment.job_id == job.id)).one()
-    assert payment.voided_at is not None and payment.void_reason == "Wrong job scanned"
+    charge, reversal = session.scalars(select(Payment).where(Payment.job_id == job.id).order_by(Payment.id))
+    assert (charge.kind, reversal.kind) == ("CHARGE", "REVERSAL")
+    assert reversal.charged_usd == -charge.charged_usd and reversal.refund_of == charge.id
+    assert reversal.reason == "Wrong job scanned" and reversal.recorded_by == actor().staff
     assert storage.resolve(back.file_path).parent.name == "Completed"
     back_again = workflow.revert(session, storage, job.id, actor=actor(), reason="Not finished either")
     assert back_again.status == "PRINTING"

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -178,24 +179,80 @@ class SignInThrottle(Base):
     blocked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
+class PaymentMethod:
+    """How a payment was made (the `payment.method` codes, migration 0010)."""
+
+    CASH = "CASH"
+    CARD = "CARD"
+    CAMPUS_CARD = "CAMPUS_CARD"
+    ACCOUNT = "ACCOUNT"  # an internal transfer to a department, course or grant code
+    WAIVER = "WAIVER"  # nothing to pay: the whole price was waived, with a reason
+
+
+class PaymentKind:
+    """What a payment row is: the pickup's charge, or a later row that changes the balance."""
+
+    CHARGE = "CHARGE"
+    REFUND = "REFUND"
+    CORRECTION = "CORRECTION"
+    REVERSAL = "REVERSAL"  # written by a revert of Record pickup
+
+
+_METHODS = ", ".join(f"'{v}'" for v in ("CASH", "CARD", "CAMPUS_CARD", "ACCOUNT", "WAIVER"))
+_KINDS = ", ".join(f"'{v}'" for v in ("CHARGE", "REFUND", "CORRECTION", "REVERSAL"))
+
+
 class Payment(Base):
-    """What was charged at pickup; a revert voids it rather than deleting it."""
+    """Money recorded for a job, append-only: refunds, corrections and reverts are new rows (0010).
+
+    A job's balance (what was paid) is the sum of its rows' `charged_usd`.
+    """
 
     __tablename__ = "payment"
+    __table_args__ = (
+        CheckConstraint(f"method IS NULL OR method IN ({_METHODS})", name="method"),
+        CheckConstraint(f"kind IN ({_KINDS})", name="kind"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[str] = mapped_column(String, ForeignKey("job.id"), nullable=False, index=True)
     weighed_g: Mapped[float | None] = mapped_column(Float, nullable=True)
     quoted_usd: Mapped[Decimal | None] = mapped_column(Numeric(6, 2), nullable=True)
+    #: Negative for a refund, a reversal or a correction that gives money back.
     charged_usd: Mapped[Decimal] = mapped_column(Numeric(6, 2), nullable=False)
     kept_quote: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     payment_reference: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    #: The only column that may change: the personal-data prune clears it.
     picked_up_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     recorded_by: Mapped[str] = mapped_column(String(100), nullable=False)
     workstation_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False, index=True)
-    voided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    void_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: A PaymentMethod code; None for payments recorded before methods existed.
+    method: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    #: For an internal transfer: the account code it was charged to.
+    account_code: Mapped[str | None] = mapped_column(
+        String(40), ForeignKey("account_code.code"), nullable=True, index=True
+    )
+    kind: Mapped[str] = mapped_column(String(20), default=PaymentKind.CHARGE, server_default="CHARGE")
+    #: Why: a discount or waiver, a refund, a correction, a reversal.
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The price before a discount or waiver, and what was taken off it.
+    list_usd: Mapped[Decimal | None] = mapped_column(Numeric(8, 2), nullable=True)
+    discount_usd: Mapped[Decimal | None] = mapped_column(Numeric(8, 2), nullable=True)
+    #: The payment a refund, correction or reversal is about.
+    refund_of: Mapped[int | None] = mapped_column(Integer, ForeignKey("payment.id"), nullable=True)
+
+
+class AccountCode(Base):
+    """A department, course or grant code an internal transfer may be charged to (kept by admins)."""
+
+    __tablename__ = "account_code"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true(), nullable=False)
+    added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+    added_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class OutboxStatus:

@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import PurePosixPath
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from printlab.clock import utcnow
@@ -32,9 +32,10 @@ from printlab.domain.statuses import (
     Transition,
     transition_for,
 )
-from printlab.models import Job, Payment
+from printlab.models import Job, Payment, PaymentKind
 from printlab.services.errors import ValidationError, checked_text
 from printlab.services.files.storage import Storage
+from printlab.services.jobs import payments
 from printlab.services.jobs.quote_links import (
     ConfirmOutcome,
     find_by_token,
@@ -651,7 +652,7 @@ def revert(
     expected: Expected | None = None,
     now: datetime | None = None,
 ) -> Job:
-    """Undo a mistaken Complete or Record pickup within 24 hours (a pickup's payment is voided)."""
+    """Undo a mistaken Complete or Record pickup within 24 hours (a pickup's payment is reversed)."""
     text = checked_reason(reason)
     now = now or utcnow()
 
@@ -669,15 +670,34 @@ def revert(
 
     def change(job: Job, _t: Transition) -> Change:
         if job.status == Status.PAIDPICKEDUP:
-            session.execute(
-                update(Payment)
-                .where(Payment.job_id == job.id, Payment.voided_at.is_(None))
-                .values(voided_at=now, void_reason=text)
-            )
+            _reverse_payments(session, job, actor, text, now)
         return Change(details={"revert": True, "reason": text})
 
     return run_transition(
         session, storage, job_id, actor=actor, expected=expected, now=now, rule=rule, change=change
+    )
+
+
+def _reverse_payments(session: Session, job: Job, actor: Actor, reason: str, now: datetime) -> None:
+    """Bring a reverted pickup's balance back to zero with a REVERSAL row (payments are append-only)."""
+    paid = payments.balance(session, job.id)
+    if paid is None or paid.paid_usd == 0:
+        return
+    charge = payments.latest_charge(session, job.id)
+    session.add(
+        Payment(
+            job_id=job.id,
+            quoted_usd=job.cost_usd,
+            charged_usd=-paid.paid_usd,
+            kind=PaymentKind.REVERSAL,
+            method=charge.method if charge else None,
+            account_code=charge.account_code if charge else None,
+            reason=reason,
+            refund_of=charge.id if charge else None,
+            recorded_by=actor.staff or "",
+            workstation_id=actor.workstation,
+            recorded_at=now,
+        )
     )
 
 

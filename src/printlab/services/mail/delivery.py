@@ -40,9 +40,9 @@ from printlab.clock import utcnow
 from printlab.config import Config
 from printlab.db import write_transaction
 from printlab.domain.statuses import Status
-from printlab.models import Job, OutboxMessage, OutboxStatus, Payment
+from printlab.models import Job, OutboxMessage, OutboxStatus
 from printlab.services.errors import NotFound, ValidationError
-from printlab.services.jobs import quote_links
+from printlab.services.jobs import payments, quote_links
 from printlab.services.jobs.records import add_event, entered_status_at, simple_id_for
 from printlab.services.lab.actors import Actor, require_active_staff
 from printlab.services.lab.catalog import load_catalog
@@ -330,15 +330,9 @@ def _completed_at(extra: dict[str, Any], job: Job, row: OutboxMessage) -> dateti
 
 
 def _latest_charge(session: Session, job: Job) -> Any:
-    payment = session.scalars(
-        select(Payment)
-        .where(Payment.job_id == job.id, Payment.voided_at.is_(None))
-        .order_by(Payment.recorded_at.desc(), Payment.id.desc())
-        .limit(1)
-    ).first()
-    if payment is not None:
-        return payment.charged_usd
-    return job.cost_usd
+    """What the student paid (the job's balance), else the quote."""
+    paid = payments.balance(session, job.id)
+    return paid.paid_usd if paid is not None else job.cost_usd
 
 
 def not_applicable(row: OutboxMessage, job: Job) -> str | None:

@@ -25,7 +25,8 @@ from printlab.domain.student_messages import (
     progress,
     staff_have_decided,
 )
-from printlab.models import Event, Job, Payment
+from printlab.models import Event, Job
+from printlab.services.jobs import payments
 from printlab.services.jobs.records import simple_id_for
 from printlab.services.jobs.references import read_reference
 
@@ -95,12 +96,7 @@ def student_view(session: Session, job: Job, catalog: Catalog) -> StudentView:
         }
     payment = None
     if status in (Status.PAIDPICKEDUP, Status.ARCHIVED):
-        payment = session.scalars(
-            select(Payment)
-            .where(Payment.job_id == job.id, Payment.voided_at.is_(None))
-            .order_by(Payment.id.desc())
-            .limit(1)
-        ).first()
+        payment = payments.balance(session, job.id)
     reasons: list[str] = []
     cancelled = False
     if isinstance(job.reject_reasons, dict):
@@ -130,8 +126,8 @@ def student_view(session: Session, job: Job, catalog: Catalog) -> StudentView:
         milestones=milestones,
         quote=quote,
         email_hint=masked_email(job.student_email or ""),
-        paid=format_usd(Decimal(payment.charged_usd)) if payment else None,
-        paid_at=payment.recorded_at if payment else None,
+        paid=format_usd(payment.paid_usd) if payment else None,
+        paid_at=payment.last_recorded_at if payment else None,
         reject_reasons=reasons,
         staff_decided=decided,
         check_notes=[] if decided else list(results.get("problems") or []),

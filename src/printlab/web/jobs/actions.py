@@ -159,7 +159,7 @@ ACTIONS: dict[str, ActionSpec] = {
                    email="A receipt for the payment goes to {address}."),
         ActionSpec("revert", "Revert (mistake)", frozenset({Status.COMPLETED, Status.PAIDPICKEDUP}),
                    "This undoes the job's last step, if it was made in the last 24 hours. A recorded "
-                   "payment is voided.", _revert, danger=True),
+                   "payment is reversed by a new payment row.", _revert, danger=True),
         ActionSpec("resend_quote", "Resend quote", frozenset({Status.PENDING}),
                    "A new confirm link is made and the old one stops working.", _resend,
                    email="The quote goes to {address} again, with the new link."),
