@@ -175,36 +175,37 @@ def test_jobs_csv_of_november_in_chicago(session, storage):
 def test_payments_csv_of_november(session, storage):
     h = build_history(session, storage)
     rows = csv_of(session, "payments")
-    assert rows[0][:12] == [
-        "Recorded",
-        "Job",
-        "Student",
-        "Charged ($)",
-        "Quoted ($)",
-        "Weighed (g)",
-        "Kept the quote",
-        "Reference",
-        "Picked up by",
-        "Recorded by",
-        "Workstation",
-        "Job ID",
-    ]
-    assert [row[:12] for row in rows[1:]] == [
+    assert rows[0] == [
+        "Recorded", "Job", "Student", "Kind", "Method", "Account code", "Amount ($)", "List price ($)",
+        "Discount ($)", "Quoted ($)", "Weighed (g)", "Kept the quote", "Reason", "Reference", "Picked up by",
+        "Recorded by", "Workstation", "Job ID",
+    ]  # fmt: skip
+    assert rows[1:] == [
         [
-            "2026-11-03 16:00:00-06:00",
-            h.paid[:6],
-            "Jane Doe",
-            "4.00",
-            "4.20",
-            "40.0",
-            "No",
-            "'-R-17",
-            "Jane Doe",
-            "Alex Rivera",
-            "FRONT-DESK",
-            h.paid,
+            "2026-11-03 16:00:00-06:00", h.paid[:6], "Jane Doe", "Charge", "", "", "4.00", "", "", "4.20",
+            "40.0", "No", "", "'-R-17", "Jane Doe", "Alex Rivera", "FRONT-DESK", h.paid,
         ]
+    ]  # fmt: skip
+
+
+def test_a_reverted_pickup_is_a_reversal_row_and_the_job_paid_nothing(session, storage):
+    """A revert adds a REVERSAL row (migration 0010): the payments export shows both rows, the jobs
+    export the balance, which is their sum."""
+    h = build_history(session, storage)
+    workflow.revert(
+        session, storage, h.paid, actor=actor(), reason="Wrong job handed over", now=utc(2026, 11, 4, 14, 0)
+    )
+    payments = csv_of(session, "payments")
+    assert [(r[0], r[3], r[6], r[12], r[15]) for r in payments[1:]] == [
+        ("2026-11-03 16:00:00-06:00", "Charge", "4.00", "", "Alex Rivera"),
+        ("2026-11-04 08:00:00-06:00", "Reversal", "-4.00", "Wrong job handed over", "Alex Rivera"),
     ]
+    assert payments[2][11] == ""  # "Kept the quote" belongs to a charge
+    paid = next(row for row in csv_of(session, "jobs") if row[-1] == h.paid)
+    assert (paid[9], paid[13]) == ("Completed", "0.00")
+    # The period that holds only the pickup shows only the charge.
+    first_days = csv_of(session, "payments", Period(date(2026, 11, 1), date(2026, 11, 3)))
+    assert [r[3] for r in first_days[1:]] == ["Charge"]
 
 
 def test_events_csv_is_the_history_in_sentences(session, storage):
@@ -267,7 +268,12 @@ def test_events_and_payments_xlsx(session, storage, tmp_path):
         sheet = load_workbook(path).active
         assert sheet.freeze_panes == "A2" and sheet.max_row == count + 1
         assert sheet["A2"].is_date and sheet["A2"].number_format == "yyyy-mm-dd hh:mm"
-    assert load_workbook(tmp_path / "payments.xlsx").active["D2"].value == 4.0
+    payments = load_workbook(tmp_path / "payments.xlsx").active
+    assert (payments["D2"].value, payments["G2"].value, payments["G2"].number_format) == (
+        "Charge",
+        4.0,
+        "#,##0.00",
+    )
 
 
 # -- the command --------------------------------------------------------------------------------
@@ -308,7 +314,7 @@ def test_export_command_writes_csv_to_stdout_and_xlsx_to_a_file(session, storage
         lab_env, "payments", "--from", "2026-11-01", "--to", "2026-11-30", "--output", str(csv_file)
     )
     assert result.exit_code == 0 and result.stdout == ""
-    assert read_csv(csv_file.read_bytes())[1][3] == "4.00"
+    assert read_csv(csv_file.read_bytes())[1][6] == "4.00"
 
 
 @pytest.mark.parametrize(
@@ -354,7 +360,7 @@ def test_admin_downloads_a_streamed_csv_and_xlsx(app, session, storage, tmp_path
     path = tmp_path / "download.xlsx"
     path.write_bytes(answer.get_data())
     answer.close()
-    assert load_workbook(path).active["D2"].value == 4.0
+    assert load_workbook(path).active["G2"].value == 4.0
     page = client.get("/reports/exports").get_data(as_text=True)
     assert 'action="/reports/export"' in page or "/reports/export/" in page
 

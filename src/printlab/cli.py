@@ -17,6 +17,8 @@ from printlab.config import Config, ConfigError
 from printlab.db import check_database, make_engine, safe_url, session_factory, upgrade
 from printlab.logs import configure_logging
 from printlab.services.errors import ServiceError
+from printlab.services.exports.export import FORMATS as EXPORT_FORMATS
+from printlab.services.exports.export import KINDS as EXPORT_KINDS
 from printlab.services.files.storage import Storage, StorageError
 from printlab.services.lab import staff as staff_service
 from printlab.services.lab import workstations
@@ -478,13 +480,13 @@ def restore_command(directory: str, force: bool) -> None:
 
 
 @main.command("export")
-@click.argument("kind", type=click.Choice(["jobs", "payments", "events"]))
+@click.argument("kind", type=click.Choice(EXPORT_KINDS))
 @click.option(
     "--from", "first", required=True, metavar="YYYY-MM-DD", help="First day of the period (lab time)."
 )
 @click.option("--to", "last", required=True, metavar="YYYY-MM-DD", help="Last day of the period, included.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv", show_default=True, help="File type."
+    "--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="csv", show_default=True, help="File type."
 )
 @click.option(
     "--output",
@@ -494,7 +496,7 @@ def restore_command(directory: str, force: bool) -> None:
 )
 @_friendly
 def export_command(kind: str, first: str, last: str, fmt: str, output: str | None) -> None:
-    """Export a period's jobs, payments or events for the finance office, as CSV or XLSX.
+    """Export a period's jobs, payments, events or account-code statement lines, as CSV or XLSX.
 
     The period is lab days in the lab's time zone, both days included. CSV goes to standard output
     unless --output is given; XLSX (a binary file) needs --output or a redirected standard output.

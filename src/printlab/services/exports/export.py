@@ -10,9 +10,12 @@ from sqlalchemy.orm import Session
 from printlab.domain.periods import Period
 from printlab.services.errors import ValidationError
 from printlab.services.exports import writers
-from printlab.services.exports.sheets import SHEETS, Sheet
+from printlab.services.exports.sheets import Sheet, events, jobs, payments
+from printlab.services.exports.statement import statement_sheet
 from printlab.services.lab.catalog import load_catalog
 
+#: Every export by its name, as the command and the download address name it.
+SHEETS = {"jobs": jobs, "payments": payments, "events": events, "statement": statement_sheet}
 KINDS = tuple(SHEETS)
 FORMATS = ("csv", "xlsx")
 MEDIA_TYPES = {
@@ -22,9 +25,9 @@ MEDIA_TYPES = {
 
 
 def sheet(session: Session, kind: str, period: Period) -> Sheet:
-    """The export `kind` ("jobs", "payments", "events") of the period, its rows not yet read."""
+    """The export `kind` ("jobs", "payments", "events", "statement") of the period, rows not yet read."""
     if kind not in SHEETS:
-        raise ValidationError({"kind": f"There is no {kind!r} export; choose jobs, payments or events."})
+        raise ValidationError({"kind": f"There is no {kind!r} export; choose one of {', '.join(KINDS)}."})
     return SHEETS[kind](session, period, load_catalog(session).lab.time_zone)
 
 

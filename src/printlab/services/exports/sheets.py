@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from printlab.clock import lab_day_start
 from printlab.domain.history import job_event_sentence, same_change
 from printlab.domain.naming import simple_job_id
+from printlab.domain.payments import kind_label, method_label
 from printlab.domain.periods import Period
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, Payment
@@ -152,10 +153,16 @@ PAYMENT_COLUMNS = (
     Column("Recorded", Kind.WHEN, 17),
     Column("Job", width=9),
     Column("Student", width=24),
-    Column("Charged ($)", Kind.MONEY, 11),
+    Column("Kind", width=11),
+    Column("Method", width=20),
+    Column("Account code", width=14),
+    Column("Amount ($)", Kind.MONEY, 11),
+    Column("List price ($)", Kind.MONEY, 12),
+    Column("Discount ($)", Kind.MONEY, 11),
     Column("Quoted ($)", Kind.MONEY, 11),
     Column("Weighed (g)", Kind.NUMBER, 11),
     Column("Kept the quote", width=10),
+    Column("Reason", width=30),
     Column("Reference", width=16),
     Column("Picked up by", width=22),
     Column("Recorded by", width=18),
@@ -165,17 +172,24 @@ PAYMENT_COLUMNS = (
 
 
 def payments(session: Session, period: Period, zone: str) -> Sheet:
-    """Payment rows recorded in the period, in the order they were recorded."""
+    """Payment rows recorded in the period, in the order they were recorded: charges, and the refunds,
+    corrections and reversals (negative amounts) that follow them. A job's balance is the sum."""
     start, end = bounds(period, zone)
     statement = (
         select(
             Payment.recorded_at,
             Payment.job_id,
             Job.student_name,
+            Payment.kind,
+            Payment.method,
+            Payment.account_code,
             Payment.charged_usd,
+            Payment.list_usd,
+            Payment.discount_usd,
             Payment.quoted_usd,
             Payment.weighed_g,
             Payment.kept_quote,
+            Payment.reason,
             Payment.payment_reference,
             Payment.picked_up_by,
             Payment.recorded_by,
@@ -188,14 +202,21 @@ def payments(session: Session, period: Period, zone: str) -> Sheet:
 
     def rows() -> Iterator[Sequence[Any]]:
         for r in _stream(session, statement):
+            charge = r.kind in (None, "CHARGE")
             yield (
                 r.recorded_at,
                 simple_job_id(r.job_id),
                 r.student_name,
+                kind_label(r.kind),
+                method_label(r.method),
+                r.account_code,
                 r.charged_usd,
+                r.list_usd,
+                r.discount_usd,
                 r.quoted_usd,
                 r.weighed_g,
-                "Yes" if r.kept_quote else "No",
+                ("Yes" if r.kept_quote else "No") if charge else "",
+                r.reason,
                 r.payment_reference,
                 r.picked_up_by,
                 r.recorded_by,
@@ -262,7 +283,3 @@ def events(session: Session, period: Period, zone: str) -> Sheet:
             )
 
     return Sheet("events", "Events", EVENT_COLUMNS, rows(), period, zone)
-
-
-#: Every export by its name, as the command and the download address name it.
-SHEETS = {"jobs": jobs, "payments": payments, "events": events}

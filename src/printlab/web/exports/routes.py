@@ -12,16 +12,31 @@ from printlab.clock import to_lab_time, utcnow
 from printlab.domain.payments import signed_usd
 from printlab.domain.periods import Period, PeriodError, parse_month, parse_period
 from printlab.services.exports import export
+from printlab.services.exports.statement import monthly_statement
 from printlab.web.auth.guard import admin_required
 from printlab.web.context import catalog, db, lab
 
 bp = Blueprint("exports", __name__, template_folder="templates")
 
-#: What each export holds, in the page's words.
-DESCRIPTIONS = {
-    "jobs": "Jobs submitted in the period: student, print choices, status, quoted and paid amounts.",
-    "payments": "Payments recorded in the period: amounts, who collected and who recorded them.",
-    "events": "Everything that happened in the period, one sentence per change, with staff and workstation.",
+#: Each export's name and what it holds, in the page's words.
+EXPORTS = {
+    "jobs": (
+        "Jobs",
+        "Jobs submitted in the period: student, print choices, status, quoted and paid amounts.",
+    ),
+    "payments": (
+        "Payments",
+        "Every payment row recorded in the period: charges, refunds, corrections and reversals, with the "
+        "method, account code, reason, and who recorded it.",
+    ),
+    "events": (
+        "Events",
+        "Everything that happened in the period, one sentence per change, with staff and workstation.",
+    ),
+    "statement": (
+        "Account-code statement lines",
+        "Payments charged to account codes, with the refunds and reversals against them, by code.",
+    ),
 }
 
 
@@ -30,7 +45,7 @@ def _page(values: Mapping[str, str], errors: Mapping[str, str] | None = None, st
     return render_template(
         "exports/index.html",
         kinds=export.KINDS,
-        descriptions=DESCRIPTIONS,
+        exports=EXPORTS,
         values=values,
         errors=errors or {},
         default_from=today.replace(day=1).isoformat(),
@@ -52,7 +67,7 @@ def download_from_form():  # type: ignore[no-untyped-def]
     kind, fmt = request.args.get("kind", ""), request.args.get("format", "")
     errors = {}
     if kind not in export.KINDS:
-        errors["kind"] = "Choose jobs, payments or events."
+        errors["kind"] = "Choose what to export."
     if fmt not in export.FORMATS:
         errors["format"] = "Choose CSV or XLSX."
     if errors:
@@ -60,7 +75,7 @@ def download_from_form():  # type: ignore[no-untyped-def]
     return _download(kind, fmt)
 
 
-@bp.get("/reports/export/<any(jobs, payments, events):kind>.<any(csv, xlsx):fmt>")
+@bp.get("/reports/export/<any(jobs, payments, events, statement):kind>.<any(csv, xlsx):fmt>")
 @admin_required
 def download(kind: str, fmt: str):  # type: ignore[no-untyped-def]
     return _download(kind, fmt)
@@ -110,8 +125,6 @@ def _xlsx(kind: str, period: Period, headers: dict[str, str]) -> Response:
 @admin_required
 def statement():  # type: ignore[no-untyped-def]
     """The month's statement per account code, printable; ?month=2026-11 (default: last month)."""
-    from printlab.services.exports.statement import monthly_statement
-
     zone = catalog().lab.time_zone
     today = to_lab_time(utcnow(), zone).date()
     last_month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
