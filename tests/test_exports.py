@@ -317,17 +317,29 @@ def test_export_command_writes_csv_to_stdout_and_xlsx_to_a_file(session, storage
     assert read_csv(csv_file.read_bytes())[1][6] == "4.00"
 
 
+def test_export_command_writes_xlsx_to_a_redirected_stdout(session, storage, lab_env, tmp_path):
+    build_history(session, storage)
+    result = run_export(lab_env, "payments", "--from", "2026-11-01", "--to", "2026-11-30", "--format", "xlsx")
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "piped.xlsx"
+    path.write_bytes(result.stdout_bytes)
+    assert load_workbook(path).active["G2"].value == 4.0
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["--output", "/no/such/folder/x.csv"], "--output: the folder /no/such/folder doesn't exist."),
         (["--from", "2026-11-30", "--to", "2026-11-01"], "ends before it starts"),
         (["--from", "2026-02-30", "--to", "2026-03-01"], "--from: Use a date like 2026-09-01."),
         (["--from", "yesterday", "--to", "2026-03-01"], "--from: Use a date like 2026-09-01."),
     ],
 )
-def test_export_command_refuses_bad_dates_with_exit_status_2(session, lab_env, tmp_path, args, message):
+def test_export_command_refuses_bad_input_with_exit_status_2(session, lab_env, tmp_path, args, message):
     target = tmp_path / "never.csv"
-    result = run_export(lab_env, "jobs", *args, "--output", str(target))
+    period = [] if "--from" in args else ["--from", "2026-11-01", "--to", "2026-11-30"]
+    output = [] if "--output" in args else ["--output", str(target)]
+    result = run_export(lab_env, "jobs", *period, *args, *output)
     assert result.exit_code == 2
     assert message in result.stderr and "Traceback" not in result.output
     assert not target.exists()

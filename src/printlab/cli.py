@@ -518,29 +518,39 @@ def export_command(kind: str, first: str, last: str, fmt: str, output: str | Non
     if fmt == "xlsx" and output is None and stdout.isatty():
         raise click.UsageError("An XLSX file is binary: give --output FILE, or redirect standard output.")
     target = Path(output) if output else None
-    # Written beside the target and renamed into place: a failure never leaves half a file behind.
-    folder = target.parent if target else None
-    with (
-        _session(_config()) as session,
-        tempfile.NamedTemporaryFile(
-            "wb", dir=folder, prefix=".printlab-export-", suffix=f".{fmt}", delete=False
-        ) as spool,
-    ):
-        try:
-            if fmt == "csv":
-                for chunk in export.csv_stream(session, kind, period):
-                    (spool if target else stdout).write(chunk)
-            else:
-                export.write_xlsx(session, kind, period, spool.name)
-        except BaseException:
-            Path(spool.name).unlink(missing_ok=True)
-            raise
-    if target is not None:
-        Path(spool.name).replace(target)
-        click.echo(f"Wrote {export.file_name(kind, period, fmt)} to {target}.", err=True)
+    if target is not None and not target.parent.is_dir():
+        raise click.UsageError(f"--output: the folder {target.parent} doesn't exist.")
+    with _session(_config()) as session:
+        if target is None and fmt == "csv":
+            for chunk in export.csv_stream(session, kind, period):
+                stdout.write(chunk)
+            stdout.flush()
+            return
+        # A file is written beside its target and renamed into place, so a failure never leaves half
+        # a file; XLSX for standard output goes through a temporary file (a zip is complete at its end).
+        with tempfile.NamedTemporaryFile(
+            "w+b",
+            dir=target.parent if target else None,
+            prefix=".printlab-export-",
+            suffix=f".{fmt}",
+            delete=False,
+        ) as spool:
+            try:
+                if fmt == "csv":
+                    for chunk in export.csv_stream(session, kind, period):
+                        spool.write(chunk)
+                else:
+                    export.write_xlsx(session, kind, period, spool)
+                spool.flush()
+                if target is None:
+                    spool.seek(0)
+                    shutil.copyfileobj(spool, stdout)
+                    stdout.flush()
+            except BaseException:
+                Path(spool.name).unlink(missing_ok=True)
+                raise
+    if target is None:
+        Path(spool.name).unlink(missing_ok=True)
         return
-    if fmt == "xlsx":
-        with open(spool.name, "rb") as written:
-            shutil.copyfileobj(written, stdout)
-    Path(spool.name).unlink(missing_ok=True)
-    stdout.flush()
+    Path(spool.name).replace(target)
+    click.echo(f"Wrote the {kind} export of {period.words} to {target}.", err=True)
