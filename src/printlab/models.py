@@ -239,8 +239,8 @@ class Payment(Base):
     #: The price before a discount or waiver, and what was taken off it.
     list_usd: Mapped[Decimal | None] = mapped_column(Numeric(8, 2), nullable=True)
     discount_usd: Mapped[Decimal | None] = mapped_column(Numeric(8, 2), nullable=True)
-    #: The payment a refund, correction or reversal is about.
-    refund_of: Mapped[int | None] = mapped_column(Integer, ForeignKey("payment.id"), nullable=True)
+    #: The payment a refund, correction or reversal is about (an id, not a foreign key: migration 0010).
+    refund_of: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
 
 
 class AccountCode(Base):
