@@ -385,3 +385,32 @@ def test_health_reports_the_outbox_backlog(session, storage, smtp, mailer, signe
     state = body.get_json()["components"]["outbox"]
     assert (state["status"], state["pending"], state["failed"]) == ("degraded", 0, 1)
     assert body.status_code == 200  # mail trouble never takes the site down
+
+
+def test_an_email_to_the_lab_itself_goes_out_without_a_job(session, smtp, mailer):
+    outbox.enqueue_for_lab(
+        session,
+        "monthly_summary",
+        "manager@example.edu",
+        utcnow(),
+        month_name="November 2026",
+        previous_name="October 2026",
+        figures=[{"label": "Submissions", "value": "12", "previous": "9"}],
+        unpaid=[{"number": "a1b2c3", "student": "Jane Doe", "owed": "$4.20", "days": 3}],
+        unpaid_more=0,
+        reports_url=f"{BASE}/reports",
+        exports=[{"label": "Jobs (CSV)", "url": f"{BASE}/reports/export/jobs.csv"}],
+    )
+    session.commit()
+    assert mail.deliver_due(session, mailer).sent == 1
+    (received,) = smtp.inbox.messages()
+    assert received.message["To"] == "manager@example.edu"
+    assert received.message["Subject"] == "Makerspace 3D Print Lab: November 2026 in numbers"
+    assert "Submissions: 12 (October 2026: 9)" in received.text
+    assert "Job a1b2c3 · Jane Doe · $4.20 · ready 3 days" in received.text
+    assert f'href="{BASE}/reports"' in received.html
+    (row,) = outbox_rows(session)
+    assert row.status == OutboxStatus.SENT and row.job_id is None
+    assert sent_events(session) == []  # no job, so no job event
+    with pytest.raises(ValueError, match="unknown lab email"):
+        outbox.enqueue_for_lab(session, "quote", "manager@example.edu", utcnow())

@@ -19,6 +19,7 @@ from printlab.domain.catalog import DEFAULT_CATALOG, LabDetails
 from printlab.models import Job
 from printlab.services.jobs.references import read_reference
 from printlab.services.mail import outbox
+from printlab.services.mail import render as render_module
 from printlab.services.mail.render import (
     TEMPLATES,
     Links,
@@ -125,6 +126,7 @@ def test_html_snapshot(template, final):
 
 def test_every_outbox_template_can_be_rendered():
     assert set(TEMPLATES) == set(outbox.TEMPLATES)
+    assert set(render_module.LAB_TEMPLATES) == set(outbox.LAB_TEMPLATES)
 
 
 @pytest.mark.parametrize("template", TEMPLATES)

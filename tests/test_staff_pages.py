@@ -481,7 +481,9 @@ def test_job_page_shows_the_timeline_with_staff_and_workstation(staff_client, se
         assert code not in history
     assert re.search(r"\d{2} \w{3} \d{4} \d{2}:\d{2} C[SD]T</time>", history)  # the lab's time zone
     files = page.split('<table class="files">', 1)[1].split("</table>", 1)[0]
-    assert re.search(r"<td data-label=\"Changed\">\d{2} \w{3} \d{4} \d{2}:\d{2} C[SD]T</td>", files)  # "Changed", the lab's zone too
+    assert re.search(
+        r"<td data-label=\"Changed\">\d{2} \w{3} \d{4} \d{2}:\d{2} C[SD]T</td>", files
+    )  # "Changed", the lab's zone too
 
 
 def test_downloads_only_the_jobs_own_files(staff_client, session, storage):

@@ -50,6 +50,10 @@ def make_engine(url: str, **kwargs: object) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
+#: Each SQLite connection's page cache ceiling, in KiB (docs/performance.md: search at 100,000 jobs).
+SQLITE_CACHE_KIB = 65536
+
+
 def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
@@ -62,6 +66,10 @@ def _tune_sqlite(engine: Engine) -> None:
         if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "memory":
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # SQLite's default page cache is 2 MB per connection: at 100,000 jobs a search's matches
+        # were read from the OS one page at a time (7 ms for 833 rows, 0.7 ms with this). A ceiling,
+        # not an allocation: the cache grows only to what the connection reads.
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

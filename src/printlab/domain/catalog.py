@@ -35,6 +35,14 @@ class LabDetails:
     pickup_reminder_days: int = 7
     #: A second, last reminder goes out this many days before the hold period ends (0: none).
     final_reminder_days_before_hold_ends: int = 3
+    #: Who gets the monthly summary, comma-separated ("" sends it to the contact address).
+    summary_emails: str = ""
+
+    @property
+    def summary_recipients(self) -> tuple[str, ...]:
+        """The addresses the monthly summary goes to."""
+        listed = tuple(a.strip() for a in self.summary_emails.split(",") if a.strip())
+        return listed or (self.contact_email,)
 
 
 FILAMENT_COLORS = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -10,6 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from printlab.domain.catalog import Catalog, LabDetails, Printer, PrintMethod
 from printlab.domain.text import TextError, clean_text, is_email, is_plain_number
 
+#: The most addresses the monthly summary goes to.
+MAX_SUMMARY_EMAILS = 10
 SECTIONS = ("disciplines", "reasons", "methods", "printers", "lab", "limits", "submissions")
 
 
@@ -29,6 +32,7 @@ LABELS = {
     "pickup_location": "Pickup location",
     "opening_hours": "Opening hours",
     "contact_email": "Contact email",
+    "summary_emails": "Monthly summary addresses",
     "time_zone": "Time zone",
     "new-name": "The new method's name",
     "new-description": "The new method's description",
@@ -210,6 +214,18 @@ def _lab(form: Mapping[str, Any]) -> LabDetails:
     )
     if reminder >= hold:
         raise CatalogError({"pickup_reminder_days": "The reminder must come before the hold period ends."})
+    summary = [
+        a.strip()
+        for a in re.split(r"[,;\s]+", _text(form, "summary_emails", longest=1000, required=False))
+        if a.strip()
+    ]
+    if any(not is_email(a) for a in summary) or len(summary) > MAX_SUMMARY_EMAILS:
+        raise CatalogError(
+            {
+                "summary_emails": f"List up to {MAX_SUMMARY_EMAILS} email addresses separated by commas, "
+                "like manager@university.edu, finance@university.edu."
+            }
+        )
     return LabDetails(
         name=_text(form, "name", longest=100),
         pickup_location=_text(form, "pickup_location"),
@@ -219,4 +235,5 @@ def _lab(form: Mapping[str, Any]) -> LabDetails:
         hold_days=hold,
         pickup_reminder_days=reminder,
         final_reminder_days_before_hold_ends=final,
+        summary_emails=", ".join(summary),
     )

@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 from printlab.clock import utcnow
 from printlab.config import Config
 from printlab.db import write_transaction
+from printlab.domain.catalog import Catalog
 from printlab.domain.statuses import Status
 from printlab.models import Job, OutboxMessage, OutboxStatus
 from printlab.services.errors import NotFound, ValidationError
@@ -46,7 +47,16 @@ from printlab.services.jobs import payments, quote_links
 from printlab.services.jobs.records import add_event, entered_status_at, simple_id_for
 from printlab.services.lab.actors import Actor, require_active_staff
 from printlab.services.lab.catalog import load_catalog
-from printlab.services.mail.render import Links, build_message, message_context, render, sender_for
+from printlab.services.mail.outbox import LAB_TEMPLATES
+from printlab.services.mail.render import (
+    Links,
+    RenderedEmail,
+    build_message,
+    lab_message_context,
+    message_context,
+    render,
+    sender_for,
+)
 from printlab.services.mail.transport import (
     DeliveryError,
     Envelope,
@@ -252,6 +262,11 @@ def _start(
         row = _lock(session, outbox_id)
         if row is None or row.status != OutboxStatus.PENDING or row.claimed_by != mailer.identity:
             return None  # sent, cancelled or taken over meanwhile
+        if row.template in LAB_TEMPLATES:
+            message, envelope = compose_for_lab(session, mailer, row, now=now)
+            row.sending_at = now
+            row.next_attempt_at = now + LEASE
+            return _Prepared(row.id, message, envelope, False)
         job = session.get(Job, row.job_id) if row.job_id else None
         if job is None:
             raise PermanentFailure("the job this email is about no longer exists")
@@ -305,6 +320,27 @@ def compose(
     except (TemplateError, ValueError, KeyError, TypeError) as exc:
         log.exception("email %s (%s) can't be rendered", row.id, row.template)
         raise PermanentFailure(f"can't build the message: {type(exc).__name__}: {exc}") from None
+    return _addressed(rendered, catalog, mailer, row, now)
+
+
+def compose_for_lab(
+    session: Session, mailer: Mailer, row: OutboxMessage, *, now: datetime
+) -> tuple[EmailMessage, Envelope]:
+    """The finished message for an email to the lab itself (no job)."""
+    catalog = load_catalog(session)
+    try:
+        context = lab_message_context(row.template, catalog=catalog, extra=row.context)
+        rendered = render(row.template, context)
+    except (TemplateError, ValueError, KeyError, TypeError) as exc:
+        log.exception("email %s (%s) can't be rendered", row.id, row.template)
+        raise PermanentFailure(f"can't build the message: {type(exc).__name__}: {exc}") from None
+    return _addressed(rendered, catalog, mailer, row, now)
+
+
+def _addressed(
+    rendered: RenderedEmail, catalog: Catalog, mailer: Mailer, row: OutboxMessage, now: datetime
+) -> tuple[EmailMessage, Envelope]:
+    """A rendered email as the message and envelope that go to the mail server."""
     sender, envelope_sender = sender_for(mailer.mail_from, catalog)
     assert row.message_id is not None  # set when claimed
     message = build_message(

@@ -20,6 +20,8 @@ TEMPLATES = (
     "quote_expired",
     "payment_receipt",
 )
+#: Emails to the lab itself, about no one job (the monthly summary to its admins).
+LAB_TEMPLATES = ("monthly_summary",)
 
 
 def enqueue(session: Session, job: Job, template: str, now: datetime, **context: Any) -> OutboxMessage | None:
@@ -35,6 +37,26 @@ def enqueue(session: Session, job: Job, template: str, now: datetime, **context:
         job_id=job.id,
         template=template,
         recipient=job.student_email,
+        context=context or None,
+        status=OutboxStatus.PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(message)
+    return message
+
+
+def enqueue_for_lab(
+    session: Session, template: str, recipient: str, now: datetime, **context: Any
+) -> OutboxMessage:
+    """Add an email to the lab's own address (no job), in the caller's unit of work."""
+    if template not in LAB_TEMPLATES:
+        raise ValueError(f"unknown lab email template {template!r}")
+    message = OutboxMessage(
+        job_id=None,
+        template=template,
+        recipient=recipient,
         context=context or None,
         status=OutboxStatus.PENDING,
         attempts=0,

@@ -19,7 +19,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from printlab.clock import to_lab_time
-from printlab.domain.catalog import Catalog
+from printlab.domain.catalog import Catalog, LabDetails
 from printlab.models import Job
 from printlab.services.jobs.references import make_reference
 
@@ -57,6 +57,10 @@ class Links:
 
     def submit(self) -> str:
         return f"{self.base_url}/submit"
+
+    def page(self, path: str) -> str:
+        """An absolute link to one of the lab's own pages (`path` starts with "/")."""
+        return f"{self.base_url}{path}"
 
 
 # -- words and numbers the way a student reads them ----------------------------------------------
@@ -118,11 +122,21 @@ _SUBJECTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     ),
     "quote_expired": lambda c: f"Your 3D print quote link has expired (job {c['simple_id']})",
     "payment_receipt": lambda c: f"Receipt: {c['charged']} for your 3D print (job {c['simple_id']})",
+    "monthly_summary": lambda c: f"{c['lab'].name}: {c['month_name']} in numbers",
 }
 
-TEMPLATES = tuple(_SUBJECTS)
+#: Emails to the lab itself (about no one job); the rest go to a job's student.
+LAB_TEMPLATES = ("monthly_summary",)
+TEMPLATES = tuple(t for t in _SUBJECTS if t not in LAB_TEMPLATES)
 #: Stand-ins for a subject's changing parts, so its fixed words can be searched.
-_OUTLINE = {"simple_id": "", "job": {"cost": ""}, "hold_until_date": "", "charged": ""}
+_OUTLINE = {
+    "simple_id": "",
+    "job": {"cost": ""},
+    "hold_until_date": "",
+    "charged": "",
+    "lab": LabDetails(name=""),
+    "month_name": "",
+}
 #: The switches that change a subject's words: the last pickup reminder, a cancellation, an edited quote.
 _WORDING_FLAGS = ("final", "cancelled", "edited")
 
@@ -201,6 +215,15 @@ def message_context(
             raise ValueError("payment_receipt needs the amount charged")
         context["charged"] = money(charged_usd)
     return context
+
+
+def lab_message_context(
+    template: str, *, catalog: Catalog, extra: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """What an email to the lab itself shows: its stored snapshot (figures are frozen when it is queued)."""
+    if template not in LAB_TEMPLATES:
+        raise ValueError(f"unknown lab email template {template!r}")
+    return {**(extra or {}), "lab": catalog.lab}
 
 
 def render(template: str, context: Mapping[str, Any]) -> RenderedEmail:
