@@ -1,4 +1,4 @@
-"""Run every benchmark in turn (`make bench`): dashboard, submission, analysis; each prints its own table."""
+"""Run every benchmark in turn (`make bench`): dashboard, submission, analysis, exports; each prints its own table."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ BENCHMARKS: tuple[tuple[str, str, list[str], list[str]], ...] = (
     ),
     ("submission", "bench_submission.py", ["--backend", "both"], ["--backend", "sqlite", "--repeats", "1"]),
     ("analysis", "bench_analysis.py", [], ["--repeats", "1"]),
+    ("exports", "bench_exports.py", ["--backend", "both"], ["--backend", "sqlite", "--jobs", "5000"]),
 )
 
 

@@ -17,6 +17,8 @@ from printlab.config import Config, ConfigError
 from printlab.db import check_database, make_engine, safe_url, session_factory, upgrade
 from printlab.logs import configure_logging
 from printlab.services.errors import ServiceError
+from printlab.services.exports.export import FORMATS as EXPORT_FORMATS
+from printlab.services.exports.export import KINDS as EXPORT_KINDS
 from printlab.services.files.storage import Storage, StorageError
 from printlab.services.lab import staff as staff_service
 from printlab.services.lab import workstations
@@ -475,3 +477,80 @@ def restore_command(directory: str, force: bool) -> None:
             err=True,
         )
         sys.exit(2)
+
+
+@main.command("export")
+@click.argument("kind", type=click.Choice(EXPORT_KINDS))
+@click.option(
+    "--from", "first", required=True, metavar="YYYY-MM-DD", help="First day of the period (lab time)."
+)
+@click.option("--to", "last", required=True, metavar="YYYY-MM-DD", help="Last day of the period, included.")
+@click.option(
+    "--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="csv", show_default=True, help="File type."
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write the file here (default: standard output; XLSX only when it is redirected).",
+)
+@_friendly
+def export_command(kind: str, first: str, last: str, fmt: str, output: str | None) -> None:
+    """Export a period's jobs, payments, events or account-code statement lines, as CSV or XLSX.
+
+    The period is lab days in the lab's time zone, both days included. CSV goes to standard output
+    unless --output is given; XLSX (a binary file) needs --output or a redirected standard output.
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from printlab.domain.periods import PeriodError, parse_period
+    from printlab.services.exports import export
+
+    try:
+        period = parse_period(first, last)
+    except PeriodError as exc:
+        raise click.UsageError(
+            " ".join(f"--{key}: {message}" for key, message in exc.errors.items())
+        ) from None
+    stdout = sys.stdout.buffer
+    if fmt == "xlsx" and output is None and stdout.isatty():
+        raise click.UsageError("An XLSX file is binary: give --output FILE, or redirect standard output.")
+    target = Path(output) if output else None
+    if target is not None and not target.parent.is_dir():
+        raise click.UsageError(f"--output: the folder {target.parent} doesn't exist.")
+    with _session(_config()) as session:
+        if target is None and fmt == "csv":
+            for chunk in export.csv_stream(session, kind, period):
+                stdout.write(chunk)
+            stdout.flush()
+            return
+        # A file is written beside its target and renamed into place, so a failure never leaves half
+        # a file; XLSX for standard output goes through a temporary file (a zip is complete at its end).
+        with tempfile.NamedTemporaryFile(
+            "w+b",
+            dir=target.parent if target else None,
+            prefix=".printlab-export-",
+            suffix=f".{fmt}",
+            delete=False,
+        ) as spool:
+            try:
+                if fmt == "csv":
+                    for chunk in export.csv_stream(session, kind, period):
+                        spool.write(chunk)
+                else:
+                    export.write_xlsx(session, kind, period, spool)
+                spool.flush()
+                if target is None:
+                    spool.seek(0)
+                    shutil.copyfileobj(spool, stdout)
+                    stdout.flush()
+            except BaseException:
+                Path(spool.name).unlink(missing_ok=True)
+                raise
+    if target is None:
+        Path(spool.name).unlink(missing_ok=True)
+        return
+    Path(spool.name).replace(target)
+    click.echo(f"Wrote the {kind} export of {period.words} to {target}.", err=True)

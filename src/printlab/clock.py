@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 
@@ -15,6 +15,15 @@ def to_lab_time(moment: datetime, zone: str) -> datetime:
     """A naive-UTC database time (or a time that knows its zone) shown in the lab's time zone."""
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     return aware.astimezone(ZoneInfo(zone))
+
+
+def lab_day_start(day: date, zone: str) -> datetime:
+    """The naive-UTC moment a lab-local calendar day begins: its midnight in the lab's zone.
+
+    A period of lab days [first, last] is `lab_day_start(first) <= t < lab_day_start(last + 1 day)`,
+    which stays right across a daylight-saving change (that day is 23 or 25 hours long).
+    """
+    return datetime.combine(day, time.min, ZoneInfo(zone)).astimezone(UTC).replace(tzinfo=None)
 
 
 def age_text(since: datetime, now: datetime) -> str:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,9 +24,9 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import func, select
 
-from printlab.clock import utcnow
+from printlab.clock import to_lab_time, utcnow
 from printlab.domain.statuses import Status
-from printlab.models import Job, OutboxMessage, OutboxStatus
+from printlab.models import AccountCode, Job, OutboxMessage, OutboxStatus, Payment
 from printlab.services.jobs import job_desk, workflow
 from printlab.services.lab import staff as staff_service
 from printlab.services.lab import workstations
@@ -524,6 +525,41 @@ def admin_override(site: Site) -> str:
 @page_state("admin delete files")
 def admin_delete_files(site: Site) -> str:
     return site.url(f"/admin/jobs/{site.sliced().id}/delete-files")
+
+
+@page_state("exports for the finance office")
+def exports_page(site: Site) -> str:
+    return site.url("/reports/exports")
+
+
+@page_state("exports, a period that ends before it starts", status=400)
+def exports_backwards(site: Site) -> str:
+    return site.url("/reports/export?kind=payments&format=csv&from=2026-11-30&to=2026-11-01")
+
+
+@page_state("monthly statement per account code")
+def statement_page(site: Site) -> str:
+    session, job = site.live.session, site.job(Status.COMPLETED)
+    if session.get(AccountCode, "ENG-1042-CAPSTONE-SPRING") is None:
+        session.add(
+            AccountCode(code="ENG-1042-CAPSTONE-SPRING", name="Mechanical Engineering senior capstone")
+        )
+        session.flush()
+        charge = Payment(job_id=job.id, charged_usd=Decimal("123.45"), kind="CHARGE", method="ACCOUNT",
+                         account_code="ENG-1042-CAPSTONE-SPRING", payment_reference="PO-2026-000017",
+                         recorded_by=LONG_STAFF, workstation_id=ADMIN_PC)  # fmt: skip
+        session.add(charge)
+        session.flush()
+        session.add(Payment(job_id=job.id, charged_usd=Decimal("-23.45"), kind="REFUND", refund_of=charge.id,
+                            reason="Supports failed on the second plate; reprinted at no charge",
+                            recorded_by=LONG_STAFF, workstation_id=ADMIN_PC))  # fmt: skip
+        session.commit()
+    return site.url(f"/reports/statement?month={to_lab_time(utcnow(), 'America/Chicago'):%Y-%m}")
+
+
+@page_state("monthly statement, a month that can't be read", status=400)
+def statement_bad_month(site: Site) -> str:
+    return site.url("/reports/statement?month=2026-13")
 
 
 # -- the runner --------------------------------------------------------------------------------

@@ -173,6 +173,7 @@ def _register_blueprints(app: Flask) -> None:
     from printlab.web.auth.routes import bp as auth_bp
     from printlab.web.confirm.routes import bp as confirm_bp
     from printlab.web.dashboard.routes import bp as dashboard_bp
+    from printlab.web.exports.routes import bp as exports_bp
     from printlab.web.home import bp as home_bp
     from printlab.web.jobs.routes import bp as jobs_bp
     from printlab.web.reports.routes import bp as reports_bp
@@ -181,6 +182,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(home_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(dashboard_bp)
+    app.register_blueprint(exports_bp)
     app.register_blueprint(jobs_bp)
     app.register_blueprint(student_bp)
     app.register_blueprint(confirm_bp)

@@ -14,25 +14,23 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, column, func, or_, select, table, tuple_
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import operators
 
-from printlab.clock import age_text, utcnow
+from printlab.clock import age_text, lab_day_start, utcnow
 from printlab.domain.catalog import Catalog
 from printlab.domain.naming import SIMPLE_ID_LENGTH, extension_of
+from printlab.domain.periods import parse_day
 from printlab.domain.statuses import WORK_QUEUES, Status
 from printlab.domain.text import TextError, clean_text, is_clean
 from printlab.models import AnalysisState, DashboardVersion, Job, JobAnalysis, JobSearch, JobStatusCount
 
 PAGE_SIZE = 24
-#: The dates a filter may name; beyond them a day's start or end in the lab's zone can't be computed.
-FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)
 MAX_PAGE_SIZE = 200
 _HEX = re.compile(r"^[0-9a-f]{4,32}$")
 #: A job number typed in the search box: its short id (6 or more hex characters), "#" allowed before it.
@@ -143,12 +141,9 @@ def parse_query(args: Mapping[str, str], catalog: Catalog) -> tuple[JobQuery, di
     for key in ("from", "to"):
         text = (args.get(key) or "").strip()
         try:
-            dates[key] = date.fromisoformat(text) if text else None
-        except ValueError:
-            dates[key], errors[key] = None, "Use a date like 2026-09-01."
-        else:
-            if dates[key] is not None and not FIRST_DAY <= dates[key] <= LAST_DAY:  # type: ignore[operator]
-                dates[key], errors[key] = None, "Use a date between the years 2000 and 2999."
+            dates[key] = parse_day(text) if text else None
+        except ValueError as exc:
+            dates[key], errors[key] = None, str(exc)
     printer = args.get("printer") or ""
     method = args.get("method") or ""
     discipline = args.get("discipline") or ""
@@ -338,15 +333,10 @@ def _filters(query: JobQuery, zone: str) -> list[Any]:
         conditions.append(Job.material == query.method)
     if query.discipline:
         conditions.append(Job.discipline == query.discipline)
-    tz = ZoneInfo(zone)
     if query.date_from:
-        start = (
-            datetime.combine(query.date_from, time.min, tz).astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
-        )
-        conditions.append(Job.created_at >= start)
+        conditions.append(Job.created_at >= lab_day_start(query.date_from, zone))
     if query.date_to:
-        end = datetime.combine(query.date_to + timedelta(days=1), time.min, tz)
-        conditions.append(Job.created_at < end.astimezone(ZoneInfo("UTC")).replace(tzinfo=None))
+        conditions.append(Job.created_at < lab_day_start(query.date_to + timedelta(days=1), zone))
     return conditions
 
 
