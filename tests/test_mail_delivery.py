@@ -95,7 +95,9 @@ def test_every_message_reaches_the_student_with_working_links(session, storage, 
     mail.deliver_due(session, mailer)  # confirmed, ready for pickup
     assert sweeps.send_pickup_reminders(session, now=later) == 1
     mail.deliver_due(session, mailer, now=later)  # pickup reminder
-    workflow.record_pickup(session, storage, printed.id, actor=who, weighed_g=40, payment_reference="R-1")
+    workflow.record_pickup(
+        session, storage, printed.id, actor=who, method="CARD", weighed_g=40, payment_reference="R-1"
+    )
     mail.deliver_due(session, mailer, now=later)  # payment receipt
 
     rejected = submit_job(session, storage, student_name="Sam Lee", student_email="sam.lee@example.edu")
@@ -334,7 +336,7 @@ def test_a_replaced_quote_link_is_never_sent(session, storage, smtp, mailer):
 def test_a_pickup_reminder_for_a_collected_print_is_not_sent(session, storage, smtp, mailer):
     job = make_job(session, storage, Status.COMPLETED)
     assert sweeps.send_pickup_reminders(session, now=utcnow() + timedelta(days=8)) == 1
-    workflow.record_pickup(session, storage, job.id, actor=actor(), weighed_g=40)
+    workflow.record_pickup(session, storage, job.id, actor=actor(), method="CASH", weighed_g=40)
     mail.deliver_due(session, mailer, now=utcnow() + timedelta(days=8))
     templates = {r.template: r.status for r in outbox_rows(session, job.id)}
     assert templates["pickup_reminder"] == OutboxStatus.CANCELLED

@@ -481,7 +481,9 @@ def test_job_page_shows_the_timeline_with_staff_and_workstation(staff_client, se
         assert code not in history
     assert re.search(r"\d{2} \w{3} \d{4} \d{2}:\d{2} C[SD]T</time>", history)  # the lab's time zone
     files = page.split('<table class="files">', 1)[1].split("</table>", 1)[0]
-    assert re.search(r"<td data-label=\"Changed\">\d{2} \w{3} \d{4} \d{2}:\d{2} C[SD]T</td>", files)  # "Changed", the lab's zone too
+    assert re.search(
+        r"<td data-label=\"Changed\">\d{2} \w{3} \d{4} \d{2}:\d{2} C[SD]T</td>", files
+    )  # "Changed", the lab's zone too
 
 
 def test_downloads_only_the_jobs_own_files(staff_client, session, storage):
@@ -771,7 +773,13 @@ def test_record_pickup_charges_the_weight_or_the_quote(staff_client, session, st
     assert 'value="Jane Doe"' in dialog  # picked up by: the student, unless changed
 
     response = act(
-        staff_client, job.id, "record_pickup", acting_as=STAFF, payment_reference="CARD-77", **fields
+        staff_client,
+        job.id,
+        "record_pickup",
+        acting_as=STAFF,
+        method="CARD",
+        payment_reference="CARD-77",
+        **fields,
     )
 
     _flash(staff_client, response)
@@ -793,7 +801,7 @@ def test_revert_a_pickup_reverses_the_payment(staff_client, session, storage):
     assert session.get(Job, job.id).status == Status.COMPLETED.value  # type: ignore[union-attr]
     reversal = session.scalars(select(Payment).where(Payment.job_id == job.id).order_by(Payment.id)).all()[-1]
     assert reversal.kind == "REVERSAL" and reversal.reason == "Wrong job picked up"
-    assert "Payment reversed" in text(staff_client.get(f"/jobs/{job.id}"))
+    assert "Reversed (pickup reverted)" in text(staff_client.get(f"/jobs/{job.id}"))
 
 
 def test_resend_quote_issues_a_fresh_link(staff_client, session, storage):
@@ -872,14 +880,14 @@ def test_resend_quote_issues_a_fresh_link(staff_client, session, storage):
         pytest.param(
             Status.COMPLETED,
             "record_pickup",
-            {"acting_as": STAFF, "payment_reference": "R-1"},
+            {"acting_as": STAFF, "method": "CARD", "payment_reference": "R-1"},
             {"weighed_g": "Enter the weighed grams, or keep the quoted price."},
             id="pickup without grams",
         ),
         pytest.param(
             Status.COMPLETED,
             "record_pickup",
-            {"acting_as": STAFF, "weighed_g": "-3"},
+            {"acting_as": STAFF, "method": "CARD", "weighed_g": "-3"},
             {"weighed_g": "Weighed grams must be more than 0"},
             id="pickup with negative grams",
         ),

@@ -40,7 +40,7 @@ from printlab.clock import utcnow
 from printlab.config import Config
 from printlab.db import write_transaction
 from printlab.domain.statuses import Status
-from printlab.models import Job, OutboxMessage, OutboxStatus
+from printlab.models import Job, OutboxMessage, OutboxStatus, Payment
 from printlab.services.errors import NotFound, ValidationError
 from printlab.services.jobs import payments, quote_links
 from printlab.services.jobs.records import add_event, entered_status_at, simple_id_for
@@ -290,6 +290,9 @@ def compose(
     charged = extra.get("charged_usd")
     if row.template == "payment_receipt" and charged is None:
         charged = _latest_charge(session, job)
+    payment = (
+        _payment_of(session, row, job) if row.template in ("payment_receipt", "payment_refund") else None
+    )
     try:
         context = message_context(
             row.template,
@@ -300,6 +303,7 @@ def compose(
             extra=extra,
             completed_at=completed_at,
             charged_usd=str(charged) if charged is not None else None,
+            payment=payment,
         )
         rendered = render(row.template, context)
     except (TemplateError, ValueError, KeyError, TypeError) as exc:
@@ -327,6 +331,16 @@ def _completed_at(extra: dict[str, Any], job: Job, row: OutboxMessage) -> dateti
     if job.status == Status.COMPLETED:
         return entered_status_at(job) or row.created_at
     return row.created_at
+
+
+def _payment_of(session: Session, row: OutboxMessage, job: Job) -> Payment | None:
+    """The payment row a receipt is about: the one the outbox row names, else the job's newest charge
+    (a receipt sent again, or one queued before receipts named their row)."""
+    payment_id = (row.context or {}).get("payment_id")
+    found = session.get(Payment, int(payment_id)) if isinstance(payment_id, int) else None
+    if found is not None and found.job_id == job.id:
+        return found
+    return payments.latest_charge(session, job.id) if row.template == "payment_receipt" else None
 
 
 def _latest_charge(session: Session, job: Job) -> Any:

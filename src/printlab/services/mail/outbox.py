@@ -19,6 +19,7 @@ TEMPLATES = (
     "pickup_reminder",
     "quote_expired",
     "payment_receipt",
+    "payment_refund",
 )
 
 
