@@ -19,7 +19,7 @@ from printlab.clock import utcnow
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage, OutboxStatus
 from printlab.services import mail
-from printlab.services.jobs import quote_links, resend, workflow
+from printlab.services.jobs import quote_links, refunds, resend, workflow
 from printlab.services.jobs.references import read_reference
 from printlab.services.mail import outbox
 from printlab.services.mail.render import Links
@@ -99,6 +99,11 @@ def test_every_message_reaches_the_student_with_working_links(session, storage, 
         session, storage, printed.id, actor=who, method="CARD", weighed_g=40, payment_reference="R-1"
     )
     mail.deliver_due(session, mailer, now=later)  # payment receipt
+    refunds.refund_or_correct(
+        session, storage, printed.id, actor=who, kind="REFUND", amount_usd="1.00", method="CASH",
+        reason="A support broke off",
+    )  # fmt: skip
+    mail.deliver_due(session, mailer, now=later)  # refund receipt
 
     rejected = submit_job(session, storage, student_name="Sam Lee", student_email="sam.lee@example.edu")
     workflow.reject(
@@ -112,7 +117,7 @@ def test_every_message_reaches_the_student_with_working_links(session, storage, 
 
     received = smtp.inbox.messages()
     by_template = {r.message["X-PrintLab-Template"]: r for r in received}
-    assert set(by_template) == set(outbox.TEMPLATES)  # all eight
+    assert set(by_template) == set(outbox.TEMPLATES)  # all nine
     rows = {row.message_id: row for row in outbox_rows(session)}
     jobs = {printed.id: "Jane", rejected.id: "Sam", expired.id: "Ana"}
     for message in received:
@@ -133,6 +138,10 @@ def test_every_message_reaches_the_student_with_working_links(session, storage, 
 
     assert "Walls too thin" in by_template["rejected"].text and "Too thin" in by_template["rejected"].text
     assert "$4.00" in by_template["payment_receipt"].text  # 40 g weighed at $0.10/g, over the minimum
+    assert "Paid by:    Card terminal" in by_template["payment_receipt"].text
+    refund = by_template["payment_refund"]
+    assert "We have refunded $1.00" in refund.text and "You paid:   $3.00 in all" in refund.text
+    assert "Why: A support broke off" in refund.text and "Refund: $1.00" in refund.message["Subject"]
     assert "fresh link" in by_template["quote_expired"].text
     quote = by_template["quote"]
     assert f"{BASE}/confirm/{token}" in quote.text and f'href="{BASE}/confirm/{token}"' in quote.html

@@ -48,7 +48,7 @@ def refund_or_correct(
     method: str | None,
     reason: str,
     account_code: str | None = None,
-    reference: str | None = None,
+    payment_reference: str | None = None,
     expected: Expected | None = None,
     now: datetime | None = None,
 ) -> Payment:
@@ -61,7 +61,7 @@ def refund_or_correct(
     """
     now = now or utcnow()
     why = checked_reason(reason, what="the reason for the refund or correction")
-    ref = checked_text(reference, "payment_reference", "Payment reference").strip()
+    ref = checked_text(payment_reference, "payment_reference", "Payment reference").strip()
     errors: dict[str, str] = {}
     if len(ref) > 100:
         errors["payment_reference"] = "Keep the payment reference under 100 characters."

@@ -134,7 +134,7 @@ def _refund(
         session, storage, job.id, actor=actor, expected=expected, kind=form.get("kind", ""),
         amount_usd=form.get("amount_usd", ""), method=form.get("method") or None,
         account_code=form.get("account_code", ""), reason=form.get("reason", ""),
-        reference=form.get("payment_reference", ""),
+        payment_reference=form.get("payment_reference", ""),
     )  # fmt: skip
     return job
 
