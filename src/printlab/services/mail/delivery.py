@@ -287,12 +287,12 @@ def compose(
     completed_at = None
     if row.template in ("ready_for_pickup", "pickup_reminder"):
         completed_at = _completed_at(extra, job, row)
-    charged = extra.get("charged_usd")
-    if row.template == "payment_receipt" and charged is None:
-        charged = _latest_charge(session, job)
     payment = (
         _payment_of(session, row, job) if row.template in ("payment_receipt", "payment_refund") else None
     )
+    charged = extra.get("charged_usd")
+    if row.template == "payment_receipt" and charged is None:  # a receipt sent again: its charge row
+        charged = payment.charged_usd if payment is not None else _latest_charge(session, job)
     try:
         context = message_context(
             row.template,
