@@ -16,7 +16,7 @@ from printlab.domain.statuses import Status
 from printlab.models import AccountCode, AdminLogEntry, Event, Job, OutboxMessage, Payment
 from printlab.services import mail
 from printlab.services.errors import NotAllowed, StaleJob, ValidationError
-from printlab.services.jobs import payments, refunds, workflow
+from printlab.services.jobs import payments, refunds, resend, workflow
 from printlab.services.jobs.status_change import Expected
 from printlab.services.lab import account_codes, workstations
 from printlab.services.lab.actors import Actor
@@ -496,3 +496,14 @@ def test_pickup_reminders_say_what_is_owed(session, storage, smtp, mailer):
     assert "There is nothing to pay." in reminders["free@example.edu"].text
     assert "You pay" not in reminders["free@example.edu"].text
     assert owed.id != free.id
+
+
+def test_a_receipt_sent_again_after_a_refund_shows_the_pickup_and_its_method(session, storage, smtp, mailer):
+    job = make_job(session, storage, Status.PAIDPICKEDUP)  # $4.00 by card terminal
+    refund(session, storage, job.id, amount_usd="1.00")
+    mail.deliver_due(session, mailer)
+    resend.resend(session, storage, job.id, "payment_receipt", staff=STAFF)
+    mail.deliver_due(session, mailer)
+    first, again = _received(smtp, "payment_receipt")
+    for message in (first, again):
+        assert "  Paid:       $4.00" in message.text and "  Paid by:    Card terminal" in message.text
