@@ -51,7 +51,7 @@ def run_transition(name: str, session: Session, storage: Storage, job_id: str) -
         return workflow.start_printing(session, storage, job_id, actor=STAFF)
     if name == "record_pickup":
         return workflow.record_pickup(
-            session, storage, job_id, actor=STAFF, weighed_g=40, payment_reference="R-1"
+            session, storage, job_id, actor=STAFF, method="CARD", weighed_g=40, payment_reference="R-1"
         )
     raise ValueError(f"unknown transition {name!r}")
 

@@ -112,7 +112,9 @@ def make_job(
         elif step == "complete":
             workflow.complete(session, storage, job.id, actor=who)
         elif step == "pickup":
-            workflow.record_pickup(session, storage, job.id, actor=who, weighed_g=40, payment_reference="R-1")
+            workflow.record_pickup(
+                session, storage, job.id, actor=who, method="CARD", weighed_g=40, payment_reference="R-1"
+            )
         elif step == "reject":
             workflow.reject(session, storage, job.id, actor=who, reasons=["Walls too thin"])
         elif step == "archive":

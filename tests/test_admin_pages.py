@@ -25,6 +25,7 @@ ADMIN_PAGES = [
     "/admin/staff",
     "/admin/workstations",
     "/admin/catalog",
+    "/admin/account-codes",
     "/admin/health",
     "/admin/log",
 ]

@@ -21,7 +21,7 @@ from sqlalchemy import func, inspect, select
 from printlab.config import SETTINGS
 from printlab.db import make_engine, schema_is_current, session_factory
 from printlab.domain.statuses import STATUS_FOLDERS, Status
-from printlab.models import AdminLogEntry, Job, Staff, Workstation
+from printlab.models import AccountCode, AdminLogEntry, Job, Payment, Staff, Workstation
 from printlab.services.errors import NotAllowed
 from printlab.services.files.storage import Storage
 from printlab.services.lab import workstations
@@ -258,6 +258,12 @@ def test_demo_loads_jobs_in_every_status_once(lab_env, db):
             assert storage.resolve(job.metadata_path).is_file(), job.metadata_path
         assert workstations.verify_sign_in(session, station, password) is not None
         count = len(jobs)
+        # pickups paid in several ways, one by internal transfer with a discount and one waived
+        paid = session.scalars(select(Payment).where(Payment.kind == "CHARGE")).all()
+        assert {p.method for p in paid} == {"CASH", "ACCOUNT", "WAIVER"}
+        assert all(p.reason for p in paid if p.discount_usd)
+        codes = {c.code: c.is_active for c in session.scalars(select(AccountCode))}
+        assert codes["ENG-1042"] and codes["ART-2019"] is False
 
     again = run(lab_env, "demo")
     assert again.exit_code == 0, again.output

@@ -244,8 +244,8 @@ RECORD_PICKUP = Move(
     ("StatusChanged",),
     "payment_receipt",
     (
-        {"weighed_g": 38, "payment_reference": "TILL-MORGAN"},
-        {"weighed_g": 61, "payment_reference": "TILL-SAM"},
+        {"method": "CASH", "weighed_g": 38, "payment_reference": "TILL-MORGAN"},
+        {"method": "CARD", "weighed_g": 61, "payment_reference": "TILL-SAM"},
     ),
     _picked_up,
 )

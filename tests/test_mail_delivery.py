@@ -19,7 +19,7 @@ from printlab.clock import utcnow
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage, OutboxStatus
 from printlab.services import mail
-from printlab.services.jobs import quote_links, resend, workflow
+from printlab.services.jobs import quote_links, refunds, resend, workflow
 from printlab.services.jobs.references import read_reference
 from printlab.services.mail import outbox
 from printlab.services.mail.render import Links
@@ -95,8 +95,15 @@ def test_every_message_reaches_the_student_with_working_links(session, storage, 
     mail.deliver_due(session, mailer)  # confirmed, ready for pickup
     assert sweeps.send_pickup_reminders(session, now=later) == 1
     mail.deliver_due(session, mailer, now=later)  # pickup reminder
-    workflow.record_pickup(session, storage, printed.id, actor=who, weighed_g=40, payment_reference="R-1")
+    workflow.record_pickup(
+        session, storage, printed.id, actor=who, method="CARD", weighed_g=40, payment_reference="R-1"
+    )
     mail.deliver_due(session, mailer, now=later)  # payment receipt
+    refunds.refund_or_correct(
+        session, storage, printed.id, actor=who, kind="REFUND", amount_usd="1.00", method="CASH",
+        reason="A support broke off",
+    )  # fmt: skip
+    mail.deliver_due(session, mailer, now=later)  # refund receipt
 
     rejected = submit_job(session, storage, student_name="Sam Lee", student_email="sam.lee@example.edu")
     workflow.reject(
@@ -110,7 +117,7 @@ def test_every_message_reaches_the_student_with_working_links(session, storage, 
 
     received = smtp.inbox.messages()
     by_template = {r.message["X-PrintLab-Template"]: r for r in received}
-    assert set(by_template) == set(outbox.TEMPLATES)  # all eight
+    assert set(by_template) == set(outbox.TEMPLATES)  # all nine
     rows = {row.message_id: row for row in outbox_rows(session)}
     jobs = {printed.id: "Jane", rejected.id: "Sam", expired.id: "Ana"}
     for message in received:
@@ -131,6 +138,10 @@ def test_every_message_reaches_the_student_with_working_links(session, storage, 
 
     assert "Walls too thin" in by_template["rejected"].text and "Too thin" in by_template["rejected"].text
     assert "$4.00" in by_template["payment_receipt"].text  # 40 g weighed at $0.10/g, over the minimum
+    assert "Paid by:    Card terminal" in by_template["payment_receipt"].text
+    refund = by_template["payment_refund"]
+    assert "We have refunded $1.00" in refund.text and "You paid:   $3.00 in all" in refund.text
+    assert "Why: A support broke off" in refund.text and "Refund: $1.00" in refund.message["Subject"]
     assert "fresh link" in by_template["quote_expired"].text
     quote = by_template["quote"]
     assert f"{BASE}/confirm/{token}" in quote.text and f'href="{BASE}/confirm/{token}"' in quote.html
@@ -334,7 +345,7 @@ def test_a_replaced_quote_link_is_never_sent(session, storage, smtp, mailer):
 def test_a_pickup_reminder_for_a_collected_print_is_not_sent(session, storage, smtp, mailer):
     job = make_job(session, storage, Status.COMPLETED)
     assert sweeps.send_pickup_reminders(session, now=utcnow() + timedelta(days=8)) == 1
-    workflow.record_pickup(session, storage, job.id, actor=actor(), weighed_g=40)
+    workflow.record_pickup(session, storage, job.id, actor=actor(), method="CASH", weighed_g=40)
     mail.deliver_due(session, mailer, now=utcnow() + timedelta(days=8))
     templates = {r.template: r.status for r in outbox_rows(session, job.id)}
     assert templates["pickup_reminder"] == OutboxStatus.CANCELLED

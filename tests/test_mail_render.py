@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from printlab.domain.catalog import DEFAULT_CATALOG, LabDetails
-from printlab.models import Job
+from printlab.models import Job, Payment
 from printlab.services.jobs.references import read_reference
 from printlab.services.mail import outbox
 from printlab.services.mail import render as render_module
@@ -48,7 +48,20 @@ STATUS_FOR = {
     "pickup_reminder": "COMPLETED",
     "quote_expired": "PENDING",
     "payment_receipt": "PAIDPICKEDUP",
+    "payment_refund": "PAIDPICKEDUP",
 }
+
+#: The payment row each receipt is about: the pickup's charge (by card), and a refund of part of it.
+PAYMENTS = {
+    "payment_receipt": Payment(
+        job_id=JOB_ID, charged_usd=Decimal("4.00"), list_usd=Decimal("4.00"), method="CARD", kind="CHARGE",
+        recorded_by="Alex Rivera",
+    ),
+    "payment_refund": Payment(
+        job_id=JOB_ID, charged_usd=Decimal("-1.50"), method="CASH", kind="REFUND",
+        reason="A support broke off; we reprinted it", recorded_by="Alex Rivera",
+    ),
+}  # fmt: skip
 
 
 def fixed_job(template: str, **overrides: object) -> Job:
@@ -78,7 +91,13 @@ def fixed_job(template: str, **overrides: object) -> Job:
 
 
 def context_for(
-    template: str, *, final: bool = False, catalog=DEFAULT_CATALOG, job: Job | None = None
+    template: str,
+    *,
+    final: bool = False,
+    catalog=DEFAULT_CATALOG,
+    job: Job | None = None,
+    payment: Payment | None = None,
+    extra: dict | None = None,  # type: ignore[type-arg]
 ) -> dict:  # type: ignore[no-untyped-def,type-arg]
     return message_context(
         template,
@@ -86,11 +105,15 @@ def context_for(
         simple_id="a1b2c3",
         catalog=catalog,
         links=LINKS,
-        extra={"token": TOKEN, "expires_at": "2026-11-29T20:30:00"}
-        if template == "quote"
-        else {"final": final},
+        extra=extra
+        or (
+            {"token": TOKEN, "expires_at": "2026-11-29T20:30:00"}
+            if template == "quote"
+            else {"final": final, "balance_usd": "2.50"}
+        ),
         completed_at=COMPLETED,
         charged_usd="4.00",
+        payment=payment or PAYMENTS.get(template),
     )
 
 

@@ -78,7 +78,7 @@ def test_pickup_refuses_weighed_grams_that_are_not_a_plain_number(session, stora
     job = make_job(session, storage, Status.COMPLETED)
     with pytest.raises(ValidationError) as caught:
         workflow.record_pickup(
-            session, storage, job.id, actor=actor(), weighed_g=typed, payment_reference="R-1"
+            session, storage, job.id, actor=actor(), method="CARD", weighed_g=typed, payment_reference="R-1"
         )
     assert set(caught.value.errors) == {"weighed_g"}
     session.rollback()

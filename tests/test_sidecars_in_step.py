@@ -60,7 +60,9 @@ def test_a_routine_day_leaves_nothing_for_the_integrity_page(session, storage, t
     # Afternoon: an approval, the student's confirmation, a pickup with its payment, emails sent.
     workflow.approve(session, storage, new.id, actor=actor(), weight_g=30, time_hours=1.5)
     workflow.confirm(session, storage, quote_token(session, new.id))
-    workflow.record_pickup(session, storage, done.id, actor=actor(), weighed_g=38, payment_reference="R-9")
+    workflow.record_pickup(
+        session, storage, done.id, actor=actor(), method="CARD", weighed_g=38, payment_reference="R-9"
+    )
     job_desk.update_notes(session, storage, done.id, "Paid at the desk", actor=actor())
     _deliver(session, tmp_path, now=later)
 

@@ -773,7 +773,13 @@ def test_record_pickup_charges_the_weight_or_the_quote(staff_client, session, st
     assert 'value="Jane Doe"' in dialog  # picked up by: the student, unless changed
 
     response = act(
-        staff_client, job.id, "record_pickup", acting_as=STAFF, payment_reference="CARD-77", **fields
+        staff_client,
+        job.id,
+        "record_pickup",
+        acting_as=STAFF,
+        method="CARD",
+        payment_reference="CARD-77",
+        **fields,
     )
 
     _flash(staff_client, response)
@@ -795,7 +801,7 @@ def test_revert_a_pickup_reverses_the_payment(staff_client, session, storage):
     assert session.get(Job, job.id).status == Status.COMPLETED.value  # type: ignore[union-attr]
     reversal = session.scalars(select(Payment).where(Payment.job_id == job.id).order_by(Payment.id)).all()[-1]
     assert reversal.kind == "REVERSAL" and reversal.reason == "Wrong job picked up"
-    assert "Payment reversed" in text(staff_client.get(f"/jobs/{job.id}"))
+    assert "Reversed (pickup reverted)" in text(staff_client.get(f"/jobs/{job.id}"))
 
 
 def test_resend_quote_issues_a_fresh_link(staff_client, session, storage):
@@ -874,14 +880,14 @@ def test_resend_quote_issues_a_fresh_link(staff_client, session, storage):
         pytest.param(
             Status.COMPLETED,
             "record_pickup",
-            {"acting_as": STAFF, "payment_reference": "R-1"},
+            {"acting_as": STAFF, "method": "CARD", "payment_reference": "R-1"},
             {"weighed_g": "Enter the weighed grams, or keep the quoted price."},
             id="pickup without grams",
         ),
         pytest.param(
             Status.COMPLETED,
             "record_pickup",
-            {"acting_as": STAFF, "weighed_g": "-3"},
+            {"acting_as": STAFF, "method": "CARD", "weighed_g": "-3"},
             {"weighed_g": "Weighed grams must be more than 0"},
             id="pickup with negative grams",
         ),

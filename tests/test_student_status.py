@@ -146,7 +146,9 @@ def test_a_reverted_pickup_shows_no_payment_and_a_kept_quote_shows_the_quote(ses
     workflow.revert(session, storage, job.id, actor=actor(), reason="Wrong job")
     assert _view(session, job.id).paid is None  # the payment was reversed
 
-    workflow.record_pickup(session, storage, job.id, actor=actor(), keep_quote=True, payment_reference="R-2")
+    workflow.record_pickup(
+        session, storage, job.id, actor=actor(), method="CASH", keep_quote=True, payment_reference="R-2"
+    )
 
     assert _view(session, job.id).paid == "$4.20"
 

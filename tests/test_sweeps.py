@@ -194,7 +194,7 @@ def test_retention_previews_then_archives_old_finished_jobs_once(session, storag
 
 def test_retention_counts_from_when_the_job_was_finished_not_submitted(session, storage):
     job = make_job(session, storage, Status.COMPLETED)
-    workflow.record_pickup(session, storage, job.id, actor=actor(), weighed_g=40, now=days(60))
+    workflow.record_pickup(session, storage, job.id, actor=actor(), method="CARD", weighed_g=40, now=days(60))
     assert sweeps.archive_preview(session, now=days(100)).total == 0  # picked up 40 days before
     assert sweeps.archive_preview(session, now=days(151)).job_ids == [job.id]
 

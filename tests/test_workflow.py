@@ -180,7 +180,7 @@ def test_disallowed_moves_are_refused_with_a_clear_message(session, storage):
     with pytest.raises(InvalidTransition):
         workflow.complete(session, storage, job.id, actor=actor())
     with pytest.raises(InvalidTransition):
-        workflow.record_pickup(session, storage, job.id, actor=actor(), weighed_g=5)
+        workflow.record_pickup(session, storage, job.id, actor=actor(), method="CASH", weighed_g=5)
     assert snapshot(session, storage, job.id) == before
 
 
@@ -417,6 +417,7 @@ def test_pickup_charges_the_weighed_grams_or_keeps_the_quote(session, storage):
         storage,
         job.id,
         actor=actor(),
+        method="CARD",
         weighed_g="45.55",
         payment_reference="CARD-77",
         picked_up_by="Roommate",
@@ -434,7 +435,9 @@ def test_pickup_charges_the_weighed_grams_or_keeps_the_quote(session, storage):
     assert len(emails_of(session, job.id, "payment_receipt")) == 1
 
     other = make_job(session, storage, Status.COMPLETED, student_email="kept@example.edu")
-    workflow.record_pickup(session, storage, other.id, actor=actor(), weighed_g=80, keep_quote=True)
+    workflow.record_pickup(
+        session, storage, other.id, actor=actor(), method="CAMPUS_CARD", weighed_g=80, keep_quote=True
+    )
     kept = session.scalars(select(Payment).where(Payment.job_id == other.id)).one()
     assert kept.charged_usd == Decimal("4.20") and kept.kept_quote
     assert kept.picked_up_by == "Jane Doe"  # defaults to the student

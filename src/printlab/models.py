@@ -284,7 +284,7 @@ class OutboxMessage(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[str | None] = mapped_column(String, ForeignKey("job.id"), nullable=True, index=True)
     #: Which message: receipt, quote, confirmed, rejected, ready_for_pickup, pickup_reminder,
-    #: quote_expired, payment_receipt.
+    #: quote_expired, payment_receipt, payment_refund.
     template: Mapped[str] = mapped_column(String(40), nullable=False)
     recipient: Mapped[str] = mapped_column(String(254), nullable=False)
     #: Values the template needs that the job row can't give later (a confirm link's raw token).

@@ -633,7 +633,14 @@ def old_job(live: Live, status: Status, days: int, email: str) -> Job:
         workflow.start_printing(session, storage, job.id, actor=who, now=when)
         workflow.complete(session, storage, job.id, actor=who, now=when)
         workflow.record_pickup(
-            session, storage, job.id, actor=who, weighed_g=40, payment_reference="R-9", now=when
+            session,
+            storage,
+            job.id,
+            actor=who,
+            method="CARD",
+            weighed_g=40,
+            payment_reference="R-9",
+            now=when,
         )
     return live.fresh().get(Job, job.id)
 

@@ -27,9 +27,9 @@ from sqlalchemy import func, select
 from printlab.clock import to_lab_time, utcnow
 from printlab.domain.statuses import Status
 from printlab.models import AccountCode, Job, OutboxMessage, OutboxStatus, Payment
-from printlab.services.jobs import job_desk, workflow
+from printlab.services.jobs import job_desk, refunds, workflow
+from printlab.services.lab import account_codes, workstations
 from printlab.services.lab import staff as staff_service
-from printlab.services.lab import workstations
 from printlab.web.jobs.actions import ACTIONS
 
 from ..conftest import MODELS, SLICED
@@ -435,6 +435,71 @@ def _approve_with_blanks(site: Site, tab: Tab) -> Any:
 @page_state("action page, approve with errors", status=422, then=_approve_with_blanks)
 def approve_with_errors(site: Site) -> str:
     return site.url(f"/jobs/{site.sliced().id}/act/approve")
+
+
+def _with_account_codes(site: Site) -> None:
+    """The lab's account codes (one out of use), once: the pickup and refund dialogs offer them."""
+    session = site.live.session
+    if session.get(AccountCode, "ENG-1042") is None:
+        account_codes.add_code(session, "ENG-1042", "Engineering — senior design projects")
+        account_codes.add_code(session, "GRANT-NSF-2231-RESEARCH-PRINTS", "NSF grant 2231 (research prints)")
+        account_codes.add_code(session, "ART-2019", "Art — 2019 exhibition")
+        account_codes.set_active(session, "ART-2019", False)
+
+
+@page_state("action page, record pickup with account codes to choose")
+def pickup_with_codes(site: Site) -> str:
+    _with_account_codes(site)
+    return site.url(f"/jobs/{site.job(Status.COMPLETED).id}/act/record_pickup")
+
+
+def _pickup_with_a_bad_discount(site: Site, tab: Tab) -> Any:
+    """Send a pickup by internal transfer with a discount larger than the price and no reason."""
+    page = tab.page
+    page.locator("#weighed_g").fill("40")
+    page.get_by_label("Internal transfer (account code)").check()
+    page.locator("#account_code").select_option("ENG-1042")
+    page.locator("#discount_usd").fill("900")
+    with page.expect_navigation() as navigation:
+        page.locator("#action-form").evaluate("form => HTMLFormElement.prototype.submit.call(form)")
+    return navigation.value
+
+
+@page_state("action page, record pickup with errors", status=422, then=_pickup_with_a_bad_discount)
+def pickup_with_errors(site: Site) -> str:
+    return pickup_with_codes(site)
+
+
+@page_state("job page, payments with a discount, a refund and a correction")
+def job_with_ledger(site: Site) -> str:
+    _with_account_codes(site)
+
+    def build() -> Job:
+        session, storage = site.live.session, site.live.storage
+        job = site._make(Status.COMPLETED)
+        workflow.record_pickup(
+            session, storage, job.id, actor=actor(), method="ACCOUNT", weighed_g=40,
+            account_code="GRANT-NSF-2231-RESEARCH-PRINTS", discount_usd="1.25",
+            reason="Research group prints get a quarter off, agreed with the department in September",
+            payment_reference="TRANSFER-2026-11-000123456789",
+        )  # fmt: skip
+        refunds.refund_or_correct(
+            session, storage, job.id, actor=actor(), kind="REFUND", amount_usd="1.00", method="CASH",
+            reason="One part had a defect",
+        )  # fmt: skip
+        refunds.refund_or_correct(
+            session, storage, job.id, actor=actor(), kind="CORRECTION", amount_usd="0.25", method="CARD",
+            reason="Supports weighed separately",
+        )  # fmt: skip
+        return job
+
+    return job_page(site, site.made("ledger", build))
+
+
+@page_state("admin account codes, with codes in and out of use")
+def admin_account_codes(site: Site) -> str:
+    _with_account_codes(site)
+    return site.url("/admin/account-codes")
 
 
 @page_state("not found, signed in", status=404)

@@ -162,12 +162,14 @@ def test_a_job_from_upload_to_pickup(live: Live, open_tab, backend):
     assert page.get_by_label("Picked up by").input_value() == "Jane Doe"
     page.get_by_label("Weighed grams").fill("40")
     expect(page.locator("#final-output")).to_have_text("$4.00")
+    page.get_by_label("Card terminal").check()
     page.get_by_label("Payment reference").fill("CARD-1234")
     expect(page.locator("#action-submit")).to_be_enabled()
     staff.screenshot("pickup-dialog")
     send_action(staff, "Record pickup and payment")
     assert status_pill(staff) == "Paid & Picked Up"
-    assert "$4.00 · weighed 40.0 g · ref CARD-1234 · collected by Jane Doe" in page.inner_text(".summary")
+    assert "weighed 40.0 g · ref CARD-1234 · collected by Jane Doe" in page.inner_text("#ledger")
+    assert "Card terminal" in page.inner_text("#ledger") and "$4.00" in page.inner_text("#balance")
     student_sees(*steps, "Printing started", "Ready for pickup", "Picked up", status="Picked up")
     student.screenshot("status-picked-up")
 

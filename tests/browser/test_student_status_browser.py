@@ -105,7 +105,9 @@ def test_the_status_page_through_a_jobs_life_on_desktop_and_phone(live: Live, op
     workflow.complete(session, storage, job.id, actor=actor())
     student_sees("Ready for pickup", "Ready for pickup", "ready")
     # Quoted $3.80 (38 g); the finished print weighed 36.5 g, so $3.65 was charged.
-    workflow.record_pickup(session, storage, job.id, actor=actor(), weighed_g="36.5", payment_reference="C-9")
+    workflow.record_pickup(
+        session, storage, job.id, actor=actor(), method="CARD", weighed_g="36.5", payment_reference="C-9"
+    )
     student_sees("Picked up", "Picked up", "picked-up")
     for tab in (desktop, phone):
         assert tab.page.inner_text(".paid-amount") == "$3.65"

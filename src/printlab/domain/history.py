@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from printlab.domain.catalog_edit import LABELS
+from printlab.domain.charging import method_label, signed_usd
 from printlab.domain.statuses import Status
 
 #: What staff and students call each email PrintLab sends.
@@ -19,6 +21,7 @@ EMAIL_NAMES = {
     "pickup_reminder": "Pickup reminder",
     "quote_expired": "Quote expired",
     "payment_receipt": "Payment receipt",
+    "payment_refund": "Refund receipt",
 }
 
 #: Events an unattributed entry of which was the student's doing (the rest were PrintLab's own).
@@ -110,8 +113,24 @@ def job_event_sentence(event_type: str, details: Mapping[str, Any] | None, by: s
         name = d.get("file") if isinstance(d.get("file"), str) else ""
         kind = name.rsplit(".", 1)[-1] if "." in name else ""
         return f"A .{kind} file added by {who}" if kind else f"A file added by {who}"
+    if event_type in ("PaymentRefunded", "PaymentCorrected"):
+        return _adjustment(event_type, d, who)
     move = _move(d)
     return f"{_words(event_type)} by {who}" + (f" ({move})" if move else "") + _reason(d)
+
+
+def _adjustment(event_type: str, d: Mapping[str, Any], who: str) -> str:
+    """ "Refunded $2.00 by Alex Rivera (Cash) — Print had a defect"."""
+    try:
+        amount = Decimal(str(d.get("amount_usd")))
+    except ArithmeticError:
+        amount = None
+    how = f" ({method_label(d['method'])})" if isinstance(d.get("method"), str) else ""
+    if event_type == "PaymentRefunded":
+        what = f"Refunded {_money(abs(amount))}" if amount is not None else "Refunded"
+    else:
+        what = f"Payment corrected by {signed_usd(amount)}" if amount is not None else "Payment corrected"
+    return f"{what} by {who}{how}{_reason(d)}"
 
 
 def _status_changed(d: Mapping[str, Any], who: str) -> str:
@@ -124,6 +143,13 @@ def _status_changed(d: Mapping[str, Any], who: str) -> str:
         sentence += f" — paid {_money(payment['charged_usd'])}"
         if payment.get("kept_quote"):
             sentence += " (the quote)"
+        if isinstance(payment.get("method"), str):
+            sentence += f" by {method_label(payment['method'])}"
+            if isinstance(payment.get("account_code"), str):
+                sentence += f" {payment['account_code']}"
+        if payment.get("discount_usd") is not None:
+            off = "waived" if payment.get("method") == "WAIVER" else f"{_money(payment['discount_usd'])} off"
+            sentence += f" (price {_money(payment.get('list_usd'))}, {off}{_reason(payment)})"
     return sentence + _reason(d)
 
 
@@ -222,6 +248,10 @@ def admin_log_sentence(action: str, details: Mapping[str, Any] | None, by: str |
     if action == "BannerChanged":
         banner = d.get("banner")
         return f"Banner set to “{banner}” by {who}" if banner else f"Banner removed by {who}"
+    if action in ("AccountCodeAdded", "AccountCodeDeactivated", "AccountCodeReactivated"):
+        verb = {"AccountCodeAdded": "added", "AccountCodeDeactivated": "taken out of use",
+                "AccountCodeReactivated": "put back in use"}[action]  # fmt: skip
+        return f"Account code {d.get('code')} ({d.get('name')}) {verb} by {who}"
     if action == "IntegrityRepair":
         return _repair_sentence(d, who)
     return f"{_words(action)} by {who}"

@@ -20,6 +20,7 @@ from printlab.clock import to_lab_time, utcnow
 from printlab.config import Config, ConfigError
 from printlab.db import check_database, make_engine, safe_url, schema_is_current, session_factory
 from printlab.domain import printability
+from printlab.domain.charging import kind_label, method_label, signed_usd
 from printlab.domain.history import email_name
 from printlab.domain.statuses import TAKES_FILES
 from printlab.domain.text import is_clean
@@ -135,6 +136,9 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: Config | No
     app.add_template_global(printability.units_note, "units_note")
     app.add_template_filter(_lab_time, "lab_time")
     app.add_template_filter(email_name, "email_name")
+    app.add_template_filter(signed_usd, "usd")  # "$4.00", "-$2.00"
+    app.add_template_filter(method_label, "payment_method")
+    app.add_template_filter(kind_label, "payment_kind")
     app.add_template_global(_is_new_staff, "is_new_staff")
     app.add_template_global(version_of, "job_version")
     app.add_template_global(TAKES_FILES, "statuses_taking_files")

@@ -13,7 +13,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, aliased
 
 from printlab.domain.naming import simple_job_id
-from printlab.domain.payments import kind_label
+from printlab.domain.charging import kind_label
 from printlab.domain.periods import Period
 from printlab.models import AccountCode, Job, Payment
 from printlab.services.exports.sheets import BATCH, Column, Kind, Sheet, bounds

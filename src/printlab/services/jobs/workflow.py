@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from printlab.clock import utcnow
 from printlab.db import write_transaction
+from printlab.domain import charging
 from printlab.domain.catalog import Catalog
 from printlab.domain.naming import extension_of
 from printlab.domain.pricing import PricingError, quote_cost, round_print_hours, to_decimal
@@ -62,6 +63,7 @@ from printlab.services.jobs.status_change import (
     next_version,
     run_transition,
 )
+from printlab.services.lab import account_codes
 from printlab.services.lab.actors import Actor, require_active_staff
 from printlab.services.lab.catalog import load_catalog
 from printlab.services.mail import outbox
@@ -565,16 +567,23 @@ def record_pickup(
     job_id: str,
     *,
     actor: Actor,
+    method: str | None = None,
     weighed_g: object = None,
     payment_reference: str | None = None,
     picked_up_by: str | None = None,
     keep_quote: bool = False,
+    account_code: str | None = None,
+    discount_usd: object = None,
+    reason: str | None = None,
     expected: Expected | None = None,
     now: datetime | None = None,
 ) -> Job:
-    """COMPLETED → PAIDPICKEDUP: record what was charged (from the weighed grams, or the quote kept).
+    """COMPLETED → PAIDPICKEDUP: record how the student paid and what (the weighed price or the quote
+    kept, less any discount; a waiver takes off the whole price).
 
-    The payment row holds who collected it; the event holds only amounts and the reference.
+    `method` is a domain.charging.METHODS code and is required; an internal transfer (ACCOUNT) names
+    an active account code; a discount or waiver needs a reason. The payment row holds who collected
+    it; the event holds only amounts, the method, the reference and the discount's reason.
     """
     catalog = load_catalog(session)
     now = now or utcnow()
@@ -585,50 +594,90 @@ def record_pickup(
         collector = (
             " ".join(checked_text(picked_up_by, "picked_up_by", "Picked up by").split()) or job.student_name
         )
+        why = checked_text(reason, "reason", "The reason", multiline=True).strip()
         if len(reference) > 100:
             errors["payment_reference"] = "Keep the payment reference under 100 characters."
         if collector and len(collector) > 100:
             errors["picked_up_by"] = "Keep the name under 100 characters."
+        if len(why) > MAX_REASON:
+            errors["reason"] = f"Keep the reason under {MAX_REASON} characters."
+        code = None
+        if method not in charging.METHODS:
+            errors["method"] = "Choose how the student paid."
+        elif method == charging.ACCOUNT:
+            try:
+                code = account_codes.usable_code(session, account_code).code
+            except ValidationError as exc:
+                errors.update(exc.errors)
         grams: Decimal | None = None
-        charged = job.cost_usd
+        price = job.cost_usd
         if weighed_g not in (None, ""):
             try:
                 grams = to_decimal(weighed_g, "Weighed grams")
                 if grams <= 0:
                     raise PricingError("Weighed grams must be more than 0")
                 if not keep_quote:
-                    charged = quote_cost(grams, job.material or "", catalog.rates, catalog.minimum_charge)
+                    price = quote_cost(grams, job.material or "", catalog.rates, catalog.minimum_charge)
             except PricingError as exc:
                 errors["weighed_g"] = str(exc)
         elif not keep_quote:
             errors["weighed_g"] = "Enter the weighed grams, or keep the quoted price."
-        if charged is None and "weighed_g" not in errors:
+        if price is None and "weighed_g" not in errors:
             errors["weighed_g"] = "This job has no quote; enter the weighed grams."
+        charge = None
+        if price is not None and "weighed_g" not in errors and "method" not in errors:
+            try:
+                charge = charging.pickup_charge(price, str(method), discount_usd)
+            except charging.ChargingError as exc:
+                errors[exc.field] = str(exc)
+        if charge is not None and charge.discounted and not why:
+            errors["reason"] = (
+                "Give the reason for the waiver, e.g. the course that covers its students' prints."
+                if method == charging.WAIVER
+                else "Give the reason for the discount."
+            )
         if errors:
             raise ValidationError(errors)
-        assert charged is not None
-        session.add(
-            Payment(
-                job_id=job.id,
-                weighed_g=float(grams) if grams is not None else None,
-                quoted_usd=job.cost_usd,
-                charged_usd=charged,
-                kept_quote=keep_quote,
-                payment_reference=reference or None,
-                picked_up_by=collector,
-                recorded_by=actor.staff or "",
-                workstation_id=actor.workstation,
-                recorded_at=now,
-            )
+        assert charge is not None
+        row = Payment(
+            job_id=job.id,
+            weighed_g=float(grams) if grams is not None else None,
+            quoted_usd=job.cost_usd,
+            charged_usd=charge.charged_usd,
+            list_usd=charge.list_usd,
+            discount_usd=charge.discount_usd if charge.discounted else None,
+            kept_quote=keep_quote,
+            payment_reference=reference or None,
+            picked_up_by=collector,
+            recorded_by=actor.staff or "",
+            workstation_id=actor.workstation,
+            recorded_at=now,
+            method=method,
+            account_code=code,
+            kind=PaymentKind.CHARGE,
+            reason=why or None,
         )
+        session.add(row)
+        session.flush()  # the row's id, for the receipt
         payment = {
-            "charged_usd": str(charged),
+            "charged_usd": str(charge.charged_usd),
             "quoted_usd": str(job.cost_usd) if job.cost_usd is not None else None,
             "weighed_g": float(grams) if grams is not None else None,
             "kept_quote": keep_quote,
             "reference": reference or None,
+            "method": method,
+            **({"account_code": code} if code else {}),
+            **(
+                {"list_usd": str(charge.list_usd), "discount_usd": str(charge.discount_usd)}
+                if charge.discounted
+                else {}
+            ),
+            **({"reason": why} if why else {}),
         }
-        return Change(details={"payment": payment}, email_context={"charged_usd": str(charged)})
+        return Change(
+            details={"payment": payment},
+            email_context={"charged_usd": str(charge.charged_usd), "payment_id": row.id},
+        )
 
     return run_transition(
         session,

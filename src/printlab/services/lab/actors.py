@@ -55,3 +55,13 @@ def require_admin(session: Session, actor: Actor) -> None:
     """Raise NotAllowed unless the actor is at an admin workstation (or the server console)."""
     if not is_admin_workstation(session, actor.workstation):
         raise NotAllowed("Only an admin workstation can do this.")
+
+
+def admin_or_console(session: Session, by: Actor | None) -> Actor:
+    """The actor of an admin change: from a page, an active staff member at an admin workstation
+    (else ValidationError / NotAllowed); None is the server console, which is trusted."""
+    if by is None:
+        return CONSOLE_ACTOR
+    require_active_staff(session, by)
+    require_admin(session, by)
+    return by

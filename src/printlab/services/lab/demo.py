@@ -1,4 +1,4 @@
-"""Demo data for a first look: staff, a workstation, and about 20 jobs in every status from real model files."""
+"""Demo data for a first look: staff, a workstation, account codes, and about 20 jobs in every status from real model files."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 from printlab.clock import utcnow
 from printlab.domain.catalog import DEFAULT_CATALOG
 from printlab.domain.submission import validate_submission
-from printlab.models import Job, OutboxMessage, Staff, Workstation
+from printlab.models import AccountCode, Job, OutboxMessage, Staff, Workstation
 from printlab.services.files.storage import Storage
 from printlab.services.jobs import submissions, workflow
+from printlab.services.lab import account_codes, workstations
 from printlab.services.lab import staff as staff_service
-from printlab.services.lab import workstations
 from printlab.services.lab.actors import Actor
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo_data"
@@ -81,6 +81,11 @@ def load(session: Session, storage: Storage) -> DemoResult:
     for name in DEMO_STAFF:
         if session.get(Staff, name) is None:
             staff_service.add_staff(session, name)
+    for code, title, active in _ACCOUNT_CODES:
+        if session.get(AccountCode, code) is None:
+            account_codes.add_code(session, code, title)
+            if not active:
+                account_codes.set_active(session, code, False)
     existing = session.scalar(select(func.count()).select_from(Job)) or 0
     if existing:
         return DemoResult(f"Demo data already loaded ({existing} jobs).", DEMO_WORKSTATION, password)
@@ -140,14 +145,37 @@ def _confirm(
     workflow.confirm(session, storage, quote.context["token"], now=at)
 
 
+#: Account codes a lab keeps (the last one out of use), and how each demo pickup was paid.
+_ACCOUNT_CODES = (
+    ("ENG-1042", "Engineering — senior design projects", True),
+    ("ARCH-4010", "Architecture — ARCH 4010 studio", True),
+    ("GRANT-NSF-2231", "NSF grant 2231 (research prints)", True),
+    ("ART-2019", "Art — 2019 exhibition (closed)", False),
+)
+_PAYMENTS: dict[str, dict[str, object]] = {
+    "liam.oc@example.edu": {"method": "CASH"},
+    "sofia.g@example.edu": {
+        "method": "ACCOUNT", "account_code": "ENG-1042", "discount_usd": "1.00",
+        "reason": "Senior design teams get $1 off each print",
+    },
+    "grace.lee@example.edu": {"method": "WAIVER", "reason": "Course ID 2200 covers its students' prints"},
+}  # fmt: skip
+
+
+def _pickup(session: Session, storage: Storage, job_id: str, actor: Actor, at: datetime) -> None:
+    job = session.get(Job, job_id)
+    paid = _PAYMENTS.get(
+        job.student_email if job else "", {"method": "CARD", "payment_reference": "CARD-1042"}
+    )
+    workflow.record_pickup(session, storage, job_id, actor=actor, weighed_g=40.1, now=at, **paid)  # type: ignore[arg-type]
+
+
 _STEPS: dict[str, Callable[..., None]] = {
     "approve": _approve,
     "confirm": _confirm,
     "start": lambda s, st, j, a, at, m, p: workflow.start_printing(s, st, j, actor=a, printer=p, now=at),
     "complete": lambda s, st, j, a, at, m, p: workflow.complete(s, st, j, actor=a, now=at),
-    "pickup": lambda s, st, j, a, at, m, p: workflow.record_pickup(
-        s, st, j, actor=a, weighed_g=40.1, payment_reference="CARD-1042", now=at
-    ),
+    "pickup": lambda s, st, j, a, at, m, p: _pickup(s, st, j, a, at),
     "reject": lambda s, st, j, a, at, m, p: workflow.reject(
         s,
         st,

@@ -12,7 +12,7 @@ from printlab.db import write_transaction
 from printlab.models import Staff
 from printlab.services.errors import NotFound, ValidationError, checked_text
 from printlab.services.lab import admin_log
-from printlab.services.lab.actors import CONSOLE_ACTOR, Actor, require_active_staff, require_admin
+from printlab.services.lab.actors import Actor, admin_or_console
 
 MAX_NAME = 100
 
@@ -31,7 +31,7 @@ def add_staff(session: Session, name: str, *, by: Actor | None = None) -> Staff:
     """Add an active staff member (logged). Raises ValidationError if the name is taken or unusable."""
     name = clean_name(name)
     with write_transaction(session):
-        by = _check_admin(session, by)
+        by = admin_or_console(session, by)
         if session.get(Staff, name) is not None:
             raise ValidationError({"name": f"{name} is already on the staff list."})
         staff = Staff(name=name, is_active=True, added_at=utcnow())
@@ -43,7 +43,7 @@ def add_staff(session: Session, name: str, *, by: Actor | None = None) -> Staff:
 def set_active(session: Session, name: str, active: bool, *, by: Actor | None = None) -> Staff:
     """Deactivate (hide from "Acting as", keep on history) or reactivate (logged). Raises NotFound."""
     with write_transaction(session):
-        by = _check_admin(session, by)
+        by = admin_or_console(session, by)
         staff = session.get(Staff, name)
         if staff is None:
             raise NotFound(f"No staff member named {name!r}.")
@@ -53,15 +53,6 @@ def set_active(session: Session, name: str, active: bool, *, by: Actor | None = 
             action = "StaffReactivated" if active else "StaffDeactivated"
             admin_log.record(session, action, {"name": name}, staff=by.staff, workstation=by.workstation)
     return staff
-
-
-def _check_admin(session: Session, by: Actor | None) -> Actor:
-    """Changes from a page need an active staff member at an admin workstation; the console is trusted."""
-    if by is None:
-        return CONSOLE_ACTOR
-    require_active_staff(session, by)
-    require_admin(session, by)
-    return by
 
 
 def recently_added(staff: Staff, now: datetime, days: int = 7) -> bool:

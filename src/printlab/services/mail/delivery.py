@@ -41,7 +41,7 @@ from printlab.config import Config
 from printlab.db import write_transaction
 from printlab.domain.catalog import Catalog
 from printlab.domain.statuses import Status
-from printlab.models import Job, OutboxMessage, OutboxStatus
+from printlab.models import Job, OutboxMessage, OutboxStatus, Payment
 from printlab.services.errors import NotFound, ValidationError
 from printlab.services.jobs import payments, quote_links
 from printlab.services.jobs.records import add_event, entered_status_at, simple_id_for
@@ -302,9 +302,12 @@ def compose(
     completed_at = None
     if row.template in ("ready_for_pickup", "pickup_reminder"):
         completed_at = _completed_at(extra, job, row)
+    payment = (
+        _payment_of(session, row, job) if row.template in ("payment_receipt", "payment_refund") else None
+    )
     charged = extra.get("charged_usd")
-    if row.template == "payment_receipt" and charged is None:
-        charged = _latest_charge(session, job)
+    if row.template == "payment_receipt" and charged is None:  # a receipt sent again: its charge row
+        charged = payment.charged_usd if payment is not None else _latest_charge(session, job)
     try:
         context = message_context(
             row.template,
@@ -315,6 +318,7 @@ def compose(
             extra=extra,
             completed_at=completed_at,
             charged_usd=str(charged) if charged is not None else None,
+            payment=payment,
         )
         rendered = render(row.template, context)
     except (TemplateError, ValueError, KeyError, TypeError) as exc:
@@ -363,6 +367,16 @@ def _completed_at(extra: dict[str, Any], job: Job, row: OutboxMessage) -> dateti
     if job.status == Status.COMPLETED:
         return entered_status_at(job) or row.created_at
     return row.created_at
+
+
+def _payment_of(session: Session, row: OutboxMessage, job: Job) -> Payment | None:
+    """The payment row a receipt is about: the one the outbox row names, else the job's newest charge
+    (a receipt sent again, or one queued before receipts named their row)."""
+    payment_id = (row.context or {}).get("payment_id")
+    found = session.get(Payment, int(payment_id)) if isinstance(payment_id, int) else None
+    if found is not None and found.job_id == job.id:
+        return found
+    return payments.latest_charge(session, job.id) if row.template == "payment_receipt" else None
 
 
 def _latest_charge(session: Session, job: Job) -> Any:

@@ -19,6 +19,7 @@ TEMPLATES = (
     "pickup_reminder",
     "quote_expired",
     "payment_receipt",
+    "payment_refund",
 )
 #: Emails to the lab itself, about no one job (the monthly summary to its admins).
 LAB_TEMPLATES = ("monthly_summary",)

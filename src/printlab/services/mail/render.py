@@ -20,7 +20,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from printlab.clock import to_lab_time
 from printlab.domain.catalog import Catalog, LabDetails
-from printlab.models import Job
+from printlab.domain.charging import WAIVER, method_label
+from printlab.models import Job, Payment
 from printlab.services.jobs.references import make_reference
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "mail_templates"
@@ -123,6 +124,11 @@ _SUBJECTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "quote_expired": lambda c: f"Your 3D print quote link has expired (job {c['simple_id']})",
     "payment_receipt": lambda c: f"Receipt: {c['charged']} for your 3D print (job {c['simple_id']})",
     "monthly_summary": lambda c: f"{c['lab'].name}: {c['month_name']} in numbers",
+    "payment_refund": lambda c: (
+        f"Refund: {c['amount']} for your 3D print (job {c['simple_id']})"
+        if c["refund"]
+        else f"Your 3D print payment was corrected (job {c['simple_id']})"
+    ),
 }
 
 #: Emails to the lab itself (about no one job); the rest go to a job's student.
@@ -134,11 +140,13 @@ _OUTLINE = {
     "job": {"cost": ""},
     "hold_until_date": "",
     "charged": "",
+    "amount": "",
     "lab": LabDetails(name=""),
     "month_name": "",
 }
-#: The switches that change a subject's words: the last pickup reminder, a cancellation, an edited quote.
-_WORDING_FLAGS = ("final", "cancelled", "edited")
+#: The switches that change a subject's words: the last pickup reminder, a cancellation, an edited
+#: quote, a refund (rather than a correction).
+_WORDING_FLAGS = ("final", "cancelled", "edited", "refund")
 
 
 def subject_outline(template: str) -> str:
@@ -162,11 +170,13 @@ def message_context(
     extra: Mapping[str, Any] | None = None,
     completed_at: datetime | None = None,
     charged_usd: str | None = None,
+    payment: Payment | None = None,
 ) -> dict[str, Any]:
     """Everything the template shows, from plain values (no database): the snapshot tests call it too.
 
-    `extra` is the outbox row's context (the quote's raw token and expiry, a reminder's number);
-    `completed_at` is when the job became ready for pickup; `charged_usd` what was paid.
+    `extra` is the outbox row's context (the quote's raw token and expiry, a reminder's number, a
+    refund's new balance); `completed_at` is when the job became ready for pickup; `charged_usd`
+    what was paid; `payment` the pickup's charge row (a receipt) or the refund or correction row.
     """
     if template not in _SUBJECTS:
         raise ValueError(f"unknown email template {template!r}")
@@ -210,10 +220,22 @@ def message_context(
         context["completed_date"] = lab_date(completed_at, zone)
     if template == "pickup_reminder":
         context["final"] = bool(extra.get("final"))
+        # what is owed at pickup: the quote (the weighed print may differ a little)
+        context["nothing_to_pay"] = job.cost_usd is not None and Decimal(job.cost_usd) == 0
     if template == "payment_receipt":
         if charged_usd is None:
             raise ValueError("payment_receipt needs the amount charged")
         context["charged"] = money(charged_usd)
+        context.update(_payment_lines(payment))
+    if template == "payment_refund":
+        if payment is None:
+            raise ValueError("payment_refund needs the refund's payment row")
+        amount = Decimal(payment.charged_usd)
+        context.update(_payment_lines(payment))
+        context["refund"] = payment.kind == "REFUND"
+        context["amount"] = money(abs(amount))
+        context["given_back"] = amount < 0
+        context["balance"] = money(extra["balance_usd"]) if extra.get("balance_usd") is not None else None
     return context
 
 
@@ -224,6 +246,24 @@ def lab_message_context(
     if template not in LAB_TEMPLATES:
         raise ValueError(f"unknown lab email template {template!r}")
     return {**(extra or {}), "lab": catalog.lab}
+
+
+def _payment_lines(payment: Payment | None) -> dict[str, Any]:
+    """How a payment row reads in a receipt: how it was paid, the price before a discount, the
+    discount or waiver and its reason (nothing for a payment recorded before methods existed)."""
+    lines: dict[str, Any] = {"paid_by": None, "list_price": None, "discount": None, "waived": False}
+    lines["reason"] = (payment.reason or "").strip() or None if payment is not None else None
+    if payment is None or payment.method is None:
+        return lines
+    paid_by = method_label(payment.method)
+    if payment.account_code:
+        paid_by = f"Internal transfer to account {payment.account_code}"
+    lines["paid_by"] = paid_by
+    if payment.discount_usd is not None and Decimal(payment.discount_usd) > 0:
+        lines["list_price"] = money(payment.list_usd) if payment.list_usd is not None else None
+        lines["discount"] = money(payment.discount_usd)
+        lines["waived"] = payment.method == WAIVER
+    return lines
 
 
 def render(template: str, context: Mapping[str, Any]) -> RenderedEmail:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -17,7 +18,7 @@ from printlab.domain.naming import extension_of
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage, OutboxStatus, Payment, Staff
 from printlab.services.files.storage import SIDECAR_SUFFIX, Storage
-from printlab.services.jobs import resend
+from printlab.services.jobs import payments, resend
 from printlab.services.jobs.records import get_job, job_folder, simple_id_for
 from printlab.services.jobs.workflow import SLICER_EXTENSIONS, candidate_files
 
@@ -59,6 +60,8 @@ class JobDetail:
     candidates: list[str]
     timeline: list[TimelineEntry]
     payments: list[Payment]
+    #: What the payment rows add up to (None: no payment recorded yet).
+    balance: Decimal | None
     failed_emails: list[OutboxMessage]
     emails: list[OutboxMessage]
     resendable: list[str]
@@ -167,6 +170,7 @@ def job_detail(session: Session, storage: Storage, job_id: str, catalog: Catalog
         candidates=candidate_files(storage, job) if job.status == Status.UPLOADED.value else [],
         timeline=timeline,
         payments=list(session.scalars(select(Payment).where(Payment.job_id == job.id).order_by(Payment.id))),
+        balance=paid.paid_usd if (paid := payments.balance(session, job.id)) is not None else None,
         failed_emails=[m for m in emails if m.status == OutboxStatus.FAILED],
         emails=emails,
         resendable=resend.resendable(job),

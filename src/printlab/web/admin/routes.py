@@ -21,7 +21,7 @@ from printlab.services.errors import (
 )
 from printlab.services.jobs import file_deletion, locks, workflow
 from printlab.services.jobs.records import job_files
-from printlab.services.lab import admin_log, sign_in_guard, workstations
+from printlab.services.lab import account_codes, admin_log, sign_in_guard, workstations
 from printlab.services.lab import catalog as catalog_service
 from printlab.services.lab import staff as staff_service
 from printlab.services.lab.actors import Actor
@@ -218,6 +218,54 @@ def set_workstation_active(workstation_id: str):  # type: ignore[no-untyped-def]
             else f"{workstation_id} is deactivated: it is signed out and can't sign in."
         )
     return redirect(url_for("admin.workstation_list"), 303)
+
+
+# -- account codes -------------------------------------------------------------------------------
+
+
+def _account_codes_page(errors: dict[str, str] | None = None, form: Any = None) -> tuple[str, int]:
+    return render_template(
+        "admin/account_codes.html", codes=account_codes.list_codes(db()), staff=_active_staff(),
+        zone=catalog().lab.time_zone, errors=errors or {}, form=form or {},
+    ), 422 if errors else 200  # fmt: skip
+
+
+@bp.get("/admin/account-codes")
+@admin_required
+def account_code_list():  # type: ignore[no-untyped-def]
+    return _account_codes_page()
+
+
+@bp.post("/admin/account-codes")
+@admin_required
+def add_account_code():  # type: ignore[no-untyped-def]
+    try:
+        added = account_codes.add_code(
+            db(), request.form.get("code", ""), request.form.get("name", ""), by=_actor()
+        )
+    except ValidationError as exc:
+        return _account_codes_page(exc.errors, request.form)
+    flash(f"Added account code {added.code}. Staff can charge internal transfers to it at pickup.")
+    return redirect(url_for("admin.account_code_list"), 303)
+
+
+@bp.post("/admin/account-codes/<code>/active")
+@admin_required
+def set_account_code_active(code: str):  # type: ignore[no-untyped-def]
+    active = request.form.get("active") == "1"
+    try:
+        found = account_codes.set_active(db(), code, active, by=_actor())
+    except ValidationError as exc:
+        _failed(exc.errors)
+    except NotFound:
+        abort(404)
+    else:
+        flash(
+            f"{found.code} is offered at pickup again."
+            if active
+            else f"{found.code} is no longer offered at pickup; past payments keep it."
+        )
+    return redirect(url_for("admin.account_code_list"), 303)
 
 
 # -- catalog -------------------------------------------------------------------------------------

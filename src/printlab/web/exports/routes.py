@@ -9,7 +9,7 @@ from datetime import timedelta
 from flask import Blueprint, Response, render_template, request, send_file
 
 from printlab.clock import to_lab_time, utcnow
-from printlab.domain.payments import signed_usd
+from printlab.domain.charging import signed_usd
 from printlab.domain.periods import Period, PeriodError, parse_month, parse_period
 from printlab.services.exports import export
 from printlab.services.exports.statement import monthly_statement

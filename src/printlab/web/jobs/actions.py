@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from printlab.domain.statuses import Status
 from printlab.models import Job
 from printlab.services.files.storage import Storage
-from printlab.services.jobs import workflow
+from printlab.services.jobs import refunds, workflow
 from printlab.services.jobs.status_change import Expected
 from printlab.services.lab.actors import Actor
 
@@ -35,6 +35,11 @@ class ActionSpec:
     def edits_quote(self) -> bool:
         """The dialog is the quote form (files, method, colour, printer, weight, time, message)."""
         return self.name in ("approve", "edit_quote")
+
+    @property
+    def takes_payment(self) -> bool:
+        """The dialog asks how money moved (method, account code): the pickup, a refund."""
+        return self.name in ("record_pickup", "refund")
 
 
 def _quote_fields(form: Form) -> dict[str, Any]:
@@ -117,7 +122,21 @@ def _pickup(
         session, storage, job.id, actor=actor, expected=expected,
         weighed_g=form.get("weighed_g", ""), payment_reference=form.get("payment_reference", ""),
         picked_up_by=form.get("picked_up_by", ""), keep_quote=form.get("keep_quote") == "on",
+        method=form.get("method") or None, account_code=form.get("account_code", ""),
+        discount_usd=form.get("discount_usd", ""), reason=form.get("reason", ""),
     )  # fmt: skip
+
+
+def _refund(
+    session: Session, storage: Storage, job: Job, actor: Actor, expected: Expected, form: Form
+) -> Job:
+    refunds.refund_or_correct(
+        session, storage, job.id, actor=actor, expected=expected, kind=form.get("kind", ""),
+        amount_usd=form.get("amount_usd", ""), method=form.get("method") or None,
+        account_code=form.get("account_code", ""), reason=form.get("reason", ""),
+        payment_reference=form.get("payment_reference", ""),
+    )  # fmt: skip
+    return job
 
 
 def _revert(
@@ -157,6 +176,10 @@ ACTIONS: dict[str, ActionSpec] = {
         ActionSpec("record_pickup", "Record pickup and payment", frozenset({Status.COMPLETED}),
                    "The job moves to Paid & Picked Up and the payment is recorded.", _pickup,
                    email="A receipt for the payment goes to {address}."),
+        ActionSpec("refund", "Refund or correct the payment", refunds.REFUNDABLE,
+                   "A new payment row is added with your reason; the payment recorded at pickup stays "
+                   "as it was. The job's status doesn't change.", _refund,
+                   email="A receipt for the refund or correction goes to {address}."),
         ActionSpec("revert", "Revert (mistake)", frozenset({Status.COMPLETED, Status.PAIDPICKEDUP}),
                    "This undoes the job's last step, if it was made in the last 24 hours. A recorded "
                    "payment is reversed by a new payment row.", _revert, danger=True),

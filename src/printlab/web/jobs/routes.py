@@ -18,6 +18,7 @@ from flask import (
     url_for,
 )
 
+from printlab.domain.charging import METHODS
 from printlab.domain.naming import extension_of
 from printlab.models import Job, Staff
 from printlab.services import mail
@@ -31,6 +32,7 @@ from printlab.services.errors import (
 )
 from printlab.services.files.storage import StorageError, TooLarge
 from printlab.services.jobs import job_desk, locks, resend
+from printlab.services.lab import account_codes
 from printlab.services.lab.actors import Actor
 from printlab.services.lab.staff import list_staff
 from printlab.services.views.approval import approval_form
@@ -273,6 +275,8 @@ def act(job_id: str, action: str):  # type: ignore[no-untyped-def]
             extension_of=extension_of,
             email_sentence=email_sentence,
             approval=approval_form(lab().storage, detail.job, catalog()) if spec.edits_quote else None,
+            methods=METHODS,
+            account_codes=account_codes.list_codes(db(), active_only=True) if spec.takes_payment else [],
         ),
         status_code,
     )

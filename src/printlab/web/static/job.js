@@ -155,6 +155,17 @@
       weighed.addEventListener("input", updateFinal);
       updateFinal();
     }
+    // The account code is asked for only when the money moves by internal transfer.
+    var codeField = root.querySelector("#account-code-field");
+    var methods = root.querySelectorAll("input[name=method]");
+    if (codeField && methods.length) {
+      var showCode = function () {
+        var chosen = root.querySelector("input[name=method]:checked");
+        codeField.hidden = !(chosen && chosen.value === "ACCOUNT");
+      };
+      methods.forEach(function (m) { m.addEventListener("change", showCode); });
+      showCode();
+    }
     var summary = root.querySelector("#error-summary");
     if (summary) summary.focus();
     return function close() {
