@@ -74,6 +74,7 @@ def build_history(session, storage) -> History:  # type: ignore[no-untyped-def]
         storage,
         paid.id,
         actor=Actor("Alex Rivera", "FRONT-DESK"),
+        method="CASH",
         weighed_g=40,
         payment_reference="-R-17",
         now=utc(2026, 11, 3, 22, 0),
@@ -182,7 +183,7 @@ def test_payments_csv_of_november(session, storage):
     ]  # fmt: skip
     assert rows[1:] == [
         [
-            "2026-11-03 16:00:00-06:00", h.paid[:6], "Jane Doe", "Charge", "", "", "4.00", "", "", "4.20",
+            "2026-11-03 16:00:00-06:00", h.paid[:6], "Jane Doe", "Payment at pickup", "Cash", "", "4.00", "4.00", "", "4.20",
             "40.0", "No", "", "'-R-17", "Jane Doe", "Alex Rivera", "FRONT-DESK", h.paid,
         ]
     ]  # fmt: skip
@@ -197,15 +198,21 @@ def test_a_reverted_pickup_is_a_reversal_row_and_the_job_paid_nothing(session, s
     )
     payments = csv_of(session, "payments")
     assert [(r[0], r[3], r[6], r[12], r[15]) for r in payments[1:]] == [
-        ("2026-11-03 16:00:00-06:00", "Charge", "4.00", "", "Alex Rivera"),
-        ("2026-11-04 08:00:00-06:00", "Reversal", "-4.00", "Wrong job handed over", "Alex Rivera"),
+        ("2026-11-03 16:00:00-06:00", "Payment at pickup", "4.00", "", "Alex Rivera"),
+        (
+            "2026-11-04 08:00:00-06:00",
+            "Reversed (pickup reverted)",
+            "-4.00",
+            "Wrong job handed over",
+            "Alex Rivera",
+        ),
     ]
     assert payments[2][11] == ""  # "Kept the quote" belongs to a charge
     paid = next(row for row in csv_of(session, "jobs") if row[-1] == h.paid)
     assert (paid[9], paid[13]) == ("Completed", "0.00")
     # The period that holds only the pickup shows only the charge.
     first_days = csv_of(session, "payments", Period(date(2026, 11, 1), date(2026, 11, 3)))
-    assert [r[3] for r in first_days[1:]] == ["Charge"]
+    assert [r[3] for r in first_days[1:]] == ["Payment at pickup"]
 
 
 def test_events_csv_is_the_history_in_sentences(session, storage):
@@ -224,7 +231,7 @@ def test_events_csv_is_the_history_in_sentences(session, storage):
         ["2026-11-02 15:00:00-06:00", p, "Jane Doe", "Moved from Printing to Completed by Alex Rivera", *staff],
         [
             "2026-11-03 16:00:00-06:00", p, "Jane Doe",
-            "Moved from Completed to Paid & Picked Up by Alex Rivera — paid $4.00", "Alex Rivera", "FRONT-DESK",
+            "Moved from Completed to Paid & Picked Up by Alex Rivera — paid $4.00 by Cash", "Alex Rivera", "FRONT-DESK",
         ],
         ["2026-11-30 23:30:00-06:00", h.injected[:6], "'" + INJECTED, "Submitted by the student", "", ""],
     ]  # fmt: skip
@@ -270,7 +277,7 @@ def test_events_and_payments_xlsx(session, storage, tmp_path):
         assert sheet["A2"].is_date and sheet["A2"].number_format == "yyyy-mm-dd hh:mm"
     payments = load_workbook(tmp_path / "payments.xlsx").active
     assert (payments["D2"].value, payments["G2"].value, payments["G2"].number_format) == (
-        "Charge",
+        "Payment at pickup",
         4.0,
         "#,##0.00",
     )

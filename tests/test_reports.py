@@ -71,9 +71,9 @@ def build_history(session, storage) -> dict[str, str]:  # type: ignore[no-untype
     _confirm(session, storage, a, at(4, 15))
     workflow.start_printing(session, storage, a, actor=sam(), now=at(5, 15))
     workflow.complete(session, storage, a, actor=sam(), now=at(5, 19))
-    workflow.record_pickup(session, storage, a, actor=alex(), weighed_g=40, now=at(6, 19))
+    workflow.record_pickup(session, storage, a, actor=alex(), method="CASH", weighed_g=40, now=at(6, 19))
     workflow.revert(session, storage, a, actor=alex(), reason="Wrong job scanned", now=at(6, 20))
-    workflow.record_pickup(session, storage, a, actor=alex(), weighed_g=50, now=at(6, 21))
+    workflow.record_pickup(session, storage, a, actor=alex(), method="CASH", weighed_g=50, now=at(6, 21))
     # B: completed by mistake and reverted, completed for real at 00:30 CDT on Monday 9 Mar.
     b = jobs["B"] = _new(
         session, storage, at(4, 15), student_name="Ana Lopez", student_email="ana@example.edu"
@@ -97,7 +97,7 @@ def build_history(session, storage) -> dict[str, str]:  # type: ignore[no-untype
         now=at(6, 16),
     )
     workflow.complete(session, storage, c, actor=sam(), now=at(7, 16))
-    workflow.record_pickup(session, storage, c, actor=alex(), weighed_g=100, now=at(8, 16))
+    workflow.record_pickup(session, storage, c, actor=alex(), method="CASH", weighed_g=100, now=at(8, 16))
     # D: rejected for two reasons, then archived by the retention sweep.
     d = jobs["D"] = _new(session, storage, at(2, 7))
     workflow.reject(
@@ -125,7 +125,7 @@ def build_history(session, storage) -> dict[str, str]:  # type: ignore[no-untype
     _confirm(session, storage, g, at(24, 18, month=2))
     workflow.start_printing(session, storage, g, actor=sam(), now=at(25, 18, month=2))
     workflow.complete(session, storage, g, actor=sam(), now=at(25, 22, month=2))
-    workflow.record_pickup(session, storage, g, actor=alex(), weighed_g=40, now=at(2, 7))
+    workflow.record_pickup(session, storage, g, actor=alex(), method="CASH", weighed_g=40, now=at(2, 7))
     # Uploads at the edges: 23:30 CDT on 15 Mar (in), 00:30 CDT on 16 Mar (out), 23:30 CST on 1 Mar (before).
     jobs["I"] = _new(session, storage, at(16, 4, 30))
     jobs["H"] = _new(session, storage, at(16, 5, 30))

@@ -93,10 +93,10 @@ def test_statement_groups_transfers_by_code_and_nets_refunds(session, storage):
     )
     engineering = statement.accounts[1]
     assert [
-        (line.job_id, line.kind, line.amount, line.reference, line.reason) for line in engineering.lines
+        (line.job_id, line.kind_words, line.amount, line.reference, line.reason) for line in engineering.lines
     ] == [
-        (jobs[0].id, "Charge", Decimal("4.20"), "PO-77", ""),
-        (jobs[1].id, "Charge", Decimal("12.50"), "", ""),
+        (jobs[0].id, "Payment at pickup", Decimal("4.20"), "PO-77", ""),
+        (jobs[1].id, "Payment at pickup", Decimal("12.50"), "", ""),
         (jobs[0].id, "Refund", Decimal("-1.20"), "", "Supports failed"),
     ]
     assert engineering.lines[0].recorded_at == datetime(2026, 11, 1, 5, 30)  # 1 November 00:30 CDT
@@ -113,9 +113,9 @@ def test_statement_lines_export_as_csv_and_xlsx(session, storage, tmp_path):
         "Amount ($)", "Recorded by", "Job ID",
     ]  # fmt: skip
     assert [(r[0], r[2], r[4], r[6], r[9], r[-1]) for r in rows[1:]] == [
-        ("ART-7", "2026-11-10 10:00:00-06:00", "Cy Twombly", "Charge", "7.00", jobs[2].id),
-        ("ENG-1042", "2026-11-01 00:30:00-05:00", "Ana Lopez", "Charge", "4.20", jobs[0].id),
-        ("ENG-1042", "2026-11-20 12:00:00-06:00", "Ben Ode", "Charge", "12.50", jobs[1].id),
+        ("ART-7", "2026-11-10 10:00:00-06:00", "Cy Twombly", "Payment at pickup", "7.00", jobs[2].id),
+        ("ENG-1042", "2026-11-01 00:30:00-05:00", "Ana Lopez", "Payment at pickup", "4.20", jobs[0].id),
+        ("ENG-1042", "2026-11-20 12:00:00-06:00", "Ben Ode", "Payment at pickup", "12.50", jobs[1].id),
         ("ENG-1042", "2026-11-21 09:00:00-06:00", "Ana Lopez", "Refund", "-1.20", jobs[0].id),
     ]
     path = tmp_path / "statement.xlsx"
@@ -132,7 +132,7 @@ def test_statement_page_for_admins(app, session, storage):
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert "ENG-1042" in text and "Mechanical Engineering capstone" in text
-    assert "$15.50" in text and "−$1.20" in text and "$22.50" in text
+    assert "$15.50" in text and "-$1.20" in text and "$22.50" in text
     assert "Supports failed" in text and "PO-77" in text
     assert "/reports/export/statement.xlsx?from=2026-11-01&amp;to=2026-11-30" in text
     empty = client.get("/reports/statement?month=2026-10").get_data(as_text=True)

@@ -12,9 +12,9 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from printlab.clock import lab_day_start
+from printlab.domain.charging import kind_label, method_label
 from printlab.domain.history import job_event_sentence, same_change
 from printlab.domain.naming import simple_job_id
-from printlab.domain.charging import kind_label, method_label
 from printlab.domain.periods import Period
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, Payment

@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, aliased
 
-from printlab.domain.naming import simple_job_id
 from printlab.domain.charging import kind_label
+from printlab.domain.naming import simple_job_id
 from printlab.domain.periods import Period
-from printlab.models import AccountCode, Job, Payment
+from printlab.models import AccountCode, Job, Payment, PaymentKind
 from printlab.services.exports.sheets import BATCH, Column, Kind, Sheet, bounds
 
 ZERO = Decimal("0.00")
@@ -55,7 +55,8 @@ class Line:
     job_id: str
     student: str
     class_number: str
-    kind: str  # "Charge", "Refund", …
+    #: The payment.kind code (CHARGE, REFUND, CORRECTION, REVERSAL); `kind_words` is what people read.
+    kind: str
     reason: str
     reference: str
     amount: Decimal
@@ -63,6 +64,10 @@ class Line:
     @property
     def job_number(self) -> str:
         return simple_job_id(self.job_id)
+
+    @property
+    def kind_words(self) -> str:
+        return kind_label(self.kind)
 
 
 @dataclass
@@ -73,12 +78,12 @@ class Account:
 
     @property
     def charged(self) -> Decimal:
-        return sum((line.amount for line in self.lines if line.kind == "Charge"), ZERO)
+        return sum((line.amount for line in self.lines if line.kind == PaymentKind.CHARGE), ZERO)
 
     @property
     def adjusted(self) -> Decimal:
         """Refunds, corrections and reversals: usually negative."""
-        return sum((line.amount for line in self.lines if line.kind != "Charge"), ZERO)
+        return sum((line.amount for line in self.lines if line.kind != PaymentKind.CHARGE), ZERO)
 
     @property
     def net(self) -> Decimal:
@@ -120,7 +125,7 @@ def monthly_statement(session: Session, period: Period, zone: str) -> Statement:
                 job_id=r.job_id,
                 student=r.student_name or "",
                 class_number=r.class_number or "",
-                kind=kind_label(r.kind),
+                kind=r.kind,
                 reason=r.reason or "",
                 reference=r.payment_reference or "",
                 amount=Decimal(r.charged_usd).quantize(Decimal("0.01")),
