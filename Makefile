@@ -14,8 +14,8 @@ demo: install
 
 # Install the test dependencies (Chromium and axe-core for the browser tests, pg_dump/pg_restore for
 # the backup tests, nginx and redis-server for the reverse-proxy and rate-limit tests) and run every
-# test, on SQLite and PostgreSQL. Set PRINTLAB_TEST_BACKENDS=sqlite to skip PostgreSQL on a machine
-# without it.
+# test, on SQLite and PostgreSQL, one pytest-xdist worker per CPU core (`-n auto` in pyproject.toml).
+# Set PRINTLAB_TEST_BACKENDS=sqlite to skip PostgreSQL on a machine without it.
 test: install-test browser axe pg-client nginx redis
 	$(BIN)/ruff check .
 	$(BIN)/pytest

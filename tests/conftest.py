@@ -18,6 +18,8 @@ from printlab import config as config_module
 from printlab.db import make_engine, session_factory, upgrade
 from printlab.services.files.storage import Storage
 
+from .servers import WORKER
+
 #: Real files made by CAD programs, mesh libraries and slicers, kept in the repository.
 #: MANIFEST.tsv there gives each file's source and verified facts; LICENSES.md their licences.
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -95,8 +97,12 @@ def _pg_url(database: str) -> str:
 
 @pytest.fixture(scope="session")
 def postgres_template() -> Iterator[str]:
-    """A migrated PostgreSQL database that each test clones (CREATE DATABASE … TEMPLATE is ~60 ms)."""
-    name = f"printlab_tpl_{os.getpid()}"
+    """A migrated PostgreSQL database that each test clones (CREATE DATABASE … TEMPLATE is ~60 ms).
+
+    One per pytest-xdist worker, named after it: each worker migrates and drops its own on its own
+    schedule (PostgreSQL refuses to copy a template while anyone is connected to it).
+    """
+    name = f"printlab_tpl_{WORKER}_{os.getpid()}"
     admin = _admin_engine()
     try:
         with admin.connect() as connection:
@@ -151,7 +157,7 @@ def empty_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
 
 @contextmanager
 def _fresh_postgres_database(template: str | None = None) -> Iterator[str]:
-    name = f"printlab_t_{uuid.uuid4().hex[:12]}"
+    name = f"printlab_t_{WORKER}_{uuid.uuid4().hex[:12]}"
     admin = _admin_engine()
     clause = f' TEMPLATE "{template}"' if template else ""
     with admin.connect() as connection:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import threading
@@ -22,11 +21,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from printlab.config import SmtpSettings
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from .servers import free_port
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,17 @@
 `redis-server` (shared rate-limit counters), `nginx` (TLS and the client's address in front of the app
 servers) and `printlab serve` (waitress). A program that isn't installed fails the test: `make test`
 installs them.
+
+The suite runs in several pytest-xdist worker processes at once: every port comes from `free_port()`,
+which gives each worker ports no other worker is handed.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -29,10 +34,36 @@ SITE_NAME = "print.example.edu"
 START_BOUND_S = 60
 
 
+#: This process's pytest-xdist worker ("gw0", "gw1", …); "main" when the suite runs in one process.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def worker_number() -> int:
+    """0 for the first pytest-xdist worker (and for a run without workers), 1 for the next, …"""
+    return int(WORKER[2:]) if WORKER.startswith("gw") and WORKER[2:].isdigit() else 0
+
+
+#: Ports for the servers tests start: below Linux's ephemeral range (32768 and up), so no outgoing
+#: connection is holding one, in a block of PORT_BLOCK ports per worker, so that two workers never
+#: pick the same free port between checking it and starting their server on it.
+PORT_BASE, PORT_BLOCK, PORT_BLOCKS = 20000, 500, 25
+#: Where in the block this process starts (random: another test run on the machine starts elsewhere);
+#: each call takes the next port, so a port is not handed out twice in a run.
+_port_offsets = itertools.count(secrets.randbelow(PORT_BLOCK))
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A loopback port nothing is listening on, in this worker's own block."""
+    block = PORT_BASE + (worker_number() % PORT_BLOCKS) * PORT_BLOCK
+    for _ in range(PORT_BLOCK):
+        port = block + next(_port_offsets) % PORT_BLOCK
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use (or still closing): try the next one
+            return port
+    raise AssertionError(f"no free port in {block}–{block + PORT_BLOCK - 1}")
 
 
 def program(name: str, package: str) -> str:

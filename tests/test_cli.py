@@ -27,6 +27,8 @@ from printlab.services.files.storage import Storage
 from printlab.services.lab import workstations
 from printlab.services.lab.actors import CONSOLE_ACTOR
 
+from .servers import free_port
+
 PRINTLAB = Path(sys.executable).with_name("printlab")
 
 
@@ -277,12 +279,6 @@ def test_demo_loads_jobs_in_every_status_once(lab_env, db):
 # -- serve -------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_demo_on_a_busy_port_says_so_in_one_line(lab_env, tmp_path):
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
@@ -308,7 +304,7 @@ def test_demo_on_a_busy_port_says_so_in_one_line(lab_env, tmp_path):
 
 
 def test_demo_prints_where_to_sign_in_last_with_its_own_port(lab_env, tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRINTLAB_")} | lab_env
     env.pop("PRINTLAB_BASE_URL")
     out = tmp_path / "demo.out"
@@ -358,7 +354,7 @@ def _malformed_request(port: int) -> bytes:
 
 
 def test_serve_answers_healthz_with_waitress(lab_env, tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRINTLAB_")} | lab_env
     log = tmp_path / "serve.log"
     with open(log, "wb") as output:

@@ -17,17 +17,22 @@ from printlab.services.lab import workstations
 
 from .conftest import BACKENDS, MODELS, sign_in_client
 from .factories import form, make_job, quote_token, set_per_hour
-from .servers import RedisServer
+from .servers import RedisServer, worker_number
 
 CUBE = MODELS / "stl_binary_20mm_xyz_cube.stl"
+
+
+#: The machine's Redis database this pytest-xdist worker counts in (1–15; a lab's PrintLab uses 0):
+#: workers running these tests at the same time neither share counters nor clear each other's.
+MACHINE_REDIS_DB = 1 + worker_number() % 15
 
 
 def two_apps_sharing_the_machines_redis(lab_env):  # type: ignore[no-untyped-def]
     """Two app processes' worth of apps counting in the machine's Redis, from clean counters."""
     from printlab.web.app import create_app
 
-    env = lab_env | {"PRINTLAB_RATELIMIT_STORAGE": "redis://127.0.0.1:6379"}
-    with redis.Redis(host="127.0.0.1", port=6379) as server:
+    env = lab_env | {"PRINTLAB_RATELIMIT_STORAGE": f"redis://127.0.0.1:6379/{MACHINE_REDIS_DB}"}
+    with redis.Redis(host="127.0.0.1", port=6379, db=MACHINE_REDIS_DB) as server:
         for key in server.scan_iter("*LIMITER*"):  # the limiter's keys all contain LIMITER
             server.delete(key)
     return [
