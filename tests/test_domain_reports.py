@@ -11,7 +11,7 @@ from printlab.domain.reports import (
     PeriodError,
     age_bucket,
     choose_period,
-    local_midnight_utc,
+    lab_day_start,
     milestones,
     nearest_rank,
     semester_of,
@@ -36,7 +36,7 @@ def test_a_period_across_the_spring_change_is_13_days_and_23_hours():
 def test_a_period_across_the_autumn_change_gains_an_hour():
     period = choose_period("custom", date(2026, 11, 20), CHICAGO, from_day="2026-11-01", to_day="2026-11-01")
     assert period.end - period.start == timedelta(hours=25)
-    assert local_midnight_utc(date(2026, 11, 2), CHICAGO) == datetime(2026, 11, 2, 6)
+    assert lab_day_start(date(2026, 11, 2), CHICAGO) == datetime(2026, 11, 2, 6)
 
 
 def test_rolling_periods_end_today_and_semesters_follow_the_calendar():

@@ -9,6 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
+from printlab.clock import lab_day_start
+from printlab.domain import periods
 from printlab.domain.statuses import Status
 
 
@@ -57,16 +59,6 @@ MAX_DAYS_AHEAD = 366
 MAX_PERIOD_DAYS = 1830
 
 
-def local_midnight_utc(day: date, zone: str) -> datetime:
-    """The start of `day` in the lab's time zone, as the naive UTC the database stores.
-
-    Local midnights are what make a period exact across a daylight-saving change: a day is 23 or
-    25 hours long then, and a fixed 24-hour step would put a night's work in the wrong day.
-    """
-    local = datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(zone))
-    return local.astimezone(UTC).replace(tzinfo=None)
-
-
 def lab_day(moment: datetime, zone: str) -> date:
     """The lab-local calendar day of a naive-UTC time."""
     return moment.replace(tzinfo=UTC).astimezone(ZoneInfo(zone)).date()
@@ -87,11 +79,11 @@ class Period:
 
     @cached_property
     def start(self) -> datetime:
-        return local_midnight_utc(self.first_day, self.zone)
+        return lab_day_start(self.first_day, self.zone)
 
     @cached_property
     def end(self) -> datetime:
-        return local_midnight_utc(self.last_day + timedelta(days=1), self.zone)
+        return lab_day_start(self.last_day + timedelta(days=1), self.zone)
 
     def previous(self) -> Period:
         """The same number of days just before this period, for comparison."""
@@ -140,15 +132,12 @@ def _semester_period(day: date, zone: str, semesters: Sequence[Semester], *, bac
 
 
 def parse_day(value: str, field: str, label: str) -> date:
-    """A day typed as YYYY-MM-DD (what a date input sends), within sane bounds."""
-    text = (value or "").strip()
+    """A day typed as YYYY-MM-DD (what a date input sends), within sane bounds (domain/periods.py)."""
     try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        day = None
-    if day is None or len(text) != 10:
-        raise PeriodError(field, f"{label}: enter a date like 2026-03-01.")
-    return day
+        return periods.parse_day(value or "")
+    except ValueError as exc:
+        message = str(exc)
+        raise PeriodError(field, f"{label}: {message[:1].lower()}{message[1:]}") from None
 
 
 def choose_period(
