@@ -409,8 +409,8 @@ def test_an_email_to_the_lab_itself_goes_out_without_a_job(session, smtp, mailer
         figures=[{"label": "Submissions", "value": "12", "previous": "9"}],
         unpaid=[{"number": "a1b2c3", "student": "Jane Doe", "owed": "$4.20", "days": 3}],
         unpaid_more=0,
-        reports_url=f"{BASE}/reports",
-        exports=[{"label": "Jobs (CSV)", "url": f"{BASE}/reports/export/jobs.csv"}],
+        reports_path="/reports?period=custom",
+        exports=[{"label": "Jobs (CSV)", "path": "/reports/export/jobs.csv?from=2026-11-01"}],
     )
     session.commit()
     assert mail.deliver_due(session, mailer).sent == 1
@@ -419,7 +419,8 @@ def test_an_email_to_the_lab_itself_goes_out_without_a_job(session, smtp, mailer
     assert received.message["Subject"] == "Makerspace 3D Print Lab: November 2026 in numbers"
     assert "Submissions: 12 (October 2026: 9)" in received.text
     assert "Job a1b2c3 · Jane Doe · $4.20 · ready 3 days" in received.text
-    assert f'href="{BASE}/reports"' in received.html
+    assert f'href="{BASE}/reports?period=custom"' in received.html
+    assert f"Jobs (CSV): {BASE}/reports/export/jobs.csv?from=2026-11-01" in received.text
     (row,) = outbox_rows(session)
     assert row.status == OutboxStatus.SENT and row.job_id is None
     assert sent_events(session) == []  # no job, so no job event

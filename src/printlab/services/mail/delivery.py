@@ -333,7 +333,7 @@ def compose_for_lab(
     """The finished message for an email to the lab itself (no job)."""
     catalog = load_catalog(session)
     try:
-        context = lab_message_context(row.template, catalog=catalog, extra=row.context)
+        context = lab_message_context(row.template, catalog=catalog, links=mailer.links, extra=row.context)
         rendered = render(row.template, context)
     except (TemplateError, ValueError, KeyError, TypeError) as exc:
         log.exception("email %s (%s) can't be rendered", row.id, row.template)

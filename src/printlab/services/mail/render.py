@@ -240,12 +240,19 @@ def message_context(
 
 
 def lab_message_context(
-    template: str, *, catalog: Catalog, extra: Mapping[str, Any] | None
+    template: str, *, catalog: Catalog, links: Links, extra: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    """What an email to the lab itself shows: its stored snapshot (figures are frozen when it is queued)."""
+    """What an email to the lab itself shows: its stored snapshot (figures frozen when it was queued),
+    with the lab's own page paths made into links."""
     if template not in LAB_TEMPLATES:
         raise ValueError(f"unknown lab email template {template!r}")
-    return {**(extra or {}), "lab": catalog.lab}
+    context = {**(extra or {}), "lab": catalog.lab}
+    context["reports_url"] = links.page(str(context.get("reports_path") or "/reports"))
+    context["exports"] = [
+        {"label": link["label"], "url": links.page(str(link["path"]))}
+        for link in context.get("exports") or []
+    ]
+    return context
 
 
 def _payment_lines(payment: Payment | None) -> dict[str, Any]:

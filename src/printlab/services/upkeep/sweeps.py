@@ -30,6 +30,7 @@ from printlab.services.lab.actors import Actor
 from printlab.services.lab.catalog import load_catalog
 from printlab.services.lab.workstations import is_admin_workstation
 from printlab.services.mail import outbox
+from printlab.services.upkeep import monthly_summary
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +239,7 @@ class SweepReport:
     reminders: int = 0
     archived: int = 0
     held_removed: int = 0
+    summaries: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -249,6 +251,7 @@ def run_sweeps(session: Session, storage: Storage, *, now: datetime | None = Non
         ("reminders", lambda: send_pickup_reminders(session, now=now)),
         ("archived", lambda: archive_due(session, storage, now=now)),
         ("held_removed", lambda: held_uploads.sweep(storage, now=now)),
+        ("summaries", lambda: monthly_summary.send_monthly_summary(session, now=now)),
     ]
     for name, step in steps:
         try:
