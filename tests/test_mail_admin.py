@@ -14,6 +14,7 @@ from printlab.domain.statuses import Status
 from printlab.models import Job, OutboxMessage, OutboxStatus
 from printlab.services import mail
 from printlab.services.lab.workstations import add_workstation
+from printlab.services.mail import outbox
 from printlab.services.mail.render import Links
 from printlab.services.mail.transport import FolderTransport
 from printlab.services.upkeep import sweeps
@@ -232,3 +233,16 @@ def test_the_mail_page_searches_and_pages_in_plain_words(session, admin):
     shown = [s.strip() for s in re.findall(r"<td data-label=\"Email\">([^<]+)", found)]
     assert len(shown) == 6 and set(shown) == {"Ready for pickup email", "Pickup reminder email"}
     assert all("Sent" in state for state in re.findall(r'<td data-label="State">([^<]+)', found))
+
+
+def test_the_monthly_summary_is_listed_by_its_name_without_a_job(session, storage, admin, lab_env):
+    outbox.enqueue_for_lab(
+        session, "monthly_summary", "manager@example.edu", utcnow(), month_name="November 2026",
+        previous_name="October 2026", figures=[], unpaid=[], unpaid_more=0, exports=[],
+    )  # fmt: skip
+    session.commit()
+    assert deliver_to_folder(session, lab_env).sent == 1
+    page = admin.get("/admin/mail").get_data(as_text=True)
+    emails = page.split('id="emails-heading"')[1].split('id="folder-heading"')[0]
+    assert "Monthly summary email" in emails and "manager@example.edu" in emails and "Sent" in emails
+    assert "Makerspace 3D Print Lab: November 2026 in numbers" in page.split('id="mail-folder"')[1]

@@ -22,6 +22,7 @@ EMAIL_NAMES = {
     "quote_expired": "Quote expired",
     "payment_receipt": "Payment receipt",
     "payment_refund": "Refund receipt",
+    "monthly_summary": "Monthly summary",
 }
 
 #: Events an unattributed entry of which was the student's doing (the rest were PrintLab's own).
