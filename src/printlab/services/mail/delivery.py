@@ -308,8 +308,9 @@ def compose(
     charged = extra.get("charged_usd")
     if row.template == "payment_receipt" and charged is None:  # a receipt sent again: its charge row
         charged = payment.charged_usd if payment is not None else _latest_charge(session, job)
-    try:
-        context = message_context(
+    rendered = _rendered(
+        row,
+        lambda: message_context(
             row.template,
             job=job,
             simple_id=simple_id_for(session, job.id),
@@ -319,11 +320,8 @@ def compose(
             completed_at=completed_at,
             charged_usd=str(charged) if charged is not None else None,
             payment=payment,
-        )
-        rendered = render(row.template, context)
-    except (TemplateError, ValueError, KeyError, TypeError) as exc:
-        log.exception("email %s (%s) can't be rendered", row.id, row.template)
-        raise PermanentFailure(f"can't build the message: {type(exc).__name__}: {exc}") from None
+        ),
+    )
     return _addressed(rendered, catalog, mailer, row, now)
 
 
@@ -332,13 +330,19 @@ def compose_for_lab(
 ) -> tuple[EmailMessage, Envelope]:
     """The finished message for an email to the lab itself (no job)."""
     catalog = load_catalog(session)
+    rendered = _rendered(
+        row, lambda: lab_message_context(row.template, catalog=catalog, links=mailer.links, extra=row.context)
+    )
+    return _addressed(rendered, catalog, mailer, row, now)
+
+
+def _rendered(row: OutboxMessage, context: Callable[[], dict[str, Any]]) -> RenderedEmail:
+    """The row's template rendered with its context; PermanentFailure when either can't be built."""
     try:
-        context = lab_message_context(row.template, catalog=catalog, links=mailer.links, extra=row.context)
-        rendered = render(row.template, context)
+        return render(row.template, context())
     except (TemplateError, ValueError, KeyError, TypeError) as exc:
         log.exception("email %s (%s) can't be rendered", row.id, row.template)
         raise PermanentFailure(f"can't build the message: {type(exc).__name__}: {exc}") from None
-    return _addressed(rendered, catalog, mailer, row, now)
 
 
 def _addressed(

@@ -34,18 +34,7 @@ def enqueue(session: Session, job: Job, template: str, now: datetime, **context:
         raise ValueError(f"unknown email template {template!r}")
     if not job.student_email:
         return None
-    message = OutboxMessage(
-        job_id=job.id,
-        template=template,
-        recipient=job.student_email,
-        context=context or None,
-        status=OutboxStatus.PENDING,
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-    )
-    session.add(message)
-    return message
+    return _waiting(session, job.id, template, job.student_email, now, context)
 
 
 def enqueue_for_lab(
@@ -54,8 +43,19 @@ def enqueue_for_lab(
     """Add an email to the lab's own address (no job), in the caller's unit of work."""
     if template not in LAB_TEMPLATES:
         raise ValueError(f"unknown lab email template {template!r}")
+    return _waiting(session, None, template, recipient, now, context)
+
+
+def _waiting(
+    session: Session,
+    job_id: str | None,
+    template: str,
+    recipient: str,
+    now: datetime,
+    context: dict[str, Any],
+) -> OutboxMessage:
     message = OutboxMessage(
-        job_id=None,
+        job_id=job_id,
         template=template,
         recipient=recipient,
         context=context or None,
