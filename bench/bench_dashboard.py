@@ -139,6 +139,30 @@ def running_app(url: str) -> Iterator[tuple[Flask, FlaskClient, StatementCounter
             lab.engine.dispose()
 
 
+def measured(
+    backend: str, jobs: int, client: FlaskClient, counter: Any, scenario: Scenario, requests: int, warmup: int
+) -> Result:
+    """One scenario measured at one size, as the row the tables and the JSON show."""
+    times, sql_times, counts, statuses, slowest = measure(client, counter, scenario, requests, warmup)
+    return Result(
+        backend=backend,
+        jobs=jobs,
+        key=scenario.key,
+        scenario=scenario.name,
+        path=scenario.path,
+        requests=len(times),
+        p50_ms=round(statistics.median(times), 1),
+        p95_ms=round(percentile(times, 0.95), 1),
+        mean_ms=round(statistics.fmean(times), 1),
+        sql_p50_ms=round(statistics.median(sql_times), 1),
+        statements_min=min(counts),
+        statements_max=max(counts),
+        statuses=statuses,
+        slowest_sql=" ".join(slowest[0].split())[:160],
+        slowest_sql_ms=round(slowest[1], 1),
+    )
+
+
 def scenarios(client: FlaskClient, engine: Engine, surname: str) -> list[Scenario]:
     with engine.connect() as connection:
         archived = connection.execute(text("SELECT count(*) FROM job WHERE status = 'ARCHIVED'")).scalar_one()
@@ -258,26 +282,7 @@ def run(
                 with engine.connect() as connection:
                     info["postgresql"] = connection.execute(text("SHOW server_version")).scalar_one()
             for scenario in scenarios(client, engine, seeded.sample_surname):
-                times, sql_times, counts, statuses, slowest = measure(
-                    client, counter, scenario, requests, warmup
-                )
-                result = Result(
-                    backend=backend,
-                    jobs=jobs,
-                    key=scenario.key,
-                    scenario=scenario.name,
-                    path=scenario.path,
-                    requests=len(times),
-                    p50_ms=round(statistics.median(times), 1),
-                    p95_ms=round(percentile(times, 0.95), 1),
-                    mean_ms=round(statistics.fmean(times), 1),
-                    sql_p50_ms=round(statistics.median(sql_times), 1),
-                    statements_min=min(counts),
-                    statements_max=max(counts),
-                    statuses=statuses,
-                    slowest_sql=" ".join(slowest[0].split())[:160],
-                    slowest_sql_ms=round(slowest[1], 1),
-                )
+                result = measured(backend, jobs, client, counter, scenario, requests, warmup)
                 results.append(result)
                 print(_row(result), flush=True)
                 if explain_paths:

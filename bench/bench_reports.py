@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from bench_dashboard import HEADER, Result, Scenario, _row, machine, measure, percentile, running_app
+from bench_dashboard import HEADER, Result, Scenario, _row, machine, measured, running_app
 from seed import BACKENDS, bench_database, seed
 from sqlalchemy import text
 
@@ -33,26 +32,7 @@ def run(backend: str, jobs: int, requests: int, warmup: int) -> list[Result]:
             with engine.begin() as connection:  # the benchmark's workstation sees money, like an admin's
                 connection.execute(text("UPDATE workstation SET is_admin = :yes"), {"yes": True})
             for scenario in SCENARIOS:
-                times, sql_times, counts, statuses, slowest = measure(
-                    client, counter, scenario, requests, warmup
-                )
-                result = Result(
-                    backend=backend,
-                    jobs=jobs,
-                    key=scenario.key,
-                    scenario=scenario.name,
-                    path=scenario.path,
-                    requests=len(times),
-                    p50_ms=round(statistics.median(times), 1),
-                    p95_ms=round(percentile(times, 0.95), 1),
-                    mean_ms=round(statistics.fmean(times), 1),
-                    sql_p50_ms=round(statistics.median(sql_times), 1),
-                    statements_min=min(counts),
-                    statements_max=max(counts),
-                    statuses=statuses,
-                    slowest_sql=" ".join(slowest[0].split())[:160],
-                    slowest_sql_ms=round(slowest[1], 1),
-                )
+                result = measured(backend, jobs, client, counter, scenario, requests, warmup)
                 results.append(result)
                 print(_row(result), flush=True)
     return results
