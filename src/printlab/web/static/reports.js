@@ -26,11 +26,28 @@
     };
   }
 
+  // A long label beside a horizontal bar (a rejection reason) is split into lines, so a phone's
+  // narrow chart doesn't cut it off; Chart.js draws an array label as one line per item.
+  function wrapped(label, width) {
+    var lines = [];
+    var line = "";
+    label.split(/\s+/).forEach(function (word) {
+      if (line && (line + " " + word).length > width) { lines.push(line); line = word; }
+      else { line = line ? line + " " + word : word; }
+    });
+    if (line) lines.push(line);
+    return lines.length > 1 ? lines : label;
+  }
+
   document.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
     var table = document.getElementById(canvas.getAttribute("data-table"));
     if (!table) return;
     var kind = canvas.getAttribute("data-chart");
     var data = readTable(table);
+    if (kind === "hbar") {
+      var width = canvas.parentNode.clientWidth < 500 ? 16 : 32;
+      data.labels = data.labels.map(function (label) { return wrapped(label, width); });
+    }
     new window.Chart(canvas, {
       type: kind === "line" ? "line" : "bar",
       data: data,
