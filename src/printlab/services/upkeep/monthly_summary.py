@@ -116,20 +116,17 @@ def send_monthly_summary(session: Session, *, now: datetime | None = None) -> in
     this_month = month_of(lab_day(now, zone), zone)
     last = month_of(this_month.first_day - timedelta(days=1), zone)
     before = month_of(last.first_day - timedelta(days=1), zone)
+    month_began = lab_day_start(this_month.first_day, zone)
+    # The sweep runs every minute: on all but one of them plain reads find nothing to do.
+    if _queued_since(session, month_began):
+        return 0
+    if session.scalar(select(Job.id).where(Job.created_at < month_began).limit(1)) is None:
+        return 0  # no month before the lab's first job is summarised
     with write_transaction(session):
         if is_postgresql(session):
             session.execute(text("SELECT pg_advisory_xact_lock(hashtext('printlab monthly summary'))"))
-        month_began = lab_day_start(this_month.first_day, zone)
-        sent = session.scalar(
-            select(OutboxMessage.id)
-            .where(OutboxMessage.template == TEMPLATE, OutboxMessage.created_at >= month_began)
-            .limit(1)
-        )
-        if sent is not None:
-            return 0
-        had_jobs = session.scalar(select(Job.id).where(Job.created_at < month_began).limit(1))
-        if had_jobs is None:
-            return 0
+        if _queued_since(session, month_began):
+            return 0  # another worker queued it meanwhile
         context = summary_context(
             build_report(session, last, Filters(), now=now),
             build_report(session, before, Filters(), now=now),
@@ -138,3 +135,13 @@ def send_monthly_summary(session: Session, *, now: datetime | None = None) -> in
         for recipient in catalog.lab.summary_recipients:
             outbox.enqueue_for_lab(session, TEMPLATE, recipient, now, **context)
         return len(catalog.lab.summary_recipients)
+
+
+def _queued_since(session: Session, moment: datetime) -> bool:
+    """Whether a monthly summary was queued at or after `moment`."""
+    found = session.scalar(
+        select(OutboxMessage.id)
+        .where(OutboxMessage.template == TEMPLATE, OutboxMessage.created_at >= moment)
+        .limit(1)
+    )
+    return found is not None
