@@ -262,24 +262,22 @@ def _start(
         row = _lock(session, outbox_id)
         if row is None or row.status != OutboxStatus.PENDING or row.claimed_by != mailer.identity:
             return None  # sent, cancelled or taken over meanwhile
-        if row.template in LAB_TEMPLATES:
+        if row.template in LAB_TEMPLATES:  # to the lab itself: no job, always still applies
             message, envelope = compose_for_lab(session, mailer, row, now=now)
-            row.sending_at = now
-            row.next_attempt_at = now + LEASE
-            return _Prepared(row.id, message, envelope, False)
-        job = session.get(Job, row.job_id) if row.job_id else None
-        if job is None:
-            raise PermanentFailure("the job this email is about no longer exists")
-        reason = not_applicable(row, job)
-        if reason is not None:
-            row.status = OutboxStatus.CANCELLED
-            row.last_error = f"Not sent: {reason}"
-            row.sending_at = None
-            row.context = _scrubbed(row.context)
-            report.cancelled += 1
-            log.info("email %s (%s) cancelled: %s", row.id, row.template, reason)
-            return None
-        message, envelope = compose(session, mailer, row, job, now=now)
+        else:
+            job = session.get(Job, row.job_id) if row.job_id else None
+            if job is None:
+                raise PermanentFailure("the job this email is about no longer exists")
+            reason = not_applicable(row, job)
+            if reason is not None:
+                row.status = OutboxStatus.CANCELLED
+                row.last_error = f"Not sent: {reason}"
+                row.sending_at = None
+                row.context = _scrubbed(row.context)
+                report.cancelled += 1
+                log.info("email %s (%s) cancelled: %s", row.id, row.template, reason)
+                return None
+            message, envelope = compose(session, mailer, row, job, now=now)
         interrupted = row.sending_at is not None
         if interrupted:
             log.warning(
