@@ -14,8 +14,11 @@ from printlab.domain.reports import (
     lab_day_start,
     milestones,
     nearest_rank,
+    nearest_ranks,
     semester_of,
+    stage_hours,
 )
+from printlab.domain.statuses import Status
 
 CHICAGO = "America/Chicago"
 
@@ -102,3 +105,23 @@ def test_milestones_keep_the_first_time_and_forget_a_reverted_move():
         "PRINTING": t[3],
         "COMPLETED": t[8],
     }
+
+
+def test_nearest_ranks_sorts_once_for_several_percents():
+    assert nearest_ranks([], (50, 90)) == (None, None)
+    assert nearest_ranks(list(range(10, 0, -1)), (50, 90)) == (5, 9)
+
+
+def test_stage_hours_leave_out_stages_not_finished_skipped_or_out_of_order():
+    day = datetime(2026, 3, 2, 9)
+    reached = {
+        Status.UPLOADED.value: day,
+        Status.PENDING.value: day + timedelta(hours=1, minutes=30),
+        # no confirmation: an admin moved the job on to Printing
+        Status.PRINTING.value: day + timedelta(days=1),
+        Status.COMPLETED.value: day + timedelta(hours=20),  # before it started printing
+    }
+    assert stage_hours(reached) == (1.5, None, None, None, None)
+    reached[Status.COMPLETED.value] = day + timedelta(days=1, hours=2, minutes=15)
+    reached[Status.PAIDPICKEDUP.value] = day + timedelta(days=3)
+    assert stage_hours(reached) == (1.5, None, None, 2.25, 45.75)

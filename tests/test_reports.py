@@ -15,7 +15,7 @@ from printlab import config as config_module
 from printlab.db import alembic_config
 from printlab.domain.reports import choose_period
 from printlab.domain.statuses import Status
-from printlab.models import JobMilestone
+from printlab.models import STAGE_HOURS_COLUMNS, JobMilestone
 from printlab.services.jobs import workflow
 from printlab.services.lab import workstations
 from printlab.services.lab.actors import Actor
@@ -341,6 +341,14 @@ def _milestone_rows(session):  # type: ignore[no-untyped-def]
     }
 
 
+def _stage_hours(session):  # type: ignore[no-untyped-def]
+    session.rollback()
+    return {
+        row.job_id: tuple(getattr(row, name) for name in STAGE_HOURS_COLUMNS)
+        for row in session.scalars(select(JobMilestone))
+    }
+
+
 def test_the_migration_fills_milestones_as_the_workflow_keeps_them(session, storage, database_url):
     jobs = build_history(session, storage)
     kept = _milestone_rows(session)
@@ -349,8 +357,13 @@ def test_the_migration_fills_milestones_as_the_workflow_keeps_them(session, stor
     assert kept[jobs["C"]] == (at(5, 16), None, at(6, 16), at(7, 16), at(8, 16))
     assert kept[jobs["A"]][4] == at(6, 21)  # the pickup recorded again after the revert
     assert jobs["D"] not in kept
+    hours = _stage_hours(session)
+    # C skipped confirmation: neither the stage into it nor the one out of it has a time.
+    assert hours[jobs["C"]][1:] == (None, None, 24.0, 24.0)
+    assert hours[jobs["B"]][1:4] == (4.0, 24.0, 81.5) and hours[jobs["B"]][4] is None
     session.close()
     config = alembic_config(database_url)
     command.downgrade(config, "0009")
     command.upgrade(config, "head")
     assert _milestone_rows(session) == kept
+    assert _stage_hours(session) == hours

@@ -128,9 +128,9 @@ class Event(Base):
 
     __tablename__ = "event"
     __table_args__ = (
-        # The reports count a period's events per type and staff member from this index alone
-        # (migration 0011); the seed's own single-column indexes stay as the customer listed them.
-        Index("ix_event_timestamp_type_staff", "timestamp", "event_type", "triggered_by"),
+        # The reports count each staff member's actions in a period from this index alone (migration
+        # 0015); the seed's own single-column indexes stay as the customer listed them.
+        Index("ix_event_staff_timestamp", "triggered_by", "timestamp"),
         # ... and find a period's approvals, rejections and overrides without walking the others.
         Index("ix_event_type_timestamp", "event_type", "timestamp"),
     )
@@ -372,11 +372,36 @@ class JobMilestone(Base):
     material: Mapped[str | None] = mapped_column(String(32), nullable=True)
     time_hours: Mapped[float | None] = mapped_column(Float, nullable=True)
     weight_g: Mapped[float | None] = mapped_column(Float, nullable=True)
-    approved_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
-    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
-    printing_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
-    completed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
-    picked_up_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    printing_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    picked_up_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: How long each stage took, in hours (domain.reports.stage_hours), kept with the times above so
+    #: a report reads a stage's durations from the index on its end alone (migration 0015).
+    hours_to_approval: Mapped[float | None] = mapped_column(Float, nullable=True)
+    hours_to_confirmation: Mapped[float | None] = mapped_column(Float, nullable=True)
+    hours_to_printing: Mapped[float | None] = mapped_column(Float, nullable=True)
+    hours_to_completion: Mapped[float | None] = mapped_column(Float, nullable=True)
+    hours_to_pickup: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    __table_args__ = (
+        # One index per stage: when it ended, then how long it took (completion also carries what
+        # the printer use sums), so a period's stage times are read without visiting the table.
+        Index("ix_job_milestone_approved_at", "approved_at", "hours_to_approval"),
+        Index("ix_job_milestone_confirmed_at", "confirmed_at", "hours_to_confirmation"),
+        Index("ix_job_milestone_printing_at", "printing_at", "hours_to_printing"),
+        Index(
+            "ix_job_milestone_completed_at",
+            "completed_at",
+            "hours_to_completion",
+            "printer",
+            "material",
+            "time_hours",
+            "weight_g",
+        ),
+        Index("ix_job_milestone_picked_up_at", "picked_up_at", "hours_to_pickup"),
+    )
 
 
 #: The job_milestone column for each status a print's stages end in.
@@ -387,6 +412,14 @@ MILESTONE_COLUMNS: dict[str, str] = {
     Status.COMPLETED.value: "completed_at",
     Status.PAIDPICKEDUP.value: "picked_up_at",
 }
+#: The job_milestone column for how long each stage took (domain.reports.STAGES order).
+STAGE_HOURS_COLUMNS: tuple[str, ...] = (
+    "hours_to_approval",
+    "hours_to_confirmation",
+    "hours_to_printing",
+    "hours_to_completion",
+    "hours_to_pickup",
+)
 
 
 class JobAnalysis(Base):

@@ -181,11 +181,15 @@ def choose_period(
 def nearest_rank(values: Sequence[float], percent: float) -> float | None:
     """The nearest-rank percentile: the smallest value with at least `percent` % of values at or
     below it (always one of the values; the median of an even count is the lower middle one)."""
+    return nearest_ranks(values, (percent,))[0]
+
+
+def nearest_ranks(values: Sequence[float], percents: Sequence[float]) -> tuple[float | None, ...]:
+    """`nearest_rank` for several percents, sorting the values once."""
     if not values:
-        return None
+        return tuple(None for _ in percents)
     ordered = sorted(values)
-    rank = max(1, math.ceil(percent / 100 * len(ordered)))
-    return ordered[rank - 1]
+    return tuple(ordered[max(1, math.ceil(percent / 100 * len(ordered))) - 1] for percent in percents)
 
 
 def change_percent(now: float, before: float) -> float | None:
@@ -235,6 +239,20 @@ def milestones(created_at: datetime | None, moves: Sequence[Move]) -> dict[str, 
         else:
             reached.setdefault(move.target, move.at)
     return reached
+
+
+def stage_hours(reached: Mapping[str, datetime | None]) -> tuple[float | None, ...]:
+    """How long each stage took (STAGES order), in hours, from when the job first reached each status.
+
+    None for a stage the job hasn't finished, skipped (an admin override past it) or whose times are
+    not in order (a status reached again after a revert, before the one it follows).
+    """
+    hours: list[float | None] = []
+    for start, end, _label in STAGES:
+        began, done = reached.get(start.value), reached.get(end.value)
+        ok = began is not None and done is not None and done >= began
+        hours.append((done - began).total_seconds() / 3600 if ok else None)  # type: ignore[operator]
+    return tuple(hours)
 
 
 # -- queue age ---------------------------------------------------------------------------------

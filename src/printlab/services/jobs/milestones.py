@@ -6,7 +6,9 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from printlab.models import MILESTONE_COLUMNS, Job, JobMilestone
+from printlab.domain.reports import stage_hours
+from printlab.domain.statuses import Status
+from printlab.models import MILESTONE_COLUMNS, STAGE_HOURS_COLUMNS, Job, JobMilestone
 
 
 def record_move(session: Session, job: Job, source: str, target: str, *, revert: bool, now: datetime) -> None:
@@ -32,3 +34,7 @@ def record_move(session: Session, job: Job, source: str, target: str, *, revert:
         setattr(row, column, None)
     elif getattr(row, column) is None:
         setattr(row, column, now)
+    reached = {Status.UPLOADED.value: row.uploaded_at}
+    reached.update({status: getattr(row, name) for status, name in MILESTONE_COLUMNS.items()})
+    for name, hours in zip(STAGE_HOURS_COLUMNS, stage_hours(reached), strict=True):
+        setattr(row, name, hours)

@@ -16,10 +16,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, case, func, or_, select, type_coerce
+from sqlalchemy import ColumnElement, Integer, and_, case, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
-from printlab.clock import utcnow
+from printlab.clock import lab_day_start, utcnow
 from printlab.domain.catalog import Catalog
 from printlab.domain.reports import (
     AGE_BUCKETS,
@@ -29,13 +29,21 @@ from printlab.domain.reports import (
     age_bucket,
     change_percent,
     filter_problems,
-    lab_day,
-    nearest_rank,
-    week_start,
+    nearest_ranks,
 )
 from printlab.domain.statuses import WORK_QUEUES, Status
 from printlab.domain.text import is_clean
-from printlab.models import MILESTONE_COLUMNS, Event, Job, JobMilestone, JobSearch, Payment, PaymentKind
+from printlab.models import (
+    MILESTONE_COLUMNS,
+    STAGE_HOURS_COLUMNS,
+    Event,
+    Job,
+    JobMilestone,
+    JobSearch,
+    Payment,
+    PaymentKind,
+    Staff,
+)
 
 #: Unpaid completed jobs listed by name; the count and the amount owed cover all of them.
 UNPAID_LISTED = 100
@@ -312,6 +320,38 @@ def _events_of(query: Any, filters: Filters) -> Any:
     return query.join(Job, Job.id == Event.job_id).where(*conditions) if conditions else query
 
 
+def _actions_per_staff(session: Session, span: Span, filters: Filters) -> dict[str, list[int]]:
+    """How many events each staff member wrote in the previous period and in this one.
+
+    Unfiltered, each person's two counts are ranges of the index on (triggered_by, timestamp): a
+    dozen short index walks instead of grouping every event of the periods. Filtered, the events
+    are joined to their jobs and grouped.
+    """
+    staff: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    if filters.conditions():
+        flag = _this_period(Event.timestamp, span)
+        per_staff = (
+            select(flag, Event.triggered_by, func.count())
+            .where(_in_span(Event.timestamp, span), Event.triggered_by.is_not(None))
+            .group_by(flag, Event.triggered_by)
+        )
+        for this, who, n in session.execute(_events_of(per_staff, filters)):
+            staff[who][1 if this else 0] += n
+        return staff
+
+    def actions(start: datetime, end: datetime) -> Any:
+        return (
+            select(func.count())
+            .where(Event.triggered_by == Staff.name, Event.timestamp >= start, Event.timestamp < end)
+            .scalar_subquery()
+        )
+
+    query = select(Staff.name, actions(span[0], span[1]), actions(span[1], span[2]))
+    for name, before, now in session.execute(query):
+        staff[name] = [int(before), int(now)]
+    return staff
+
+
 #: The events whose details the counts need: approvals, rejections and cancellations, and overrides
 #: (an override that archives a job also writes JobArchived).
 _COUNTED_TYPES = ("StaffApproved", "StaffRejected", "AdminOverride")
@@ -322,19 +362,11 @@ def _event_counts(
 ) -> tuple[dict[str, Figure], list[tuple[str, int, int]]]:
     """Approvals, rejections, cancellations and each staff member's actions.
 
-    Two grouped statements: every event in the periods per type and staff member (read from the
-    index on (timestamp, event_type, triggered_by) alone when nothing is filtered), and the few
-    types whose details say what they were.
+    The staff members' actions are counted first (`_actions_per_staff`), then one grouped statement
+    reads the few types whose details say what they were.
     """
     flag = _this_period(Event.timestamp, span)
-    per_staff = (
-        select(flag, Event.triggered_by, func.count())
-        .where(_in_span(Event.timestamp, span), Event.triggered_by.is_not(None))
-        .group_by(flag, Event.triggered_by)
-    )
-    staff: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for this, who, n in session.execute(_events_of(per_staff, filters)):
-        staff[who][1 if this else 0] += n
+    staff = _actions_per_staff(session, span, filters)
     detailed = (
         select(flag, Event.event_type, _FROM, _TO, Event.triggered_by, func.count())
         .where(_in_span(Event.timestamp, span), Event.event_type.in_(_COUNTED_TYPES))
@@ -384,34 +416,10 @@ def _rejection_reasons(session: Session, span: Span, filters: Filters) -> list[t
     return sorted(((r, now, before) for r, (before, now) in tally.items()), key=lambda r: (-r[1], r[0]))
 
 
-@dataclass
-class JobTrail:
-    """A job that reached a stage in either period, with the figures its use of a printer needs."""
-
-    printer: str
-    method: str
-    hours: float
-    grams: float
-    #: When it was uploaded, then when it first reached the end of each stage (STAGES order).
-    times: tuple[datetime | None, ...]
-
-
-def _milestones(session: Session, span: Span, filters: Filters) -> list[JobTrail]:
-    """Every job that reached a stage in the two periods, with when it first reached each status.
-
-    Read from `job_milestone` (one row per job, written by each move; see domain.milestones for the
-    rule), through its indexes on each stage's time.
-    """
-    times = [getattr(JobMilestone, MILESTONE_COLUMNS[s.value]) for s in _STAGE_ENDS]
-    # The times are read as the database sends them and parsed here: SQLite stores text, and
-    # datetime.fromisoformat reads it many times faster than the generic DateTime conversion, which
-    # was most of a semester's report (tens of thousands of rows, six times each).
-    raw = [type_coerce(column, String) for column in (JobMilestone.uploaded_at, *times)]
+def _milestones_of(query: Any, filters: Filters) -> Any:
+    """`query` over job_milestone narrowed by `filters`: the printer and method are copied into the
+    milestone row; discipline and class need the job."""
     m = JobMilestone
-    query = select(m.printer, m.material, m.time_hours, m.weight_g, *raw).where(
-        or_(*(_in_span(column, span) for column in times))
-    )
-    # The printer and method are copied into the milestone row; discipline and class need the job.
     if filters.printer:
         query = query.where(m.printer == filters.printer)
     if filters.method:
@@ -420,84 +428,132 @@ def _milestones(session: Session, span: Span, filters: Filters) -> list[JobTrail
         query = query.join(Job, Job.id == m.job_id).where(
             *Filters("", "", filters.discipline, filters.class_number).conditions()
         )
-    rows = session.connection().execute(query).all()
+    return query
+
+
+#: Each stage's end and how long it took (domain.reports.STAGES order).
+_STAGE_COLUMNS = [
+    (getattr(JobMilestone, MILESTONE_COLUMNS[end.value]), getattr(JobMilestone, hours))
+    for (_start, end, _label), hours in zip(STAGES, STAGE_HOURS_COLUMNS, strict=True)
+]
+
+
+#: A stage's figures in one period: how many jobs finished it, the median and the 90th percentile.
+Ranked = tuple[int, float | None, float | None]
+_PERCENTS = (50, 90)
+
+
+def _stage_times(session: Session, span: Span, filters: Filters) -> list[StageTimes]:
+    """Each stage's median and 90th percentile (hours) for the jobs that finished it in either period.
+
+    How long each stage took is kept in `job_milestone` and read through the index on the stage's
+    end, which holds it; a stage a job skipped (an admin override) or took out of order has no
+    hours and is left out. PostgreSQL ranks them itself (`percentile_disc` is the nearest rank);
+    SQLite has no such aggregate and its window functions took three times as long as sending the
+    plain numbers here and sorting them (measured at 100,000 jobs, docs/performance.md).
+    """
+    rank = _ranked_by_postgresql if session.get_bind().dialect.name == "postgresql" else _ranked_here
+    found = rank(session, span, filters)
+    empty: Ranked = (0, None, None)
     return [
-        JobTrail(
-            printer or "",
-            method or "",
-            hours or 0.0,
-            grams or 0.0,
-            tuple(None if when is None else _moment(when) for when in times),
-        )
-        for printer, method, hours, grams, *times in rows
+        StageTimes(label, *found.get((stage, 1), empty), *found.get((stage, 0), empty))
+        for stage, (_start, _end, label) in enumerate(STAGES)
     ]
 
 
-def _moment(value: datetime | str) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+def _ranked_by_postgresql(session: Session, span: Span, filters: Filters) -> dict[tuple[int, int], Ranked]:
+    # One row per stage, each period's figures aggregated with a filter: no sort of all the rows
+    # by stage and period before each group's own (that sort spilled to disk at 100,000 jobs).
+    parts = []
+    for stage, (done, hours) in enumerate(_STAGE_COLUMNS):
+        aggregates = []
+        for slot in (1, 0):
+            chosen = done >= span[1] if slot else done < span[1]
+            aggregates.append(func.count().filter(chosen))
+            aggregates += [
+                func.percentile_disc(percent / 100).within_group(hours).filter(chosen)
+                for percent in _PERCENTS
+            ]
+        query = select(literal(stage, Integer), *aggregates).where(_in_span(done, span), hours.is_not(None))
+        parts.append(_milestones_of(query, filters))
+    found: dict[tuple[int, int], Ranked] = {}
+    for stage, *figures in session.execute(union_all(*parts)):
+        found[(stage, 1)] = tuple(figures[:3])  # type: ignore[assignment]
+        found[(stage, 0)] = tuple(figures[3:])  # type: ignore[assignment]
+    return found
 
 
-def _stage_times(
-    trails: Sequence[JobTrail], period: Period, previous: Period
-) -> tuple[list[StageTimes], list[tuple[JobTrail, datetime]]]:
-    """Each stage's median and 90th percentile (hours) for jobs that finished it in either period,
-    and the jobs completed (first reaching Completed) in either period."""
-    this_start, this_end, before_start = period.start, period.end, previous.start
-    now: list[list[float]] = [[] for _ in STAGES]
-    before: list[list[float]] = [[] for _ in STAGES]
-    completed: list[tuple[JobTrail, datetime]] = []
-    for trail in trails:
-        times = trail.times
-        for stage in range(len(STAGES)):  # stage i runs from times[i] to times[i + 1]
-            began, done = times[stage], times[stage + 1]
-            if began is None or done is None or done < began:
-                continue  # the stage was skipped (an admin override) or its order is not forward
-            if this_start <= done < this_end:
-                now[stage].append((done - began).total_seconds() / 3600)
-            elif before_start <= done < this_start:
-                before[stage].append((done - began).total_seconds() / 3600)
-        if times[_COMPLETED] is not None:
-            completed.append((trail, times[_COMPLETED]))  # type: ignore[arg-type]
-    stages = [
-        StageTimes(
-            label,
-            len(now[i]),
-            nearest_rank(now[i], 50),
-            nearest_rank(now[i], 90),
-            len(before[i]),
-            nearest_rank(before[i], 50),
-            nearest_rank(before[i], 90),
-        )
-        for i, (_start, _end, label) in enumerate(STAGES)
-    ]
-    return stages, completed
+def _ranked_here(session: Session, span: Span, filters: Filters) -> dict[tuple[int, int], Ranked]:
+    # Per stage and period, one column: far cheaper to send than rows naming their stage.
+    connection = session.connection()
+    found: dict[tuple[int, int], Ranked] = {}
+    for stage, (done, hours) in enumerate(_STAGE_COLUMNS):
+        for slot, (start, end) in enumerate(((span[0], span[1]), (span[1], span[2]))):
+            query = select(hours).where(done >= start, done < end, hours.is_not(None))
+            taken = [h for (h,) in connection.execute(_milestones_of(query, filters)).all()]
+            if taken:
+                found[(stage, slot)] = (len(taken), *nearest_ranks(taken, _PERCENTS))  # type: ignore[assignment]
+    return found
 
 
-def _printer_use(
-    now: Sequence[JobTrail], before: Sequence[JobTrail]
-) -> list[tuple[str, str, Figure, Figure]]:
-    """Print hours and grams of the jobs completed, per printer (with its method)."""
-    use: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
-    for slot, trails in ((0, now), (2, before)):
-        for t in trails:
-            use[(t.printer, t.method)][slot] += t.hours
-            use[(t.printer, t.method)][slot + 1] += t.grams
-    return [
-        (printer, method, Figure(round(h, 1), round(ph, 1)), Figure(round(g, 1), round(pg, 1)))
-        for (printer, method), (h, g, ph, pg) in sorted(use.items(), key=lambda kv: (-kv[1][0], kv[0]))
-    ]
+@dataclass
+class Completions:
+    """The jobs first completed in the period and the one before: how many, per week, and their use
+    of each printer (hours and grams)."""
+
+    completed: Figure
+    per_week: list[tuple[date, int]]
+    printer_use: list[tuple[str, str, Figure, Figure]]  # printer, method, hours, grams
+    method_use: list[tuple[str, Figure, Figure]]
 
 
-def _method_use(now: Sequence[JobTrail], before: Sequence[JobTrail]) -> list[tuple[str, Figure, Figure]]:
-    use: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
-    for slot, trails in ((0, now), (2, before)):
-        for t in trails:
-            use[t.method][slot] += t.hours
-            use[t.method][slot + 1] += t.grams
-    return [
-        (method, Figure(round(h, 1), round(ph, 1)), Figure(round(g, 1), round(pg, 1)))
-        for method, (h, g, ph, pg) in sorted(use.items())
-    ]
+def _completions(session: Session, span: Span, filters: Filters, period: Period) -> Completions:
+    """Two grouped statements over `job_milestone.completed_at`: per printer and method in each
+    period, and per lab-local week of this period (weeks found by their first moment in UTC, so a
+    week that crosses a daylight-saving change is still Monday to Sunday in the lab)."""
+    m = JobMilestone
+    done = m.completed_at
+    flag = _this_period(done, span)
+    per_printer = select(
+        flag, m.printer, m.material, func.count(), func.sum(m.time_hours), func.sum(m.weight_g)
+    ).where(_in_span(done, span))
+    totals = [0, 0]
+    printers: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
+    methods: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
+    query = _milestones_of(per_printer, filters).group_by(flag, m.printer, m.material)
+    for this, printer, method, jobs, hours, grams in session.execute(query):
+        totals[int(this)] += jobs
+        slot = 0 if this else 2
+        for use in (printers[(printer or "", method or "")], methods[method or ""]):
+            use[slot] += float(hours or 0)
+            use[slot + 1] += float(grams or 0)
+
+    weeks = period.weeks()
+    week = case(
+        *((done >= lab_day_start(monday, period.zone), i) for i, monday in reversed(list(enumerate(weeks)))),
+        else_=0,
+    )
+    per_week = dict.fromkeys(weeks, 0)
+    this_period: Span = (period.start, period.start, period.end)
+    query = _milestones_of(select(week, func.count()).where(_in_span(done, this_period)), filters).group_by(
+        week
+    )
+    for i, jobs in session.execute(query):
+        per_week[weeks[int(i)]] += jobs
+
+    def figures(use: list[float]) -> tuple[Figure, Figure]:
+        h, g, ph, pg = use
+        return Figure(round(h, 1), round(ph, 1)), Figure(round(g, 1), round(pg, 1))
+
+    return Completions(
+        completed=Figure(totals[1], totals[0]),
+        per_week=sorted(per_week.items()),
+        printer_use=[
+            (printer, method, *figures(use))
+            for (printer, method), use in sorted(printers.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        ],
+        method_use=[(method, *figures(use)) for method, use in sorted(methods.items())],
+    )
 
 
 def _pickups_counted() -> ColumnElement[int]:
@@ -569,14 +625,7 @@ def build_report(
     previous = period.previous()
     span: Span = (previous.start, period.start, period.end)
     counts, activity = _event_counts(session, span, filters)
-    trails = _milestones(session, span, filters)
-    stages, completed = _stage_times(trails, period, previous)
-    this = [t for t, when in completed if period.contains(when)]
-    before = [t for t, when in completed if previous.contains(when)]
-    per_week: dict[date, int] = dict.fromkeys(period.weeks(), 0)
-    for _trail, when in completed:
-        if period.contains(when):
-            per_week[week_start(lab_day(when, period.zone))] += 1
+    completions = _completions(session, span, filters, period)
     revenue, pickups = _payments(session, span, filters)
     unpaid_count, unpaid_owed, unpaid = _unpaid(session, filters)
     report = Report(
@@ -588,13 +637,13 @@ def build_report(
         approvals=counts["approvals"],
         rejections=counts["rejections"],
         cancellations=counts["cancellations"],
-        completed=Figure(len(this), len(before)),
+        completed=completions.completed,
         rejection_reasons=_rejection_reasons(session, span, filters),
-        throughput=sorted(per_week.items()),
-        stages=stages,
+        throughput=completions.per_week,
+        stages=_stage_times(session, span, filters),
         queue_ages=_queue_ages(session, filters, now),
-        printer_use=_printer_use(this, before),
-        method_use=_method_use(this, before),
+        printer_use=completions.printer_use,
+        method_use=completions.method_use,
         revenue=revenue,
         pickups=pickups,
         unpaid_count=unpaid_count,
