@@ -159,6 +159,20 @@ def test_scan_reports_files_that_belong_to_no_job(session, storage):
     assert not report.serious
 
 
+def test_scan_leaves_a_sidecar_being_written_alone_until_it_is_an_hour_old(session, storage):
+    """Storage.write_atomic writes `.name.xxxx.tmp` beside the file, then renames it over: while the
+    worker rewrites a sidecar, the scan (and so a repair) must not take that file for an orphan."""
+    job = make_job(session, storage, Status.PENDING)
+    sidecar = storage.resolve(job.metadata_path)
+    writing = sidecar.with_name(f".{sidecar.name}.1a2b3c4d.tmp")
+    writing.write_bytes(b"{}")
+    report = scan(session, storage)
+    assert report.orphans == [] and report.stale_copies == []
+    assert report.files_checked >= 2
+    later = scan(session, storage, now=utcnow() + timedelta(minutes=61))
+    assert later.orphans == [Orphan(f"Pending/{writing.name}")]
+
+
 def test_scan_reports_copies_left_in_another_folder(session, storage):
     job = make_job(session, storage, Status.READYTOPRINT)
     name = PurePosixPath(job.file_path).name

@@ -27,6 +27,16 @@ log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
 TEMP_FOLDER = ".incoming"
+#: The end of the name of a file Storage.write_atomic is writing (".name.1a2b3c4d.tmp"), renamed over
+#: its target when complete.
+WRITING_SUFFIX = ".tmp"
+
+
+def is_being_written(name: str) -> bool:
+    """Whether a file name is one write_atomic gives the file it is writing."""
+    return name.startswith(".") and name.endswith(WRITING_SUFFIX)
+
+
 SIDECAR_SUFFIX = ".metadata.json"
 SIDECAR_VERSION = 1
 
@@ -254,7 +264,7 @@ class Storage:
 
     def write_atomic(self, path: Path, data: bytes) -> None:
         """Write a whole file or nothing: temp file in the same folder, fsync, rename over."""
-        temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{WRITING_SUFFIX}")
         with open(temp, "xb") as out:
             out.write(data)
             out.flush()

@@ -18,7 +18,14 @@ from sqlalchemy.orm import Session
 from printlab.clock import utcnow
 from printlab.domain.statuses import STATUS_FOLDERS, Status
 from printlab.models import Job
-from printlab.services.files.storage import SIDECAR_SUFFIX, TEMP_FOLDER, LinkedPath, Storage, UnsafePath
+from printlab.services.files.storage import (
+    SIDECAR_SUFFIX,
+    TEMP_FOLDER,
+    LinkedPath,
+    Storage,
+    UnsafePath,
+    is_being_written,
+)
 from printlab.services.jobs.records import every_job, job_folder, sidecar_record
 
 #: An upload still in the temporary folder after this long was abandoned (a crash, a dropped connection,
@@ -204,7 +211,7 @@ def scan(session: Session, storage: Storage, *, now: datetime | None = None) -> 
             report.sidecar_mismatches += found.mismatches
             report.misplaced += found.misplaced
         reader.rollback()
-    _walk_status_folders(storage, views, report)
+    _walk_status_folders(storage, views, report, now)
     _find_missing_rows(storage, set(views), report)
     _find_leftovers(storage, now, report)
     report.orphans.sort(key=lambda f: f.path)
@@ -459,7 +466,9 @@ def _owner(name: str, by_base: dict[str, _JobView]) -> _JobView | None:
     return owner
 
 
-def _walk_status_folders(storage: Storage, views: dict[str, _JobView], report: IntegrityReport) -> None:
+def _walk_status_folders(
+    storage: Storage, views: dict[str, _JobView], report: IntegrityReport, now: datetime
+) -> None:
     by_base = {v.base_name: v for v in views.values() if v.base_name}
     for folder in STATUS_FOLDERS:
         try:
@@ -478,11 +487,18 @@ def _walk_status_folders(storage: Storage, views: dict[str, _JobView], report: I
                 if not entry.is_file(follow_symlinks=False):
                     continue  # sub-folders are not the lab's; the workflow never creates them
                 report.files_checked += 1
+                if is_being_written(entry.name) and now - _modified(entry) <= LEFTOVER_AGE:
+                    continue  # a sidecar being rewritten right now; a crash's leftover is reported later
                 owner = _owner(entry.name, by_base)
                 if owner is None:
                     report.orphans.append(Orphan(relative))
                 elif owner.folder != folder:
                     report.stale_copies.append(StaleCopy(owner.id, relative, owner.folder))
+
+
+def _modified(entry: os.DirEntry[str]) -> datetime:
+    """When a file was last written, as naive UTC like every time in the lab's database."""
+    return datetime.fromtimestamp(entry.stat(follow_symlinks=False).st_mtime, UTC).replace(tzinfo=None)
 
 
 def _find_leftovers(storage: Storage, now: datetime, report: IntegrityReport) -> None:
@@ -502,7 +518,6 @@ def _find_leftovers(storage: Storage, now: datetime, report: IntegrityReport) ->
                 continue
             if not entry.is_file(follow_symlinks=False):
                 continue
-            modified = datetime.fromtimestamp(entry.stat(follow_symlinks=False).st_mtime, UTC)
-            modified = modified.replace(tzinfo=None)
+            modified = _modified(entry)
             if now - modified > LEFTOVER_AGE:
                 report.leftover_uploads.append(LeftoverUpload(f"{TEMP_FOLDER}/{entry.name}", modified))
