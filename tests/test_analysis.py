@@ -35,7 +35,9 @@ def manifest_models() -> list[dict[str, str]]:
     with (FIXTURES / "MANIFEST.tsv").open(newline="") as file:
         rows = list(csv.DictReader(file, delimiter="\t"))
     return [
-        r for r in rows if r["kind"] == "model" and r["format"] in ("stl-ascii", "stl-binary", "obj", "3mf")
+        r
+        for r in rows
+        if r["kind"] == "model" and r["format"] in ("stl-ascii", "stl-binary", "obj", "3mf", "step")
     ]
 
 
@@ -64,8 +66,10 @@ MANIFEST_MODELS = manifest_models()
 
 def test_manifest_lists_every_fixture_model() -> None:
     names = {Path(r["relative_path"]).name for r in MANIFEST_MODELS}
-    assert names == {p.name for p in MODELS.iterdir() if p.suffix.lower() in (".stl", ".obj", ".3mf")}
-    assert len(names) == 10
+    assert names == {
+        p.name for p in MODELS.iterdir() if p.suffix.lower() in (".stl", ".obj", ".3mf", ".step", ".stp")
+    }
+    assert len(names) == 11
 
 
 @pytest.mark.parametrize("row", MANIFEST_MODELS, ids=lambda r: Path(r["relative_path"]).name)

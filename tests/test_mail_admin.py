@@ -246,3 +246,17 @@ def test_the_monthly_summary_is_listed_by_its_name_without_a_job(session, storag
     emails = page.split('id="emails-heading"')[1].split('id="folder-heading"')[0]
     assert "Monthly summary email" in emails and "manager@example.edu" in emails and "Sent" in emails
     assert "Makerspace 3D Print Lab: November 2026 in numbers" in page.split('id="mail-folder"')[1]
+
+
+def test_a_students_sign_in_link_is_listed_and_found_by_its_name_without_a_job(
+    session, storage, admin, lab_env
+):
+    from printlab.services.students import sign_in
+
+    sign_in.request_link(session, "jane.doe@example.edu")
+    assert deliver_to_folder(session, lab_env).sent == 1
+    found = mail_list.mail_page(session, mail_list.MailSearch.parse("sign-in link", ""), size=100)
+    assert [line.message.template for line in found.lines] == ["sign_in_link"]
+    page = admin.get("/admin/mail", query_string={"q": "sign-in"}).get_data(as_text=True)
+    emails = page.split('id="emails-heading"')[1].split('id="folder-heading"')[0]
+    assert "Sign-in link (my requests) email" in emails and "jane.doe@example.edu" in emails

@@ -28,6 +28,7 @@ from printlab.services.mail.render import (
     lab_datetime,
     message_context,
     render,
+    student_message_context,
 )
 
 SNAPSHOTS = Path(__file__).with_name("mail_snapshots")
@@ -150,6 +151,35 @@ def test_html_snapshot(template, final):
 def test_every_outbox_template_can_be_rendered():
     assert set(TEMPLATES) == set(outbox.TEMPLATES)
     assert set(render_module.LAB_TEMPLATES) == set(outbox.LAB_TEMPLATES)
+    assert set(render_module.STUDENT_TEMPLATES) == set(outbox.STUDENT_TEMPLATES)
+
+
+def _sign_in_email():  # type: ignore[no-untyped-def]
+    context = student_message_context(
+        "sign_in_link",
+        catalog=DEFAULT_CATALOG,
+        links=LINKS,
+        extra={"token": TOKEN, "expires_at": "2026-11-29T20:30:00", "minutes": 15},
+    )
+    return render("sign_in_link", context)
+
+
+def test_the_sign_in_link_email_snapshot():
+    rendered = _sign_in_email()
+    _check_snapshot("sign_in_link.txt", f"Subject: {rendered.subject}\n\n{rendered.text}")
+    _check_snapshot("sign_in_link.html", rendered.html)
+
+
+def test_the_sign_in_link_email_carries_its_link_its_expiry_in_the_labs_time_and_the_lab():
+    rendered = _sign_in_email()
+    link = f"https://print.example.edu/my/sign-in/{TOKEN}"
+    assert link in rendered.text and f'href="{link}"' in rendered.html
+    assert "Sunday, November 29, 2026 at 2:30 PM CST" in rendered.text  # 20:30 UTC in Chicago
+    assert "15 minutes" in rendered.text and "https://print.example.edu/my/sign-in\n" in rendered.text
+    lab = DEFAULT_CATALOG.lab
+    for needed in (lab.name, lab.pickup_location, lab.contact_email):
+        assert needed in rendered.text and needed in rendered.html.replace("&amp;", "&")
+    assert "/status/" not in rendered.text  # about no one job
 
 
 @pytest.mark.parametrize("template", TEMPLATES)

@@ -77,11 +77,12 @@ FIXTURE_KINDS = {
     "3mf_cura_4.4.1_HTV_engine_7_items.3mf": ModelInfo("3mf", model_part="3D/3dmodel.model"),
     "3mf_consortium_multiple_cylinders.3mf": ModelInfo("3mf", model_part="3D/3dmodel.model"),
     "3mf_inch_featuretype.3MF": ModelInfo("3mf", model_part="3D/3dmodel.model"),
+    "step_ap214_box_30x20x10.step": ModelInfo("step"),
 }
 
 
 def test_every_fixture_model_has_an_expected_kind() -> None:
-    on_disk = {p.name for p in MODELS.iterdir() if p.suffix.lower() in (".stl", ".obj", ".3mf")}
+    on_disk = {p.name for p in MODELS.iterdir() if p.suffix.lower() in model_files.MODEL_EXTENSIONS}
     assert on_disk == set(FIXTURE_KINDS)
 
 
@@ -97,7 +98,55 @@ def test_extension_is_normalised(extension: str) -> None:
 
 
 def test_other_extensions_are_refused(tmp_path: Path) -> None:
-    assert rejected(CUBE, ".step") == "Only .stl, .obj and .3mf files are accepted."
+    assert rejected(CUBE, ".igs") == "Only .stl, .obj, .3mf, .step and .stp files are accepted."
+
+
+# -- STEP ------------------------------------------------------------------------------------------
+
+STEP_BOX = MODELS / "step_ap214_box_30x20x10.step"
+
+
+@pytest.mark.parametrize("extension", [".step", ".stp", ".STEP", ".STP"])
+def test_a_step_file_is_accepted_under_either_extension(extension: str) -> None:
+    assert check_model(STEP_BOX, extension) == ModelInfo("step")
+
+
+def test_a_step_file_with_a_byte_order_mark_and_crlf_lines_is_accepted(tmp_path: Path) -> None:
+    windows = write(tmp_path / "box.stp", b"\xef\xbb\xbf" + STEP_BOX.read_bytes().replace(b"\n", b"\r\n"))
+    assert check_model(windows, ".stp").kind == "step"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"solid cube\nfacet normal 0 0 1\n", "This .step file isn't a STEP model (it looks like text)."),
+        (CUBE.read_bytes(), "This .step file isn't a STEP model (it looks like another kind of file)."),
+        (b"%PDF-1.7 drawing", "This .step file isn't a 3D model (it looks like a PDF document)."),
+        (b'<?xml version="1.0"?><iso_10303_28>', "This .step file is STEP written as XML"),
+        (b"PK\x03\x04zipped", "This .step file is a ZIP archive (a compressed STEP file?)"),
+    ],
+)
+def test_a_file_that_isnt_step_is_refused_with_what_to_export(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    found = rejected(write(tmp_path / "part.step", content), ".step")
+    assert found.startswith(message)
+    if "isn't a STEP model" in message or "XML" in message:
+        assert "STL" in found and "3MF" in found  # what to export instead
+
+
+def test_a_step_file_cut_short_is_refused(tmp_path: Path) -> None:
+    data = STEP_BOX.read_bytes()
+    cut = write(tmp_path / "cut.step", data[: len(data) // 2])
+    assert rejected(cut, ".step").startswith("This STEP file is cut short")
+
+
+def test_a_step_file_without_shapes_is_refused(tmp_path: Path) -> None:
+    empty = write(tmp_path / "empty.step", b"ISO-10303-21;\nHEADER;\nENDSEC;\nEND-ISO-10303-21;\n")
+    assert (
+        rejected(empty, ".step")
+        == "This STEP file has no shapes in it. Export it again from your CAD program."
+    )
 
 
 # -- STL -------------------------------------------------------------------------------------------

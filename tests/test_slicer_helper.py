@@ -595,8 +595,8 @@ extensions = ['.stl', 'obj', '.3MF']
         (".toml", "storage_root = '/mnt/p'\n", "no slicer is configured"),
         (
             ".toml",
-            "storage_root = '/mnt/p'\n[slicer.a]\nexe = '/a'\nextensions = ['step']\n",
-            "'step' is not a type the helper opens",
+            "storage_root = '/mnt/p'\n[slicer.a]\nexe = '/a'\nextensions = ['igs']\n",
+            "'igs' is not a type the helper opens",
         ),
         (
             ".toml",

@@ -32,7 +32,7 @@ MTL = (MODELS / "box.mtl").read_bytes()
 OBJ = (MODELS / "box.obj").read_bytes()
 MATERIAL_MESSAGE = (
     "A .mtl file is a material file (the colours of an OBJ model): you don't need to send it. "
-    "Choose your model file (.stl, .obj, .3mf) instead."
+    "Choose your model file (.stl, .obj, .3mf, .step, .stp) instead."
 )
 
 
@@ -48,7 +48,7 @@ def test_a_material_file_alone_is_refused_with_what_it_is() -> None:
 
 def test_other_wrong_files_keep_the_general_message() -> None:
     assert validate_submission(form(), "notes.txt", DEFAULT_CATALOG)[1] == {
-        "file": "Upload a model file (.stl, .obj, .3mf)."
+        "file": "Upload a model file (.stl, .obj, .3mf, .step, .stp)."
     }
     assert not_needed_message(".txt", DEFAULT_CATALOG) is None
 

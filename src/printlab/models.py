@@ -450,6 +450,38 @@ class WorkerHeartbeat(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
 
 
+class StudentSignInLink(Base):
+    """A "See my requests" sign-in link emailed to a student: single use, short-lived, only its hash kept."""
+
+    __tablename__ = "student_sign_in_link"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: SHA-256 of the link's token; the token itself only travels in the email.
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    #: The address the link was sent to, lower-cased; it counts the links asked for in an hour.
+    email: Mapped[str] = mapped_column(String(100), nullable=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    #: When the link signed a browser in; a used link never works again.
+    used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class StudentSession(Base):
+    """A browser signed in as a student's email address: revocable, its cookie's id kept only as a hash."""
+
+    __tablename__ = "student_session"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: SHA-256 of the random id in the browser's cookie.
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    #: The address signed in as, lower-cased ("Sign out everywhere" ends all of its sessions).
+    email: Mapped[str] = mapped_column(String(100), nullable=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
+    #: Set by "Sign out" (this browser) or "Sign out everywhere" (every browser of the address).
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 class AdminLogEntry(Base):
     """Append-only record of admin actions that concern no single job (staff, workstations, catalog).
 

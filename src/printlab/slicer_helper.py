@@ -41,7 +41,20 @@ MAX_URL_LENGTH = 4096
 #: so '.gcode.3mf' is found before '.3mf'.
 ALLOWED_EXTENSIONS = tuple(
     sorted(
-        (".stl", ".obj", ".3mf", ".gcode", ".bgcode", ".gcode.3mf", ".form", ".ctb", ".sl1", ".sl1s"),
+        (
+            ".stl",
+            ".obj",
+            ".3mf",
+            ".step",
+            ".stp",
+            ".gcode",
+            ".bgcode",
+            ".gcode.3mf",
+            ".form",
+            ".ctb",
+            ".sl1",
+            ".sl1s",
+        ),
         key=len,
         reverse=True,
     )

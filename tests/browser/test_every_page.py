@@ -30,6 +30,7 @@ from printlab.models import AccountCode, Job, OutboxMessage, OutboxStatus, Payme
 from printlab.services.jobs import job_desk, refunds, workflow
 from printlab.services.lab import account_codes, workstations
 from printlab.services.lab import staff as staff_service
+from printlab.services.students import sign_in as student_sign_in
 from printlab.web.jobs.actions import ACTIONS
 
 from ..conftest import MODELS, SLICED
@@ -332,6 +333,102 @@ def _ask_for_a_new_link(site: Site, tab: Tab) -> Any:
 @page_state("confirm: new link sent", who="student", then=_ask_for_a_new_link)
 def confirm_new_link_sent(site: Site) -> str:
     return site.confirm_url(site.quoted(expired=True, fresh=True))
+
+
+def _my_email(site: Site) -> str:
+    """The address of a student who sent a job (Pending, with a long file name), for "My requests"."""
+    return site.job(Status.PENDING).student_email or ""
+
+
+def _my_link(site: Site) -> str:
+    """A fresh sign-in link for that student, its token read from the outbox before the worker sends it."""
+    email = _my_email(site)
+    with site.live.worker_paused():
+        student_sign_in.request_link(site.live.session, email)
+        token = (
+            site.live.fresh()
+            .scalars(
+                select(OutboxMessage.context)
+                .where(OutboxMessage.template == "sign_in_link", OutboxMessage.recipient == email)
+                .order_by(OutboxMessage.id.desc())
+            )
+            .first()["token"]
+        )
+    site.tokens["my requests"] = token
+    return site.url(f"/my/sign-in/{token}")
+
+
+def _ask_for_a_sign_in_link(email: str) -> Callable[[Site, Tab], Any]:
+    def send(site: Site, tab: Tab) -> Any:
+        tab.page.get_by_label("Your email address").fill(email)
+        with tab.page.expect_navigation() as navigation:
+            tab.page.get_by_role("button", name="Email me a sign-in link").click()
+        return navigation.value
+
+    return send
+
+
+@page_state("my requests: ask for a sign-in link", who="student")
+def my_ask(site: Site) -> str:
+    return site.url("/my/sign-in")
+
+
+@page_state(
+    "my requests: a mistake in the address", who="student", status=422,
+    then=_ask_for_a_sign_in_link("maximiliana.wolfeschlegelsteinhausen@"),
+)  # fmt: skip
+def my_ask_mistake(site: Site) -> str:
+    return site.url("/my/sign-in")
+
+
+@page_state(
+    "my requests: link sent", who="student",
+    then=_ask_for_a_sign_in_link("maximiliana.alexandrina.wolfeschlegelsteinhausen-bergerdorff@example.edu"),
+)  # fmt: skip
+def my_link_sent(site: Site) -> str:
+    return site.url("/my/sign-in")
+
+
+@page_state("my requests: the sign-in link", who="student")
+def my_sign_in_link(site: Site) -> str:
+    return _my_link(site)
+
+
+def _sign_in_with_the_link(site: Site, tab: Tab) -> Any:
+    with tab.page.expect_navigation(url=re.compile(r"/my$")) as navigation:
+        tab.page.get_by_role("button", name="Sign in").click()
+    return navigation.value
+
+
+@page_state("my requests: the list", who="student", then=_sign_in_with_the_link)
+def my_list(site: Site) -> str:
+    return _my_link(site)
+
+
+@page_state("my requests: the submit form, filled in from the last job", who="student")
+def my_submit_form(site: Site) -> str:
+    return site.url("/submit")
+
+
+@page_state("my requests: a link already used", who="student", status=410)
+def my_link_used(site: Site) -> str:
+    return site.url(f"/my/sign-in/{site.tokens['my requests']}")
+
+
+@page_state("my requests: a link that isn't valid", who="student", status=404)
+def my_link_invalid(site: Site) -> str:
+    return site.url("/my/sign-in/this-link-was-never-sent-to-anyone")
+
+
+def _sign_out(site: Site, tab: Tab) -> Any:
+    with tab.page.expect_navigation(url=re.compile(r"/my/sign-in$")) as navigation:
+        tab.page.get_by_role("button", name="Sign out", exact=True).click()
+    return navigation.value
+
+
+@page_state("my requests: signed out", who="student", then=_sign_out)
+def my_signed_out(site: Site) -> str:
+    return site.url("/my")
 
 
 @page_state("staff sign-in", who="student")

@@ -77,7 +77,7 @@ def test_choosing_an_objs_material_file_says_it_is_not_needed_before_sending(liv
     page.get_by_label("Model file").set_input_files(MODELS / "box.mtl")
     assert page.locator(".field:has(#file) .field-error").inner_text() == (
         "A .mtl file is a material file (the colours of an OBJ model): you don't need to send it. "
-        "Choose your model file (.stl, .obj, .3mf) instead."
+        "Choose your model file (.stl, .obj, .3mf, .step, .stp) instead."
     )
     page.get_by_role("button", name="Send my model").click()  # refused in the page, nothing is sent
     assert page.url.endswith("/submit")

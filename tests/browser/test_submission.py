@@ -173,7 +173,7 @@ def test_bad_answers_are_flagged_red_in_the_page_before_anything_is_uploaded(liv
     )
     assert (
         page.locator(".field:has(#file) .field-error").inner_text()
-        == "Upload a model file (.stl, .obj, .3mf)."
+        == "Upload a model file (.stl, .obj, .3mf, .step, .stp)."
     )
     page.get_by_label("Model file").set_input_files(LARGER)
     assert page.locator(".field:has(#file) .field-error").count() == 0

@@ -119,7 +119,7 @@ class Catalog:
     )
     lab: LabDetails = field(default_factory=LabDetails)
     upload_limit_mb: int = 50
-    model_extensions: tuple[str, ...] = (".stl", ".obj", ".3mf")
+    model_extensions: tuple[str, ...] = (".stl", ".obj", ".3mf", ".step", ".stp")
     confirm_link_hours: int = 72
     archive_after_days: int = 90
     prune_after_days: int = 365

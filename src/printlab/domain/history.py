@@ -23,6 +23,7 @@ EMAIL_NAMES = {
     "payment_receipt": "Payment receipt",
     "payment_refund": "Refund receipt",
     "monthly_summary": "Monthly summary",
+    "sign_in_link": "Sign-in link (my requests)",
 }
 
 #: Events an unattributed entry of which was the student's doing (the rest were PrintLab's own).

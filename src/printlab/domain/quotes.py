@@ -7,7 +7,7 @@ import math
 from printlab.domain.catalog import Catalog
 
 #: Models a student may send (and staff may add, e.g. a repaired mesh).
-MODEL_EXTENSIONS = (".stl", ".obj", ".3mf")
+MODEL_EXTENSIONS = (".stl", ".obj", ".3mf", ".step", ".stp")
 #: Slicer and project files staff save beside an upload.
 SLICER_EXTENSIONS = (".gcode", ".bgcode", ".gcode.3mf", ".3mf", ".form", ".ctb", ".sl1", ".sl1s")
 #: The sidecar record beside a job's files (never printed).

@@ -90,6 +90,24 @@ def progress(status: Status, before_archive: Status | None = None, *, cancelled:
     ]
 
 
+def next_step(
+    status: Status, *, cancelled: bool = False, quote_expired: bool = False, to_pay: str | None = None
+) -> str:
+    """What the student does next about a job, in a few words ("Confirm your quote",
+    "Ready for pickup — $4.20 to pay"); `to_pay` is the quoted price, as the student will pay it."""
+    if status == Status.PENDING:
+        return "Ask for a new quote link — the last one expired" if quote_expired else "Confirm your quote"
+    if status == Status.COMPLETED:
+        return f"Ready for pickup — {to_pay} to pay" if to_pay and to_pay != "$0.00" else "Ready for pickup"
+    if status == Status.REJECTED:
+        return "Nothing to do" if cancelled else "Fix the model and send it again"
+    return {
+        Status.UPLOADED: "Nothing to do — we'll email you a quote",
+        Status.READYTOPRINT: "Nothing to do — it's in the print queue",
+        Status.PRINTING: "Nothing to do — we'll email you when it's ready",
+    }.get(status, "Nothing more to do")
+
+
 def staff_have_decided(status: Status) -> bool:
     """Once staff approved or rejected a model, their decision replaces the automatic check's notes."""
     return status != Status.UPLOADED

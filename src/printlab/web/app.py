@@ -180,6 +180,7 @@ def _register_blueprints(app: Flask) -> None:
     from printlab.web.exports.routes import bp as exports_bp
     from printlab.web.home import bp as home_bp
     from printlab.web.jobs.routes import bp as jobs_bp
+    from printlab.web.my.routes import bp as my_bp
     from printlab.web.reports.routes import bp as reports_bp
     from printlab.web.student.routes import bp as student_bp
 
@@ -190,6 +191,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(jobs_bp)
     app.register_blueprint(student_bp)
     app.register_blueprint(confirm_bp)
+    app.register_blueprint(my_bp)
     app.register_blueprint(admin_mail_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(admin_integrity_bp)

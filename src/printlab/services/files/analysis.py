@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 class Analysis:
     """What the lab learns about a model at upload. Sizes are millimetres, whatever the file used."""
 
-    kind: str  # "stl-binary", "stl-ascii", "obj" or "3mf"
+    kind: str  # "stl-binary", "stl-ascii", "obj", "3mf" or "step"
     triangles: int
     extents_mm: tuple[float, float, float]
     bounds_mm: tuple[tuple[float, float, float], tuple[float, float, float]]  # (min xyz, max xyz)

@@ -1,5 +1,6 @@
-"""Reading a model file into one mesh: binary and ASCII STL, OBJ and 3MF (components, transforms,
-units), within limits that keep a hostile file from exhausting the worker."""
+"""Reading a model file into one mesh: binary and ASCII STL, OBJ, 3MF (components, transforms,
+units) and STEP (meshed by OpenCASCADE in a child process), within limits that keep a hostile file
+from exhausting the worker."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import io
 import logging
 import math
 import re
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,7 @@ import trimesh
 from trimesh.exchange.obj import load_obj
 
 from printlab.domain.printability import UNIT_MM
-from printlab.services.files import model_files
+from printlab.services.files import model_files, step_convert
 from printlab.services.files.model_files import ModelRejected
 
 log = logging.getLogger(__name__)
@@ -30,6 +34,9 @@ MAX_TRIANGLES = 10_000_000
 MAX_PLACEMENTS = 100_000
 #: Coordinates beyond this (in mm: 10,000 km) can't be a model, and would overflow the merge's integers.
 MAX_COORDINATE = 1e10
+
+#: How long meshing a STEP file's surfaces may take (the child process is stopped after it).
+STEP_SECONDS = 120
 
 _STL_RECORD = np.dtype([("normal", "<f4", (3,)), ("vertices", "<f4", (3, 3)), ("attribute", "<u2")])
 assert _STL_RECORD.itemsize == model_files.STL_RECORD
@@ -66,7 +73,8 @@ def load_mesh(path: Path, extension: str) -> trimesh.Trimesh:
 
     Binary STL is decoded straight from its 50-byte records; ASCII STL is streamed line by line;
     OBJ goes through trimesh's parser (without materials: an upload's `mtllib` must not make us
-    open other files); 3MF is read
+    open other files); STEP is meshed by OpenCASCADE in a child process with a time and memory
+    cap (`step_convert.py`); 3MF is read
     from the zip with bounded reads and its build items placed with their transforms and the file's
     unit, leaving out the slicer modifier meshes that aren't printed. `mesh.metadata` gets
     "printlab_kind", "file_units", "modifier_parts" (how many were left out) and
@@ -92,6 +100,8 @@ def load_mesh(path: Path, extension: str) -> trimesh.Trimesh:
         vertices, faces = _read_ascii_stl(path)
     elif info.kind == "obj":
         vertices, faces = _read_obj(path)
+    elif info.kind == "step":
+        vertices, faces, file_units = _read_step(path)
     else:
         assert info.model_part is not None
         vertices, faces, file_units, modifiers = _read_3mf(path, info.model_part)
@@ -286,6 +296,36 @@ def _read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
     del text
     parts = loaded["geometry"].values() if "geometry" in loaded else [loaded]
     return _concatenate([(p["vertices"], p["faces"]) for p in parts if "faces" in p])
+
+
+def _read_step(path: Path) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """(vertices in mm, faces, the file's declared length unit) from a child process that meshes the
+    STEP file's surfaces; AnalysisFailed with the reason when it can't, or not in time."""
+    with tempfile.TemporaryDirectory(prefix="printlab-step-") as folder:
+        target = Path(folder) / "mesh.npz"
+        command = [sys.executable, "-m", "printlab.services.files.step_convert", str(path), str(target)]
+        try:
+            done = subprocess.run(
+                [*command, str(MAX_TRIANGLES)], capture_output=True, timeout=STEP_SECONDS, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise AnalysisFailed(
+                f"turning the STEP file into triangles took more than {STEP_SECONDS} s"
+            ) from None
+        if done.returncode == step_convert.TOO_MANY_TRIANGLES:
+            raise AnalysisFailed(f"the model has more than {MAX_TRIANGLES:,} triangles once meshed")
+        if done.returncode == step_convert.NO_SHAPES:
+            raise AnalysisFailed("the STEP file holds no solid or surface we can mesh")
+        if done.returncode != 0 or not target.is_file():
+            log.warning(
+                "meshing a STEP file failed (exit %s): %s",
+                done.returncode,
+                done.stderr.decode("utf-8", "replace")[-500:],
+            )
+            raise AnalysisFailed("the STEP file's shapes couldn't be turned into triangles")
+        with np.load(target, allow_pickle=False) as mesh:
+            vertices, faces, unit = mesh["vertices"], mesh["faces"], str(mesh["unit"])
+    return vertices, faces, unit or None
 
 
 def _concatenate(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Content checks on an uploaded model file before it becomes a job: is it really the STL, OBJ or 3MF it claims?"""
+"""Content checks on an uploaded model file before it becomes a job: is it really the STL, OBJ, 3MF or STEP it claims?"""
 
 from __future__ import annotations
 
@@ -28,6 +28,13 @@ MAX_ZIP_MEMBERS = 10_000
 SNIFF_BYTES = 8 * 1024
 #: How much of a 3MF model part is inflated to find its <model> element (after any metadata).
 MODEL_SNIFF_BYTES = 64 * 1024
+
+#: The model files this module can check (the catalog's accepted types are among them).
+STEP_EXTENSIONS = (".step", ".stp")
+MODEL_EXTENSIONS = (".stl", ".obj", ".3mf", *STEP_EXTENSIONS)
+#: The first line of every STEP file (ISO 10303-21, the "clear text encoding" CAD programs export).
+STEP_START = b"ISO-10303-21;"
+STEP_END = b"END-ISO-10303-21;"
 
 STL_HEADER = 80
 STL_PREFIX = STL_HEADER + 4  # header + uint32 triangle count
@@ -76,7 +83,7 @@ class ModelRejected(Exception):
 class ModelInfo:
     """What the content check learned about an accepted file."""
 
-    kind: str  # "stl-binary", "stl-ascii", "obj" or "3mf"
+    kind: str  # "stl-binary", "stl-ascii", "obj", "3mf" or "step"
     triangles: int | None = None  # known cheaply for binary STL only
     model_part: str | None = None  # 3MF: the zip member holding the root model
 
@@ -98,8 +105,8 @@ def check_model(
     understands; OSError if the file can't be read at all.
     """
     ext = normalise_extension(extension)
-    if ext not in (".stl", ".obj", ".3mf"):
-        raise ModelRejected("Only .stl, .obj and .3mf files are accepted.")
+    if ext not in MODEL_EXTENSIONS:
+        raise ModelRejected("Only .stl, .obj, .3mf, .step and .stp files are accepted.")
     size = path.stat().st_size
     if size == 0:
         raise ModelRejected("This file is empty.")
@@ -109,6 +116,8 @@ def check_model(
             return _check_stl(file, head, size)
         if ext == ".obj":
             return _check_obj(file, head, size)
+        if ext in STEP_EXTENSIONS:
+            return _check_step(file, head, size, ext)
     return _check_3mf(path, head, size, max_uncompressed_bytes)
 
 
@@ -217,6 +226,41 @@ def _check_ascii_stl(file: IO[bytes], head: bytes, size: int) -> ModelInfo:
             "This STL file is cut short: it ends before its last “endsolid” line. Export it again."
         )
     return ModelInfo("stl-ascii")
+
+
+# -- STEP --------------------------------------------------------------------------------------
+
+
+def _check_step(file: IO[bytes], head: bytes, size: int, ext: str) -> ModelInfo:
+    """A STEP file is text that starts with ISO-10303-21; and ends with END-ISO-10303-21;."""
+    foreign = _foreign_type(head)
+    if foreign:
+        if foreign == "a ZIP archive":
+            raise ModelRejected(
+                f"This {ext} file is a ZIP archive (a compressed STEP file?). Export it from your CAD "
+                "program as a plain STEP file, or as STL or 3MF."
+            )
+        raise _not_a_model(ext, foreign)
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not stripped.startswith(STEP_START):
+        if _looks_like_text(head) and stripped.lstrip().startswith(b"<"):
+            raise ModelRejected(
+                f"This {ext} file is STEP written as XML, which we can't read. Export it as a standard "
+                "STEP file (AP203, AP214 or AP242), or as STL or 3MF."
+            )
+        what = "text" if _looks_like_text(head) else "another kind of file"
+        raise ModelRejected(
+            f"This {ext} file isn't a STEP model (it looks like {what}). Export your model from your CAD "
+            "program as STEP, STL or 3MF and upload that file."
+        )
+    if b"DATA;" not in head and size <= SNIFF_BYTES:
+        raise ModelRejected("This STEP file has no shapes in it. Export it again from your CAD program.")
+    file.seek(max(0, size - SNIFF_BYTES))
+    if STEP_END not in file.read(SNIFF_BYTES):
+        raise ModelRejected(
+            "This STEP file is cut short: it ends before its last “END-ISO-10303-21;” line. Export it again."
+        )
+    return ModelInfo("step")
 
 
 # -- OBJ ---------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from printlab.services.jobs import payments, quote_links
 from printlab.services.jobs.records import add_event, entered_status_at, simple_id_for
 from printlab.services.lab.actors import Actor, require_active_staff
 from printlab.services.lab.catalog import load_catalog
-from printlab.services.mail.outbox import LAB_TEMPLATES
+from printlab.services.mail.outbox import LAB_TEMPLATES, STUDENT_TEMPLATES
 from printlab.services.mail.render import (
     Links,
     RenderedEmail,
@@ -56,6 +56,7 @@ from printlab.services.mail.render import (
     message_context,
     render,
     sender_for,
+    student_message_context,
 )
 from printlab.services.mail.transport import (
     DeliveryError,
@@ -264,18 +265,19 @@ def _start(
             return None  # sent, cancelled or taken over meanwhile
         if row.template in LAB_TEMPLATES:  # to the lab itself: no job, always still applies
             message, envelope = compose_for_lab(session, mailer, row, now=now)
+        elif row.template in STUDENT_TEMPLATES:  # to a student about no one job (a sign-in link)
+            reason = link_not_applicable(row, now)
+            if reason is not None:
+                _cancel(row, reason, report)
+                return None
+            message, envelope = compose_for_student(session, mailer, row, now=now)
         else:
             job = session.get(Job, row.job_id) if row.job_id else None
             if job is None:
                 raise PermanentFailure("the job this email is about no longer exists")
             reason = not_applicable(row, job)
             if reason is not None:
-                row.status = OutboxStatus.CANCELLED
-                row.last_error = f"Not sent: {reason}"
-                row.sending_at = None
-                row.context = _scrubbed(row.context)
-                report.cancelled += 1
-                log.info("email %s (%s) cancelled: %s", row.id, row.template, reason)
+                _cancel(row, reason, report)
                 return None
             message, envelope = compose(session, mailer, row, job, now=now)
         interrupted = row.sending_at is not None
@@ -289,6 +291,16 @@ def _start(
         row.sending_at = now
         row.next_attempt_at = now + LEASE  # a fresh lease for the send itself
         return _Prepared(row.id, message, envelope, interrupted)
+
+
+def _cancel(row: OutboxMessage, reason: str, report: DeliveryReport) -> None:
+    """Leave a message unsent because it no longer applies; any raw token goes with it."""
+    row.status = OutboxStatus.CANCELLED
+    row.last_error = f"Not sent: {reason}"
+    row.sending_at = None
+    row.context = _scrubbed(row.context)
+    report.cancelled += 1
+    log.info("email %s (%s) cancelled: %s", row.id, row.template, reason)
 
 
 def compose(
@@ -332,6 +344,26 @@ def compose_for_lab(
         row, lambda: lab_message_context(row.template, catalog=catalog, links=mailer.links, extra=row.context)
     )
     return _addressed(rendered, catalog, mailer, row, now)
+
+
+def compose_for_student(
+    session: Session, mailer: Mailer, row: OutboxMessage, *, now: datetime
+) -> tuple[EmailMessage, Envelope]:
+    """The finished message for an email to a student about no one job (a sign-in link)."""
+    catalog = load_catalog(session)
+    rendered = _rendered(
+        row,
+        lambda: student_message_context(row.template, catalog=catalog, links=mailer.links, extra=row.context),
+    )
+    return _addressed(rendered, catalog, mailer, row, now)
+
+
+def link_not_applicable(row: OutboxMessage, now: datetime) -> str | None:
+    """Why a sign-in link email should no longer go out (it expired while waiting), or None."""
+    expires = (row.context or {}).get("expires_at")
+    if expires and datetime.fromisoformat(str(expires)) <= now:
+        return "the sign-in link expired before it could be sent; the student can ask for a new one"
+    return None
 
 
 def _rendered(row: OutboxMessage, context: Callable[[], dict[str, Any]]) -> RenderedEmail:

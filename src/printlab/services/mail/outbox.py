@@ -23,6 +23,8 @@ TEMPLATES = (
 )
 #: Emails to the lab itself, about no one job (the monthly summary to its admins).
 LAB_TEMPLATES = ("monthly_summary",)
+#: Emails to a student about no one job (the "See my requests" sign-in link).
+STUDENT_TEMPLATES = ("sign_in_link",)
 
 
 def enqueue(session: Session, job: Job, template: str, now: datetime, **context: Any) -> OutboxMessage | None:
@@ -43,6 +45,15 @@ def enqueue_for_lab(
     """Add an email to the lab's own address (no job), in the caller's unit of work."""
     if template not in LAB_TEMPLATES:
         raise ValueError(f"unknown lab email template {template!r}")
+    return _waiting(session, None, template, recipient, now, context)
+
+
+def enqueue_for_student(
+    session: Session, template: str, recipient: str, now: datetime, **context: Any
+) -> OutboxMessage:
+    """Add an email to a student's address about no one job, in the caller's unit of work."""
+    if template not in STUDENT_TEMPLATES:
+        raise ValueError(f"unknown student email template {template!r}")
     return _waiting(session, None, template, recipient, now, context)
 
 

@@ -124,6 +124,7 @@ _SUBJECTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "quote_expired": lambda c: f"Your 3D print quote link has expired (job {c['simple_id']})",
     "payment_receipt": lambda c: f"Receipt: {c['charged']} for your 3D print (job {c['simple_id']})",
     "monthly_summary": lambda c: f"{c['lab'].name}: {c['month_name']} in numbers",
+    "sign_in_link": lambda c: f"Your link to see your 3D print requests at {c['lab'].name}",
     "payment_refund": lambda c: (
         f"Refund: {c['amount']} for your 3D print (job {c['simple_id']})"
         if c["refund"]
@@ -131,9 +132,12 @@ _SUBJECTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     ),
 }
 
-#: Emails to the lab itself (about no one job); the rest go to a job's student.
+#: Emails to the lab itself (about no one job); the rest go to a student.
 LAB_TEMPLATES = ("monthly_summary",)
-TEMPLATES = tuple(t for t in _SUBJECTS if t not in LAB_TEMPLATES)
+#: Emails to a student about no one job (the "See my requests" sign-in link).
+STUDENT_TEMPLATES = ("sign_in_link",)
+#: Emails to a job's student.
+TEMPLATES = tuple(t for t in _SUBJECTS if t not in LAB_TEMPLATES + STUDENT_TEMPLATES)
 #: Stand-ins for a subject's changing parts, so its fixed words can be searched.
 _OUTLINE = {
     "simple_id": "",
@@ -253,6 +257,26 @@ def lab_message_context(
         for link in context.get("exports") or []
     ]
     return context
+
+
+def student_message_context(
+    template: str, *, catalog: Catalog, links: Links, extra: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """What an email to a student about no one job shows: the sign-in link made absolute from its raw
+    token (scrubbed from the row once sent), and when it stops working, in the lab's time."""
+    if template not in STUDENT_TEMPLATES:
+        raise ValueError(f"unknown student email template {template!r}")
+    extra = extra or {}
+    lab = catalog.lab
+    expires = datetime.fromisoformat(str(extra["expires_at"]))
+    return {
+        "lab": lab,
+        "sign_in_url": links.page(f"/my/sign-in/{extra['token']}"),
+        "ask_again_url": links.page("/my/sign-in"),
+        "submit_url": links.submit(),
+        "expires_at": lab_datetime(expires, lab.time_zone),
+        "minutes": int(extra["minutes"]),
+    }
 
 
 def _payment_lines(payment: Payment | None) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from printlab.services.lab.actors import Actor
 from printlab.services.lab.catalog import load_catalog
 from printlab.services.lab.workstations import is_admin_workstation
 from printlab.services.mail import outbox
+from printlab.services.students import sign_in
 from printlab.services.upkeep import monthly_summary
 
 log = logging.getLogger(__name__)
@@ -240,6 +241,7 @@ class SweepReport:
     archived: int = 0
     held_removed: int = 0
     summaries: int = 0
+    sign_ins_forgotten: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -252,6 +254,7 @@ def run_sweeps(session: Session, storage: Storage, *, now: datetime | None = Non
         ("archived", lambda: archive_due(session, storage, now=now)),
         ("held_removed", lambda: held_uploads.sweep(storage, now=now)),
         ("summaries", lambda: monthly_summary.send_monthly_summary(session, now=now)),
+        ("sign_ins_forgotten", lambda: sign_in.forget_spent(session, now=now)),
     ]
     for name, step in steps:
         try:

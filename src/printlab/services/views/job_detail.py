@@ -15,14 +15,13 @@ from printlab.clock import age_text, to_lab_time, utcnow
 from printlab.domain.catalog import Catalog
 from printlab.domain.history import job_event_sentence, without_repeats
 from printlab.domain.naming import extension_of
+from printlab.domain.quotes import MODEL_EXTENSIONS
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage, OutboxStatus, Payment, Staff
 from printlab.services.files.storage import SIDECAR_SUFFIX, Storage
 from printlab.services.jobs import payments, resend
 from printlab.services.jobs.records import get_job, job_folder, simple_id_for
 from printlab.services.jobs.workflow import SLICER_EXTENSIONS, candidate_files
-
-MODEL_EXTENSIONS = (".stl", ".obj", ".3mf")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from printlab.domain.history import email_name
 from printlab.domain.text import is_clean
 from printlab.models import Job, OutboxMessage, OutboxStatus
 from printlab.services.mail.delivery import job_short_id
-from printlab.services.mail.render import TEMPLATES, subject_outline
+from printlab.services.mail.render import STUDENT_TEMPLATES, TEMPLATES, subject_outline
 
 PAGE_SIZE = 25
 MAX_QUERY = 100
@@ -80,7 +80,11 @@ def _state(message: OutboxMessage) -> tuple[str, datetime, str]:
 def _templates_matching(text: str) -> list[str]:
     """The emails whose name or subject contains the words."""
     wanted = text.lower()
-    return [t for t in TEMPLATES if wanted in email_name(t).lower() or wanted in subject_outline(t).lower()]
+    return [
+        t
+        for t in (*TEMPLATES, *STUDENT_TEMPLATES)
+        if wanted in email_name(t).lower() or wanted in subject_outline(t).lower()
+    ]
 
 
 def mail_page(

@@ -36,9 +36,11 @@ from printlab.services.files.model_files import ModelRejected, check_model
 from printlab.services.files.storage import ReceivedFile, StorageError
 from printlab.services.jobs import submissions
 from printlab.services.jobs.references import make_reference
+from printlab.services.views.my_requests import last_answers
 from printlab.services.views.student_status import StudentView, job_for_reference, student_view
 from printlab.web.context import catalog, db, lab
 from printlab.web.limits import browser_id, limiter, per_browser, per_email
+from printlab.web.my.signed_in import student_email
 from printlab.web.uploads import HashingUpload
 
 log = logging.getLogger(__name__)
@@ -118,7 +120,24 @@ RULES = {
 @bp.get("/submit")
 def submit_form():  # type: ignore[no-untyped-def]
     browser_id()  # the per-browser limit and a kept file need it on the way back
-    return _render_form({}, {})
+    return _render_form(_signed_in_answers(), {})
+
+
+def _signed_in_answers() -> dict[str, Any]:
+    """A signed-in student's name, email, discipline and class from their newest job (else nothing)."""
+    email = student_email()
+    if email is None:
+        return {}
+    last = last_answers(db(), email)
+    if last is None:
+        return {"student_email": email}
+    answers = {
+        "student_name": last.student_name,
+        "student_email": last.student_email,
+        "discipline": last.discipline,
+        "class_number": last.class_number,
+    }
+    return {key: value for key, value in answers.items() if value}
 
 
 def _form_values() -> dict[str, str]:
