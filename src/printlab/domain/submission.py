@@ -212,7 +212,9 @@ def checked_file_name(
         return "", material
     if extension not in catalog.model_extensions and not (zip_allowed and extension == ZIP_EXTENSION):
         allowed = ", ".join(catalog.model_extensions)
-        return "", f"Upload a model file ({allowed})." + (" Several parts may come in a .zip." if zip_allowed else "")
+        return "", f"Upload a model file ({allowed})." + (
+            " Several parts may come in a .zip." if zip_allowed else ""
+        )
     return original, None
 
 
