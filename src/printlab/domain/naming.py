@@ -101,8 +101,10 @@ def part_number_of(stored_name: str, base_name: str) -> int | None:
     """
     if not stored_name.startswith(base_name):
         return None
-    rest = stored_name[len(base_name) :]
-    stem = rest[: -len(extension_of(rest))] if extension_of(rest) else rest
+    end = len(stored_name) - len(extension_of(stored_name))
+    stem = stored_name[len(base_name) : end] if end >= len(base_name) else None
+    if stem is None:
+        return None
     if stem == "":
         return 1
     found = _PART_SUFFIX.fullmatch(stem)
