@@ -97,3 +97,22 @@ def test_a_job_in_parts_pays_the_minimum_charge_once():
     assert job_cost([(20.0, 2), (15.05, 1)], "Filament", rates, minimum) == Decimal("5.51")
     with pytest.raises(PricingError):
         job_cost([(5.0, 0)], "Filament", rates, minimum)
+
+
+def test_the_admin_sets_the_job_limit_beside_the_file_limit():
+    from printlab.domain.catalog_edit import CatalogError, parse_section
+
+    limits = {"minimum_charge": "3", "upload_limit_mb": "50", "confirm_link_hours": "72",
+              "archive_after_days": "90", "prune_after_days": "365"}  # fmt: skip
+    assert "job_upload_limit_mb" not in parse_section("limits", limits, DEFAULT_CATALOG)  # an older form
+    assert (
+        parse_section("limits", {**limits, "job_upload_limit_mb": "300"}, DEFAULT_CATALOG)[
+            "job_upload_limit_mb"
+        ]
+        == 300
+    )
+    with pytest.raises(CatalogError) as refused:
+        parse_section("limits", {**limits, "job_upload_limit_mb": "40"}, DEFAULT_CATALOG)
+    assert refused.value.errors == {
+        "job_upload_limit_mb": "A whole job can't be smaller than one file's limit."
+    }

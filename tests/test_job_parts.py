@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import struct
 import zipfile
 from decimal import Decimal
@@ -374,3 +375,33 @@ def test_a_part_already_with_the_lab_is_named(client, session, storage):
     }
     assert counts(session) == {"job": 1, "job_part": 3, "event": 1, "outbox": 1, "task": 1}
     assert storage_files(storage) == before
+
+
+def test_the_parts_and_their_copies_are_kept_for_the_retry(client, session, storage):
+    failed = send(
+        client,
+        [(CUBE, "cube.stl"), (CYLINDERS, "cylinders.3mf")],
+        ["2", "3"],
+        student_email="jane.doe@example",
+    )
+    page = failed.get_data(as_text=True)
+    assert failed.status_code == 422
+    assert "Your answers and your files are kept below." in page
+    tokens = re.findall(r'name="held_file" value="([A-Za-z0-9_-]{43})"', page)
+    assert len(tokens) == 2
+    assert re.findall(r'name="held_copies" type="number"[^>]*value="(\d+)"', page) == ["2", "3"]
+    assert counts(session) == NOTHING
+
+    data: dict[str, Any] = {
+        "csrf_token": csrf_token(client),
+        **form(),
+        "held_file": tokens,
+        "held_copies": ["2", "4"],
+    }
+    data["file"] = FileStorage(io.BytesIO(b""), filename="", content_type="application/octet-stream")
+    boundary, body = encode_multipart(data)
+    retried = client.post("/submit", data=body, content_type=f"multipart/form-data; boundary={boundary}")
+    assert retried.status_code == 303, field_errors(retried.get_data(as_text=True))
+    job = the_job(session)
+    assert [(p.original_filename, p.copies) for p in job.parts] == [("cube.stl", 2), ("cylinders.3mf", 4)]
+    assert not [name for name in storage_files(storage) if name.startswith(".held/")]
