@@ -119,6 +119,7 @@
       remove.textContent = "Remove";
       remove.setAttribute("aria-label", "Remove " + entry.file.name);
       remove.addEventListener("click", function () {
+        rejection = "";
         chosen.splice(index, 1);
         syncInput();
         renderList(index);
@@ -141,18 +142,34 @@
     }
   }
 
+  // What was wrong with the files just chosen (they were not added to the list); "" when nothing.
+  var rejection = "";
+
   fileInput.addEventListener("change", function () {
     var picked = Array.prototype.slice.call(fileInput.files || []);
     if (!canKeepList) chosen = [];  // without DataTransfer the input holds only the latest choice
+    rejection = "";
+    var modelChosen = picked.some(function (file) { return !oneFileProblem(file, false); });
     picked.forEach(function (file) {
       var known = chosen.some(function (entry) {
         return entry.file.name === file.name && entry.file.size === file.size && entry.file.lastModified === file.lastModified;
       });
-      if (!known) chosen.push({ file: file, copies: "1" });
+      var problem = oneFileProblem(file, false);
+      // A file the lab doesn't need (an OBJ's .mtl) beside a model is left out, as the server does;
+      // any other file that can't be a model is not added, and its message says why.
+      if (problem && !(modelChosen && isNotNeeded(file))) { rejection = rejection || problem; return; }
+      if (!known && !problem) chosen.push({ file: file, copies: "1" });
     });
-    syncInput();
+    // After a refused choice the input is left empty (the list keeps the good files), so choosing
+    // the same good file again is a change the page hears; the list goes back in before sending.
+    if (rejection && canKeepList) fileInput.value = "";
+    else syncInput();
     renderList();
   });
+
+  function isNotNeeded(file) {
+    return Object.keys(data.not_needed || {}).some(function (ext) { return endsWith(file.name.toLowerCase(), ext); });
+  }
 
   function endsWith(name, ext) { return name.slice(-ext.length) === ext; }
 
@@ -173,6 +190,7 @@
   }
 
   function fileProblem() {
+    if (rejection) return rejection;
     var files = canKeepList ? chosen.map(function (entry) { return entry.file; }) :
       Array.prototype.slice.call(fileInput.files || []);
     if (!files.length) return fileInput.hasAttribute("data-held") ? "" : fileInput.getAttribute("data-missing");
@@ -281,6 +299,7 @@
   var sending = false;
   form.addEventListener("submit", function (event) {
     if (sending) { event.preventDefault(); return; }
+    syncInput();
     if (!checkAll()) { event.preventDefault(); return; }
     if (!window.FormData || !window.XMLHttpRequest) { sending = true; button.disabled = true; return; }
     event.preventDefault();
