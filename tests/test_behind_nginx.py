@@ -167,10 +167,10 @@ def test_operations_doc_quotes_the_nginx_site_as_tested():
 @one_backend
 def test_an_oversized_upload_is_refused_through_nginx_before_it_is_sent(nginx):
     visitor = Visitor(nginx, "127.0.0.2")
-    # Within nginx's client_max_body_size (60m), beyond the lab's 50 MB and the form around it.
+    # Within nginx's client_max_body_size (210m), beyond the lab's 200 MB for a job and the form around it.
     head = (
         f"POST /submit HTTP/1.1\r\nHost: {SITE_NAME}\r\nContent-Type: multipart/form-data; boundary=xyz\r\n"
-        f"Content-Length: {55 * 1024 * 1024}\r\n\r\n"
+        f"Content-Length: {205 * 1024 * 1024}\r\n\r\n"
     ).encode()
     with (
         socket.create_connection(

@@ -64,8 +64,8 @@ def _set_upload_limit(session, megabytes: int) -> None:  # type: ignore[no-untyp
     make_staff(session)
     if not workstations.is_admin_workstation(session, "ADMIN-PC"):
         workstations.add_workstation(session, "ADMIN-PC", "admin-password-1", is_admin=True)
-    limits = {"minimum_charge": "3", "upload_limit_mb": str(megabytes), "confirm_link_hours": "72",
-              "archive_after_days": "90", "prune_after_days": "365"}  # fmt: skip
+    limits = {"minimum_charge": "3", "upload_limit_mb": str(megabytes), "job_upload_limit_mb": str(megabytes),
+              "confirm_link_hours": "72", "archive_after_days": "90", "prune_after_days": "365"}  # fmt: skip
     catalog.save_section(session, "limits", limits, by=Actor(STAFF, "ADMIN-PC"))
 
 
@@ -78,7 +78,7 @@ def server(lab_env: dict[str, str], tmp_path: Path):  # type: ignore[no-untyped-
 
 
 @one_backend
-@pytest.mark.parametrize("announced_mb", [60, 120])
+@pytest.mark.parametrize("announced_mb", [210, 420])  # past a whole job's 200 MB (every part together)
 def test_an_announced_oversized_upload_is_refused_before_it_is_sent(server, announced_mb):
     # The client offers to keep the connection open; a refused body means the server closes it.
     status, answer = _post(server.port, announced_mb * MB, b"--xyz\r\n" + b"x" * 1024, keep_alive=True)

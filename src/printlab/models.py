@@ -21,6 +21,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    UniqueConstraint,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -117,6 +118,9 @@ class Job(Base):
 
     events: Mapped[list[Event]] = relationship(back_populates="job", lazy="select", order_by="Event.id")
     analysis: Mapped[JobAnalysis | None] = relationship(back_populates="job", lazy="select", uselist=False)
+    parts: Mapped[list[JobPart]] = relationship(
+        back_populates="job", lazy="select", order_by="JobPart.number"
+    )
 
     @property
     def status_enum(self) -> Status:
@@ -438,6 +442,42 @@ class JobAnalysis(Base):
     analysed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     job: Mapped[Job] = relationship(back_populates="analysis")
+
+
+class JobPart(Base):
+    """One model file of a job sent in several parts (issue 13), with its copies and its analysis.
+
+    Part 1 is the job's main file (`job.file_path` and `job.file_hash` keep pointing at it); a
+    part's stored name is the job's followed by "_p<number>" (domain.naming.part_file_name), in the
+    job's folder. A job sent before parts existed has no rows: its own file is its one part.
+    """
+
+    __tablename__ = "job_part"
+    __table_args__ = (
+        CheckConstraint("number BETWEEN 1 AND 10", name="number"),
+        CheckConstraint("copies BETWEEN 1 AND 20", name="copies"),
+        CheckConstraint("state IN ('PENDING', 'DONE', 'FAILED')", name="state"),
+        UniqueConstraint("job_id", "number"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(String, ForeignKey("job.id"), nullable=False)
+    #: 1 for the job's main file, then 2, 3… in the order the student chose them.
+    number: Mapped[int] = mapped_column(Integer, nullable=False)
+    #: The name of the student's file (inside a .zip: the member's own name, without folders).
+    original_filename: Mapped[str] = mapped_column(String(256), nullable=False)
+    #: SHA-256 of the file, for the duplicate rule (as job.file_hash for part 1).
+    file_hash: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    copies: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    #: The part's own model check, as job_analysis holds the whole job's.
+    state: Mapped[str] = mapped_column(String(20), default=AnalysisState.PENDING, nullable=False)
+    results: Mapped[Any | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    thumbnail_png: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    analysed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    job: Mapped[Job] = relationship(back_populates="parts")
 
 
 class WorkerHeartbeat(Base):

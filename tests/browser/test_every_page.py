@@ -25,16 +25,18 @@ import pytest
 from sqlalchemy import func, select
 
 from printlab.clock import to_lab_time, utcnow
+from printlab.domain.catalog import DEFAULT_CATALOG
 from printlab.domain.statuses import Status
+from printlab.domain.submission import validate_submission
 from printlab.models import AccountCode, Job, OutboxMessage, OutboxStatus, Payment
-from printlab.services.jobs import job_desk, refunds, workflow
+from printlab.services.jobs import job_desk, refunds, submissions, workflow
 from printlab.services.lab import account_codes, workstations
 from printlab.services.lab import staff as staff_service
 from printlab.services.students import sign_in as student_sign_in
 from printlab.web.jobs.actions import ACTIONS
 
 from ..conftest import MODELS, SLICED
-from ..factories import STAFF, actor, make_job, make_staff, quote_token
+from ..factories import STAFF, actor, form, make_job, make_staff, quote_token
 from .conftest import OTHER_STAFF, PASSWORD, Live, Tab, sign_in
 
 pytestmark = pytest.mark.browser
@@ -291,6 +293,99 @@ def _send_a_model_with_a_wrong_email(site: Site, tab: Tab) -> Any:
 )
 def submit_form_file_kept(site: Site) -> str:
     return site.url("/submit")
+
+
+# -- a job in parts (issue 13) -----------------------------------------------------------------------
+
+PART_MODELS = (
+    ("stl_binary_20mm_xyz_cube.stl", 2),
+    ("3mf_consortium_multiple_cylinders.3mf", 1),
+    ("box.obj", 3),
+)
+
+
+def in_parts(site: Site) -> Job:
+    """An Uploaded job of three long-named parts with copies, sent through the submission service."""
+
+    def build() -> Job:
+        storage = site.live.storage
+        submission, errors = validate_submission(
+            form(student_name=LONG_STUDENT, student_email="maximiliana.parts@example.edu"),
+            LONG_FILE, DEFAULT_CATALOG,
+        )  # fmt: skip
+        assert submission is not None, errors
+        parts = []
+        for number, (name, copies) in enumerate(PART_MODELS, start=1):
+            with open(MODELS / name, "rb") as handle:
+                received = storage.receive(handle, 50 * 1024 * 1024)
+            long_name = f"{LONG_FILE.rsplit('.', 1)[0]}_part_{number}.{name.rsplit('.', 1)[1]}"
+            parts.append(submissions.NewPart(long_name, received, copies))
+        return submissions.submit_parts(site.live.session, storage, submission, parts)
+
+    return site.made("in parts", build)
+
+
+def _choose_three_files(site: Site, tab: Tab) -> None:
+    """The student chooses three files, then one more: the list shows each with its copies."""
+    files = tab.page.locator("#file")
+    files.set_input_files([MODELS / name for name, _copies in PART_MODELS])
+    files.set_input_files(MODELS / "stl_binary_solid_header_trailing_byte_HalfDonut.stl")
+    tab.page.locator("#parts-list .part-row").nth(3).wait_for()
+
+
+@page_state("submit form, several files chosen with their copies", who="student", then=_choose_three_files)
+def submit_form_parts(site: Site) -> str:
+    return site.url("/submit")
+
+
+def _send_parts_with_a_wrong_email(site: Site, tab: Tab) -> Any:
+    """Three files with copies and a wrong email, sent past the script: the files are kept."""
+    page = tab.page
+    _choose_three_files(site, tab)
+    page.locator("#student_name").fill(LONG_STUDENT)
+    page.locator("#student_email").fill("maximiliana@")
+    page.locator("#copies-0").fill("2")
+    with page.expect_navigation() as navigation:
+        page.locator("form[action$='/submit']").evaluate(
+            "form => HTMLFormElement.prototype.submit.call(form)"
+        )
+    return navigation.value
+
+
+@page_state(
+    "submit form, a mistake with several files kept",
+    who="student",
+    status=422,
+    then=_send_parts_with_a_wrong_email,
+)
+def submit_form_parts_kept(site: Site) -> str:
+    return site.url("/submit")
+
+
+@page_state("student's status page, a job in parts", who="student")
+def status_page_parts(site: Site) -> str:
+    return site.live.status_url(in_parts(site).id)
+
+
+@page_state("job page, a job in parts")
+def job_page_parts(site: Site) -> str:
+    return job_page(site, in_parts(site))
+
+
+@page_state("action page, approve a job in parts")
+def approve_parts(site: Site) -> str:
+    return site.url(f"/jobs/{in_parts(site).id}/act/approve")
+
+
+def _open_approve_dialog(site: Site, tab: Tab) -> None:
+    page = tab.page
+    page.locator("a[data-action-dialog][href$='/act/approve']").click()
+    page.locator("dialog#action-dialog[open] #approval-parts").wait_for()
+
+
+@page_state("job page, approving a job in parts in its dialog", then=_open_approve_dialog)
+def approve_parts_dialog(site: Site) -> str:
+    return job_page(site, in_parts(site))
 
 
 @page_state("confirm: the quote", who="student")

@@ -118,7 +118,10 @@ class Catalog:
         "Violates lab policy",
     )
     lab: LabDetails = field(default_factory=LabDetails)
+    #: The largest model file a student may send, in MB (each part of a job on its own).
     upload_limit_mb: int = 50
+    #: The largest a whole job may be, every part together, in MB.
+    job_upload_limit_mb: int = 200
     model_extensions: tuple[str, ...] = (".stl", ".obj", ".3mf", ".step", ".stp")
     confirm_link_hours: int = 72
     archive_after_days: int = 90

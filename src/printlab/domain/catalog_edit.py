@@ -126,11 +126,27 @@ def parse_section(section: str, form: Mapping[str, Any], current: Catalog) -> di
             "confirm_link_hours": _whole(form.get("confirm_link_hours"), "confirm_link_hours", low=1, high=24 * 30),
             "archive_after_days": _whole(form.get("archive_after_days"), "archive_after_days", low=1, high=3650),
             "prune_after_days": _whole(form.get("prune_after_days"), "prune_after_days", low=30, high=36500),
+            **_job_upload_limit(form, current),
         }  # fmt: skip
     if section == "submissions":
         per_hour = _whole(form.get("submissions_per_hour"), "submissions_per_hour", low=1, high=1000)
         return {"submissions_per_hour": per_hour}
     raise CatalogError({"section": "Unknown part of the catalog."})
+
+
+def _job_upload_limit(form: Mapping[str, Any], current: Catalog) -> dict[str, int]:
+    """The whole job's upload limit; a form from before it existed leaves it as it is."""
+    if form.get("job_upload_limit_mb") is None:
+        return {}
+    job = _whole(form.get("job_upload_limit_mb"), "job_upload_limit_mb", low=1, high=20000)
+    per_file = form.get("upload_limit_mb")
+    try:
+        file_limit = _whole(per_file, "upload_limit_mb", low=1, high=2000)
+    except CatalogError:
+        return {"job_upload_limit_mb": job}  # the file limit's own message says what is wrong
+    if job < file_limit:
+        raise CatalogError({"job_upload_limit_mb": "A whole job can't be smaller than one file's limit."})
+    return {"job_upload_limit_mb": job}
 
 
 def _methods(form: Mapping[str, Any], current: Catalog) -> dict[str, Any]:

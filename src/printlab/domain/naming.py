@@ -74,3 +74,38 @@ def stored_file_name(student_name: str, print_method: str, color: str, simple_id
 def sidecar_name(stored_name: str) -> str:
     """'<stored name>.metadata.json', the sidecar that sits beside a job's files."""
     return f"{stored_name}.metadata.json"
+
+
+# -- the parts of a job (issue 13) ------------------------------------------------------------------
+#: The suffix after the job's stored name that marks one of its parts: "_p2" … "_p10".
+_PART_SUFFIX = re.compile(r"_p([1-9][0-9]?)$")
+
+
+def part_suffix(number: int) -> str:
+    """'' for a job's first part (it keeps the job's own name), '_p2' for the second, and so on."""
+    if number < 1:
+        raise ValueError(f"part numbers start at 1, not {number}")
+    return "" if number == 1 else f"_p{number}"
+
+
+def part_file_name(base_name: str, number: int, original: str) -> str:
+    """'JaneDoe_Filament_TrueRed_a1b2c3_p2.stl': a part's stored name, with its own file's extension."""
+    return f"{base_name}{part_suffix(number)}{extension_of(original)}"
+
+
+def part_number_of(stored_name: str, base_name: str) -> int | None:
+    """The part a stored file name is (1 for the job's own name), or None when it is no part's name.
+
+    'JaneDoe_…_a1b2c3.stl' → 1, 'JaneDoe_…_a1b2c3_p2.stl' → 2, 'JaneDoe_…_a1b2c3.gcode' → 1 (its
+    extension is not judged here), 'JaneDoe_…_a1b2c3_v2.stl' → None.
+    """
+    if not stored_name.startswith(base_name):
+        return None
+    end = len(stored_name) - len(extension_of(stored_name))
+    stem = stored_name[len(base_name) : end] if end >= len(base_name) else None
+    if stem is None:
+        return None
+    if stem == "":
+        return 1
+    found = _PART_SUFFIX.fullmatch(stem)
+    return int(found.group(1)) if found and int(found.group(1)) >= 2 else None

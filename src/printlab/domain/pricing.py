@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from printlab.domain.text import is_plain_number
@@ -58,6 +58,24 @@ def quote_cost(weight_g: object, method: str, rates: Mapping[str, Decimal], mini
     if cost > MAX_COST:
         raise PricingError(f"A cost of ${cost} is more than the lab can record (${MAX_COST})")
     return cost
+
+
+def job_grams(parts: Sequence[tuple[float, int]]) -> float:
+    """The grams of a whole job: each part's grams times its copies, added up (issue 13)."""
+    total = Decimal(0)
+    for grams, copies in parts:
+        if copies < 1:
+            raise PricingError("A part is printed at least once")
+        total += to_decimal(grams, "Weight") * copies
+    return float(total)
+
+
+def job_cost(
+    parts: Sequence[tuple[float, int]], method: str, rates: Mapping[str, Decimal], minimum: Decimal
+) -> Decimal:
+    """One price for a job of several parts: the parts' grams × copies added up, then priced with
+    the minimum charge applied once for the whole job (never once per part)."""
+    return quote_cost(job_grams(parts), method, rates, minimum)
 
 
 def round_print_hours(hours: object) -> float:

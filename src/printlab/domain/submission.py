@@ -75,14 +75,24 @@ def choose_model_file(filenames: Sequence[str], catalog: Catalog) -> tuple[int, 
     When one model came with files the lab doesn't need (an OBJ and its .mtl), the model is chosen
     and the others are left out; otherwise nothing is guessed and the first file is checked as sent.
     """
-    if len(filenames) < 2:
-        return 0, []
+    chosen, left_out = choose_model_files(filenames, catalog)
+    return (chosen[0], left_out) if len(chosen) == 1 else (0, [])
+
+
+def choose_model_files(filenames: Sequence[str], catalog: Catalog) -> tuple[list[int], list[str]]:
+    """Of the files sent for one job: (indexes of the files to check, in order; names of files left out).
+
+    When models (or a .zip of them) came with files the lab doesn't need (an OBJ's .mtl), those are
+    left out; otherwise nothing is guessed and every file is checked as sent.
+    """
     extensions = [extension_of(last_part(name)) for name in filenames]
-    models = [i for i, ext in enumerate(extensions) if ext in catalog.model_extensions]
+    models = [
+        i for i, ext in enumerate(extensions) if ext in catalog.model_extensions or ext == ZIP_EXTENSION
+    ]
     extras = [i for i, ext in enumerate(extensions) if ext in NOT_NEEDED]
-    if len(models) != 1 or len(models) + len(extras) != len(filenames):
-        return 0, []
-    return models[0], [clean_filename(filenames[i]) for i in extras]
+    if not models or not extras or len(models) + len(extras) != len(filenames):
+        return list(range(len(filenames))), []
+    return models, [clean_filename(filenames[i]) for i in extras]
 
 
 def left_out_message(left_out: Sequence[str], model: str) -> str:
@@ -129,9 +139,12 @@ def clean_filename(filename: str) -> str:
 
 
 def validate_submission(
-    data: Mapping[str, object], filename: str, catalog: Catalog
+    data: Mapping[str, object], filename: str, catalog: Catalog, *, zip_allowed: bool = False
 ) -> tuple[Submission | None, dict[str, str]]:
-    """Check every field; returns (submission, {}) or (None, {field: message a student understands})."""
+    """Check every field; returns (submission, {}) or (None, {field: message a student understands}).
+
+    `filename` is the (first) model file's; with `zip_allowed` it may be a .zip of models.
+    """
     errors: dict[str, str] = {}
     name = _text(data, "student_name", errors)
     if "student_name" in errors:
@@ -169,28 +182,100 @@ def validate_submission(
     acknowledged = str(data.get("acknowledged_minimum_charge", "")).lower() in ("1", "true", "on", "yes")
     if not acknowledged:
         errors["acknowledged_minimum_charge"] = MESSAGES["acknowledged_minimum_charge"]
-    original = ""
-    try:
-        clean_text(last_part(filename or ""), "Your file's name")
-    except TextError as exc:
-        errors["file"] = f"{exc.field_label} contains {exc.reason}. Rename the file and choose it again."
-    else:
-        original = clean_text(clean_filename(filename or ""), "Your file's name")
-    if "file" in errors:
-        pass
-    elif not original:
-        errors["file"] = MESSAGES["file.missing"]
-    elif material := not_needed_message(extension_of(original), catalog):
-        errors["file"] = material
-    elif extension_of(original) not in catalog.model_extensions:
-        allowed = ", ".join(catalog.model_extensions)
-        errors["file"] = f"Upload a model file ({allowed})."
+    original, problem = checked_file_name(filename, catalog, zip_allowed=zip_allowed)
+    if problem:
+        errors["file"] = problem
     if errors:
         return None, in_form_order(errors)
     return (
         Submission(name, email, discipline, class_number, method_name, color, printer_name, True, original),
         {},
     )
+
+
+def checked_file_name(
+    filename: str | None, catalog: Catalog, *, zip_allowed: bool = False
+) -> tuple[str, str | None]:
+    """(the file's cleaned name, None) or ("", what is wrong with its name or type, for the student).
+
+    `zip_allowed`: a .zip of models may stand in for the models (the parts of one job).
+    """
+    try:
+        clean_text(last_part(filename or ""), "Your file's name")
+    except TextError as exc:
+        return "", f"{exc.field_label} contains {exc.reason}. Rename the file and choose it again."
+    original = clean_text(clean_filename(filename or ""), "Your file's name")
+    extension = extension_of(original)
+    if not original:
+        return "", MESSAGES["file.missing"]
+    if material := not_needed_message(extension, catalog):
+        return "", material
+    if extension not in catalog.model_extensions and not (zip_allowed and extension == ZIP_EXTENSION):
+        allowed = ", ".join(catalog.model_extensions)
+        return "", f"Upload a model file ({allowed})." + (
+            " Several parts may come in a .zip." if zip_allowed else ""
+        )
+    return original, None
+
+
+# -- the parts of one job (issue 13) -----------------------------------------------------------
+#: The most model files one job may have (a .zip counts as the models inside it).
+MAX_PARTS = 10
+#: The most copies of one part a student may ask for.
+MAX_COPIES = 20
+#: A .zip of model files, unpacked into the job's parts with the 3MF safety rules.
+ZIP_EXTENSION = ".zip"
+MiB = 1024 * 1024
+
+
+def read_copies(text: object) -> int | None:
+    """The number of copies typed for a part: a whole number 1…MAX_COPIES, "" meaning 1; None otherwise."""
+    value = str(text if text is not None else "").strip()
+    if value == "":
+        return 1
+    if not value.isascii() or not value.isdigit() or len(value) > 3:
+        return None
+    number = int(value)
+    return number if 1 <= number <= MAX_COPIES else None
+
+
+def copies_message(name: str) -> str:
+    return f"Copies of {name}: enter a whole number from 1 to {MAX_COPIES}."
+
+
+def too_many_parts_message(count: int) -> str:
+    return (
+        f"One job can have up to {MAX_PARTS} model files; you chose {count}. "
+        "Send the others as another job, or join parts in your design program."
+    )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / MiB:.1f} MB"
+
+
+def parts_problem(names: Sequence[str], sizes: Sequence[int], catalog: Catalog) -> str | None:
+    """What is wrong with a job's model files as a whole (their count and sizes), or None.
+
+    Each file may be at most the catalog's upload limit, and all of them together its job limit.
+    """
+    if len(names) > MAX_PARTS:
+        return too_many_parts_message(len(names))
+    file_limit = catalog.upload_limit_mb * MiB
+    for name, size in zip(names, sizes, strict=True):
+        if size > file_limit:
+            return f"{name} is {_megabytes(size)}; each file can be up to {catalog.upload_limit_mb} MB."
+    total = sum(sizes)
+    if total > catalog.job_upload_limit_mb * MiB:
+        return (
+            f"Your files add up to {_megabytes(total)}; one job can be up to "
+            f"{catalog.job_upload_limit_mb} MB. Send the others as another job."
+        )
+    return None
+
+
+def same_file_message(first: str, second: str) -> str:
+    return f"{first} and {second} are the same file. Send it once and set its copies instead."
 
 
 def in_form_order(errors: dict[str, str]) -> dict[str, str]:

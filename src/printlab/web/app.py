@@ -26,11 +26,11 @@ from printlab.domain.statuses import TAKES_FILES
 from printlab.domain.text import is_clean
 from printlab.logs import configure_logging
 from printlab.models import Staff
-from printlab.services.files.storage import Storage, StorageError, TooLarge
+from printlab.services.files.storage import JobTooLarge, Storage, StorageError, TooLarge
 from printlab.services.lab.catalog import banner
 from printlab.services.lab.staff import recently_added
 from printlab.services.upkeep import health
-from printlab.web.context import MAX_WHOLE, Lab, close_db, db, lab, upload_limit_bytes
+from printlab.web.context import MAX_WHOLE, Lab, close_db, db, job_limit_bytes, lab, upload_limit_bytes
 from printlab.web.context import forget_failed_session as _forget_failed_session
 from printlab.web.job_version import version_of
 from printlab.web.limits import counter_store, limiter
@@ -155,9 +155,9 @@ def _refuse_oversized_uploads():  # type: ignore[no-untyped-def]
     """
     length = request.content_length
     if request.method == "POST" and length is not None:
-        limit = upload_limit_bytes()
+        limit = job_limit_bytes()
         if length > limit + FORM_OVERHEAD_BYTES:
-            raise TooLarge(limit)
+            raise JobTooLarge(limit) if limit > upload_limit_bytes() else TooLarge(limit)
     return None
 
 
@@ -311,6 +311,10 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(TooLarge)
     def too_large(exc: TooLarge):  # type: ignore[no-untyped-def]
+        if isinstance(exc, JobTooLarge):
+            return _error_page(
+                413, "Files too large", f"{exc} Send fewer files, or ask the lab staff for help."
+            )
         return _error_page(
             413, "File too large", f"{exc} Make the model smaller or ask the lab staff for help."
         )

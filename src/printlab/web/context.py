@@ -55,7 +55,7 @@ def catalog() -> Catalog:
         db().rollback()  # end the read so later writes start a fresh transaction
         body_limit = current_app.extensions.get("printlab.body_limit")
         if body_limit is not None:  # `printlab serve`: its HTTP server refuses larger bodies unread
-            body_limit.note(g.catalog.upload_limit_mb * 1024 * 1024)
+            body_limit.note(request_limit_bytes(g.catalog))
     return g.catalog
 
 
@@ -82,7 +82,17 @@ def forget_failed_session() -> None:
 
 
 def upload_limit_bytes() -> int:
+    """The largest one file may be."""
     return catalog().upload_limit_mb * 1024 * 1024
+
+
+def job_limit_bytes() -> int:
+    """The largest a request's files may be together: a whole job's limit (never below one file's)."""
+    return request_limit_bytes(catalog())
+
+
+def request_limit_bytes(cat: Catalog) -> int:
+    return max(cat.upload_limit_mb, cat.job_upload_limit_mb) * 1024 * 1024
 
 
 #: The largest id or count a request may name: PostgreSQL's integer (ids are SERIAL columns).

@@ -21,7 +21,7 @@ from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
 from printlab.config import ConfigError
-from printlab.web.context import Lab, upload_limit_bytes
+from printlab.web.context import Lab, job_limit_bytes
 from printlab.web.uploads import FORM_OVERHEAD_BYTES
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ REFRESH_S = 15
 
 
 class BodyLimit:
-    """The largest request body waitress reads: the lab's upload limit plus the form around the file."""
+    """The largest request body waitress reads: the lab's limit for a job's files plus the form around them."""
 
     def __init__(self, adjustments: Any):
         # Waitress's settings object, shared by every connection; each new request reads the limit
@@ -46,7 +46,7 @@ class BodyLimit:
     def read(self, app: Flask) -> None:
         """Read the lab's upload limit from the database now."""
         with app.app_context():
-            self.note(upload_limit_bytes())
+            self.note(job_limit_bytes())
 
     def watch(self, app: Flask, stop: threading.Event) -> None:
         while not stop.wait(REFRESH_S):

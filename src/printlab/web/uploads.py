@@ -1,4 +1,5 @@
-"""Uploads stream straight to the storage volume, hashed as they arrive, and stop at the lab's size limit."""
+"""Uploads stream straight to the storage volume, hashed as they arrive, and stop at the lab's size limits
+(one file's, and all of one job's files together)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,25 @@ from typing import IO
 
 from flask import Request, g
 
-from printlab.services.files.storage import TEMP_FOLDER, ReceivedFile, TooLarge
+from printlab.services.files.storage import TEMP_FOLDER, JobTooLarge, ReceivedFile, TooLarge
 
-#: What a request may carry beyond the lab's upload limit: the form's other fields and the multipart
-#: framing. A request announcing more than limit + this is refused before it is read.
+#: What a request may carry beyond the lab's limit for a job's files: the form's other fields and the
+#: multipart framing. A request announcing more than limit + this is refused before it is read.
 FORM_OVERHEAD_BYTES = 1024 * 1024
+
+
+class JobBudget:
+    """What all the files of one request may add up to: the lab's limit for a whole job."""
+
+    def __init__(self, limit_bytes: int):
+        self.limit_bytes = limit_bytes
+        self.spent = 0
+
+    def spend(self, size: int) -> None:
+        """Count `size` more bytes; raises JobTooLarge once the files together pass the limit."""
+        self.spent += size
+        if self.spent > self.limit_bytes:
+            raise JobTooLarge(self.limit_bytes)
 
 
 class HashingUpload(io.RawIOBase):
@@ -24,8 +39,9 @@ class HashingUpload(io.RawIOBase):
     TooLarge at once, so a 5 GB upload is never written past the limit.
     """
 
-    def __init__(self, directory: Path, limit_bytes: int):
+    def __init__(self, directory: Path, limit_bytes: int, budget: JobBudget | None = None):
         super().__init__()
+        self.budget = budget
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f"upload-{secrets.token_hex(8)}.part"
         self.limit_bytes = limit_bytes
@@ -46,6 +62,8 @@ class HashingUpload(io.RawIOBase):
         self.size += len(data)
         if self.size > self.limit_bytes:
             raise TooLarge(self.limit_bytes)
+        if self.budget is not None:
+            self.budget.spend(len(data))
         self._digest.update(data)
         return self._file.write(data)
 
@@ -96,9 +114,11 @@ class LabRequest(Request):
         filename: str | None = None,
         content_length: int | None = None,
     ) -> IO[bytes]:
-        from printlab.web.context import lab, upload_limit_bytes
+        from printlab.web.context import job_limit_bytes, lab, upload_limit_bytes
 
-        upload = HashingUpload(lab().storage.root / TEMP_FOLDER, upload_limit_bytes())
+        if "upload_budget" not in g:
+            g.upload_budget = JobBudget(job_limit_bytes())
+        upload = HashingUpload(lab().storage.root / TEMP_FOLDER, upload_limit_bytes(), g.upload_budget)
         g.setdefault("incoming", []).append(upload)
         return upload  # type: ignore[return-value]
 

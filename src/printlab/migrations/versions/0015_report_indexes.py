@@ -1,7 +1,7 @@
 """Report indexes: how long each stage took, kept beside its end; each staff member's events by time
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0014
 Create Date: 2026-12-04 16:00:00.000000
 
 `job_milestone` gains how long each stage took (hours), filled here from the times it already
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0012"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

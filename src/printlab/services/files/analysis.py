@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +14,7 @@ import trimesh
 
 from printlab.domain import printability
 from printlab.domain.catalog import Catalog
-from printlab.domain.pricing import PricingError, quote_cost
+from printlab.domain.pricing import PricingError, job_cost, job_grams, quote_cost
 from printlab.services.files.meshes import AnalysisFailed, load_mesh, signed_volume
 from printlab.services.files.thumbnail import render_thumbnail
 
@@ -241,3 +241,86 @@ def analyse_mesh(mesh: trimesh.Trimesh, *, catalog: Catalog, method: str, printe
 
 def _or_list(names: tuple[str, ...]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+# -- a job of several parts (issue 13) --------------------------------------------------------------
+
+
+def combine_parts(
+    parts: Sequence[tuple[str, int, Mapping[str, Any] | None, str | None]],
+    *,
+    catalog: Catalog,
+    method: str,
+    printer: str,
+) -> dict[str, Any]:
+    """The whole job's check from its parts' checks: (name, copies, results or None, failure reason).
+
+    Weights are each part's times its copies, added up, and the cost is priced once from them, so
+    the minimum charge applies once for the whole job. The size is the largest part's on each axis
+    (what a printer must fit), and every part's problems are kept with its name. One part printed
+    once is its own check, unchanged.
+    """
+    if len(parts) == 1 and parts[0][1] == 1 and parts[0][2] is not None:
+        return dict(parts[0][2])
+    done = [(name, copies, results) for name, copies, results, _error in parts if results is not None]
+    problems: list[str] = []
+    for name, _copies, results, error in parts:
+        if results is None:
+            problems.append(
+                f"{name}: couldn't be checked automatically ({error or 'no result'}); staff will look at it."
+            )
+        else:
+            problems += [f"{name}: {problem}" for problem in results.get("problems") or ()]
+    extents = (
+        [max(float(r["extents_mm"][axis]) for _n, _c, r in done) for axis in range(3)] if done else [0.0] * 3
+    )
+    complete = len(done) == len(parts)
+    volumes = [r.get("volume_mm3") for _n, _c, r in done]
+    volume = (
+        sum(float(v) * c for v, (_n, c, _r) in zip(volumes, done, strict=True))
+        if complete and all(v is not None for v in volumes)
+        else None
+    )
+    ranges = [r.get("weight_range_g") for _n, _c, r in done]
+    weight: list[float] | None = None
+    cost: list[str] | None = None
+    if complete and all(ranges):
+        weight = [
+            round(job_grams([(span[end], c) for span, (_n, c, _r) in zip(ranges, done, strict=True)]), 2)  # type: ignore[index]
+            for end in (0, 1)
+        ]
+        try:
+            cost = [
+                str(job_cost([(grams, 1)], method, catalog.rates, catalog.minimum_charge)) for grams in weight
+            ]
+        except PricingError as error:
+            problems.append(f"The estimated cost can't be quoted: {error}.")
+    fits_chosen = complete and all(r.get("fits_printer") for _n, _c, r in done)
+    others = [
+        p.name
+        for p in catalog.printers_for(method)
+        if p.name != printer
+        and complete
+        and all(p.name in (r.get("fits_other_printers") or ()) for _n, _c, r in done)
+    ]
+    return {
+        "kind": "parts",
+        "parts": len(parts),
+        "copies": sum(copies for _name, copies, _r, _e in parts),
+        "triangles": sum(int(r.get("triangles") or 0) for _n, _c, r in done),
+        "extents_mm": extents,
+        "bounds_mm": [[0.0, 0.0, 0.0], extents],
+        "volume_mm3": volume,
+        "watertight": complete and all(r.get("watertight") for _n, _c, r in done),
+        "file_units": None,
+        "units_warning": None,
+        "method": method,
+        "printer": printer,
+        "fits_printer": fits_chosen,
+        "fits_other_printers": others,
+        "fits_printers": ([printer] if fits_chosen else []) + others,
+        "weight_range_g": weight,
+        "cost_range_usd": cost,
+        "problems": problems,
+        "modifier_parts": sum(int(r.get("modifier_parts") or 0) for _n, _c, r in done),
+    }

@@ -367,37 +367,42 @@ def unsafe_member_name(name: str) -> bool:
     return any(part == ".." for part in normal.split("/"))
 
 
-def check_zip_members(archive: zipfile.ZipFile, max_uncompressed_bytes: int) -> None:
+def _damaged(what: str) -> str:
+    return _DAMAGED_3MF if what == ".3mf" else f"This {what} file is damaged or isn't a zip archive."
+
+
+def check_zip_members(archive: zipfile.ZipFile, max_uncompressed_bytes: int, *, what: str = ".3mf") -> None:
     """Refuse path tricks, encryption, duplicates, too much data in total, and zip-bomb ratios.
 
     Uses the sizes the central directory declares; read_member() enforces them while reading.
-    Raises ModelRejected.
+    `what` names the file in the messages (".3mf", or ".zip" for a zip of models). Raises ModelRejected.
     """
     total = 0
     seen: set[str] = set()
     cap_mb = max_uncompressed_bytes // MiB
+    real = "real 3MF files" if what == ".3mf" else "model files"
     for info in archive.infolist():
         name = info.filename
         if unsafe_member_name(name):
-            raise ModelRejected(f"This .3mf file is unsafe: it contains a file named {name[:80]!r}.")
+            raise ModelRejected(f"This {what} file is unsafe: it contains a file named {name[:80]!r}.")
         folded = name.lower()
         if folded in seen:
-            raise ModelRejected(_DAMAGED_3MF)
+            raise ModelRejected(_damaged(what))
         seen.add(folded)
         if info.flag_bits & 0x1:
-            raise ModelRejected("This .3mf file is password-protected; save it again without a password.")
+            raise ModelRejected(f"This {what} file is password-protected; save it again without a password.")
         total += info.file_size
         if total > max_uncompressed_bytes:
             raise ModelRejected(
-                f"This .3mf file unpacks to more than {cap_mb} MB; that's more than any model we print. "
+                f"This {what} file unpacks to more than {cap_mb} MB; that's more than any model we print. "
                 "Remove extra objects or export only the model."
             )
         if info.file_size > RATIO_FLOOR_BYTES and (
             info.compress_size == 0 or info.file_size / info.compress_size > MAX_COMPRESSION_RATIO
         ):
             raise ModelRejected(
-                f"This .3mf file looks like a zip bomb: {name[:80]!r} is compressed more than "
-                f"{MAX_COMPRESSION_RATIO}:1, which real 3MF files never are."
+                f"This {what} file looks like a zip bomb: {name[:80]!r} is compressed more than "
+                f"{MAX_COMPRESSION_RATIO}:1, which {real} never are."
             )
 
 
@@ -427,20 +432,31 @@ def open_3mf(
 
     Raises ModelRejected (not a zip, too many members, unsafe names, bomb ratios, over the cap).
     """
+    with open_checked_zip(path, what=".3mf", max_uncompressed_bytes=max_uncompressed_bytes) as archive:
+        yield archive
+
+
+@contextmanager
+def open_checked_zip(path: Path, *, what: str, max_uncompressed_bytes: int) -> Iterator[zipfile.ZipFile]:
+    """A zip (a 3MF, or a .zip of models) opened read-only after the member count and member checks.
+
+    Raises ModelRejected, its messages naming the file by `what`.
+    """
     size = path.stat().st_size
     with path.open("rb") as file:
         count = _zip_member_count(file, size)
         if count is None:
-            raise ModelRejected(_DAMAGED_3MF)
+            raise ModelRejected(_damaged(what))
         if count > MAX_ZIP_MEMBERS:
-            raise ModelRejected(f"This .3mf file holds {count:,} files; a 3MF project never needs that many.")
+            never = "a 3MF project never needs" if what == ".3mf" else "no job of models needs"
+            raise ModelRejected(f"This {what} file holds {count:,} files; {never} that many.")
         file.seek(0)
         try:
             archive = zipfile.ZipFile(file)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError):
-            raise ModelRejected(_DAMAGED_3MF) from None
+            raise ModelRejected(_damaged(what)) from None
         with archive:
-            check_zip_members(archive, max_uncompressed_bytes)
+            check_zip_members(archive, max_uncompressed_bytes, what=what)
             yield archive
 
 

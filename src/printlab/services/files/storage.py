@@ -63,6 +63,17 @@ class TooLarge(StorageError):
         super().__init__(f"The file is larger than the {limit_bytes // (1024 * 1024)} MB limit.")
 
 
+class JobTooLarge(TooLarge):
+    """The files of one job, together, are over the lab's limit for a whole job."""
+
+    def __init__(self, limit_bytes: int):
+        self.limit_bytes = limit_bytes
+        StorageError.__init__(
+            self,
+            f"Your files together are larger than the {limit_bytes // (1024 * 1024)} MB limit for one job.",
+        )
+
+
 class AlreadyExists(StorageError):
     """The destination holds a different file; storage never overwrites one."""
 

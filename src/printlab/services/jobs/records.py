@@ -1,9 +1,10 @@
-"""Shared pieces of every job change: loading and row-locking a job, its events, its sidecar record."""
+"""Shared pieces of every job change: loading and row-locking a job, its events, its parts, its sidecar record."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import PurePosixPath
@@ -12,8 +13,8 @@ from typing import Any
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, selectinload
 
-from printlab.domain.naming import SIMPLE_ID_LENGTH, simple_job_id
-from printlab.models import Event, Job
+from printlab.domain.naming import SIMPLE_ID_LENGTH, extension_of, part_file_name, simple_job_id
+from printlab.models import Event, Job, JobPart
 from printlab.services.errors import NotFound
 from printlab.services.files.storage import Storage, StorageError
 
@@ -98,12 +99,103 @@ def job_folder(job: Job) -> str | None:
     return PurePosixPath(job.file_path).parent.as_posix() if job.file_path else None
 
 
+@dataclass(frozen=True)
+class Part:
+    """One model file of a job as the pages and checks see it: a `job_part` row, or for a job sent
+    before parts existed, the job's own file as its one part."""
+
+    number: int
+    original_filename: str
+    #: The stored name in the job's folder ('JaneDoe_Filament_TrueRed_a1b2c3_p2.stl').
+    stored_name: str
+    file_hash: str | None
+    size_bytes: int | None
+    copies: int
+    #: The part's own model check: PENDING, DONE or FAILED (None: never analysed).
+    state: str | None
+    results: dict[str, Any] | None
+    error: str | None
+    has_thumbnail: bool
+
+    @property
+    def extension(self) -> str:
+        return extension_of(self.original_filename)
+
+
+def part_stored_name(job: Job, number: int, original_filename: str) -> str:
+    """Where part `number` of `job` is stored, by name (its folder is the job's)."""
+    return part_file_name(base_name(job), number, original_filename)
+
+
+def parts_of(job: Job) -> list[Part]:
+    """The job's model files in order, part 1 (the main file) first. Empty when the job has no
+    stored name (its files were pruned or deleted and its row rebuilt without one)."""
+    if not job.display_name:
+        return []
+    rows: list[JobPart] = list(job.parts)
+    if not rows:
+        analysis = job.analysis
+        return [
+            Part(
+                number=1,
+                original_filename=job.original_filename or "",
+                stored_name=part_stored_name(job, 1, job.original_filename or ""),
+                file_hash=job.file_hash,
+                size_bytes=None,
+                copies=1,
+                state=analysis.state if analysis else None,
+                results=analysis.results if analysis and isinstance(analysis.results, dict) else None,
+                error=analysis.error if analysis else None,
+                has_thumbnail=bool(analysis and analysis.thumbnail_png),
+            )
+        ]
+    return [
+        Part(
+            number=row.number,
+            original_filename=row.original_filename,
+            stored_name=part_stored_name(job, row.number, row.original_filename),
+            file_hash=row.file_hash,
+            size_bytes=row.size_bytes,
+            copies=row.copies,
+            state=row.state,
+            results=row.results if isinstance(row.results, dict) else None,
+            error=row.error,
+            has_thumbnail=bool(row.thumbnail_png),
+        )
+        for row in rows
+    ]
+
+
+def part_paths(job: Job) -> list[str]:
+    """Root-relative paths of every part's file where the job's row says its files are."""
+    folder = job_folder(job)
+    if folder is None:
+        return []
+    return [f"{folder}/{part.stored_name}" for part in parts_of(job)]
+
+
+def _part_record(row: JobPart) -> dict[str, Any]:
+    return {
+        "number": row.number,
+        "original_filename": row.original_filename,
+        "file_hash": row.file_hash,
+        "size_bytes": row.size_bytes,
+        "copies": row.copies,
+        "analysis": row.results,
+    }
+
+
 def sidecar_record(job: Job) -> dict[str, Any]:
-    """The job row as JSON-safe values for its sidecar, with the upload analysis when there is one."""
+    """The job row as JSON-safe values for its sidecar, with the upload analysis when there is one
+    and, for a job sent in parts, every part (its file, hash, copies and analysis)."""
     record: dict[str, Any] = {}
-    analysis = job.analysis if inspect(job).persistent else None
+    persistent = inspect(job).persistent
+    analysis = job.analysis if persistent else None
     if analysis is not None and analysis.results is not None:
         record["analysis"] = analysis.results
+    parts = job.parts if persistent or "parts" in job.__dict__ else []
+    if parts:
+        record["parts"] = [_part_record(row) for row in parts]
     for key in SIDECAR_FIELDS:
         if key in _SIDECAR_SKIP:
             continue
@@ -147,12 +239,16 @@ def job_files(storage: Storage, job: Job) -> list[str]:
 def every_job(session: Session, *, batch: int = 500) -> Iterator[Job]:
     """Every job in id order, a batch at a time (keyset paging; each batch is dropped after use).
 
-    The analysis is part of the sidecar record, so it is loaded with the batch, not once per job.
+    The analysis and parts are in the sidecar record, so they are loaded with the batch, not once per job.
     """
     last = ""
     while True:
         rows = session.scalars(
-            select(Job).where(Job.id > last).order_by(Job.id).limit(batch).options(selectinload(Job.analysis))
+            select(Job)
+            .where(Job.id > last)
+            .order_by(Job.id)
+            .limit(batch)
+            .options(selectinload(Job.analysis), selectinload(Job.parts))
         ).all()
         yield from rows
         if len(rows) < batch:

@@ -1,19 +1,29 @@
-"""Turning a checked submission and its received file into a job: one transaction with the file placement."""
+"""Turning a checked submission and its received files (one, or the parts of one job) into a job: one
+transaction with the file placement."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
 from printlab.clock import utcnow
 from printlab.db import is_postgresql, write_transaction
-from printlab.domain.naming import new_job_id, sidecar_name, stored_base_name, stored_file_name
+from printlab.domain.naming import (
+    extension_of,
+    new_job_id,
+    part_file_name,
+    sidecar_name,
+    stored_base_name,
+    stored_file_name,
+)
 from printlab.domain.statuses import DUPLICATE_BLOCKING, Status
-from printlab.domain.submission import Submission
-from printlab.models import Job
+from printlab.domain.submission import MAX_PARTS, Submission, same_file_message, too_many_parts_message
+from printlab.models import AnalysisState, Job, JobPart
 from printlab.services.errors import ValidationError
 from printlab.services.files import model_analysis
 from printlab.services.files.storage import ReceivedFile, Storage
@@ -22,21 +32,34 @@ from printlab.services.mail import outbox
 
 
 class DuplicateSubmission(ValidationError):
-    def __init__(self, existing: Job, simple_id: str):
+    def __init__(self, existing: Job, simple_id: str, part_name: str | None = None):
         self.existing_id = existing.id
+        what = f"You already sent {part_name}" if part_name else "You already sent this file"
         super().__init__(
             {
-                "file": f"You already sent this file (job {simple_id}, {existing.status_enum.label}). "
+                "file": f"{what} (job {simple_id}, {existing.status_enum.label}). "
                 "We'll email you about that job; there's no need to send it again."
             }
         )
 
 
+@dataclass
+class NewPart:
+    """One model file of a new job: the student's name for it, the received file and its copies."""
+
+    original_filename: str
+    received: ReceivedFile
+    copies: int = 1
+
+
 def _existing_duplicate(session: Session, file_hash: str, email: str) -> Job | None:
+    """The student's oldest job still waiting or in progress that has this file, as its main file
+    or as one of its parts."""
+    in_a_part = select(JobPart.job_id).where(JobPart.file_hash == file_hash)
     return session.scalar(
         select(Job)
         .where(
-            Job.file_hash == file_hash,
+            or_(Job.file_hash == file_hash, Job.id.in_(in_a_part)),
             func.lower(Job.student_email) == email.lower(),
             Job.status.in_([s.value for s in DUPLICATE_BLOCKING]),
         )
@@ -53,26 +76,52 @@ def submit(
     *,
     now: datetime | None = None,
 ) -> Job:
-    """Create the UPLOADED job: file and sidecar in Uploaded/, the row, JobCreated, the receipt email.
+    """Create the UPLOADED job of one file printed once (see submit_parts)."""
+    return submit_parts(
+        session, storage, submission, [NewPart(submission.original_filename, received)], now=now
+    )
 
-    All or nothing: on any failure no row remains and no file is left in the storage folders. The
-    received temporary file is always consumed. Raises DuplicateSubmission.
+
+def submit_parts(
+    session: Session,
+    storage: Storage,
+    submission: Submission,
+    parts: Sequence[NewPart],
+    *,
+    now: datetime | None = None,
+) -> Job:
+    """Create the UPLOADED job: its files and sidecar in Uploaded/, the row (and a `job_part` row per
+    part when there are several or copies), JobCreated, the receipt email, the analysis task.
+
+    Part 1 is the job's main file (`file_path`, `file_hash`, `original_filename`); the others are
+    stored beside it with a part suffix. All or nothing: on any failure no row remains and no file
+    is left in the storage folders. The received temporary files are always consumed. Raises
+    DuplicateSubmission (one of the files is already with the lab, or sent twice in this job) and
+    ValidationError.
     """
     now = now or utcnow()
     placed: list[Path] = []
     try:
+        if not 1 <= len(parts) <= MAX_PARTS:
+            raise ValidationError({"file": too_many_parts_message(len(parts))})
+        _refuse_the_same_file_twice(parts)
         with write_transaction(session):
             if is_postgresql(session):
                 # Serialise submissions of the same file, so two identical uploads sent at the same
-                # instant can't both pass the duplicate rule.
-                session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:h))"), {"h": received.sha256})
-            existing = _existing_duplicate(session, received.sha256, submission.student_email)
-            if existing is not None:
-                raise DuplicateSubmission(existing, simple_id_for(session, existing.id))
+                # instant can't both pass the duplicate rule (in one order, so two jobs sharing
+                # files can't wait for each other).
+                for sha in sorted({part.received.sha256 for part in parts}):
+                    session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:h))"), {"h": sha})
+            for part in parts:
+                existing = _existing_duplicate(session, part.received.sha256, submission.student_email)
+                if existing is not None:
+                    name = part.original_filename if len(parts) > 1 else None
+                    raise DuplicateSubmission(existing, simple_id_for(session, existing.id), name)
             job_id = new_job_id()
             simple_id = simple_id_for(session, job_id)
             args = (submission.student_name, submission.print_method, submission.color, simple_id)
-            stored = stored_file_name(*args, submission.original_filename)
+            main = parts[0]
+            stored = stored_file_name(*args, main.original_filename)
             folder = Status.UPLOADED.folder
             job = Job(
                 id=job_id,
@@ -80,7 +129,7 @@ def submit(
                 student_email=submission.student_email,
                 discipline=submission.discipline,
                 class_number=submission.class_number,
-                original_filename=submission.original_filename,
+                original_filename=main.original_filename,
                 display_name=stored_base_name(*args),
                 file_path=f"{folder}/{stored}",
                 metadata_path=f"{folder}/{sidecar_name(stored)}",
@@ -91,26 +140,49 @@ def submit(
                 acknowledged_minimum_charge=submission.acknowledged_minimum_charge,
                 student_confirmed=False,
                 is_confirmation_expired=False,
-                file_hash=received.sha256,
+                file_hash=main.received.sha256,
                 created_at=now,
                 updated_at=now,
             )
             session.add(job)
-            placed.append(storage.place_new(received.path, job.file_path))  # type: ignore[arg-type]
+            # A job of one file printed once is stored as before parts existed: no part rows.
+            in_parts = len(parts) > 1 or main.copies != 1
+            for number, part in enumerate(parts, start=1):
+                relative = (
+                    f"{folder}/{part_file_name(stored_base_name(*args), number, part.original_filename)}"
+                )
+                placed.append(storage.place_new(part.received.path, relative))
+                if in_parts:
+                    job.parts.append(
+                        JobPart(
+                            number=number,
+                            original_filename=part.original_filename,
+                            file_hash=part.received.sha256,
+                            size_bytes=part.received.size,
+                            copies=part.copies,
+                            state=AnalysisState.PENDING,
+                        )
+                    )
             sidecar = storage.resolve(job.metadata_path)  # type: ignore[arg-type]
             if sidecar.exists():
                 raise ValidationError({"file": "Please try again."})  # a leftover we must not overwrite
             storage.write_atomic(sidecar, storage.encode_sidecar(sidecar_record(job)))
             placed.append(sidecar)
-            add_event(
-                session,
-                job,
-                "JobCreated",
-                {"to": Status.UPLOADED.value, "size_bytes": received.size, "extension": Path(stored).suffix},
-                triggered_by=None,
-                workstation_id=None,
-                now=now,
-            )
+            details: dict[str, object] = {
+                "to": Status.UPLOADED.value,
+                "size_bytes": main.received.size,
+                "extension": Path(stored).suffix,
+            }
+            if in_parts:
+                details["parts"] = [
+                    {
+                        "extension": extension_of(p.original_filename),
+                        "size_bytes": p.received.size,
+                        "copies": p.copies,
+                    }
+                    for p in parts
+                ]
+            add_event(session, job, "JobCreated", details, triggered_by=None, workstation_id=None, now=now)
             outbox.enqueue(session, job, "receipt", now)
             model_analysis.request(session, job, now)
             session.flush()
@@ -119,5 +191,17 @@ def submit(
             path.unlink(missing_ok=True)
         raise
     finally:
-        received.discard()
+        for part in parts:
+            part.received.discard()
     return job
+
+
+def _refuse_the_same_file_twice(parts: Sequence[NewPart]) -> None:
+    """Two parts of one job with the same content: the student meant copies. Raises ValidationError."""
+    seen: dict[str, NewPart] = {}
+    for part in parts:
+        first = seen.setdefault(part.received.sha256, part)
+        if first is not part:
+            raise ValidationError(
+                {"file": same_file_message(first.original_filename, part.original_filename)}
+            )

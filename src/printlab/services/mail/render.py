@@ -201,6 +201,8 @@ def message_context(
             "weight": _number(job.weight_g, "g"),
             "hours": _number(job.time_hours, "h"),
             "cost": money(job.cost_usd) if job.cost_usd is not None else None,
+            # A job sent in several parts (or copies) lists each file with its copies.
+            "parts": [{"file": part.original_filename, "copies": part.copies} for part in job.parts],
         },
         "hold_days": lab.hold_days,
     }

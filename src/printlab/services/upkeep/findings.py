@@ -20,7 +20,7 @@ from printlab.domain.naming import extension_of
 from printlab.domain.statuses import STATUS_FOLDERS, Status
 from printlab.models import Event, Job
 from printlab.services.files.storage import TEMP_FOLDER, Storage, StorageError, sha256_of
-from printlab.services.jobs.records import job_folder
+from printlab.services.jobs.records import job_folder, parts_of
 from printlab.services.lab.catalog import load_catalog
 from printlab.services.upkeep.integrity import (
     IntegrityReport,
@@ -291,7 +291,13 @@ def _missing_item(storage: Storage, missing: MissingFile, job: Job, copies: dict
     if missing.kind == "sidecar":
         return Item(kind, missing.path, job.id, problem, "Write the sidecar again from the database.")
     found = copies.get(PurePosixPath(missing.path).name, [])
-    source, sha256, explanation = _pick_copy(storage, job, found)
+    part = next((p for p in parts_of(job) if p.stored_name == PurePosixPath(missing.path).name), None)
+    if part is not None and missing.path != job.file_path:
+        what = f"Part {part.number} of the job"
+        problem = f"{what} ({part.original_filename}) is {missing.reason}."
+    source, sha256, explanation = _pick_copy(
+        storage, job, found, part.file_hash if part is not None else None
+    )
     if source is None:
         return Item(kind, missing.path, job.id, f"{problem} {explanation}", None)
     return Item(kind, missing.path, job.id, problem, explanation, source, sha256)
@@ -435,17 +441,26 @@ def _copies_by_name(storage: Storage, names: set[str]) -> dict[str, list[Path]]:
     return found
 
 
-def _pick_copy(storage: Storage, job: Job, copies: list[Path]) -> tuple[str | None, str | None, str]:
+def _pick_copy(
+    storage: Storage, job: Job, copies: list[Path], part_hash: str | None = None
+) -> tuple[str | None, str | None, str]:
     """The copy to put back for a job's missing file: (path, SHA-256, what the repair does) or (None,
-    None, why none is safe). The upload must match the hash taken when it arrived; a slicer file
-    (no hash known) only when every copy found is the same."""
+    None, why none is safe). The upload (or a part, `part_hash`) must match the hash taken when it
+    arrived; a slicer file (no hash known) only when every copy found is the same."""
     if not copies:
         return None, None, "No copy was found anywhere under the storage root: restore it from a backup."
     hashes = {path: sha256_of(path) for path in copies}
     named = ", ".join(relative_to_root(storage, p) for p in copies)
-    if job.file_hash:
+    if part_hash and not any(hashes[path] == part_hash for path in copies):
+        return (
+            None,
+            None,
+            f"Copies were found ({named}), but none is the file the student uploaded: check by hand.",
+        )
+    expected = part_hash or job.file_hash
+    if expected:
         for path in copies:
-            if hashes[path] == job.file_hash:
+            if hashes[path] == expected:
                 where = relative_to_root(storage, path)
                 return where, hashes[path], f"Put back the copy at {where} (the same SHA-256 as the upload)."
     upload = f"{job.display_name}{extension_of(job.original_filename or '')}"

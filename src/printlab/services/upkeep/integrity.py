@@ -26,7 +26,7 @@ from printlab.services.files.storage import (
     UnsafePath,
     is_being_written,
 )
-from printlab.services.jobs.records import every_job, job_folder, sidecar_record
+from printlab.services.jobs.records import every_job, job_folder, part_paths, sidecar_record
 
 #: An upload still in the temporary folder after this long was abandoned (a crash, a dropped connection,
 #: a killed server). A request writes its upload continuously and turns it into a job, or deletes it,
@@ -46,7 +46,8 @@ _NOT_REBUILT = frozenset({"confirm_token", "locked_by", "locked_until"})
 
 @dataclass(frozen=True)
 class MissingFile:
-    """The serious finding: a job's authoritative file or sidecar is not where its row says."""
+    """The serious finding: a job's authoritative file (or one of its parts' files) or its sidecar is not
+    where its row says."""
 
     job_id: str
     status: str
@@ -228,6 +229,8 @@ def _check_job(storage: Storage, job: Job) -> _JobFindings:
         ("file", job.file_path),
         ("sidecar", job.metadata_path),
     )
+    if job.file_path and job.parts:  # a job sent in parts: every part's file besides the main one
+        expected_files += tuple(("file", path) for path in part_paths(job) if path != job.file_path)
     for kind, path in expected_files:
         if not path:
             continue  # an admin deleted the job's files (FileDeleted): nothing is expected on disk
@@ -331,7 +334,50 @@ def rebuild_values(storage: Storage, path: str, record: dict[str, Any]) -> dict[
             raise UnrebuildableSidecar(f"its {key.replace('_', ' ')} leaves the storage root") from None
     if values["metadata_path"] != path:
         raise UnrebuildableSidecar(f"it says it is at {values['metadata_path']}, not here")
+    rebuild_parts(record)
     return values
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def rebuild_parts(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The `job_part` rows a sidecar lists (none for a job of one file printed once), as column
+    values. Raises UnrebuildableSidecar when a part isn't what PrintLab writes."""
+    parts = record.get("parts")
+    if parts is None:
+        return []
+    wrong = UnrebuildableSidecar("its list of parts is not valid")
+    if not isinstance(parts, list) or not 1 <= len(parts) <= 10:
+        raise wrong
+    rows = []
+    for expected, part in enumerate(parts, start=1):
+        if not isinstance(part, dict):
+            raise wrong
+        number, name, sha, size, copies = (
+            part.get(key) for key in ("number", "original_filename", "file_hash", "size_bytes", "copies")
+        )
+        analysis = part.get("analysis")
+        if (
+            number != expected
+            or isinstance(size, bool)
+            or isinstance(copies, bool)
+            or not isinstance(name, str)
+            or not 0 < len(name) <= 256
+            or not isinstance(sha, str)
+            or not _SHA256.fullmatch(sha)
+            or not isinstance(size, int)
+            or size < 0
+            or not isinstance(copies, int)
+            or not 1 <= copies <= 20
+            or not (analysis is None or isinstance(analysis, dict))
+        ):
+            raise wrong
+        rows.append(
+            {"number": number, "original_filename": name, "file_hash": sha, "size_bytes": size,
+             "copies": copies, "results": analysis}
+        )  # fmt: skip
+    return rows
 
 
 def _column_value(column: Any, value: Any) -> Any:

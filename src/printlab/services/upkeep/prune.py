@@ -117,6 +117,8 @@ def _prune_one(
         )
         job.file_path = None
         job.metadata_path = None
+        for part in job.parts:  # a part's file name may carry the student's name too
+            part.original_filename = f"{REMOVED}{extension_of(part.original_filename)}"
         session.execute(update(Payment).where(Payment.job_id == job.id).values(picked_up_by=None))
         session.execute(
             update(OutboxMessage)

@@ -16,12 +16,19 @@ from sqlalchemy.orm import Session
 from printlab.clock import utcnow
 from printlab.db import is_postgresql, write_transaction
 from printlab.domain.statuses import STATUS_FOLDERS, Status
-from printlab.models import AnalysisState, Job, JobAnalysis
+from printlab.models import AnalysisState, Job, JobAnalysis, JobPart
 from printlab.services import tasks
 from printlab.services.errors import NotFound, ValidationError
 from printlab.services.files.model_analysis import TASK_KIND as ANALYSIS_TASK
 from printlab.services.files.storage import TEMP_FOLDER, FileMove, Storage, StorageError, sha256_of
-from printlab.services.jobs.records import add_event, base_name, job_folder, lock_job, sidecar_record
+from printlab.services.jobs.records import (
+    add_event,
+    base_name,
+    job_folder,
+    lock_job,
+    part_paths,
+    sidecar_record,
+)
 from printlab.services.lab import admin_log
 from printlab.services.lab.actors import CONSOLE, Actor, require_active_staff, require_admin
 from printlab.services.upkeep.findings import (
@@ -42,7 +49,13 @@ from printlab.services.upkeep.findings import (
     stale_decision,
     without_name,
 )
-from printlab.services.upkeep.integrity import LEFTOVER_AGE, UnrebuildableSidecar, read_record, rebuild_values
+from printlab.services.upkeep.integrity import (
+    LEFTOVER_AGE,
+    UnrebuildableSidecar,
+    read_record,
+    rebuild_parts,
+    rebuild_values,
+)
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +214,10 @@ def _rebuild_row(session: Session, storage: Storage, item: Item, actor: Actor, n
                     analysed_at=now if results is not None else None,
                 )
             )
+            # Each part's results are kept, marked for the analysis to run again (its thumbnail
+            # isn't in the sidecar either).
+            for part in rebuild_parts(record):
+                session.add(JobPart(job_id=job.id, state=AnalysisState.PENDING, **part))
             tasks.enqueue(session, ANALYSIS_TASK, job=job, now=now)
             needs_resend = job.status == Status.PENDING
             _job_event(
@@ -233,19 +250,29 @@ def _put_back_missing_file(
         raise RepairRefused(f"The copy at {item.source} changed since the check; check again.")
     with write_transaction(session):
         job = lock_job(session, item.job_id)
-        if job.file_path != item.path:
+        if item.path != job.file_path and item.path not in part_paths(job):
             raise NothingToDo("The job changed since the check.")
-        _restore(session, storage, job, source, actor, now)
+        _restore(session, storage, job, source, actor, now, item.path)
     _remove_copies(session, storage, item.job_id, [source])
     return f"Put back {item.path} from {item.source}."
 
 
-def _restore(session: Session, storage: Storage, job: Job, source: Path, actor: Actor, now: datetime) -> None:
-    """Under the job's row lock: place `source` where the row points (refusing to overwrite) and event it."""
-    assert job.file_path is not None
-    if _regular_file(storage, job.file_path) is not None:
-        raise NothingToDo(f"{job.file_path} is back already.")
-    storage.place_new(source, job.file_path)
+def _restore(
+    session: Session,
+    storage: Storage,
+    job: Job,
+    source: Path,
+    actor: Actor,
+    now: datetime,
+    target: str | None = None,
+) -> None:
+    """Under the job's row lock: place `source` where the row points (`target`: one of its parts' files;
+    the authoritative file by default), refusing to overwrite, and event it."""
+    target = target or job.file_path
+    assert target is not None
+    if _regular_file(storage, target) is not None:
+        raise NothingToDo(f"{target} is back already.")
+    storage.place_new(source, target)
     origin = relative_to_root(storage, source)
     _job_event(
         session,
@@ -253,7 +280,7 @@ def _restore(session: Session, storage: Storage, job: Job, source: Path, actor: 
         "restore_file",
         actor,
         now,
-        file=without_name(job.file_path, job.display_name),
+        file=without_name(target, job.display_name),
         copy_from=without_name(origin, job.display_name),
     )
 

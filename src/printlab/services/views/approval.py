@@ -1,17 +1,17 @@
 """The approval (and quote edit) form's read model: the printable files, the weight and time to start
-from — a slicer file's figures, else the model check's estimate, each saying where it came from — and
-the model check's warnings."""
+from — a slicer file's figures, else the model check's estimate (for a job in parts, the whole job's:
+every part times its copies), each saying where it came from — the model check's warnings, and the parts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from printlab.domain.catalog import Catalog
 from printlab.domain.quotes import estimated_print_hours, is_slicer_file
 from printlab.models import AnalysisState, Job
 from printlab.services.files.slicer_files import SlicerEstimate, hours, read_estimates, weight_g_estimate
 from printlab.services.files.storage import Storage
-from printlab.services.jobs.records import job_folder
+from printlab.services.jobs.records import Part, job_folder, parts_of
 from printlab.services.jobs.workflow import candidate_files, student_model_name
 
 #: The filament diameter grams are worked out with when a slicer file gives only a length.
@@ -34,6 +34,9 @@ class ApprovalForm:
     weight_is_estimate: bool = False
     time_is_estimate: bool = False
     warnings: tuple[str, ...] = ()
+    #: Every part with its copies and check, for a job sent in parts (quoted together: one price,
+    #: one minimum charge); empty for a job of one file printed once.
+    parts: list[Part] = field(default_factory=list)
 
 
 def approval_form(storage: Storage, job: Job, catalog: Catalog) -> ApprovalForm:
@@ -43,7 +46,12 @@ def approval_form(storage: Storage, job: Job, catalog: Catalog) -> ApprovalForm:
     files = candidate_files(storage, job)
     model = student_model_name(job)
     slicer = frozenset(name for name in files if is_slicer_file(name, model))
-    form = ApprovalForm(files=files, recommended=files[0] if files else None, slicer_files=slicer)
+    form = ApprovalForm(
+        files=files,
+        recommended=files[0] if files else None,
+        slicer_files=slicer,
+        parts=parts_of(job) if job.parts else [],
+    )
     method = catalog.method(job.material or "")
     folder = job_folder(job)
     if files and files[0] in slicer and folder is not None:

@@ -20,7 +20,7 @@ from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage, OutboxStatus, Payment, Staff
 from printlab.services.files.storage import SIDECAR_SUFFIX, Storage
 from printlab.services.jobs import payments, resend
-from printlab.services.jobs.records import get_job, job_folder, simple_id_for
+from printlab.services.jobs.records import Part, get_job, job_folder, parts_of, simple_id_for
 from printlab.services.jobs.workflow import SLICER_EXTENSIONS, candidate_files
 
 
@@ -34,6 +34,14 @@ class FileEntry:
     kind: str  # model, slicer, sidecar, other
     is_authoritative: bool
     is_original: bool
+
+
+@dataclass(frozen=True)
+class PartEntry:
+    """One part of a job sent in several parts: its file name, copies and check, and its file on disk."""
+
+    part: Part
+    file: FileEntry | None
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,9 @@ class JobDetail:
     locked_by: str | None
     locked_until: datetime | None
     model_file: FileEntry | None
+    #: Every part with its own preview and check, for a job sent in parts (empty otherwise: its
+    #: one model is `model_file`, its check the job's analysis).
+    parts: list[PartEntry]
 
 
 def _kind(name: str) -> str:
@@ -88,6 +99,7 @@ def job_files(storage: Storage, job: Job, zone: str) -> list[FileEntry]:
     if folder is None or not job.display_name:
         return []
     original = f"{job.display_name}{extension_of(job.original_filename or '')}"
+    uploads = {part.stored_name for part in parts_of(job)}
     entries = []
     for path in storage.job_files(folder, job.display_name):
         try:
@@ -104,7 +116,7 @@ def job_files(storage: Storage, job: Job, zone: str) -> list[FileEntry]:
                 modified=to_lab_time(datetime.utcfromtimestamp(stat.st_mtime), zone),
                 kind=_kind(path.name),
                 is_authoritative=relative == job.file_path,
-                is_original=path.name == original,
+                is_original=path.name == original or path.name in uploads,
             )
         )
     order = {"model": 1, "slicer": 0, "other": 2, "sidecar": 3}
@@ -152,6 +164,7 @@ def job_detail(session: Session, storage: Storage, job_id: str, catalog: Catalog
     } if names else {}  # fmt: skip
     timeline = [_timeline_entry(e, active, zone, now) for e in _one_per_change(events)]
     files = job_files(storage, job, zone)
+    by_name = {f.name: f for f in files}
     live = job.locked_by if job.locked_until and job.locked_until > now else None
     emails = list(
         session.scalars(
@@ -175,7 +188,11 @@ def job_detail(session: Session, storage: Storage, job_id: str, catalog: Catalog
         resendable=resend.resendable(job),
         locked_by=live,
         locked_until=job.locked_until if live else None,
-        model_file=next((f for f in files if f.is_original), None),
+        model_file=next(
+            (f for f in files if f.name == f"{job.display_name}{extension_of(job.original_filename or '')}"),
+            None,
+        ),
+        parts=[PartEntry(part, by_name.get(part.stored_name)) for part in parts_of(job)] if job.parts else [],
     )
 
 

@@ -66,6 +66,8 @@ class StudentView:
     analysis: dict[str, Any] | None = None
     analysis_error: str | None = None
     has_thumbnail: bool = False
+    #: A job sent in parts: each part's file name and copies, in order (empty for one file printed once).
+    parts: list[tuple[str, int]] = field(default_factory=list)
 
 
 def student_view(session: Session, job: Job, catalog: Catalog) -> StudentView:
@@ -135,6 +137,7 @@ def student_view(session: Session, job: Job, catalog: Catalog) -> StudentView:
         analysis=analysis.results if analysis else None,
         analysis_error=analysis.error if analysis else None,
         has_thumbnail=bool(analysis and analysis.thumbnail_png),
+        parts=[(part.original_filename, part.copies) for part in job.parts],
     )
 
 

@@ -113,6 +113,22 @@ def model(job_id: str):  # type: ignore[no-untyped-def]
     return send_file(handle, mimetype="application/octet-stream", max_age=0)
 
 
+@bp.get("/jobs/<job_id>/parts/<int:number>/model")
+@login_required
+def part_model(job_id: str, number: int):  # type: ignore[no-untyped-def]
+    """One part's model file of a job sent in parts, for its 3D preview."""
+    detail = _detail(job_id)
+    gone = "That part's model file is not on the lab's storage."
+    entry = next((e for e in detail.parts if e.part.number == number), None)
+    if entry is None or entry.file is None:
+        abort(404, description=gone)
+    try:
+        handle = lab().storage.open_file(Path(entry.file.absolute))
+    except (FileNotFoundError, StorageError):
+        abort(404, description=gone)
+    return send_file(handle, mimetype="application/octet-stream", max_age=0)
+
+
 @bp.get("/jobs/<job_id>/thumbnail.png")
 @login_required
 def thumbnail(job_id: str):  # type: ignore[no-untyped-def]

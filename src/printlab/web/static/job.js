@@ -220,6 +220,13 @@
           link.focus();
         });
         dialog.showModal();
+        // A job in parts shows each part's 3D preview in the dialog too (the module draws them).
+        var previews = dialog.querySelector("[data-preview-script]");
+        if (previews) {
+          import(previews.getAttribute("data-preview-script"))
+            .then(function (module) { module.enhanceAll(dialog); })
+            .catch(function () {});
+        }
         var start = dialog.querySelector("#error-summary") || Array.prototype.find.call(
           dialog.querySelectorAll(FOCUSABLE), function (el) { return el.offsetParent !== null && el.name !== "acting_as"; });
         if (start) start.focus();

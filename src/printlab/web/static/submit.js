@@ -1,6 +1,7 @@
 // The submission form: colours and printers follow the print method, every field is checked by the
-// server's own rules (carried in the fields' attributes) before anything is uploaded, the upload shows
-// its progress, and the button can't send the form twice.
+// server's own rules (carried in the fields' attributes) before anything is uploaded, the model files
+// of one job are listed with their copies (added and removed one by one), the upload shows its
+// progress for all of them, and the button can't send the form twice.
 (function () {
   "use strict";
   var form = document.getElementById("submit-form");
@@ -69,19 +70,153 @@
     if (input.tagName !== "FIELDSET") input.setAttribute("aria-invalid", "true");
   }
 
-  function fileProblem() {
-    var file = fileInput.files && fileInput.files[0];
-    if (!file) return fileInput.hasAttribute("data-held") ? "" : fileInput.getAttribute("data-missing");
+  // -- the job's files: a list kept in step with the file input, each with its copies ----------
+  var list = document.getElementById("parts-list");
+  var totalNote = document.getElementById("parts-total");
+  var chosen = [];  // {file, copies}
+  var canKeepList = (function () {
+    try { return typeof DataTransfer === "function" && !!new DataTransfer().items; } catch (e) { return false; }
+  })();
+
+  function megabytes(bytes) { return (bytes / 1048576).toFixed(1) + " MB"; }
+
+  function syncInput() {
+    if (!canKeepList) return;
+    var transfer = new DataTransfer();
+    chosen.forEach(function (entry) { transfer.items.add(entry.file); });
+    fileInput.files = transfer.files;
+  }
+
+  function renderList(focusIndex) {
+    list.textContent = "";
+    chosen.forEach(function (entry, index) {
+      var item = document.createElement("li");
+      item.className = "part-row";
+      var name = document.createElement("span");
+      name.className = "part-name";
+      name.textContent = entry.file.name + " (" + megabytes(entry.file.size) + ")";
+      var label = document.createElement("label");
+      label.className = "part-copies";
+      label.htmlFor = "copies-" + index;
+      label.appendChild(document.createTextNode("Copies"));
+      var hidden = document.createElement("span");
+      hidden.className = "visually-hidden";
+      hidden.textContent = " of " + entry.file.name;
+      label.appendChild(hidden);
+      var copies = document.createElement("input");
+      copies.type = "number";
+      copies.name = "copies";
+      copies.id = "copies-" + index;
+      copies.min = "1";
+      copies.max = String(data.max_copies);
+      copies.inputMode = "numeric";
+      copies.value = entry.copies;
+      copies.addEventListener("input", function () { entry.copies = copies.value; });
+      label.appendChild(copies);
+      var remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "part-remove";
+      remove.textContent = "Remove";
+      remove.setAttribute("aria-label", "Remove " + entry.file.name);
+      remove.addEventListener("click", function () {
+        rejection = "";
+        chosen.splice(index, 1);
+        syncInput();
+        renderList(index);
+        fieldError(fileInput, chosen.length ? fileProblem() : "");
+      });
+      item.appendChild(name);
+      item.appendChild(label);
+      if (canKeepList) item.appendChild(remove);
+      list.appendChild(item);
+    });
+    list.hidden = chosen.length === 0;
+    var total = chosen.reduce(function (sum, entry) { return sum + entry.file.size; }, 0);
+    totalNote.hidden = chosen.length === 0;
+    totalNote.textContent = chosen.length + " file" + (chosen.length === 1 ? "" : "s") + ", " + megabytes(total) +
+      " of " + Math.round(data.job_limit_bytes / 1048576) + " MB. You can choose more files to add them.";
+    if (focusIndex !== undefined) {
+      var buttons = list.querySelectorAll(".part-remove");
+      var target = buttons[Math.min(focusIndex, buttons.length - 1)];
+      (target || fileInput).focus();
+    }
+  }
+
+  // What was wrong with the files just chosen (they were not added to the list); "" when nothing.
+  var rejection = "";
+
+  fileInput.addEventListener("change", function () {
+    var picked = Array.prototype.slice.call(fileInput.files || []);
+    if (!canKeepList) chosen = [];  // without DataTransfer the input holds only the latest choice
+    rejection = "";
+    var modelChosen = picked.some(function (file) { return !oneFileProblem(file, false); });
+    picked.forEach(function (file) {
+      var known = chosen.some(function (entry) {
+        return entry.file.name === file.name && entry.file.size === file.size && entry.file.lastModified === file.lastModified;
+      });
+      var problem = oneFileProblem(file, false);
+      // A file the lab doesn't need (an OBJ's .mtl) beside a model is left out, as the server does;
+      // any other file that can't be a model is not added, and its message says why.
+      if (problem && !(modelChosen && isNotNeeded(file))) { rejection = rejection || problem; return; }
+      if (!known && !problem) chosen.push({ file: file, copies: "1" });
+    });
+    // After a refused choice the input is left empty (the list keeps the good files), so choosing
+    // the same good file again is a change the page hears; the list goes back in before sending.
+    if (rejection && canKeepList) fileInput.value = "";
+    else syncInput();
+    renderList();
+  });
+
+  function isNotNeeded(file) {
+    return Object.keys(data.not_needed || {}).some(function (ext) { return endsWith(file.name.toLowerCase(), ext); });
+  }
+
+  function endsWith(name, ext) { return name.slice(-ext.length) === ext; }
+
+  function oneFileProblem(file, several) {
     var name = file.name.toLowerCase();
-    var okType = data.extensions.some(function (ext) { return name.slice(-ext.length) === ext; });
-    var notNeeded = Object.keys(data.not_needed || {}).filter(function (ext) { return name.slice(-ext.length) === ext; });
-    if (notNeeded.length) return data.not_needed[notNeeded[0]];
-    if (!okType) return "Upload a model file (" + data.extensions.join(", ") + ").";
+    var prefix = several ? file.name + ": " : "";
+    var okType = name.slice(-4) === ".zip" || data.extensions.some(function (ext) { return endsWith(name, ext); });
+    var notNeeded = Object.keys(data.not_needed || {}).filter(function (ext) { return endsWith(name, ext); });
+    if (notNeeded.length && !several) return data.not_needed[notNeeded[0]];
+    if (notNeeded.length) return "";  // left out beside the models, as the server does
+    if (!okType) return prefix + "Upload a model file (" + data.extensions.join(", ") + ").";
     if (file.size > data.limit_bytes) {
-      return "This file is " + (file.size / 1048576).toFixed(1) + " MB; the limit is " +
+      return prefix + "This file is " + megabytes(file.size) + "; the limit is " +
         Math.round(data.limit_bytes / 1048576) + " MB.";
     }
-    if (file.size === 0) return "This file is empty.";
+    if (file.size === 0) return prefix + "This file is empty.";
+    return "";
+  }
+
+  function fileProblem() {
+    if (rejection) return rejection;
+    var files = canKeepList ? chosen.map(function (entry) { return entry.file; }) :
+      Array.prototype.slice.call(fileInput.files || []);
+    if (!files.length) return fileInput.hasAttribute("data-held") ? "" : fileInput.getAttribute("data-missing");
+    var models = files.filter(function (file) {
+      return !Object.keys(data.not_needed || {}).some(function (ext) { return endsWith(file.name.toLowerCase(), ext); });
+    });
+    if (models.length > data.max_parts) {
+      return "One job can have up to " + data.max_parts + " model files; you chose " + models.length +
+        ". Send the others as another job, or join parts in your design program.";
+    }
+    for (var i = 0; i < files.length; i++) {
+      var problem = oneFileProblem(files[i], files.length > 1);
+      if (problem) return problem;
+    }
+    var total = files.reduce(function (sum, file) { return sum + file.size; }, 0);
+    if (total > data.job_limit_bytes) {
+      return "Your files add up to " + megabytes(total) + "; one job can be up to " +
+        Math.round(data.job_limit_bytes / 1048576) + " MB. Send the others as another job.";
+    }
+    var copies = list.querySelectorAll("input[name=copies]");
+    for (var j = 0; j < copies.length; j++) {
+      var value = copies[j].value.trim();
+      if (value !== "" && !(/^[0-9]+$/.test(value) && +value >= 1 && +value <= data.max_copies)) {
+        return "Copies of " + chosen[j].file.name + ": enter a whole number from 1 to " + data.max_copies + ".";
+      }
+    }
     return "";
   }
 
@@ -164,6 +299,7 @@
   var sending = false;
   form.addEventListener("submit", function (event) {
     if (sending) { event.preventDefault(); return; }
+    syncInput();
     if (!checkAll()) { event.preventDefault(); return; }
     if (!window.FormData || !window.XMLHttpRequest) { sending = true; button.disabled = true; return; }
     event.preventDefault();
@@ -176,11 +312,15 @@
     progress.hidden = false;
     var xhr = new XMLHttpRequest();
     xhr.open("POST", form.action);
+    var count = (fileInput.files || []).length;
+    document.getElementById("upload-label").textContent =
+      count > 1 ? "Uploading " + count + " files" : "Uploading";
     xhr.upload.addEventListener("progress", function (e) {
       if (!e.lengthComputable) return;
       var value = Math.round((e.loaded / e.total) * 100);
       bar.value = value;
-      percent.textContent = value + "%";
+      // One bar for the whole upload: every file of the job travels in the one request.
+      percent.textContent = value + "% (" + megabytes(e.loaded) + " of " + megabytes(e.total) + ")";
     });
     xhr.addEventListener("load", function () {
       if (xhr.responseURL && xhr.responseURL.indexOf("/submit/done/") >= 0) {
@@ -198,6 +338,7 @@
       button.textContent = "Send my model";
       progress.hidden = true;
       fieldError(fileInput, "The upload was interrupted. Check your connection and send it again.");
+      document.getElementById("upload-label").textContent = "Uploading";
     });
     xhr.send(new FormData(form));
   });
