@@ -169,28 +169,32 @@ def validate_submission(
     acknowledged = str(data.get("acknowledged_minimum_charge", "")).lower() in ("1", "true", "on", "yes")
     if not acknowledged:
         errors["acknowledged_minimum_charge"] = MESSAGES["acknowledged_minimum_charge"]
-    original = ""
-    try:
-        clean_text(last_part(filename or ""), "Your file's name")
-    except TextError as exc:
-        errors["file"] = f"{exc.field_label} contains {exc.reason}. Rename the file and choose it again."
-    else:
-        original = clean_text(clean_filename(filename or ""), "Your file's name")
-    if "file" in errors:
-        pass
-    elif not original:
-        errors["file"] = MESSAGES["file.missing"]
-    elif material := not_needed_message(extension_of(original), catalog):
-        errors["file"] = material
-    elif extension_of(original) not in catalog.model_extensions:
-        allowed = ", ".join(catalog.model_extensions)
-        errors["file"] = f"Upload a model file ({allowed})."
+    original, problem = checked_model_name(filename, catalog)
+    if problem:
+        errors["file"] = problem
     if errors:
         return None, in_form_order(errors)
     return (
         Submission(name, email, discipline, class_number, method_name, color, printer_name, True, original),
         {},
     )
+
+
+def checked_model_name(filename: str | None, catalog: Catalog) -> tuple[str, str | None]:
+    """The model file's name as stored (last path part, checked text) and what is wrong with it, if
+    anything: no file, a file the lab doesn't need, or a type the lab doesn't take."""
+    try:
+        clean_text(last_part(filename or ""), "Your file's name")
+    except TextError as exc:
+        return "", f"{exc.field_label} contains {exc.reason}. Rename the file and choose it again."
+    original = clean_text(clean_filename(filename or ""), "Your file's name")
+    if not original:
+        return "", MESSAGES["file.missing"]
+    if material := not_needed_message(extension_of(original), catalog):
+        return original, material
+    if extension_of(original) not in catalog.model_extensions:
+        return original, f"Upload a model file ({', '.join(catalog.model_extensions)})."
+    return original, None
 
 
 def in_form_order(errors: dict[str, str]) -> dict[str, str]:

@@ -182,6 +182,7 @@ def _register_blueprints(app: Flask) -> None:
     from printlab.web.jobs.routes import bp as jobs_bp
     from printlab.web.reports.routes import bp as reports_bp
     from printlab.web.student.routes import bp as student_bp
+    from printlab.web.student_actions.routes import bp as student_actions_bp
 
     app.register_blueprint(home_bp)
     app.register_blueprint(auth_bp)
@@ -190,6 +191,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(jobs_bp)
     app.register_blueprint(student_bp)
     app.register_blueprint(confirm_bp)
+    app.register_blueprint(student_actions_bp)
     app.register_blueprint(admin_mail_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(admin_integrity_bp)

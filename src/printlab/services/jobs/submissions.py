@@ -13,7 +13,7 @@ from printlab.db import is_postgresql, write_transaction
 from printlab.domain.naming import new_job_id, sidecar_name, stored_base_name, stored_file_name
 from printlab.domain.statuses import DUPLICATE_BLOCKING, Status
 from printlab.domain.submission import Submission
-from printlab.models import Job
+from printlab.models import Job, JobResubmission
 from printlab.services.errors import ValidationError
 from printlab.services.files import model_analysis
 from printlab.services.files.storage import ReceivedFile, Storage
@@ -45,15 +45,31 @@ def _existing_duplicate(session: Session, file_hash: str, email: str) -> Job | N
     )
 
 
+def _corrected_job(session: Session, job_id: str | None, email: str) -> Job | None:
+    """The rejected job a resubmission names, if it is rejected and the same student's; else None."""
+    earlier = session.get(Job, job_id) if job_id else None
+    if earlier is None or (earlier.student_email or "").lower() != email.lower():
+        return None
+    rejected = earlier.status == Status.REJECTED or (
+        earlier.status == Status.ARCHIVED and bool(earlier.reject_reasons)
+    )
+    return earlier if rejected else None
+
+
 def submit(
     session: Session,
     storage: Storage,
     submission: Submission,
     received: ReceivedFile,
     *,
+    resubmission_of: str | None = None,
     now: datetime | None = None,
 ) -> Job:
     """Create the UPLOADED job: file and sidecar in Uploaded/, the row, JobCreated, the receipt email.
+
+    `resubmission_of` names a rejected job this one corrects (from that job's status page); the link
+    is kept only when that job is Rejected (or archived after a rejection) and was sent from the same
+    email address, else the submission goes ahead without it.
 
     All or nothing: on any failure no row remains and no file is left in the storage folders. The
     received temporary file is always consumed. Raises DuplicateSubmission.
@@ -102,11 +118,20 @@ def submit(
                 raise ValidationError({"file": "Please try again."})  # a leftover we must not overwrite
             storage.write_atomic(sidecar, storage.encode_sidecar(sidecar_record(job)))
             placed.append(sidecar)
+            earlier = _corrected_job(session, resubmission_of, submission.student_email)
+            if earlier is not None:
+                session.flush()  # the job row first: the link refers to it
+                session.add(JobResubmission(job_id=job.id, earlier_job_id=earlier.id, created_at=now))
             add_event(
                 session,
                 job,
                 "JobCreated",
-                {"to": Status.UPLOADED.value, "size_bytes": received.size, "extension": Path(stored).suffix},
+                {
+                    "to": Status.UPLOADED.value,
+                    "size_bytes": received.size,
+                    "extension": Path(stored).suffix,
+                    **({"resubmission_of": earlier.id} if earlier is not None else {}),
+                },
                 triggered_by=None,
                 workstation_id=None,
                 now=now,
