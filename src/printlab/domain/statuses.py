@@ -152,11 +152,11 @@ TRANSITIONS: tuple[Transition, ...] = (
     ),
 )
 
-#: Moves no staff member makes from a job page: left out of the "allowed now" hint staff read.
+#: Moves no staff member makes from a job page, left out of the "allowed now" hint staff read (the
+#: student's own moves and the sweep's).
 NOT_STAFF_ACTIONS = frozenset(
-    {Action.SUBMIT, Action.CONFIRM, Action.STUDENT_CANCEL, Action.DECLINE_QUOTE, Action.REPLACE_FILE,
-     Action.NO_CORRECTED_FILE}
-)  # fmt: skip
+    {Action.STUDENT_CANCEL, Action.DECLINE_QUOTE, Action.REPLACE_FILE, Action.NO_CORRECTED_FILE}
+)
 
 _BY_ACTION_SOURCE = {(t.action, t.source): t for t in TRANSITIONS}
 
