@@ -479,10 +479,14 @@ def test_a_student_cancelling_while_staff_approve_has_exactly_one_effect(
         row = session.get(Job, job.id)
         assert row is not None
         if won is None:
-            tally.problems.append(f"trial {trial}: {results}; new events {new_events}, new emails {new_emails}")
+            tally.problems.append(
+                f"trial {trial}: {results}; new events {new_events}, new emails {new_emails}"
+            )
         elif won == 0:  # staff approved first: the student's page is stale, nothing is cancelled
             tally.expect(trial, "status", row.status, Status.PENDING.value)
-            tally.expect(trial, "new events", [e for e, _, _ in new_events], ["StaffApproved", "StatusChanged"])
+            tally.expect(
+                trial, "new events", [e for e, _, _ in new_events], ["StaffApproved", "StatusChanged"]
+            )
             tally.expect(trial, "new emails", new_emails, ["quote"])
             tally.expect(trial, "student's answer", results[1]["error"], "StaleJob")
         else:  # the student cancelled first: the staff member's page is stale

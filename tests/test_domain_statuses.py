@@ -4,10 +4,10 @@ import pytest
 
 from printlab.domain.statuses import (
     DUPLICATE_BLOCKING,
+    NOT_STAFF_ACTIONS,
     STATUS_FOLDERS,
     TRANSITIONS,
     Action,
-    NOT_STAFF_ACTIONS,
     InvalidTransition,
     Status,
     allowed_actions,

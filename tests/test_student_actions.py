@@ -167,7 +167,11 @@ def test_a_signed_in_student_may_cancel_only_jobs_sent_from_their_address(sessio
     job = make_job(session, storage, Status.UPLOADED)
     with pytest.raises(NotAllowed):
         student_actions.cancel_by_student(
-            session, storage, job.id, student=Student.by_session("not.jane@example.edu"), expected=page_of(job)
+            session,
+            storage,
+            job.id,
+            student=Student.by_session("not.jane@example.edu"),
+            expected=page_of(job),
         )
     student_actions.cancel_by_student(
         session, storage, job.id, student=Student.by_session("Jane.Doe@example.edu"), expected=page_of(job)
@@ -261,7 +265,11 @@ def test_needs_changes_keeps_the_job_uploaded_and_waiting_for_the_student(sessio
     session.expire_all()
     assert session.get(Job, job.id).status == Status.UPLOADED.value
     request = session.scalars(select(JobChangeRequest)).one()
-    assert (request.requested_by, request.expires_at, request.closed_at) == (STAFF, now + timedelta(days=14), None)
+    assert (request.requested_by, request.expires_at, request.closed_at) == (
+        STAFF,
+        now + timedelta(days=14),
+        None,
+    )
     token = reply_token(session, job.id)
     assert request.token_hash != token and len(token) >= 43  # only the hash is stored
     last = events_of(session, job.id)[-1]
@@ -362,12 +370,16 @@ def test_a_file_for_a_job_no_longer_waiting_is_refused_and_leaves_no_row_event_o
 def test_an_expired_or_unknown_reply_link_is_refused(session, storage):
     now = datetime(2026, 5, 4, 15, 0)
     job = make_job(session, storage, Status.UPLOADED)
-    student_actions.request_changes(session, storage, job.id, actor=actor(), reasons=["Walls too thin"], now=now)
+    student_actions.request_changes(
+        session, storage, job.id, actor=actor(), reasons=["Walls too thin"], now=now
+    )
     token = reply_token(session, job.id)
     before = snapshot(session, storage, job.id)
     late = now + timedelta(days=14)
     with pytest.raises(student_actions.LinkNotUsable) as expired:
-        student_actions.replace_file(session, storage, token, receive(storage, OTHER_MODEL), "b.obj", now=late)
+        student_actions.replace_file(
+            session, storage, token, receive(storage, OTHER_MODEL), "b.obj", now=late
+        )
     assert expired.value.state == LinkState.EXPIRED
     assert find_link(session, token + "x", late).state == LinkState.INVALID
     assert find_link(session, "", late).state == LinkState.INVALID
@@ -378,12 +390,16 @@ def test_the_same_file_again_is_refused(session, storage):
     job = waiting_job(session, storage)
     before = snapshot(session, storage, job.id)
     with pytest.raises(ValidationError) as same:
-        student_actions.replace_file(session, storage, reply_token(session, job.id), receive(storage, CUBE), "c.stl")
+        student_actions.replace_file(
+            session, storage, reply_token(session, job.id), receive(storage, CUBE), "c.stl"
+        )
     assert "same file" in same.value.errors["file"]
     assert snapshot(session, storage, job.id) == before
 
 
-@pytest.mark.parametrize("step", ["old-file-kept", "new-file-placed", "sidecar-written", "replacement-swapped"])
+@pytest.mark.parametrize(
+    "step", ["old-file-kept", "new-file-placed", "sidecar-written", "replacement-swapped"]
+)
 def test_a_failure_at_any_step_of_a_replacement_leaves_files_and_database_as_they_were(
     session, storage, monkeypatch, step
 ):
@@ -434,7 +450,13 @@ def test_the_sweep_rejects_a_job_whose_student_never_sent_the_file(session, stor
     asked = datetime(2026, 5, 4, 15, 0)
     job = make_job(session, storage, Status.UPLOADED)
     student_actions.request_changes(
-        session, storage, job.id, actor=actor(), reasons=["Walls too thin"], other_reason="Thicker base", now=asked
+        session,
+        storage,
+        job.id,
+        actor=actor(),
+        reasons=["Walls too thin"],
+        other_reason="Thicker base",
+        now=asked,
     )
 
     assert sweeps.run_sweeps(session, storage, now=asked + timedelta(days=13, hours=23)).unanswered == 0
@@ -471,7 +493,9 @@ def test_the_reply_days_are_the_lab_catalogs_setting(session, storage):
         save_section(session, "limits", {**form, "changes_reply_days": "0"}, by=Actor(STAFF, "ADMIN-PC"))
     now = datetime(2026, 5, 4, 15, 0)
     job = make_job(session, storage, Status.UPLOADED)
-    student_actions.request_changes(session, storage, job.id, actor=actor(), reasons=["Walls too thin"], now=now)
+    student_actions.request_changes(
+        session, storage, job.id, actor=actor(), reasons=["Walls too thin"], now=now
+    )
     assert session.scalars(select(JobChangeRequest)).one().expires_at == now + timedelta(days=3)
 
 
@@ -488,7 +512,9 @@ def test_student_cancellations_and_declines_count_as_cancellations(session, stor
         expected=page_of(session.get(Job, first.id)), now=now,
     )  # fmt: skip
     student_actions.decline_quote(session, storage, quote_token(session, second.id), now=now)
-    period = choose_period("custom", date(2026, 3, 16), "America/Chicago", from_day="2026-03-02", to_day="2026-03-15")
+    period = choose_period(
+        "custom", date(2026, 3, 16), "America/Chicago", from_day="2026-03-02", to_day="2026-03-15"
+    )
     report = build_report(session, period, Filters(), now=datetime(2026, 3, 16, 12, 0))
     assert report.cancellations.value == 2
     assert report.rejections.value == 0
@@ -506,5 +532,7 @@ def test_a_resubmission_links_to_the_rejected_job_of_the_same_student(session, s
     )
     assert session.get(JobResubmission, stranger.id) is None
     live = make_job(session, storage, Status.UPLOADED, student_email="live@example.edu")
-    third = submit_job(session, storage, SECOND_STL, resubmission_of=live.id, student_email="live@example.edu")
+    third = submit_job(
+        session, storage, SECOND_STL, resubmission_of=live.id, student_email="live@example.edu"
+    )
     assert session.get(JobResubmission, third.id) is None

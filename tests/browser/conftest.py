@@ -118,7 +118,9 @@ class Live:
                         return f"{self.url}{path}{found.group(1)}"
             assert row.status != OutboxStatus.FAILED, row.last_error
             if time.monotonic() > deadline:
-                raise AssertionError(f"the {template} email was not delivered to {mail_dir} (status {row.status})")
+                raise AssertionError(
+                    f"the {template} email was not delivered to {mail_dir} (status {row.status})"
+                )
             time.sleep(0.2)
 
 
