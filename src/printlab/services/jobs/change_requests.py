@@ -3,7 +3,7 @@
 Staff ask for a corrected file instead of rejecting (`student_actions.request_changes`); the job stays
 Uploaded and an open `job_change_request` row is what "waiting for the student" means. The row is
 closed when the student sends the file, when the sweep gives up waiting, or when the job leaves
-Uploaded any other way (`close_open`, called by the status-change engine).
+Uploaded any other way (the status-change engine calls `close_open`).
 """
 
 from __future__ import annotations
@@ -65,16 +65,10 @@ def issue(
 def close_open(session: Session, job: Job, outcome: str, now: datetime) -> JobChangeRequest | None:
     """Close the job's open request (inside the caller's transaction); None when there was none."""
     request = open_request(session, job.id)
-    if request is not None:
+    if request is not None and request.closed_at is None:  # not closed already by the change itself
         request.closed_at = now
         request.outcome = outcome
     return request
-
-
-def close_if_left_uploaded(session: Session, job: Job, now: datetime) -> None:
-    """A job that leaves Uploaded no longer waits for a corrected file (the engine calls this)."""
-    if job.status != Status.UPLOADED:
-        close_open(session, job, ChangeOutcome.MOVED_ON, now)
 
 
 class LinkState(StrEnum):

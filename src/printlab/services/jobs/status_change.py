@@ -20,10 +20,10 @@ from printlab.clock import utcnow
 from printlab.db import write_transaction
 from printlab.domain.history import BY_STUDENT
 from printlab.domain.statuses import Action, Status, Transition, transition_for
-from printlab.models import Event, Job
+from printlab.models import ChangeOutcome, Event, Job
 from printlab.services.errors import JobLocked, StaleJob, ValidationError, checked_text
 from printlab.services.files.storage import FileMove, Storage
-from printlab.services.jobs.change_requests import close_if_left_uploaded
+from printlab.services.jobs.change_requests import close_open
 from printlab.services.jobs.milestones import record_move
 from printlab.services.jobs.records import add_event, base_name, job_folder, lock_job, sidecar_record
 from printlab.services.lab.actors import Actor, require_active_staff, require_admin
@@ -152,7 +152,11 @@ def run_transition(
                 job.last_updated_by = actor.staff
             job.locked_by = None  # an action ends the dialog that held the lock
             job.locked_until = None
-            close_if_left_uploaded(session, job, now)  # a job that left Uploaded waits for no file
+            if source == Status.UPLOADED and transition.target != Status.UPLOADED:
+                # A job that left Uploaded waits for no corrected file. Read without flushing: a
+                # second UPDATE of the job row would stamp `updated_at` with the column's own clock.
+                with session.no_autoflush:
+                    close_open(session, job, ChangeOutcome.MOVED_ON, now)
 
             # After the version is set: the milestone's lookup may flush the job row, whose status
             # change must carry it (job_search's trigger takes the time of entering the status from it).

@@ -312,6 +312,10 @@ def replace_file(
             return table_rule(job)
 
         def change(job: Job, _t: Transition) -> Change:
+            with session.no_autoflush:  # one UPDATE of the job row, with the version the engine sets
+                return place(job)
+
+        def place(job: Job) -> Change:
             nonlocal replacement
             if received.sha256 == job.file_hash:
                 raise ValidationError(
@@ -417,7 +421,7 @@ def _reject_one(session: Session, storage: Storage, request_id: int, job_id: str
         return transition_for(Action.NO_CORRECTED_FILE, job.status_enum)
 
     def change(job: Job, _t: Transition) -> Change:
-        request = session.get(JobChangeRequest, request_id)
+        request = session.get(JobChangeRequest, request_id)  # loaded by the rule: no query, no flush
         assert request is not None
         asked = request.reasons if isinstance(request.reasons, dict) else {}
         reasons = [str(r) for r in asked.get("reasons") or []]
