@@ -61,6 +61,7 @@ def submit_job(
     model: Path | str = "stl_binary_20mm_xyz_cube.stl",
     *,
     now: datetime | None = None,
+    resubmission_of: str | None = None,
     **overrides: Any,
 ) -> Job:
     path = model if isinstance(model, Path) else MODELS / model
@@ -68,7 +69,9 @@ def submit_job(
     assert submission is not None, errors
     with open(path, "rb") as handle:
         received = storage.receive(handle, 50 * 1024 * 1024)
-    return submissions.submit(session, storage, submission, received, now=now)
+    return submissions.submit(
+        session, storage, submission, received, resubmission_of=resubmission_of, now=now
+    )
 
 
 def quote_token(session: Session, job_id: str) -> str:

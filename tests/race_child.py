@@ -17,10 +17,10 @@ from printlab.db import make_engine, session_factory
 from printlab.domain.statuses import InvalidTransition
 from printlab.services.errors import ConflictError
 from printlab.services.files.storage import Storage
-from printlab.services.jobs import workflow
+from printlab.services.jobs import student_actions, workflow
 from printlab.services.jobs.quote_links import ConfirmOutcome
 from printlab.services.jobs.status_change import Expected
-from printlab.services.lab.actors import Actor
+from printlab.services.lab.actors import Actor, Student
 
 
 class NotConfirmed(ConflictError):
@@ -36,12 +36,22 @@ def student_confirms(
         raise NotConfirmed(f"The link answered {result.outcome.value}.")
 
 
+def student_cancels(
+    session: Session, storage: Storage, job_id: str, *, actor: Actor, expected: Expected | None
+) -> None:
+    """The student's "Yes, cancel my request" from their status page (its status and version)."""
+    student_actions.cancel_by_student(
+        session, storage, job_id, student=Student.by_status_link(job_id), expected=expected
+    )
+
+
 #: The calls a race may make; each takes (session, storage, job_id, *, actor, expected, **args).
 ACTIONS = {
     "approve": workflow.approve,
     "record_pickup": workflow.record_pickup,
     "override_status": workflow.override_status,
     "confirm": student_confirms,
+    "student_cancel": student_cancels,
 }
 
 

@@ -443,3 +443,58 @@ def test_an_override_racing_the_students_confirmation_has_exactly_one_effect(
             if "changed by the student " not in results[0]["message"]:
                 tally.problems.append(f"trial {trial}: admin not told the student did it: {results[0]}")
     report(tally, f"override against confirmation on {backend}")
+
+
+# -- a student cancelling while staff approve (issue 13) --------------------------------------------
+
+
+def test_a_student_cancelling_while_staff_approve_has_exactly_one_effect(
+    backend: str, session: Session, storage: Storage, racers: list[Racer]
+) -> None:
+    """Both act from the page they loaded (status Uploaded and its version): whoever gets the row
+    first wins; the other is refused as stale, and nothing of theirs is written."""
+    staff, student = racers
+    tally = Tally()
+    for trial in range(1, TRIALS + 1):
+        job = make_job(session, storage, Status.UPLOADED, student_email=f"cancel.trial{trial}@example.edu")
+        session.rollback()
+        before = ledger(session, job.id)
+        assert job.updated_at is not None
+        page = {"status": job.status, "updated_at": job.updated_at.isoformat()}
+        at = time.time() + START_AHEAD_S
+        staff.send(
+            {"action": "approve", "job_id": job.id, "staff": staff.seat.staff,
+             "workstation": staff.seat.workstation, "expected": page, "at": at,
+             "args": {"weight_g": 50, "time_hours": 2.0}}
+        )  # fmt: skip
+        student.send(
+            {"action": "student_cancel", "job_id": job.id, "staff": None, "workstation": None,
+             "expected": page, "at": at, "args": {}}
+        )  # fmt: skip
+        results = [staff.answer(), student.answer()]
+        won = winner_of(tally, trial, racers, results)
+        after = ledger(session, job.id)
+        new_events = after.events[len(before.events) :]
+        new_emails = after.emails[len(before.emails) :]
+        row = session.get(Job, job.id)
+        assert row is not None
+        if won is None:
+            tally.problems.append(
+                f"trial {trial}: {results}; new events {new_events}, new emails {new_emails}"
+            )
+        elif won == 0:  # staff approved first: the student's page is stale, nothing is cancelled
+            tally.expect(trial, "status", row.status, Status.PENDING.value)
+            tally.expect(
+                trial, "new events", [e for e, _, _ in new_events], ["StaffApproved", "StatusChanged"]
+            )
+            tally.expect(trial, "new emails", new_emails, ["quote"])
+            tally.expect(trial, "student's answer", results[1]["error"], "StaleJob")
+        else:  # the student cancelled first: the staff member's page is stale
+            tally.expect(trial, "status", row.status, Status.REJECTED.value)
+            tally.expect(trial, "new events", new_events, [("StudentCancelled", None, None)])
+            tally.expect(trial, "new emails", new_emails, ["withdrawn"])
+            tally.expect(trial, "staff's answer", results[0]["error"], "StaleJob")
+            if "changed by the student " not in results[0]["message"]:
+                tally.problems.append(f"trial {trial}: staff not told the student did it: {results[0]}")
+            tally.expect(trial, "cost", row.cost_usd, None)
+    report(tally, f"student cancel against approve on {backend}")

@@ -4,6 +4,7 @@ import pytest
 
 from printlab.domain.statuses import (
     DUPLICATE_BLOCKING,
+    NOT_STAFF_ACTIONS,
     STATUS_FOLDERS,
     TRANSITIONS,
     Action,
@@ -46,6 +47,13 @@ SPEC_TABLE = {
     (Action.EDIT_QUOTE, Status.PENDING, Status.PENDING, "StaffApproved", "quote"),
     (Action.EDIT_QUOTE, Status.READYTOPRINT, Status.PENDING, "StaffApproved", "quote"),
     (Action.CONFIRM_FOR_STUDENT, Status.PENDING, Status.READYTOPRINT, "StudentConfirmed", "confirmed"),
+    # the student's own moves and "needs changes" (issue 13)
+    (Action.STUDENT_CANCEL, Status.UPLOADED, Status.REJECTED, "StudentCancelled", "withdrawn"),
+    (Action.STUDENT_CANCEL, Status.PENDING, Status.REJECTED, "StudentCancelled", "withdrawn"),
+    (Action.DECLINE_QUOTE, Status.PENDING, Status.REJECTED, "QuoteDeclined", "withdrawn"),
+    (Action.REQUEST_CHANGES, Status.UPLOADED, Status.UPLOADED, "ChangesRequested", "changes_needed"),
+    (Action.REPLACE_FILE, Status.UPLOADED, Status.UPLOADED, "FileReplaced", "receipt"),
+    (Action.NO_CORRECTED_FILE, Status.UPLOADED, Status.REJECTED, "StaffRejected", "changes_expired"),
 }
 ALLOWED = {(action, source) for action, source, *_ in SPEC_TABLE}
 DISALLOWED = [(a, s) for a in Action for s in Status if (a, s) not in ALLOWED]
@@ -109,9 +117,13 @@ def test_transition_for_returns_the_row(action, source, target, event, email):
 
 
 def test_allowed_actions_follow_the_table():
-    assert allowed_actions(Status.UPLOADED) == [Action.APPROVE, Action.REJECT]
+    assert allowed_actions(Status.UPLOADED) == [
+        Action.APPROVE, Action.REJECT, Action.STUDENT_CANCEL, Action.REQUEST_CHANGES, Action.REPLACE_FILE,
+        Action.NO_CORRECTED_FILE,
+    ]  # fmt: skip
     assert allowed_actions(Status.PENDING) == [
-        Action.CONFIRM, Action.FORCE_CONFIRM, Action.CANCEL, Action.EDIT_QUOTE, Action.CONFIRM_FOR_STUDENT
+        Action.CONFIRM, Action.FORCE_CONFIRM, Action.CANCEL, Action.EDIT_QUOTE, Action.CONFIRM_FOR_STUDENT,
+        Action.STUDENT_CANCEL, Action.DECLINE_QUOTE,
     ]  # fmt: skip
     assert allowed_actions(Status.READYTOPRINT) == [Action.START_PRINTING, Action.CANCEL, Action.EDIT_QUOTE]
     assert allowed_actions(Status.PRINTING) == [Action.COMPLETE, Action.PRINT_FAILED]
@@ -134,8 +146,14 @@ def test_every_disallowed_move_raises_a_readable_invalid_transition(action, stat
     message = str(error)
     assert message.startswith(f"Can't {action.value.replace('_', ' ')} a job that is {status.label}")
     assert "_" not in message  # words, not identifiers
-    allowed = [a.value.replace("_", " ") for a in allowed_actions(status)]
+    allowed = [a.value.replace("_", " ") for a in allowed_actions(status) if a not in NOT_STAFF_ACTIONS]
     assert f"(allowed now: {', '.join(allowed) or 'nothing'})" in message
+
+
+def test_the_hint_staff_read_leaves_out_the_students_own_moves():
+    with pytest.raises(InvalidTransition) as caught:
+        transition_for(Action.START_PRINTING, Status.UPLOADED)
+    assert str(caught.value).endswith("(allowed now: approve, reject, request changes).")
 
 
 def test_an_archived_job_allows_nothing_and_says_so():

@@ -19,8 +19,9 @@ from printlab.clock import utcnow
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, OutboxMessage, OutboxStatus
 from printlab.services import mail
-from printlab.services.jobs import quote_links, refunds, resend, workflow
+from printlab.services.jobs import quote_links, refunds, resend, student_actions, workflow
 from printlab.services.jobs.references import read_reference
+from printlab.services.lab.actors import Student
 from printlab.services.mail import outbox
 from printlab.services.mail.render import Links
 from printlab.services.mail.transport import SmtpTransport
@@ -114,12 +115,29 @@ def test_every_message_reaches_the_student_with_working_links(session, storage, 
     )
     assert sweeps.expire_quotes(session, storage, now=utcnow() + timedelta(hours=73)) == 1
     mail.deliver_due(session, mailer, now=later)
+    # The student's own cancellation, and a "needs changes" request nobody answered (issue 13).
+    withdrawn = make_job(session, storage, student_name="Kim Park", student_email="kim@example.edu")
+    student_actions.cancel_by_student(
+        session, storage, withdrawn.id, student=Student.by_status_link(withdrawn.id), expected=None
+    )
+    unanswered = make_job(session, storage, student_name="Lu Chen", student_email="lu@example.edu")
+    student_actions.request_changes(session, storage, unanswered.id, actor=who, reasons=["Walls too thin"])
+    mail.deliver_due(session, mailer, now=later)
+    run_out = utcnow() + timedelta(days=15)
+    assert student_actions.reject_unanswered(session, storage, now=run_out) == 1
+    mail.deliver_due(session, mailer, now=run_out)
 
     received = smtp.inbox.messages()
     by_template = {r.message["X-PrintLab-Template"]: r for r in received}
-    assert set(by_template) == set(outbox.TEMPLATES)  # all nine
+    assert set(by_template) == set(outbox.TEMPLATES)  # every one
     rows = {row.message_id: row for row in outbox_rows(session)}
-    jobs = {printed.id: "Jane", rejected.id: "Sam", expired.id: "Ana"}
+    jobs = {
+        printed.id: "Jane",
+        rejected.id: "Sam",
+        expired.id: "Ana",
+        withdrawn.id: "Kim",
+        unanswered.id: "Lu",
+    }
     for message in received:
         row = rows[message.message_id]  # the Message-ID fixed on the row is the one the server got
         assert row.status == OutboxStatus.SENT and row.sent_at is not None
@@ -143,6 +161,9 @@ def test_every_message_reaches_the_student_with_working_links(session, storage, 
     assert "We have refunded $1.00" in refund.text and "You paid:   $3.00 in all" in refund.text
     assert "Why: A support broke off" in refund.text and "Refund: $1.00" in refund.message["Subject"]
     assert "fresh link" in by_template["quote_expired"].text
+    assert f"{BASE}/replace/" in by_template["changes_needed"].text
+    assert "You cancelled your 3D print request" in by_template["withdrawn"].text
+    assert "We haven't received one" in by_template["changes_expired"].text
     quote = by_template["quote"]
     assert f"{BASE}/confirm/{token}" in quote.text and f'href="{BASE}/confirm/{token}"' in quote.html
 

@@ -50,7 +50,28 @@ STATUS_FOR = {
     "quote_expired": "PENDING",
     "payment_receipt": "PAIDPICKEDUP",
     "payment_refund": "PAIDPICKEDUP",
+    "withdrawn": "REJECTED",
+    "changes_needed": "UPLOADED",
+    "changes_expired": "REJECTED",
 }
+#: What the job records when the student withdrew it or never sent the corrected file (issue 13).
+REASONS_FOR = {
+    "rejected": {"reasons": ["Walls too thin", "Not scaled correctly"], "other": "The base is 0.2 mm thick."},
+    "withdrawn": {
+        "reasons": ["Quote declined by the student"], "other": "Too expensive for a test piece",
+        "cancelled": True, "declined": True, "by_student": True,
+    },
+    "changes_expired": {"reasons": ["Walls too thin"], "other": "Make the base 2 mm thick.", "no_answer": True},
+}  # fmt: skip
+#: The outbox row's context of the messages that carry one.
+EXTRA_FOR = {
+    "quote": {"token": TOKEN, "expires_at": "2026-11-29T20:30:00"},
+    "changes_needed": {
+        "token": TOKEN, "expires_at": "2026-12-04T20:30:00",
+        "reasons": ["Walls too thin"], "other": "Make the base 2 mm thick.",
+    },
+    "changes_expired": {"requested_at": "2026-11-20T18:00:00"},
+}  # fmt: skip
 
 #: The payment row each receipt is about: the pickup's charge (by card), and a refund of part of it.
 PAYMENTS = {
@@ -66,7 +87,7 @@ PAYMENTS = {
 
 
 def fixed_job(template: str, **overrides: object) -> Job:
-    quoted = template not in ("receipt", "rejected")
+    quoted = template not in ("receipt", "rejected", "changes_needed", "changes_expired")
     values: dict[str, object] = {
         "id": JOB_ID,
         "student_name": "Jane Doe",
@@ -80,12 +101,7 @@ def fixed_job(template: str, **overrides: object) -> Job:
         "time_hours": 2.5 if quoted else None,
         "cost_usd": Decimal("4.20") if quoted else None,
         "status": STATUS_FOR[template],
-        "reject_reasons": {
-            "reasons": ["Walls too thin", "Not scaled correctly"],
-            "other": "The base is 0.2 mm thick.",
-        }
-        if template == "rejected"
-        else None,
+        "reject_reasons": REASONS_FOR.get(template),
     }
     values.update(overrides)
     return Job(**values)
@@ -106,12 +122,7 @@ def context_for(
         simple_id="a1b2c3",
         catalog=catalog,
         links=LINKS,
-        extra=extra
-        or (
-            {"token": TOKEN, "expires_at": "2026-11-29T20:30:00"}
-            if template == "quote"
-            else {"final": final, "balance_usd": "2.50"}
-        ),
+        extra=extra or EXTRA_FOR.get(template) or {"final": final, "balance_usd": "2.50"},
         completed_at=COMPLETED,
         charged_usd="4.00",
         payment=payment or PAYMENTS.get(template),
@@ -222,6 +233,30 @@ def test_a_rejection_without_recorded_reasons_still_makes_sense():
     rendered = render("rejected", context_for("rejected", job=job))
     assert "because:" not in rendered.text and "we'll tell you why" in rendered.text
     assert "<ul" not in rendered.html and "we'll tell you why" in rendered.html
+
+
+def test_needs_changes_says_what_to_fix_and_links_the_reply_page_until_its_day():
+    rendered = render("changes_needed", context_for("changes_needed"))
+    reply = f"https://print.example.edu/replace/{TOKEN}"
+    assert reply in rendered.text and f'href="{reply}"' in rendered.html
+    assert "  - Walls too thin" in rendered.text and "  - Make the base 2 mm thick." in rendered.text
+    assert "Friday, December 4, 2026" in rendered.text
+
+
+def test_a_withdrawn_request_is_worded_as_the_students_own_doing():
+    declined = render("withdrawn", context_for("withdrawn"))
+    assert declined.subject == "You declined the quote (job a1b2c3)"
+    assert "Too expensive for a test piece" in declined.text
+    job = fixed_job("withdrawn", reject_reasons={"reasons": ["Cancelled by the student"], "cancelled": True})
+    cancelled = render("withdrawn", context_for("withdrawn", job=job))
+    assert cancelled.subject == "You cancelled your 3D print request (job a1b2c3)"
+    assert "You cancelled your 3D print request" in cancelled.text
+
+
+def test_the_corrected_files_receipt_says_so():
+    rendered = render("receipt", context_for("receipt", extra={"replaced": True}))
+    assert rendered.subject == "We received your corrected file (job a1b2c3)"
+    assert "We've received your corrected file" in rendered.text
 
 
 def test_pickup_messages_give_place_hours_and_the_hold_period():

@@ -177,6 +177,7 @@ def test_tabs_show_the_count_of_every_status(staff_client, session, storage):
         "Paid & Picked Up": 0,
         "Rejected": 1,
         "Archived": 0,
+        "Waiting for the student": 0,  # the "needs changes" filter's count, beside the tabs
     }
     assert 'aria-current="page" class="active">\n      Uploaded' in page
     assert sorted(card_titles(page)) == ["Ada One", "Ada Two"]

@@ -480,6 +480,53 @@ class JobPart(Base):
     job: Mapped[Job] = relationship(back_populates="parts")
 
 
+class ChangeOutcome:
+    """How a "needs changes" request ended."""
+
+    REPLACED = "REPLACED"  # the student sent a corrected file
+    NO_ANSWER = "NO_ANSWER"  # no file within the catalog's days: the sweep rejected the job
+    MOVED_ON = "MOVED_ON"  # the job left Uploaded otherwise (cancelled, rejected, approved anyway)
+
+
+class JobChangeRequest(Base):
+    """Staff asked the student for a corrected file instead of rejecting the job (issue 13).
+
+    The job stays Uploaded; an open row (no `closed_at`) is what "waiting for the student" means.
+    The reply link's token is stored only as its hash, like a quote link's.
+    """
+
+    __tablename__ = "job_change_request"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('REPLACED', 'NO_ANSWER', 'MOVED_ON')", name="outcome"),
+        # The dashboard's waiting count and the sweep read the open rows by when they run out.
+        Index("ix_job_change_request_closed_at_expires_at", "closed_at", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(String, ForeignKey("job.id"), nullable=False, index=True)
+    requested_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    #: The staff member who asked ("Acting as").
+    requested_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    #: {"reasons": [catalog reasons], "other": free text or null}, as the student reads them.
+    reasons: Mapped[Any] = mapped_column(JSON, nullable=False)
+    #: SHA-256 of the reply link's token; kept after use, so a replayed link is recognised.
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(20), nullable=True)
+
+
+class JobResubmission(Base):
+    """A job sent as the corrected version of an earlier, rejected one (issue 13)."""
+
+    __tablename__ = "job_resubmission"
+
+    #: The new job.
+    job_id: Mapped[str] = mapped_column(String, ForeignKey("job.id"), primary_key=True)
+    earlier_job_id: Mapped[str] = mapped_column(String, ForeignKey("job.id"), nullable=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
 class WorkerHeartbeat(Base):
     """The last sign of life of each worker (thread or process), for /healthz and the admin page."""
 

@@ -90,6 +90,10 @@ class Live:
         The worker thread delivers the outbox row (and then scrubs the raw token from it), so the
         link is taken from the delivered message, as the student would click it, on this server.
         """
+        return self.emailed_link(job_id, "quote", "/confirm/", timeout)
+
+    def emailed_link(self, job_id: str, template: str, path: str, timeout: float = 20) -> str:
+        """The link starting with `path` in the job's newest `template` email, as delivered."""
         mail_dir = self.app.extensions["printlab"].config.mail_dir
         deadline = time.monotonic() + timeout
         while True:
@@ -97,24 +101,26 @@ class Live:
                 self.fresh()
                 .scalars(
                     select(OutboxMessage)
-                    .where(OutboxMessage.job_id == job_id, OutboxMessage.template == "quote")
+                    .where(OutboxMessage.job_id == job_id, OutboxMessage.template == template)
                     .order_by(OutboxMessage.id.desc())
                 )
                 .first()
             )
-            assert row is not None, "no quote email in the outbox"
+            assert row is not None, f"no {template} email in the outbox"
             if row.status == OutboxStatus.SENT and row.message_id:
-                for path in sorted(mail_dir.glob("*.eml")):
-                    message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+                for found_path in sorted(mail_dir.glob("*.eml")):
+                    message = BytesParser(policy=policy.default).parsebytes(found_path.read_bytes())
                     if message["Message-ID"] == row.message_id:
                         body = message.get_body(("plain",))
                         assert body is not None
-                        found = re.search(r"/confirm/([A-Za-z0-9_-]+)", body.get_content())
-                        assert found, f"no confirm link in {path.name}"
-                        return f"{self.url}/confirm/{found.group(1)}"
+                        found = re.search(re.escape(path) + r"([A-Za-z0-9_-]+)", body.get_content())
+                        assert found, f"no {path} link in {found_path.name}"
+                        return f"{self.url}{path}{found.group(1)}"
             assert row.status != OutboxStatus.FAILED, row.last_error
             if time.monotonic() > deadline:
-                raise AssertionError(f"the quote email was not delivered to {mail_dir} (status {row.status})")
+                raise AssertionError(
+                    f"the {template} email was not delivered to {mail_dir} (status {row.status})"
+                )
             time.sleep(0.2)
 
 

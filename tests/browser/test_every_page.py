@@ -29,9 +29,10 @@ from printlab.domain.catalog import DEFAULT_CATALOG
 from printlab.domain.statuses import Status
 from printlab.domain.submission import validate_submission
 from printlab.models import AccountCode, Job, OutboxMessage, OutboxStatus, Payment
-from printlab.services.jobs import job_desk, refunds, submissions, workflow
+from printlab.services.jobs import job_desk, refunds, student_actions, submissions, workflow
 from printlab.services.lab import account_codes, workstations
 from printlab.services.lab import staff as staff_service
+from printlab.services.lab.actors import Student
 from printlab.services.students import sign_in as student_sign_in
 from printlab.web.jobs.actions import ACTIONS
 
@@ -153,6 +154,53 @@ class Site:
 
         return self.made("sliced", build)
 
+    def waiting(self, *, fresh: bool = False) -> Job:
+        """An Uploaded job staff asked to be fixed ("needs changes"); its reply token is kept."""
+
+        def build() -> Job:
+            job = self._make(Status.UPLOADED)
+            student_actions.request_changes(
+                self.live.session, self.live.storage, job.id, actor=actor(),
+                reasons=["Walls too thin"], other_reason="Make the base of the bracket at least 2 mm thick.",
+            )  # fmt: skip
+            message = self.live.session.scalars(
+                select(OutboxMessage).where(
+                    OutboxMessage.job_id == job.id, OutboxMessage.template == "changes_needed"
+                )
+            ).one()
+            self.tokens[f"reply-{job.id}"] = message.context["token"]
+            return job
+
+        return self.made("waiting", build, fresh=fresh)
+
+    def resubmitted(self) -> Job:
+        """A job sent as the corrected version of a rejected one."""
+
+        def build() -> Job:
+            earlier = self._make(Status.REJECTED)
+            with open(MODELS / "stl_binary_solid_header_trailing_byte_HalfDonut.stl", "rb") as handle:
+                received = self.live.storage.receive(handle, 50 * 1024 * 1024)
+            from printlab.domain.catalog import DEFAULT_CATALOG
+            from printlab.domain.submission import validate_submission
+            from printlab.services.jobs import submissions
+
+            from ..factories import form
+
+            submission, _ = validate_submission(
+                form(student_name=LONG_STUDENT, student_email=earlier.student_email),
+                LONG_FILE,
+                DEFAULT_CATALOG,
+            )
+            assert submission is not None
+            return submissions.submit(
+                self.live.session, self.live.storage, submission, received, resubmission_of=earlier.id
+            )
+
+        return self.made("resubmitted", build)
+
+    def reply_url(self, job: Job) -> str:
+        return self.url(f"/replace/{self.tokens[f'reply-{job.id}']}")
+
     def _make(self, status: Status) -> Job:
         model = self.tmp / LONG_FILE
         if not model.exists():
@@ -250,6 +298,94 @@ def status_page_cancelled(site: Site) -> str:
         return job
 
     return site.live.status_url(site.made("cancelled", build).id)
+
+
+@page_state("student's status page, waiting for a corrected file", who="student")
+def status_page_waiting(site: Site) -> str:
+    return site.live.status_url(site.waiting().id)
+
+
+@page_state("student's status page, a corrected version of a rejected job", who="student")
+def status_page_resubmission(site: Site) -> str:
+    return site.live.status_url(site.resubmitted().id)
+
+
+@page_state("student's cancel step", who="student")
+def cancel_step(site: Site) -> str:
+    return site.live.status_url(site.job(Status.PENDING).id) + "/cancel"
+
+
+def _cancel_my_request(site: Site, tab: Tab) -> Any:
+    with tab.page.expect_navigation() as navigation:
+        tab.page.get_by_role("button", name="Yes, cancel my request").click()
+    return navigation.value
+
+
+@page_state("student's status page, cancelled by the student", who="student", then=_cancel_my_request)
+def status_page_cancelled_by_student(site: Site) -> str:
+    return site.live.status_url(site.job(Status.UPLOADED, fresh=True).id) + "/cancel"
+
+
+def _cancel_after_staff_approved(site: Site, tab: Tab) -> Any:
+    job_id = tab.page.url.rsplit("/", 2)[-2]
+    from printlab.services.views.student_status import job_for_reference
+
+    job = job_for_reference(site.live.fresh(), site.live.app.extensions["printlab"].config.secret_key, job_id)
+    assert job is not None
+    workflow.approve(site.live.session, site.live.storage, job.id, actor=actor(), weight_g=30, time_hours=1)
+    return _cancel_my_request(site, tab)
+
+
+@page_state(
+    "student's cancel step, the job changed meanwhile",
+    who="student",
+    status=409,
+    then=_cancel_after_staff_approved,
+)
+def cancel_step_stale(site: Site) -> str:
+    return site.live.status_url(site.job(Status.UPLOADED, fresh=True).id) + "/cancel"
+
+
+@page_state("submit form, a corrected file for a rejected job", who="student")
+def submit_form_resubmission(site: Site) -> str:
+    return site.url(f"/submit?after={site.live.reference(site.job(Status.REJECTED).id)}")
+
+
+@page_state("corrected file: the form", who="student")
+def replace_form(site: Site) -> str:
+    return site.reply_url(site.waiting())
+
+
+def _send_a_material_file(site: Site, tab: Tab) -> Any:
+    tab.page.get_by_label("Your corrected model file").set_input_files(MODELS / "box.mtl")
+    with tab.page.expect_navigation() as navigation:
+        tab.page.get_by_role("button", name="Send the corrected file").click()
+    return navigation.value
+
+
+@page_state(
+    "corrected file: a file that isn't a model", who="student", status=422, then=_send_a_material_file
+)
+def replace_form_error(site: Site) -> str:
+    return site.reply_url(site.waiting())
+
+
+@page_state("corrected file: a link no longer waiting", who="student", status=410)
+def replace_closed(site: Site) -> str:
+    def build() -> Job:
+        job = site.waiting(fresh=True)
+        workflow.reject(
+            site.live.session, site.live.storage, job.id, actor=actor(), reasons=["Walls too thin"]
+        )
+        return job
+
+    job = site.made("waiting-rejected", build)
+    return site.reply_url(job)
+
+
+@page_state("corrected file: an unknown link", who="student", status=404)
+def replace_unknown(site: Site) -> str:
+    return site.url("/replace/this-link-was-never-sent-to-anyone")
 
 
 def _find_by_job_number(site: Site, tab: Tab) -> Any:
@@ -526,6 +662,18 @@ def my_signed_out(site: Site) -> str:
     return site.url("/my")
 
 
+def _decline(site: Site, tab: Tab) -> Any:
+    tab.page.get_by_label("Why not? (optional)").fill("Too expensive for a test piece")
+    with tab.page.expect_navigation() as navigation:
+        tab.page.get_by_role("button", name="Decline the quote").click()
+    return navigation.value
+
+
+@page_state("confirm: declined", who="student", then=_decline)
+def confirm_declined(site: Site) -> str:
+    return site.confirm_url(site.quoted(fresh=True))
+
+
 @page_state("staff sign-in", who="student")
 def sign_in_page(site: Site) -> str:
     return site.url("/login")
@@ -592,6 +740,38 @@ def job_with_sliced_file(site: Site) -> str:
 
 def _scroll_to_the_preview(site: Site, tab: Tab) -> None:
     tab.page.locator(".model-preview").scroll_into_view_if_needed()
+
+
+@page_state("dashboard, waiting for the student")
+def dashboard_waiting(site: Site) -> str:
+    site.waiting()
+    return site.url("/dashboard?status=UPLOADED&waiting=1")
+
+
+@page_state("job page, waiting for the student's corrected file")
+def job_page_waiting(site: Site) -> str:
+    return job_page(site, site.waiting())
+
+
+@page_state("job page, a resubmission of a rejected job")
+def job_page_resubmission(site: Site) -> str:
+    return job_page(site, site.resubmitted())
+
+
+@page_state("job page, cancelled by the student")
+def job_page_cancelled_by_student(site: Site) -> str:
+    def build() -> Job:
+        job = site._make(Status.PENDING)
+        student_actions.cancel_by_student(
+            site.live.session,
+            site.live.storage,
+            job.id,
+            student=Student.by_status_link(job.id),
+            expected=None,
+        )
+        return job
+
+    return job_page(site, site.made("student-cancelled", build))
 
 
 @page_state("job page, its 3D preview scrolled to", then=_scroll_to_the_preview)

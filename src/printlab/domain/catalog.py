@@ -124,6 +124,9 @@ class Catalog:
     job_upload_limit_mb: int = 200
     model_extensions: tuple[str, ...] = (".stl", ".obj", ".3mf", ".step", ".stp")
     confirm_link_hours: int = 72
+    #: Days a student has to send a corrected file after staff asked for changes; then the job is
+    #: rejected automatically.
+    changes_reply_days: int = 14
     archive_after_days: int = 90
     prune_after_days: int = 365
     #: Submissions one email address, and one browser, may send in an hour (raised around deadlines).

@@ -124,6 +124,7 @@ def parse_section(section: str, form: Mapping[str, Any], current: Catalog) -> di
             "minimum_charge": _number(form.get("minimum_charge"), "minimum_charge", low=Decimal(0), high=Decimal(1000)).quantize(Decimal("0.01")),
             "upload_limit_mb": _whole(form.get("upload_limit_mb"), "upload_limit_mb", low=1, high=2000),
             "confirm_link_hours": _whole(form.get("confirm_link_hours"), "confirm_link_hours", low=1, high=24 * 30),
+            "changes_reply_days": _whole(form.get("changes_reply_days", current.changes_reply_days), "changes_reply_days", low=1, high=365),
             "archive_after_days": _whole(form.get("archive_after_days"), "archive_after_days", low=1, high=3650),
             "prune_after_days": _whole(form.get("prune_after_days"), "prune_after_days", low=30, high=36500),
             **_job_upload_limit(form, current),

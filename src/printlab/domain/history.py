@@ -24,10 +24,20 @@ EMAIL_NAMES = {
     "payment_refund": "Refund receipt",
     "monthly_summary": "Monthly summary",
     "sign_in_link": "Sign-in link (my requests)",
+    "withdrawn": "Cancellation by the student",
+    "changes_needed": "Needs changes",
+    "changes_expired": "No corrected file",
 }
 
 #: Events an unattributed entry of which was the student's doing (the rest were PrintLab's own).
-_BY_STUDENT = ("JobCreated", "StudentConfirmed", "QuoteResent")
+BY_STUDENT = (
+    "JobCreated",
+    "StudentConfirmed",
+    "QuoteResent",
+    "StudentCancelled",
+    "QuoteDeclined",
+    "FileReplaced",
+)
 
 
 def email_name(template: str | None) -> str:
@@ -74,9 +84,10 @@ def job_event_sentence(event_type: str, details: Mapping[str, Any] | None, by: s
     """One History line: what happened and who did it. `by` is the staff member's name (None: the
     student or PrintLab itself, depending on the event)."""
     d: Mapping[str, Any] = details if isinstance(details, Mapping) else {}
-    who = by or ("the student" if event_type in _BY_STUDENT else "PrintLab")
+    who = by or ("the student" if event_type in BY_STUDENT else "PrintLab")
     if event_type == "JobCreated":
-        return f"Submitted by {who}"
+        again = " (a corrected version of a rejected job)" if d.get("resubmission_of") else ""
+        return f"Submitted by {who}{again}"
     if event_type == "StaffApproved":
         cost = d.get("cost_usd")
         return f"Approved by {who}" + (f" — quote {_money(cost)} emailed" if cost is not None else "")
@@ -84,7 +95,28 @@ def job_event_sentence(event_type: str, details: Mapping[str, Any] | None, by: s
         reasons = [r for r in (d.get("reasons") or []) if isinstance(r, str)]
         if isinstance(d.get("other"), str) and d["other"]:
             reasons.append(d["other"])
+        if d.get("no_answer"):
+            return "Rejected automatically: no corrected file arrived in time" + (
+                f" — asked for: {'; '.join(reasons)}" if reasons else ""
+            )
         return f"Rejected by {who}" + (f" — {'; '.join(reasons)}" if reasons else "")
+    if event_type in ("StudentCancelled", "QuoteDeclined"):
+        said = d.get("student_reason")
+        words = (
+            "Quote declined by the student" if event_type == "QuoteDeclined" else "Cancelled by the student"
+        )
+        return words + _via(d) + (f" — “{said}”" if isinstance(said, str) and said else "")
+    if event_type == "ChangesRequested":
+        reasons = [r for r in (d.get("reasons") or []) if isinstance(r, str)]
+        if isinstance(d.get("other"), str) and d["other"]:
+            reasons.append(d["other"])
+        return f"Changes asked for by {who}, waiting for the student's corrected file" + (
+            f" — {'; '.join(reasons)}" if reasons else ""
+        )
+    if event_type == "FileReplaced":
+        old, new = d.get("old_file"), d.get("new_file")
+        kept = f" (the earlier file kept as …{old})" if isinstance(old, str) and old else ""
+        return "Corrected file sent by the student" + (f": …{new}" if isinstance(new, str) else "") + kept
     if event_type == "StatusChanged":
         return _status_changed(d, who)
     if event_type == "StudentConfirmed":
@@ -119,6 +151,20 @@ def job_event_sentence(event_type: str, details: Mapping[str, Any] | None, by: s
         return _adjustment(event_type, d, who)
     move = _move(d)
     return f"{_words(event_type)} by {who}" + (f" ({move})" if move else "") + _reason(d)
+
+
+_VIA = {
+    "status_link": "from the status page",
+    "quote_link": "from the quote page",
+    "session": "signed in",
+    "reply_link": "from the emailed link",
+}
+
+
+def _via(d: Mapping[str, Any]) -> str:
+    """How the student reached the action, in words (" from the status page")."""
+    via = _VIA.get(str(d.get("via")))
+    return f" ({via})" if via else ""
 
 
 def _adjustment(event_type: str, d: Mapping[str, Any], who: str) -> str:

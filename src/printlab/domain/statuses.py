@@ -87,6 +87,14 @@ class Action(enum.StrEnum):
     CANCEL = "cancel"
     EDIT_QUOTE = "edit_quote"
     CONFIRM_FOR_STUDENT = "confirm_for_student"
+    # The student's own moves (issue 13), authorised by their status or quote link, and the
+    # "needs changes" round trip: staff ask for a corrected file, the student sends it, or the
+    # sweep closes the request when no answer came.
+    STUDENT_CANCEL = "student_cancel"
+    DECLINE_QUOTE = "decline_quote"
+    REQUEST_CHANGES = "request_changes"
+    REPLACE_FILE = "replace_file"
+    NO_CORRECTED_FILE = "no_corrected_file"
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,27 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(
         Action.CONFIRM_FOR_STUDENT, Status.PENDING, Status.READYTOPRINT, "StudentConfirmed", "confirmed"
     ),
+    # Issue 13. A student is not staff, so their moves have event types of their own (no
+    # `triggered_by`; details say `"by": "student"`): the reports count both as cancellations.
+    Transition(Action.STUDENT_CANCEL, Status.UPLOADED, Status.REJECTED, "StudentCancelled", "withdrawn"),
+    Transition(Action.STUDENT_CANCEL, Status.PENDING, Status.REJECTED, "StudentCancelled", "withdrawn"),
+    Transition(Action.DECLINE_QUOTE, Status.PENDING, Status.REJECTED, "QuoteDeclined", "withdrawn"),
+    # "Needs changes" keeps the job Uploaded; the waiting is a row of `job_change_request`.
+    Transition(
+        Action.REQUEST_CHANGES, Status.UPLOADED, Status.UPLOADED, "ChangesRequested", "changes_needed"
+    ),
+    Transition(Action.REPLACE_FILE, Status.UPLOADED, Status.UPLOADED, "FileReplaced", "receipt"),
+    # No corrected file within the catalog's days: a rejection by the sweep (no staff name), worded
+    # as such in the email.
+    Transition(
+        Action.NO_CORRECTED_FILE, Status.UPLOADED, Status.REJECTED, "StaffRejected", "changes_expired"
+    ),
+)
+
+#: Moves no staff member makes from a job page, left out of the "allowed now" hint staff read (the
+#: student's own moves and the sweep's).
+NOT_STAFF_ACTIONS = frozenset(
+    {Action.STUDENT_CANCEL, Action.DECLINE_QUOTE, Action.REPLACE_FILE, Action.NO_CORRECTED_FILE}
 )
 
 _BY_ACTION_SOURCE = {(t.action, t.source): t for t in TRANSITIONS}
@@ -138,7 +167,7 @@ class InvalidTransition(Exception):
     def __init__(self, action: Action, current: Status):
         self.action = action
         self.current = current
-        allowed = allowed_actions(current)
+        allowed = [a for a in allowed_actions(current) if a not in NOT_STAFF_ACTIONS]
         hint = ", ".join(a.value.replace("_", " ") for a in allowed) or "nothing"
         super().__init__(
             f"Can't {action.value.replace('_', ' ')} a job that is {current.label} (allowed now: {hint})."

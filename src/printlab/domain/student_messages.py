@@ -48,6 +48,24 @@ CANCELLED_EXPLAINED = (
     "The lab cancelled this print. The reason is below; reply to our email with any questions."
 )
 
+#: The reasons a job withdrawn by the student carries, worded alike on every page, email and report.
+CANCELLED_BY_STUDENT = "Cancelled by the student"
+DECLINED_BY_STUDENT = "Quote declined by the student"
+WITHDRAWN_EXPLAINED = {
+    CANCELLED_BY_STUDENT: "You cancelled this request, so it won't be printed. You haven't been charged anything.",
+    DECLINED_BY_STUDENT: "You declined the quote, so this won't be printed. You haven't been charged anything.",
+}
+#: A job staff asked to be fixed, while it waits for the student's corrected file.
+WAITING_LABEL = "Waiting for your corrected file"
+WAITING_EXPLAINED = (
+    "Lab staff asked for a change to your model. Use the link in our email to send a corrected file."
+)
+#: Rejected because no corrected file came in time.
+NO_ANSWER_EXPLAINED = (
+    "We asked for a corrected file and didn't receive one in time, so this request was closed. "
+    "You're welcome to send the model again."
+)
+
 #: Events that mean something to a student beyond "the status changed".
 PRINT_FAILED_MILESTONE = "The print failed — we'll print it again at no extra cost"
 
@@ -68,7 +86,13 @@ class Step:
     state: str  # "done", "current" or "upcoming"
 
 
-def progress(status: Status, before_archive: Status | None = None, *, cancelled: bool = False) -> list[Step]:
+def progress(
+    status: Status,
+    before_archive: Status | None = None,
+    *,
+    cancelled: bool = False,
+    cancelled_label: str = CANCELLED_LABEL,
+) -> list[Step]:
     """The student's progress steps with the job's own marked current.
 
     A rejected job stops after review ("Not printed"), a cancelled one after the quote; an archived
@@ -76,7 +100,7 @@ def progress(status: Status, before_archive: Status | None = None, *, cancelled:
     as closed after review).
     """
     if cancelled and Status.REJECTED in (status, before_archive):
-        return [Step(STEPS[0][1], "done"), Step(STEPS[1][1], "done"), Step(CANCELLED_LABEL, "current")]
+        return [Step(STEPS[0][1], "done"), Step(STEPS[1][1], "done"), Step(cancelled_label, "current")]
     if status == Status.ARCHIVED:
         if before_archive is None or before_archive == Status.ARCHIVED:
             return [Step(STEPS[0][1], "done"), Step(STUDENT_LABEL[Status.ARCHIVED], "current")]

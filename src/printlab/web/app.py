@@ -183,6 +183,7 @@ def _register_blueprints(app: Flask) -> None:
     from printlab.web.my.routes import bp as my_bp
     from printlab.web.reports.routes import bp as reports_bp
     from printlab.web.student.routes import bp as student_bp
+    from printlab.web.student_actions.routes import bp as student_actions_bp
 
     app.register_blueprint(home_bp)
     app.register_blueprint(auth_bp)
@@ -192,6 +193,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(student_bp)
     app.register_blueprint(confirm_bp)
     app.register_blueprint(my_bp)
+    app.register_blueprint(student_actions_bp)
     app.register_blueprint(admin_mail_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(admin_integrity_bp)

@@ -1,7 +1,7 @@
 """job_part: the model files of a job sent in several parts, with their copies and analysis
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-04 16:00:00.000000
 
 A job keeps its one row in `job` (the customer's table, unchanged): `job.file_path` and
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

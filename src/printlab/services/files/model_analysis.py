@@ -31,6 +31,20 @@ def request(session: Session, job: Job, now: datetime) -> None:
     tasks.enqueue(session, TASK_KIND, job=job, now=now)
 
 
+def request_again(session: Session, job: Job, now: datetime) -> None:
+    """Inside a replacement's transaction: forget the old file's analysis and queue the new one's."""
+    analysis = job.analysis
+    if analysis is None:
+        request(session, job, now)
+        return
+    analysis.state = AnalysisState.PENDING
+    analysis.results = None
+    analysis.error = None
+    analysis.thumbnail_png = None
+    analysis.analysed_at = None
+    tasks.enqueue(session, TASK_KIND, job=job, now=now)
+
+
 def model_path(storage: Storage, job: Job) -> Path | None:
     """The student's original upload (the authoritative file may later be a slicer file)."""
     folder = job_folder(job)

@@ -129,6 +129,58 @@ class FileMove:
         self.replaced.clear()
 
 
+@dataclass
+class FileReplacement:
+    """A job's file replaced by a new one, the old kept under a version name, waiting for the commit.
+
+    Placed before the commit, in this order: the old file's second name (`kept`), the new file beside
+    it under a temporary hidden name, the new sidecar; `swap()` then renames the new file over the
+    job's name as the last step before the commit. `abort()` undoes each step taken; `finish()`
+    removes the old name when the new file has another extension (the database moved to it).
+    """
+
+    storage: Storage
+    current: Path
+    kept: Path
+    target: Path
+    staged: Path | None = None
+    sidecar: Path | None = None
+    sidecar_before: bytes | None = None
+    swapped: bool = False
+
+    def swap(self) -> None:
+        if self.staged is not None:
+            os.replace(self.staged, self.target)
+            self.staged = None
+            self.swapped = True
+        _checkpoint("replacement-swapped")
+
+    def finish(self) -> None:
+        if self.target != self.current:
+            try:
+                self.current.unlink(missing_ok=True)  # still reachable as `kept`
+            except OSError as exc:
+                log.warning("could not remove %s after a replacement: %s", self.current, exc)
+
+    def abort(self) -> None:
+        if self.swapped:
+            # The job's name gets the old bytes back, from the kept copy's second name.
+            temp = self.target.with_name(f".{self.target.name}.{secrets.token_hex(4)}.tmp")
+            os.link(self.kept, temp, follow_symlinks=False)
+            os.replace(temp, self.target)
+            self.swapped = False
+        elif self.target != self.current:
+            self.target.unlink(missing_ok=True)
+        if self.staged is not None:
+            self.staged.unlink(missing_ok=True)
+        if self.sidecar is not None:
+            if self.sidecar_before is None:
+                self.sidecar.unlink(missing_ok=True)
+            else:
+                self.storage.write_atomic(self.sidecar, self.sidecar_before)
+        self.kept.unlink(missing_ok=True)
+
+
 class Storage:
     """One storage root. Every path handed in is relative to it and checked before use."""
 
@@ -270,6 +322,40 @@ class Storage:
         target.parent.mkdir(parents=True, exist_ok=True)
         self._link_or_copy(source, target)
         return target
+
+    def replace_file(
+        self, current: str, new_file: Path, target: str, keep_as: str, sidecar: tuple[str, bytes]
+    ) -> FileReplacement:
+        """Put `new_file` at `target` in place of `current` (same folder), keeping the old one as
+        `keep_as`, and write the job's new sidecar (its path, bytes). Never overwrites a file other
+        than `current` itself. Call `swap()` last before the commit, `abort()` if it fails."""
+        old, kept, goal = self.resolve(current), self.resolve(keep_as), self.resolve(target)
+        for path in (old, kept, goal):
+            _refuse_link(self, path)
+        if kept.exists():
+            raise AlreadyExists(f"{keep_as} already exists")
+        if goal != old and goal.exists():
+            raise AlreadyExists(f"{target} already exists")
+        replacement = FileReplacement(self, current=old, kept=kept, target=goal)
+        try:
+            self._link_or_copy(old, kept)
+            _checkpoint("old-file-kept")
+            if goal == old:
+                replacement.staged = goal.with_name(f".{goal.name}.{secrets.token_hex(4)}.tmp")
+                self._link_or_copy(new_file, replacement.staged)
+            else:
+                self._link_or_copy(new_file, goal)
+            _checkpoint("new-file-placed")
+            path = self.resolve(sidecar[0])
+            _refuse_link(self, path)
+            replacement.sidecar_before = path.read_bytes() if path.exists() else None
+            replacement.sidecar = path
+            self.write_atomic(path, sidecar[1])
+            _checkpoint("sidecar-written")
+        except BaseException:
+            replacement.abort()
+            raise
+        return replacement
 
     # -- sidecars -------------------------------------------------------------------------------
 

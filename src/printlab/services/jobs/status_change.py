@@ -18,10 +18,12 @@ from sqlalchemy.orm import Session
 
 from printlab.clock import utcnow
 from printlab.db import write_transaction
+from printlab.domain.history import BY_STUDENT
 from printlab.domain.statuses import Action, Status, Transition, transition_for
-from printlab.models import Event, Job
+from printlab.models import ChangeOutcome, Event, Job
 from printlab.services.errors import JobLocked, StaleJob, ValidationError, checked_text
 from printlab.services.files.storage import FileMove, Storage
+from printlab.services.jobs.change_requests import close_open
 from printlab.services.jobs.milestones import record_move
 from printlab.services.jobs.records import add_event, base_name, job_folder, lock_job, sidecar_record
 from printlab.services.lab.actors import Actor, require_active_staff, require_admin
@@ -86,8 +88,7 @@ def _last_changed_by(session: Session, job: Job) -> str:
         return job.last_updated_by or "someone else"
     if last.triggered_by:
         return last.triggered_by
-    by_student = ("StudentConfirmed", "JobCreated", "QuoteResent")  # unattributed, these were the student
-    return "the student" if last.event_type in by_student else "PrintLab (automatic)"
+    return "the student" if last.event_type in BY_STUDENT else "PrintLab (automatic)"
 
 
 def check_dialog_lock(job: Job, actor: Actor, now: datetime) -> None:
@@ -151,6 +152,11 @@ def run_transition(
                 job.last_updated_by = actor.staff
             job.locked_by = None  # an action ends the dialog that held the lock
             job.locked_until = None
+            if source == Status.UPLOADED and transition.target != Status.UPLOADED:
+                # A job that left Uploaded waits for no corrected file. Read without flushing: a
+                # second UPDATE of the job row would stamp `updated_at` with the column's own clock.
+                with session.no_autoflush:
+                    close_open(session, job, ChangeOutcome.MOVED_ON, now)
 
             # After the version is set: the milestone's lookup may flush the job row, whose status
             # change must carry it (job_search's trigger takes the time of entering the status from it).

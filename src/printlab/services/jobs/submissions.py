@@ -23,7 +23,7 @@ from printlab.domain.naming import (
 )
 from printlab.domain.statuses import DUPLICATE_BLOCKING, Status
 from printlab.domain.submission import MAX_PARTS, Submission, same_file_message, too_many_parts_message
-from printlab.models import AnalysisState, Job, JobPart
+from printlab.models import AnalysisState, Job, JobPart, JobResubmission
 from printlab.services.errors import ValidationError
 from printlab.services.files import model_analysis
 from printlab.services.files.storage import ReceivedFile, Storage
@@ -68,17 +68,34 @@ def _existing_duplicate(session: Session, file_hash: str, email: str) -> Job | N
     )
 
 
+def _corrected_job(session: Session, job_id: str | None, email: str) -> Job | None:
+    """The rejected job a resubmission names, if it is rejected and the same student's; else None."""
+    earlier = session.get(Job, job_id) if job_id else None
+    if earlier is None or (earlier.student_email or "").lower() != email.lower():
+        return None
+    rejected = earlier.status == Status.REJECTED or (
+        earlier.status == Status.ARCHIVED and bool(earlier.reject_reasons)
+    )
+    return earlier if rejected else None
+
+
 def submit(
     session: Session,
     storage: Storage,
     submission: Submission,
     received: ReceivedFile,
     *,
+    resubmission_of: str | None = None,
     now: datetime | None = None,
 ) -> Job:
     """Create the UPLOADED job of one file printed once (see submit_parts)."""
     return submit_parts(
-        session, storage, submission, [NewPart(submission.original_filename, received)], now=now
+        session,
+        storage,
+        submission,
+        [NewPart(submission.original_filename, received)],
+        resubmission_of=resubmission_of,
+        now=now,
     )
 
 
@@ -88,6 +105,7 @@ def submit_parts(
     submission: Submission,
     parts: Sequence[NewPart],
     *,
+    resubmission_of: str | None = None,
     now: datetime | None = None,
 ) -> Job:
     """Create the UPLOADED job: its files and sidecar in Uploaded/, the row (and a `job_part` row per
@@ -98,6 +116,10 @@ def submit_parts(
     is left in the storage folders. The received temporary files are always consumed. Raises
     DuplicateSubmission (one of the files is already with the lab, or sent twice in this job) and
     ValidationError.
+
+    `resubmission_of` names a rejected job this one corrects (from that job's status page); the link
+    is kept only when that job is Rejected (or archived after a rejection) and was sent from the same
+    email address, else the submission goes ahead without it.
     """
     now = now or utcnow()
     placed: list[Path] = []
@@ -182,6 +204,11 @@ def submit_parts(
                     }
                     for p in parts
                 ]
+            earlier = _corrected_job(session, resubmission_of, submission.student_email)
+            if earlier is not None:
+                session.flush()  # the job row first: the link refers to it
+                session.add(JobResubmission(job_id=job.id, earlier_job_id=earlier.id, created_at=now))
+                details["resubmission_of"] = earlier.id
             add_event(session, job, "JobCreated", details, triggered_by=None, workstation_id=None, now=now)
             outbox.enqueue(session, job, "receipt", now)
             model_analysis.request(session, job, now)

@@ -35,6 +35,49 @@ class Actor:
 CONSOLE_ACTOR = Actor(None, CONSOLE)
 
 
+@dataclass(frozen=True)
+class Student:
+    """A student acting on their own job, and what shows it is theirs.
+
+    Students have no account: today a job's status link (or its quote link) names the one job it
+    opens (`job_id`); a signed-in session would name the student's email address instead. The
+    workflow asks `may_act_on` under the job's row lock and records `via` in the event's details.
+    """
+
+    via: str
+    job_id: str | None = None
+    email: str | None = None
+
+    @classmethod
+    def by_status_link(cls, job_id: str) -> Student:
+        return cls("status_link", job_id=job_id)
+
+    @classmethod
+    def by_quote_link(cls, job_id: str) -> Student:
+        return cls("quote_link", job_id=job_id)
+
+    @classmethod
+    def by_session(cls, email: str) -> Student:
+        return cls("session", email=email)
+
+    def may_act_on(self, job_id: str, student_email: str | None) -> bool:
+        if self.job_id is not None:
+            return self.job_id == job_id
+        if self.email and student_email:
+            return self.email.strip().lower() == student_email.strip().lower()
+        return False
+
+    @property
+    def actor(self) -> Actor:
+        """Events a student causes carry no staff name (`triggered_by` names staff only)."""
+        return Actor.student()
+
+    @property
+    def details(self) -> dict[str, str]:
+        """What an event records about who acted (never the address itself)."""
+        return {"by": "student", "via": self.via}
+
+
 def require_active_staff(session: Session, actor: Actor) -> None:
     """Raise ValidationError unless the actor names an active staff member."""
     if not actor.staff:

@@ -434,7 +434,12 @@ def not_applicable(row: OutboxMessage, job: Job) -> str | None:
         return "a new confirm link was sent, or the job moved on, before this notice went out"
     if template in ("ready_for_pickup", "pickup_reminder") and status != Status.COMPLETED:
         return "the print is no longer waiting for pickup"
-    if template == "rejected" and status not in (Status.REJECTED, Status.ARCHIVED):
+    if template == "changes_needed" and status != Status.UPLOADED:
+        return "the job no longer waits for a corrected file"
+    if template in ("rejected", "withdrawn", "changes_expired") and status not in (
+        Status.REJECTED,
+        Status.ARCHIVED,
+    ):
         return "the job is no longer rejected"
     return None
 

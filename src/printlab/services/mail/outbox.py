@@ -20,6 +20,9 @@ TEMPLATES = (
     "quote_expired",
     "payment_receipt",
     "payment_refund",
+    "withdrawn",
+    "changes_needed",
+    "changes_expired",
 )
 #: Emails to the lab itself, about no one job (the monthly summary to its admins).
 LAB_TEMPLATES = ("monthly_summary",)

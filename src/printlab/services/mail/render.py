@@ -104,7 +104,11 @@ def _first_name(full_name: str | None) -> str:
 # -- subjects ------------------------------------------------------------------------------------
 
 _SUBJECTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
-    "receipt": lambda c: f"We received your 3D print request (job {c['simple_id']})",
+    "receipt": lambda c: (
+        f"We received your corrected file (job {c['simple_id']})"
+        if c["replaced"]
+        else f"We received your 3D print request (job {c['simple_id']})"
+    ),
     "quote": lambda c: (
         f"Your {'new ' if c['edited'] else ''}3D print quote: {c['job']['cost']} — please confirm "
         f"(job {c['simple_id']})"
@@ -125,6 +129,13 @@ _SUBJECTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "payment_receipt": lambda c: f"Receipt: {c['charged']} for your 3D print (job {c['simple_id']})",
     "monthly_summary": lambda c: f"{c['lab'].name}: {c['month_name']} in numbers",
     "sign_in_link": lambda c: f"Your link to see your 3D print requests at {c['lab'].name}",
+    "withdrawn": lambda c: (
+        f"You declined the quote (job {c['simple_id']})"
+        if c["declined"]
+        else f"You cancelled your 3D print request (job {c['simple_id']})"
+    ),
+    "changes_needed": lambda c: f"Your model needs a change before we can print it (job {c['simple_id']})",
+    "changes_expired": lambda c: f"We've closed your 3D print request (job {c['simple_id']})",
     "payment_refund": lambda c: (
         f"Refund: {c['amount']} for your 3D print (job {c['simple_id']})"
         if c["refund"]
@@ -149,8 +160,8 @@ _OUTLINE = {
     "month_name": "",
 }
 #: The switches that change a subject's words: the last pickup reminder, a cancellation, an edited
-#: quote, a refund (rather than a correction).
-_WORDING_FLAGS = ("final", "cancelled", "edited", "refund")
+#: quote, a refund (rather than a correction), a corrected file's receipt, a declined quote.
+_WORDING_FLAGS = ("final", "cancelled", "edited", "refund", "replaced", "declined")
 
 
 def subject_outline(template: str) -> str:
@@ -213,6 +224,26 @@ def message_context(
         # staff's own words to the student (autoescaped in the HTML like every value)
         context["message"] = str(extra.get("message") or "").strip() or None
         context["edited"] = bool(extra.get("edited"))  # staff changed a quote the student already had
+    if template == "receipt":
+        context["replaced"] = bool(extra.get("replaced"))  # the corrected file staff asked for
+    if template == "withdrawn":
+        recorded = job.reject_reasons if isinstance(job.reject_reasons, dict) else {}
+        context["declined"] = bool(recorded.get("declined"))
+        context["student_reason"] = (recorded.get("other") or None) if context["declined"] else None
+    if template in ("changes_needed", "changes_expired"):
+        asked = extra if template == "changes_needed" else (job.reject_reasons or {})
+        context["reasons"] = [
+            *[str(r) for r in asked.get("reasons") or []],
+            *filter(None, [asked.get("other")]),
+        ]
+    if template == "changes_needed":
+        context["replace_url"] = links.page(f"/replace/{extra['token']}")
+        context["reply_by"] = lab_date(datetime.fromisoformat(str(extra["expires_at"])), zone)
+    if template == "changes_expired":
+        asked_at = extra.get("requested_at")
+        context["requested_date"] = (
+            lab_date(datetime.fromisoformat(str(asked_at)), zone) if asked_at else "an earlier date"
+        )
     if template == "rejected":
         recorded = job.reject_reasons if isinstance(job.reject_reasons, dict) else {}
         context["reasons"] = list(recorded.get("reasons") or [])

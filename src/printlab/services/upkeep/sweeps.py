@@ -1,4 +1,5 @@
-"""The lab's scheduled work, run by the worker about once a minute: expiry, reminders, retention, held files.
+"""The lab's scheduled work, run by the worker about once a minute: expiry, reminders, retention, held
+files, and jobs whose student never sent the corrected file staff asked for.
 
 Every sweep is idempotent and safe with several workers running it at the same moment: each
 decides under the rows' locks (FOR UPDATE SKIP LOCKED on PostgreSQL, the write transaction on
@@ -24,7 +25,7 @@ from printlab.models import Job, OutboxMessage, Staff
 from printlab.services.errors import ConflictError, NotAllowed, NotFound, ValidationError
 from printlab.services.files import held_uploads
 from printlab.services.files.storage import Storage
-from printlab.services.jobs import workflow
+from printlab.services.jobs import student_actions, workflow
 from printlab.services.jobs.records import entered_status_at
 from printlab.services.lab.actors import Actor
 from printlab.services.lab.catalog import load_catalog
@@ -239,6 +240,7 @@ class SweepReport:
     expired: int = 0
     reminders: int = 0
     archived: int = 0
+    unanswered: int = 0
     held_removed: int = 0
     summaries: int = 0
     sign_ins_forgotten: int = 0
@@ -252,6 +254,7 @@ def run_sweeps(session: Session, storage: Storage, *, now: datetime | None = Non
         ("expired", lambda: expire_quotes(session, storage, now=now)),
         ("reminders", lambda: send_pickup_reminders(session, now=now)),
         ("archived", lambda: archive_due(session, storage, now=now)),
+        ("unanswered", lambda: student_actions.reject_unanswered(session, storage, now=now)),
         ("held_removed", lambda: held_uploads.sweep(storage, now=now)),
         ("summaries", lambda: monthly_summary.send_monthly_summary(session, now=now)),
         ("sign_ins_forgotten", lambda: sign_in.forget_spent(session, now=now)),

@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, column, func, or_, select, table, tuple_
+from sqlalchemy import ColumnElement, column, exists, func, or_, select, table, tuple_
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import operators
 
@@ -28,7 +28,15 @@ from printlab.domain.naming import SIMPLE_ID_LENGTH, extension_of
 from printlab.domain.periods import parse_day
 from printlab.domain.statuses import WORK_QUEUES, Status
 from printlab.domain.text import TextError, clean_text, is_clean
-from printlab.models import AnalysisState, DashboardVersion, Job, JobAnalysis, JobSearch, JobStatusCount
+from printlab.models import (
+    AnalysisState,
+    DashboardVersion,
+    Job,
+    JobAnalysis,
+    JobChangeRequest,
+    JobSearch,
+    JobStatusCount,
+)
 
 PAGE_SIZE = 24
 MAX_PAGE_SIZE = 200
@@ -78,6 +86,8 @@ class JobQuery:
     after: Cursor | None = None
     before: Cursor | None = None
     page_size: int = PAGE_SIZE
+    #: Only the jobs waiting for the student's corrected file ("needs changes"; all are Uploaded).
+    waiting: bool = False
 
     @property
     def oldest_first(self) -> bool:
@@ -91,7 +101,13 @@ class JobQuery:
     @property
     def filtered(self) -> bool:
         return bool(
-            self.q or self.printer or self.method or self.discipline or self.date_from or self.date_to
+            self.q
+            or self.printer
+            or self.method
+            or self.discipline
+            or self.date_from
+            or self.date_to
+            or self.waiting
         )
 
     @property
@@ -113,6 +129,7 @@ class JobQuery:
             "discipline": self.discipline,
             "from": self.date_from.isoformat() if self.date_from else "",
             "to": self.date_to.isoformat() if self.date_to else "",
+            "waiting": "1" if self.waiting else "",
         }
         values.update({k: str(v) for k, v in changes.items()})
         return {k: v for k, v in values.items() if v}
@@ -153,6 +170,9 @@ def parse_query(args: Mapping[str, str], catalog: Catalog) -> tuple[JobQuery, di
         method, errors["method"] = "", "Unknown print method."
     if discipline and discipline not in catalog.disciplines:
         discipline, errors["discipline"] = "", "Unknown discipline."
+    waiting = (args.get("waiting") or "").strip() == "1"
+    if waiting and status != Status.UPLOADED:
+        waiting = False  # only Uploaded jobs wait for a corrected file
     per_page = (args.get("per_page") or "").strip()
     size = PAGE_SIZE
     if per_page.isascii() and per_page.isdigit():
@@ -169,6 +189,7 @@ def parse_query(args: Mapping[str, str], catalog: Catalog) -> tuple[JobQuery, di
             after=Cursor.decode(args["after"]) if args.get("after") else None,
             before=Cursor.decode(args["before"]) if args.get("before") else None,
             page_size=size,
+            waiting=waiting,
         ),
         errors,
     )
@@ -195,6 +216,8 @@ class JobCard:
     has_notes: bool
     locked_by: str | None
     quote_expired: bool
+    #: Staff asked for a corrected file and the student hasn't sent it yet.
+    waiting_for_student: bool
     is_new: bool
     has_thumbnail: bool
     analysis_state: str | None
@@ -229,6 +252,7 @@ class JobCard:
             "has_notes": self.has_notes,
             "locked_by": self.locked_by,
             "quote_expired": self.quote_expired,
+            "waiting_for_student": self.waiting_for_student,
             "is_new": self.is_new,
             "analysis_state": self.analysis_state,
         }
@@ -249,6 +273,8 @@ class JobPage:
     prev_cursor: Cursor | None
     #: The dashboard version read before anything else on the page.
     version: int = 0
+    #: Jobs waiting for the student's corrected file, beside the tab counts.
+    waiting_count: int = 0
     now: datetime = field(default_factory=utcnow)
     errors: dict[str, str] = field(default_factory=dict)
 
@@ -324,9 +350,15 @@ def _text_match(session: Session, q: str) -> list[ColumnElement[bool]]:
     return [text_match]
 
 
+#: The job waits for the student's corrected file: an open "needs changes" request.
+_WAITING = exists().where(JobChangeRequest.job_id == Job.id, JobChangeRequest.closed_at.is_(None))
+
+
 def _filters(query: JobQuery, zone: str) -> list[Any]:
     """Conditions on the job row besides its status and the search text."""
     conditions: list[Any] = []
+    if query.waiting:
+        conditions.append(_WAITING)
     if query.printer:
         conditions.append(Job.printer == query.printer)
     if query.method:
@@ -399,7 +431,13 @@ def list_jobs(session: Session, query: JobQuery, catalog: Catalog, *, now: datet
     # The page's ids first, then their rows: only the shown jobs are read in full.
     ids = page.subquery()
     rows = session.execute(
-        select(Job, JobAnalysis.state, JobAnalysis.thumbnail_png.is_not(None), JobSearch.status_since)
+        select(
+            Job,
+            JobAnalysis.state,
+            JobAnalysis.thumbnail_png.is_not(None),
+            JobSearch.status_since,
+            _WAITING.label("waiting"),
+        )
         .join(ids, ids.c.job_id == Job.id)
         .join(JobSearch, JobSearch.job_id == Job.id)
         .outerjoin(JobAnalysis, JobAnalysis.job_id == Job.id)
@@ -409,7 +447,10 @@ def list_jobs(session: Session, query: JobQuery, catalog: Catalog, *, now: datet
     rows = rows[: query.page_size]
     if backwards:
         rows.reverse()
-    cards = [_card(job, state, bool(thumb), since, now) for job, state, thumb, since in rows]
+    cards = [
+        _card(job, state, bool(thumb), since, now, waiting=bool(waits))
+        for job, state, thumb, since, waits in rows
+    ]
     if query.q:
         counts = search_counts(session, query, catalog.lab.time_zone)
         total = counts[query.status] if query.status is not None else sum(counts.values())
@@ -434,7 +475,13 @@ def list_jobs(session: Session, query: JobQuery, catalog: Catalog, *, now: datet
         prev_cursor=first if has_prev and cards else None,
         version=version,
         now=now,
+        waiting_count=waiting_count(session),
     )
+
+
+def waiting_count(session: Session) -> int:
+    """Jobs waiting for a corrected file (an open request each; the index on closed_at answers it)."""
+    return session.scalar(select(func.count()).where(JobChangeRequest.closed_at.is_(None))) or 0
 
 
 def _same_order(order: tuple[Any, Any], created: Any, key: Any) -> tuple[Any, Any]:
@@ -444,7 +491,13 @@ def _same_order(order: tuple[Any, Any], created: Any, key: Any) -> tuple[Any, An
 
 
 def _card(
-    job: Job, analysis_state: str | None, has_thumbnail: bool, status_since: datetime | None, now: datetime
+    job: Job,
+    analysis_state: str | None,
+    has_thumbnail: bool,
+    status_since: datetime | None,
+    now: datetime,
+    *,
+    waiting: bool = False,
 ) -> JobCard:
     created = job.created_at or now
     since = status_since or created
@@ -470,6 +523,7 @@ def _card(
         has_notes=bool(job.notes and job.notes.strip()),
         locked_by=live_lock,
         quote_expired=bool(job.is_confirmation_expired) and job.status == Status.PENDING.value,
+        waiting_for_student=waiting,
         is_new=job.staff_viewed_at is None,
         has_thumbnail=has_thumbnail and analysis_state == AnalysisState.DONE,
         analysis_state=analysis_state,

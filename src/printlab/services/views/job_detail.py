@@ -17,11 +17,12 @@ from printlab.domain.history import job_event_sentence, without_repeats
 from printlab.domain.naming import extension_of
 from printlab.domain.quotes import MODEL_EXTENSIONS
 from printlab.domain.statuses import Status
-from printlab.models import Event, Job, OutboxMessage, OutboxStatus, Payment, Staff
+from printlab.models import Event, Job, JobChangeRequest, OutboxMessage, OutboxStatus, Payment, Staff
 from printlab.services.files.storage import SIDECAR_SUFFIX, Storage
-from printlab.services.jobs import payments, resend
+from printlab.services.jobs import change_requests, payments, resend
 from printlab.services.jobs.records import Part, get_job, job_folder, parts_of, simple_id_for
 from printlab.services.jobs.workflow import SLICER_EXTENSIONS, candidate_files
+from printlab.services.views.student_status import resubmission_links
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,14 @@ class JobDetail:
     #: Every part with its own preview and check, for a job sent in parts (empty otherwise: its
     #: one model is `model_file`, its check the job's analysis).
     parts: list[PartEntry]
+    #: The open "needs changes" request: the job waits for the student's corrected file.
+    waiting: JobChangeRequest | None = None
+    waiting_reasons: tuple[str, ...] = ()
+    #: The rejected job this one corrects (id, short id) and why that one was rejected.
+    resubmission_of: tuple[str, str] | None = None
+    earlier_reasons: tuple[str, ...] = ()
+    #: The job sent as this one's corrected version (id, short id).
+    resubmitted_as: tuple[str, str] | None = None
 
 
 def _kind(name: str) -> str:
@@ -172,6 +181,9 @@ def job_detail(session: Session, storage: Storage, job_id: str, catalog: Catalog
         )
     )
     created = job.created_at or now
+    waiting = change_requests.open_request(session, job.id) if job.status == Status.UPLOADED else None
+    links = resubmission_links(session, job.id)
+    earlier = session.get(Job, links["resubmission_of"][0]) if links["resubmission_of"] else None
     return JobDetail(
         job=job,
         simple_id=simple_id_for(session, job.id),
@@ -188,11 +200,13 @@ def job_detail(session: Session, storage: Storage, job_id: str, catalog: Catalog
         resendable=resend.resendable(job),
         locked_by=live,
         locked_until=job.locked_until if live else None,
-        model_file=next(
-            (f for f in files if f.name == f"{job.display_name}{extension_of(job.original_filename or '')}"),
-            None,
-        ),
+        model_file=next((f for f in files if f.is_original), None),
         parts=[PartEntry(part, by_name.get(part.stored_name)) for part in parts_of(job)] if job.parts else [],
+        waiting=waiting,
+        waiting_reasons=tuple(change_requests.reasons_list(waiting.reasons)) if waiting else (),
+        resubmission_of=links["resubmission_of"],
+        earlier_reasons=tuple(change_requests.reasons_list(earlier.reject_reasons)) if earlier else (),
+        resubmitted_as=links["resubmitted_as"],
     )
 
 

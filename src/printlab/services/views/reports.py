@@ -353,8 +353,9 @@ def _actions_per_staff(session: Session, span: Span, filters: Filters) -> dict[s
 
 
 #: The events whose details the counts need: approvals, rejections and cancellations, and overrides
-#: (an override that archives a job also writes JobArchived).
-_COUNTED_TYPES = ("StaffApproved", "StaffRejected", "AdminOverride")
+#: (an override that archives a job also writes JobArchived). A student's cancellation or declined
+#: quote has an event type of its own (a student is not staff) and counts as a cancellation.
+_COUNTED_TYPES = ("StaffApproved", "StaffRejected", "AdminOverride", "StudentCancelled", "QuoteDeclined")
 
 
 def _event_counts(
@@ -379,7 +380,7 @@ def _event_counts(
             counts["approvals"][slot] += n
         elif kind == "StaffRejected" and source == Status.UPLOADED:
             counts["rejections"][slot] += n
-        elif kind == "StaffRejected":
+        elif kind in ("StaffRejected", "StudentCancelled", "QuoteDeclined"):
             counts["cancellations"][slot] += n
         # An approval writes StaffApproved and StatusChanged, an override that archives AdminOverride
         # and JobArchived: one action each for the staff member.

@@ -17,16 +17,20 @@ from printlab.domain.student_messages import (
     CANCELLED_EXPLAINED,
     CANCELLED_LABEL,
     MILESTONE,
+    NO_ANSWER_EXPLAINED,
     PRINT_FAILED_MILESTONE,
     STATUS_EXPLAINED,
     STUDENT_LABEL,
+    WAITING_EXPLAINED,
+    WAITING_LABEL,
+    WITHDRAWN_EXPLAINED,
     Step,
     masked_email,
     progress,
     staff_have_decided,
 )
-from printlab.models import Event, Job
-from printlab.services.jobs import payments
+from printlab.models import Event, Job, JobResubmission
+from printlab.services.jobs import change_requests, payments
 from printlab.services.jobs.records import simple_id_for
 from printlab.services.jobs.references import read_reference
 
@@ -68,6 +72,30 @@ class StudentView:
     has_thumbnail: bool = False
     #: A job sent in parts: each part's file name and copies, in order (empty for one file printed once).
     parts: list[tuple[str, int]] = field(default_factory=list)
+    #: The job's version, sent back by the page's forms (a stale page can't cancel a changed job).
+    updated_at: datetime | None = None
+    #: Uploaded or Pending: the student may still cancel it.
+    can_cancel: bool = False
+    #: Staff asked for a corrected file and wait for it: what they asked for, and by when.
+    waiting_reasons: list[str] = field(default_factory=list)
+    waiting_until: datetime | None = None
+    #: Rejected (not withdrawn by the student): the page offers to send a corrected file.
+    can_resubmit: bool = False
+    #: The job sent as this one's corrected version, and the one this corrects (ids and short ids).
+    resubmitted_as: tuple[str, str] | None = None
+    resubmission_of: tuple[str, str] | None = None
+
+    @property
+    def version(self) -> str:
+        """What the page's forms send back as the job's version (see web/job_version.py)."""
+        return (self.updated_at or datetime.min).isoformat()
+
+
+#: What the student's timeline says for the events that keep the status.
+_KEEPS_STATUS = {
+    "ChangesRequested": "The lab asked for a corrected file",
+    "FileReplaced": "Corrected file received",
+}
 
 
 def student_view(session: Session, job: Job, catalog: Catalog) -> StudentView:
@@ -80,8 +108,14 @@ def student_view(session: Session, job: Job, catalog: Catalog) -> StudentView:
         details = event.details if isinstance(event.details, dict) else {}
         if event.event_type == "PrintFailed":
             milestones.append(Milestone(PRINT_FAILED_MILESTONE, event.timestamp))  # type: ignore[arg-type]
+        elif event.event_type in _KEEPS_STATUS:
+            milestones.append(Milestone(_KEEPS_STATUS[event.event_type], event.timestamp))  # type: ignore[arg-type]
         elif details.get("to") and not details.get("revert"):
-            label = CANCELLED_LABEL if details.get("cancelled") else MILESTONE[Status(details["to"])]
+            label = MILESTONE[Status(details["to"])]
+            if details.get("by") == "student" and isinstance(details.get("reason"), str):
+                label = details["reason"]  # "Cancelled by the student", "Quote declined by the student"
+            elif details.get("cancelled"):
+                label = CANCELLED_LABEL
             if details["to"] == Status.ARCHIVED and details.get("from"):
                 archived_from = Status(details["from"])
             if milestones and milestones[-1].label == label:
@@ -100,11 +134,25 @@ def student_view(session: Session, job: Job, catalog: Catalog) -> StudentView:
     if status in (Status.PAIDPICKEDUP, Status.ARCHIVED):
         payment = payments.balance(session, job.id)
     reasons: list[str] = []
-    cancelled = False
+    cancelled = withdrawn = no_answer = False
+    ended_as = CANCELLED_LABEL
     if isinstance(job.reject_reasons, dict):
         reasons = [*job.reject_reasons.get("reasons", []), *filter(None, [job.reject_reasons.get("other")])]
         cancelled = bool(job.reject_reasons.get("cancelled"))
-    explanation = CANCELLED_EXPLAINED if cancelled and status == Status.REJECTED else STATUS_EXPLAINED[status]
+        withdrawn = bool(job.reject_reasons.get("by_student")) and bool(reasons)
+        no_answer = bool(job.reject_reasons.get("no_answer"))
+        if withdrawn:
+            ended_as = reasons[0]
+    rejected = status == Status.REJECTED
+    explanation = CANCELLED_EXPLAINED if cancelled and rejected else STATUS_EXPLAINED[status]
+    if withdrawn and rejected:
+        explanation = WITHDRAWN_EXPLAINED.get(ended_as, explanation)
+    elif no_answer and rejected:
+        explanation = NO_ANSWER_EXPLAINED
+    label = ended_as if cancelled and rejected else STUDENT_LABEL[status]
+    waiting = change_requests.open_request(session, job.id) if status == Status.UPLOADED else None
+    if waiting is not None:
+        label, explanation = WAITING_LABEL, WAITING_EXPLAINED
     if status == Status.COMPLETED:
         lab = catalog.lab
         explanation += f" Collect it at {lab.pickup_location} ({lab.opening_hours}); we keep it for {lab.hold_days} days."
@@ -115,9 +163,9 @@ def student_view(session: Session, job: Job, catalog: Catalog) -> StudentView:
         job_id=job.id,
         simple_id=simple_id_for(session, job.id),
         status=status,
-        status_label=CANCELLED_LABEL if cancelled and status == Status.REJECTED else STUDENT_LABEL[status],
+        status_label=label,
         explanation=explanation,
-        steps=progress(status, archived_from, cancelled=cancelled),
+        steps=progress(status, archived_from, cancelled=cancelled, cancelled_label=ended_as),
         student_name=job.student_name or "",
         original_filename=job.original_filename or "",
         print_method=job.material or "",
@@ -138,7 +186,30 @@ def student_view(session: Session, job: Job, catalog: Catalog) -> StudentView:
         analysis_error=analysis.error if analysis else None,
         has_thumbnail=bool(analysis and analysis.thumbnail_png),
         parts=[(part.original_filename, part.copies) for part in job.parts],
+        updated_at=job.updated_at,
+        can_cancel=status in (Status.UPLOADED, Status.PENDING),
+        waiting_reasons=change_requests.reasons_list(waiting.reasons) if waiting else [],
+        waiting_until=waiting.expires_at if waiting else None,
+        can_resubmit=rejected and not withdrawn,
+        **resubmission_links(session, job.id),
     )
+
+
+def resubmission_links(session: Session, job_id: str) -> dict[str, tuple[str, str] | None]:
+    """The job this one was resubmitted as, and the one it is a resubmission of: (id, short id) each."""
+    later = session.scalar(
+        select(JobResubmission.job_id)
+        .where(JobResubmission.earlier_job_id == job_id)
+        .order_by(JobResubmission.created_at.desc())
+        .limit(1)
+    )
+    link = session.get(JobResubmission, job_id)
+    return {
+        "resubmitted_as": (later, simple_id_for(session, later)) if later else None,
+        "resubmission_of": (link.earlier_job_id, simple_id_for(session, link.earlier_job_id))
+        if link
+        else None,
+    }
 
 
 def job_for_reference(session: Session, secret_key: str, reference: str) -> Job | None:

@@ -1,4 +1,4 @@
-"""The quote page behind the emailed link: GET only shows, POST confirms or asks for a fresh link.
+"""The quote page behind the emailed link: GET only shows, POST confirms, declines or asks for a fresh link.
 
 The status page asks for a fresh link too ("Email me a new link"): the link goes to the student's
 address, never onto the page, since whoever holds a status link is not necessarily the student.
@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
 from printlab.clock import utcnow
 from printlab.domain.statuses import Status
 from printlab.domain.student_messages import masked_email
 from printlab.models import Job
-from printlab.services.errors import ValidationError
-from printlab.services.jobs import quote_links, workflow
+from printlab.services.errors import JobLocked, ValidationError
+from printlab.services.jobs import quote_links, student_actions, workflow
 from printlab.services.jobs.quote_links import ConfirmOutcome
 from printlab.services.jobs.references import make_reference
 from printlab.services.lab.actors import Actor
@@ -71,6 +71,30 @@ def show(token: str):  # type: ignore[no-untyped-def]
 def confirm(token: str):  # type: ignore[no-untyped-def]
     result = workflow.confirm(db(), lab().storage, token)
     return _page(result.outcome, result.job, token)
+
+
+@bp.post("/confirm/<token>/decline")
+@_post_limit
+def decline(token: str):  # type: ignore[no-untyped-def]
+    """ "Decline the quote", with an optional reason: the job is rejected at once, so staff see it."""
+    reason = request.form.get("reason", "")
+    try:
+        result = student_actions.decline_quote(db(), lab().storage, token, reason=reason)
+    except ValidationError as exc:
+        job = quote_links.find_by_token(db(), token)
+        state = quote_links.token_state(job, utcnow())
+        return _page(
+            state, job, token, decline_error=exc.errors.get("reason", str(exc)), reason=reason, status=422
+        )
+    except JobLocked:
+        job = quote_links.find_by_token(db(), token)
+        state = quote_links.token_state(job, utcnow())
+        message = "Lab staff are working on this job right now. Please try again in a few minutes."
+        return _page(state, job, token, decline_error=message, reason=reason, status=409)
+    if not result.declined:
+        return _page(result.state, result.job, token)
+    assert result.job is not None
+    return render_template("confirm/declined.html", **_context(result.job))
 
 
 @bp.post("/confirm/<token>/new-link")
@@ -125,11 +149,26 @@ def new_link_from_status(reference: str):  # type: ignore[no-untyped-def]
 
 
 def _page(
-    state: ConfirmOutcome | None, job: Job | None, token: str, *, error: str | None = None, status: int = 200
+    state: ConfirmOutcome | None,
+    job: Job | None,
+    token: str,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    decline_error: str | None = None,
+    reason: str | None = None,
 ):  # type: ignore[no-untyped-def]
     if job is None or state not in _TEMPLATES:
         return render_template("confirm/invalid.html", lab_details=catalog().lab), 404
-    return render_template(_TEMPLATES[state], token=token, error=error, **_context(job)), status
+    page = render_template(
+        _TEMPLATES[state],
+        token=token,
+        error=error,
+        decline_error=decline_error,
+        reason=reason,
+        **_context(job),
+    )
+    return page, status
 
 
 def _context(job: Job) -> dict[str, Any]:

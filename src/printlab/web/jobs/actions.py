@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from printlab.domain.statuses import Status
 from printlab.models import Job
 from printlab.services.files.storage import Storage
-from printlab.services.jobs import refunds, workflow
+from printlab.services.jobs import refunds, student_actions, workflow
 from printlab.services.jobs.status_change import Expected
 from printlab.services.lab.actors import Actor
 
@@ -95,6 +95,16 @@ def _reject(
     )  # fmt: skip
 
 
+def _request_changes(
+    session: Session, storage: Storage, job: Job, actor: Actor, expected: Expected, form: Form
+) -> Job:
+    reasons = form.getlist("reasons") if hasattr(form, "getlist") else form.get("reasons", [])
+    return student_actions.request_changes(
+        session, storage, job.id, actor=actor, expected=expected, reasons=list(reasons),
+        other_reason=form.get("other_reason", ""),
+    )  # fmt: skip
+
+
 def _start(session: Session, storage: Storage, job: Job, actor: Actor, expected: Expected, form: Form) -> Job:
     return workflow.start_printing(
         session, storage, job.id, actor=actor, expected=expected, printer=form.get("printer") or None
@@ -165,6 +175,11 @@ ACTIONS: dict[str, ActionSpec] = {
         ActionSpec("reject", "Reject", frozenset({Status.UPLOADED}),
                    "The job is rejected. Its files stay where they are until the job is archived.", _reject,
                    danger=True, email="An email goes to {address} with the reasons you choose."),
+        ActionSpec("request_changes", "Needs changes", frozenset({Status.UPLOADED}),
+                   "The job stays Uploaded, marked “waiting for the student”, until the student sends a "
+                   "corrected file. If none arrives within the lab's time limit, the job is rejected "
+                   "automatically.", _request_changes,
+                   email="An email goes to {address} with what to change and a link to send the corrected file."),
         ActionSpec("start_printing", "Start printing", frozenset({Status.READYTOPRINT}),
                    "The job moves to Printing on the printer you choose.", _start),
         ActionSpec("complete", "Mark complete", frozenset({Status.PRINTING}),

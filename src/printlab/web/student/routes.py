@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from printlab.clock import to_lab_time, utcnow
 from printlab.domain.naming import extension_of
+from printlab.domain.statuses import Status
 from printlab.domain.submission import (
     FORM_ORDER,
     MAX_CLASS_NUMBER,
@@ -45,7 +46,8 @@ from printlab.services.files.model_files import ModelRejected, check_model
 from printlab.services.files.model_zips import UnpackedModel, unpack_models
 from printlab.services.files.storage import TEMP_FOLDER, ReceivedFile, StorageError
 from printlab.services.jobs import submissions
-from printlab.services.jobs.references import make_reference
+from printlab.services.jobs.records import simple_id_for
+from printlab.services.jobs.references import make_reference, read_reference
 from printlab.services.views.my_requests import last_answers
 from printlab.services.views.student_status import StudentView, job_for_reference, student_view
 from printlab.web.context import catalog, db, job_limit_bytes, lab
@@ -107,6 +109,7 @@ def _render_form(  # type: ignore[no-untyped-def]
     held_copies: list[str] | None = None,
     send_again_at: str | None = None,
 ):
+    earlier = _earlier_job(values.get("resubmission_of", ""))
     return (
         render_template(
             "student/submit.html",
@@ -120,9 +123,18 @@ def _render_form(  # type: ignore[no-untyped-def]
             held=held or [],
             held_copies=held_copies or [],
             send_again_at=send_again_at,
+            resubmitting=simple_id_for(db(), earlier.id) if earlier is not None else None,
         ),
         status,
     )
+
+
+def _earlier_job(reference: str) -> Job | None:
+    """The rejected job a "Send a corrected file" link names (from its status page), else None."""
+    if not reference:
+        return None
+    job = job_for_reference(db(), lab().config.secret_key, reference)
+    return job if job is not None and job.status == Status.REJECTED else None
 
 
 RULES = {
@@ -137,7 +149,22 @@ RULES = {
 @bp.get("/submit")
 def submit_form():  # type: ignore[no-untyped-def]
     browser_id()  # the per-browser limit and a kept file need it on the way back
-    return _render_form(_signed_in_answers(), {})
+    after = request.args.get("after", "")[:200]
+    earlier = _earlier_job(after)
+    if earlier is None:
+        return _render_form(_signed_in_answers(), {})
+    # "Send a corrected file" from a rejected job's status page: its answers, and the link to it.
+    values = {
+        "student_name": earlier.student_name or "",
+        "student_email": earlier.student_email or "",
+        "discipline": earlier.discipline or "",
+        "class_number": earlier.class_number or "",
+        "print_method": earlier.material or "",
+        "color": earlier.color or "",
+        "printer": earlier.printer or "",
+        "resubmission_of": after,
+    }
+    return _render_form(values, {})
 
 
 def _signed_in_answers() -> dict[str, Any]:
@@ -161,6 +188,7 @@ def _form_values() -> dict[str, str]:
     values = {key: request.form.get(key, "") for key in FORM_FIELDS}
     ticked = request.form.get("acknowledged_minimum_charge", "").lower() in ("1", "true", "on", "yes")
     values["acknowledged_minimum_charge"] = "on" if ticked else ""
+    values["resubmission_of"] = request.form.get("resubmission_of", "")[:200]
     return values
 
 
@@ -392,7 +420,8 @@ def _submit(values: dict[str, str], files: _JobFiles):  # type: ignore[no-untype
     parts = files.new_parts()
     submission = replace(submission, original_filename=parts[0].original_filename)
     try:
-        job = submissions.submit_parts(db(), lab().storage, submission, parts)
+        earlier = read_reference(lab().config.secret_key, values["resubmission_of"])
+        job = submissions.submit_parts(db(), lab().storage, submission, parts, resubmission_of=earlier)
     except ValidationError as exc:  # the duplicate rule: this file is already with the lab
         files.release()
         return _render_form(values, exc.errors, 422)
@@ -456,8 +485,16 @@ def status(reference: str):  # type: ignore[no-untyped-def]
 def status_page(view: StudentView, reference: str, *, error: str | None = None, code: int = 200) -> Response:
     """The status page. Its link is a capability (anyone holding it sees the job), so the page stays
     out of shared caches and its address out of Referer headers."""
+    secret = lab().config.secret_key
     response = Response(
-        render_template("student/status.html", view=view, reference=reference, error=error), code
+        render_template(
+            "student/status.html",
+            view=view,
+            reference=reference,
+            error=error,
+            status_reference=lambda job_id: make_reference(secret, job_id),
+        ),
+        code,
     )
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
