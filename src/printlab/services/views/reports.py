@@ -485,13 +485,17 @@ def _ranked_by_postgresql(session: Session, span: Span, filters: Filters) -> dic
 
 
 def _ranked_here(session: Session, span: Span, filters: Filters) -> dict[tuple[int, int], Ranked]:
-    # Per stage and period, one column: far cheaper to send than rows naming their stage.
+    # Per stage and period, one column of hours: far cheaper to send than rows naming their stage.
     connection = session.connection()
     found: dict[tuple[int, int], Ranked] = {}
     for stage, (done, hours) in enumerate(_STAGE_COLUMNS):
         for slot, (start, end) in enumerate(((span[0], span[1]), (span[1], span[2]))):
             query = select(hours).where(done >= start, done < end, hours.is_not(None))
-            taken = [h for (h,) in connection.execute(_milestones_of(query, filters)).all()]
+            result = connection.execute(_milestones_of(query, filters))
+            # Tens of thousands of plain numbers: read from the driver's cursor, which measured a
+            # third of the time of building a result row for each.
+            taken = [h for (h,) in result.cursor.fetchall()]
+            result.close()
             if taken:
                 found[(stage, slot)] = (len(taken), *nearest_ranks(taken, _PERCENTS))  # type: ignore[assignment]
     return found
