@@ -3,6 +3,7 @@ and every way a printer lets PrintLab down (a refused key, nothing answering, a 
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import socket
 import threading
@@ -61,10 +62,8 @@ def printer(octoprint: OctoPrintServer) -> Iterator[OctoPrint]:
         connector.connect()
         yield connector
         if connector.status().activity in (Activity.PRINTING, Activity.PAUSED, Activity.BUSY):
-            try:
+            with contextlib.suppress(NothingToCancel):
                 connector.cancel()
-            except NothingToCancel:
-                pass
         wait_for(connector, lambda s: s.activity is Activity.IDLE, "idle")
 
 
@@ -79,9 +78,11 @@ def test_connect_opens_octoprints_connection_to_the_printer_and_says_what_answer
 
 
 def test_a_wrong_key_is_refused_in_plain_words(octoprint):
-    with OctoPrint(octoprint.url, "not-the-key-0123456789") as connector:
-        with pytest.raises(PrinterKeyRefused) as refused:
-            connector.connect()
+    with (
+        OctoPrint(octoprint.url, "not-the-key-0123456789") as connector,
+        pytest.raises(PrinterKeyRefused) as refused,
+    ):
+        connector.connect()
     assert str(refused.value).startswith("The printer refused the API key.")
     assert "not-the-key" not in str(refused.value)
 
@@ -102,7 +103,9 @@ def test_upload_and_start_prints_the_file_to_the_end(printer, tmp_path):
     assert started.activity in (Activity.PRINTING, Activity.BUSY)
     assert started.file == "JaneDoe_Filament_TrueRed_a1b2c3.gcode"
     seen = wait_for(printer, lambda s: (s.progress or 0) > 0 and s.activity is Activity.PRINTING, "printing")
-    assert describe(seen).startswith("Connected — OctoPrint 1.11.8, printing JaneDoe_Filament_TrueRed_a1b2c3.gcode, ")
+    assert describe(seen).startswith(
+        "Connected — OctoPrint 1.11.8, printing JaneDoe_Filament_TrueRed_a1b2c3.gcode, "
+    )
     assert "% done" in describe(seen)
     done = wait_for(printer, lambda s: s.finished, "the end of the print")
     assert done.progress == 100 and done.file == "JaneDoe_Filament_TrueRed_a1b2c3.gcode"
@@ -178,9 +181,9 @@ def test_losing_the_printer_mid_print_reports_it_offline_and_it_recovers(tmp_pat
 
 def test_nothing_listening_is_unreachable(tmp_path):
     port = free_port()
-    with OctoPrint(f"http://127.0.0.1:{port}", "key-0123456789") as connector:
-        with pytest.raises(PrinterUnreachable, match=r"^Nothing answered at http://127\.0\.0\.1:\d+: "):
-            connector.connect()
+    unreachable = pytest.raises(PrinterUnreachable, match=r"^Nothing answered at http://127\.0\.0\.1:\d+: ")
+    with OctoPrint(f"http://127.0.0.1:{port}", "key-0123456789") as connector, unreachable:
+        connector.connect()
 
 
 class _Answer(http.server.BaseHTTPRequestHandler):
@@ -220,9 +223,8 @@ def answering():  # type: ignore[no-untyped-def]
 
 def test_a_500_from_the_printer_is_a_fault_in_plain_words(answering):
     url = answering(_Answer)
-    with OctoPrint(url, "key-0123456789") as connector:
-        with pytest.raises(PrinterFault) as fault:
-            connector.connect()
+    with OctoPrint(url, "key-0123456789") as connector, pytest.raises(PrinterFault) as fault:
+        connector.connect()
     assert str(fault.value) == (
         "The printer's software ran into an error of its own (HTTP 500): Internal Server Error. "
         "Try again; if it keeps failing, restart OctoPrint."
@@ -234,9 +236,9 @@ def test_something_that_isnt_octoprint_is_named_as_such(answering):
         status, body, content_type = 200, b"<html><body>Router login</body></html>", "text/html"
 
     url = answering(Page)
-    with OctoPrint(url, "key-0123456789") as connector:
-        with pytest.raises(UnexpectedAnswer, match="but not the way OctoPrint does"):
-            connector.connect()
+    unexpected = pytest.raises(UnexpectedAnswer, match="but not the way OctoPrint does")
+    with OctoPrint(url, "key-0123456789") as connector, unexpected:
+        connector.connect()
 
 
 def test_a_server_that_accepts_and_never_answers_times_out():
@@ -244,6 +246,6 @@ def test_a_server_that_accepts_and_never_answers_times_out():
         listener.bind(("127.0.0.1", free_port()))
         listener.listen()
         url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-        with OctoPrint(url, "key-0123456789", timeouts=Timeouts(connect=1, read=0.5)) as connector:
-            with pytest.raises(PrinterTimedOut, match="stopped answering"):
-                connector.status()
+        hung = pytest.raises(PrinterTimedOut, match="stopped answering")
+        with OctoPrint(url, "key-0123456789", timeouts=Timeouts(connect=1, read=0.5)) as connector, hung:
+            connector.status()
