@@ -18,7 +18,7 @@ from printlab.services.printers.connector import PrinterProblem
 from printlab.web.auth.guard import admin_required, current_workstation
 from printlab.web.context import acting_as, catalog, db, lab
 
-bp = Blueprint("printers", __name__, template_folder="templates")
+bp = Blueprint("admin_printers", __name__, template_folder="templates")
 
 #: What each service-state button says, and what the page says after it.
 STATE_WORDS = {
@@ -65,7 +65,7 @@ def _list_page(
 
 @bp.get("/admin/printers")
 @admin_required
-def admin_list():  # type: ignore[no-untyped-def]
+def index():  # type: ignore[no-untyped-def]
     return _list_page()
 
 
@@ -86,7 +86,7 @@ def add():  # type: ignore[no-untyped-def]
             else ""
         )
     )
-    return redirect(url_for("printers.admin_list") + f"#printer-{added.id}", 303)
+    return redirect(url_for("admin_printers.index") + f"#printer-{added.id}", 303)
 
 
 def _edit_page(
@@ -127,7 +127,7 @@ def save(printer_id: str):  # type: ignore[no-untyped-def]
     except NotAllowed as exc:
         abort(403, description=str(exc))
     flash(f"{changed.name} saved.")
-    return redirect(url_for("printers.admin_list") + f"#printer-{changed.id}", 303)
+    return redirect(url_for("admin_printers.index") + f"#printer-{changed.id}", 303)
 
 
 @bp.post("/admin/printers/<printer_id>/test")
@@ -162,8 +162,8 @@ def set_state(printer_id: str):  # type: ignore[no-untyped-def]
         abort(404)
     except ValidationError as exc:
         flash("Not changed: " + " ".join(exc.errors.values()))
-        return redirect(url_for("printers.admin_list"), 303)
+        return redirect(url_for("admin_printers.index"), 303)
     except NotAllowed as exc:
         abort(403, description=str(exc))
     flash(STATE_WORDS[ServiceState(printer.state)][1].format(name=printer.name))
-    return redirect(url_for("printers.admin_list") + f"#printer-{printer.id}", 303)
+    return redirect(url_for("admin_printers.index") + f"#printer-{printer.id}", 303)
