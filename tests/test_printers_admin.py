@@ -291,7 +291,12 @@ def test_adding_testing_pausing_and_retiring_through_the_page(web, session, octo
 
 def test_unknown_printers_are_not_found(web):
     admin = signed_in(web)
-    for url in ("/admin/printers/999", "/admin/printers/abc"):
+    for url in (
+        "/admin/printers/999",
+        "/admin/printers/abc",
+        "/admin/printers/99999999999999999999",
+        "/admin/printers/%C2%B2",
+    ):
         assert admin.get(url).status_code == 404
     assert admin.post("/admin/printers/999/test").status_code == 404
     assert admin.post("/admin/printers/999/state", data={**ACTING, "state": "PAUSED"}).status_code == 404

@@ -44,9 +44,9 @@ _CONNECTION_LABELS = {
 }
 _KEY_HINTS = {
     Connection.NONE: "",
-    Connection.OCTOPRINT: "In OctoPrint: Settings → Application Keys (or your user's API key).",
-    Connection.MOONRAKER: "Only if Moonraker asks for one: Moonraker's API key, shown in Mainsail or Fluidd.",
-    Connection.PRUSALINK: "On the printer: Settings → Network → PrusaLink, the API key shown there.",
+    Connection.OCTOPRINT: "OctoPrint's Settings → Application Keys (or your user's API key)",
+    Connection.MOONRAKER: "only if Moonraker asks for one; Mainsail and Fluidd show it",
+    Connection.PRUSALINK: "the printer's Settings → Network → PrusaLink shows it",
 }
 
 

@@ -63,7 +63,11 @@ def list_printers(session: Session) -> list[LabPrinter]:
 
 def get_printer(session: Session, printer_id: int | str) -> LabPrinter:
     """The record; NotFound for an unknown (or malformed) id."""
-    found = session.get(LabPrinter, int(printer_id)) if str(printer_id).isdigit() else None
+    text = str(printer_id)
+    # Only ids an INTEGER column can hold are looked up (PostgreSQL refuses larger numbers outright).
+    found = (
+        session.get(LabPrinter, int(text)) if text.isascii() and text.isdigit() and len(text) < 10 else None
+    )
     if found is None:
         raise NotFound("No such printer.")
     return found
