@@ -106,8 +106,9 @@ def test_finished_means_idle_with_the_file_printed_to_the_end():
 
 
 def test_heaters_are_named_as_staff_name_them():
-    assert [Temperature(h, 20, 0).label for h in ("tool0", "tool1", "bed", "chamber", "extruder")] == [
-        "Nozzle", "Nozzle 2", "Bed", "Chamber", "Nozzle"
+    heaters = ("tool0", "tool1", "bed", "chamber", "extruder", "extruder1", "heater_bed")
+    assert [Temperature(h, 20, 0).label for h in heaters] == [
+        "Nozzle", "Nozzle 2", "Bed", "Chamber", "Nozzle", "Nozzle 2", "Bed"
     ]  # fmt: skip
 
 

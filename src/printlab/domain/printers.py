@@ -110,7 +110,9 @@ class Temperature:
         if self.heater.startswith("tool") or self.heater.startswith("extruder"):
             number = self.heater.removeprefix("tool").removeprefix("extruder")
             return "Nozzle" if number in ("", "0") else f"Nozzle {int(number) + 1}"
-        return self.heater.capitalize()
+        if self.heater in ("bed", "heater_bed"):  # OctoPrint and PrusaLink say bed, Klipper heater_bed
+            return "Bed"
+        return self.heater.replace("_", " ").capitalize()
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,16 @@ from collections.abc import Callable
 
 from printlab.domain.printers import Connection
 from printlab.services.printers.connector import DEFAULT_TIMEOUTS, Connector, PrinterProblem, Timeouts
+from printlab.services.printers.moonraker import Moonraker
 from printlab.services.printers.octoprint import OctoPrint
+from printlab.services.printers.prusalink import PrusaLink
 
 #: Each connected kind and how to make its connector from (address, API key, timeouts).
-CONNECTORS: dict[Connection, Callable[..., Connector]] = {Connection.OCTOPRINT: OctoPrint}
+CONNECTORS: dict[Connection, Callable[..., Connector]] = {
+    Connection.OCTOPRINT: OctoPrint,
+    Connection.MOONRAKER: Moonraker,
+    Connection.PRUSALINK: PrusaLink,
+}
 
 
 def open_connector(
