@@ -272,9 +272,9 @@ def check_connection(
 
     Raises NotFound, PrinterProblem (with the printer's answer in words) and KeyUnreadable.
     """
-    printer = get_printer(session, printer_id)
+    connector = connector_for(get_printer(session, printer_id), secret=secret, timeouts=timeouts)
     session.rollback()  # hold no transaction while the printer takes its time
-    with connector_for(printer, secret=secret, timeouts=timeouts) as connector:
+    with connector:
         return connector.connect()
 
 
