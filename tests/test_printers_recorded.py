@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import http.server
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -283,3 +284,19 @@ def test_a_wrong_key_is_refused_in_plain_words(played):
     with CONNECTORS[kind](url, "wrong-key-0123456") as connector, pytest.raises(PrinterKeyRefused) as refused:
         connector.connect()
     assert str(refused.value).startswith("The printer refused the API key.")
+
+
+def test_requests_to_printers_are_not_logged_one_by_one(played, tmp_path, caplog):
+    """A file sent to a printer carries the student's name in its own name; polling would log every few
+    seconds. The HTTP library's own per-request lines stay out of the lab's log."""
+    from printlab.logs import configure_logging
+
+    configure_logging("INFO")
+    caplog.set_level(logging.INFO)
+    kind, _, url = played
+    with CONNECTORS[kind](url, KEY) as connector:
+        connector.upload_and_start(
+            "JaneDoe_Filament_TrueRed_a1b2c3.gcode", gcode(tmp_path / "p.gcode", moves=5)
+        )
+        connector.status()
+    assert "JaneDoe" not in caplog.text and "HTTP Request" not in caplog.text
