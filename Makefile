@@ -5,18 +5,24 @@ BIN    := $(VENV)/bin
 # Every direct and indirect dependency (runtime and test), pinned; `make lock` regenerates it.
 LOCK   := requirements/constraints.txt
 UV_VERSION := 0.13.9
+# OctoPrint, which the printer tests start with its Virtual Printer, in a virtual environment of its
+# own (its dependencies are not PrintLab's): every package pinned in $(OCTOPRINT_LOCK).
+OCTOPRINT_VERSION := 1.11.8
+OCTOPRINT_VENV    := .octoprint-venv
+OCTOPRINT_LOCK    := requirements/octoprint.txt
 
-.PHONY: demo test install install-test browser axe pg-client nginx redis lint format bench lock clean
+.PHONY: demo test install install-test browser axe pg-client nginx redis octoprint lint format bench lock lock-octoprint clean
 
 # Install PrintLab and start it on SQLite with demo data (prints the URL and the workstation password).
 demo: install
 	$(BIN)/printlab demo --serve
 
 # Install the test dependencies (Chromium and axe-core for the browser tests, pg_dump/pg_restore for
-# the backup tests, nginx and redis-server for the reverse-proxy and rate-limit tests) and run every
+# the backup tests, nginx and redis-server for the reverse-proxy and rate-limit tests, OctoPrint for
+# the printer tests) and run every
 # test, on SQLite and PostgreSQL, one pytest-xdist worker per CPU core (`-n auto` in pyproject.toml).
 # Set PRINTLAB_TEST_BACKENDS=sqlite to skip PostgreSQL on a machine without it.
-test: install-test browser axe pg-client nginx redis
+test: install-test browser axe pg-client nginx redis octoprint
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -64,6 +70,17 @@ redis:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server; \
 	  else echo "redis-server is needed for the rate-limit tests: sudo apt-get install -y redis-server"; exit 1; fi; }
 
+# OctoPrint with its Virtual Printer: the printer tests start their own on a free loopback port
+# (tests/servers.py finds it in $(OCTOPRINT_VENV)/bin). Rebuilt when $(OCTOPRINT_LOCK) changes.
+octoprint: $(OCTOPRINT_VENV)/bin/octoprint
+
+$(OCTOPRINT_VENV)/bin/octoprint: $(OCTOPRINT_LOCK)
+	rm -rf $(OCTOPRINT_VENV)
+	$(PYTHON) -m venv $(OCTOPRINT_VENV)
+	$(OCTOPRINT_VENV)/bin/pip install -q --upgrade pip
+	$(OCTOPRINT_VENV)/bin/pip install -q -r $(OCTOPRINT_LOCK)
+	test -x $@ && touch $@
+
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -86,5 +103,16 @@ lock:
 	  --python-platform x86_64-unknown-linux-gnu --custom-compile-command "make lock" \
 	  $(if $(UPGRADE),--upgrade) --quiet --output-file $(LOCK)
 
+# Re-pin $(OCTOPRINT_LOCK) after changing OCTOPRINT_VERSION: install it into a throwaway virtual
+# environment and freeze what that installed.
+lock-octoprint:
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/pip" install -q octoprint==$(OCTOPRINT_VERSION); \
+	{ echo "# OctoPrint and every package it needs, pinned, for the printer tests' own virtual environment"; \
+	  echo "# (.octoprint-venv/, made by \`make octoprint\`). Written by \`make lock-octoprint\`, which installs"; \
+	  echo "# OCTOPRINT_VERSION from the Makefile into a throwaway environment and freezes it."; \
+	  "$$tmp/venv/bin/pip" freeze; } > $(OCTOPRINT_LOCK)
+
 clean:
-	rm -rf $(VENV) instance node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(OCTOPRINT_VENV) instance node_modules .pytest_cache .ruff_cache

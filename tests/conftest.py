@@ -18,7 +18,7 @@ from printlab import config as config_module
 from printlab.db import make_engine, session_factory, upgrade
 from printlab.services.files.storage import Storage
 
-from .servers import WORKER
+from .servers import WORKER, OctoPrintServer
 
 #: Real files made by CAD programs, mesh libraries and slicers, kept in the repository.
 #: MANIFEST.tsv there gives each file's source and verified facts; LICENSES.md their licences.
@@ -244,3 +244,17 @@ def sign_in_client(client, session, workstation: str = HEALTH_PC, password: str 
 def signed_in_client(app, session):  # type: ignore[no-untyped-def]
     """A test client signed in on a lab workstation (sees /healthz's component details)."""
     return sign_in_client(app.test_client(), session)
+
+
+# -- printers ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def octoprint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OctoPrintServer]:
+    """One real OctoPrint with its Virtual Printer for this test process (started once, ~3 s).
+
+    Tests leave it idle; a test that stops or breaks OctoPrint starts one of its own instead.
+    """
+    server = OctoPrintServer(tmp_path_factory.mktemp("octoprint")).start()
+    yield server
+    server.stop()

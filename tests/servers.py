@@ -1,8 +1,8 @@
 """Real programs a lab runs beside PrintLab, each started by a test on a loopback port of its own.
 
 `redis-server` (shared rate-limit counters), `nginx` (TLS and the client's address in front of the app
-servers) and `printlab serve` (waitress). A program that isn't installed fails the test: `make test`
-installs them.
+servers), `printlab serve` (waitress) and OctoPrint with its Virtual Printer (a printer PrintLab
+connects to). A program that isn't installed fails the test: `make test` installs them.
 
 The suite runs in several pytest-xdist worker processes at once: every port comes from `free_port()`,
 which gives each worker ports no other worker is handed.
@@ -10,11 +10,14 @@ which gives each worker ports no other worker is handed.
 
 from __future__ import annotations
 
+import http.client
 import itertools
+import json
 import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -260,3 +263,110 @@ class Nginx:
 
     def stop(self) -> None:
         _stop(self.process)
+
+
+#: OctoPrint in its own virtual environment, made by `make octoprint` (pinned in requirements/octoprint.txt).
+OCTOPRINT = Path(__file__).resolve().parents[1] / ".octoprint-venv" / "bin" / "octoprint"
+#: OctoPrint's settings for the tests: no first-run wizard, nothing that calls the internet, the
+#: Virtual Printer on (OctoPrint's simulated printer on port VIRTUAL, saved as the port to use).
+#: The Virtual Printer's `throttle` (seconds per G-code line) paces a print: 0.01 makes a 300-line
+#: file print in about four seconds.
+OCTOPRINT_CONFIG = {
+    "server": {"firstRun": False, "onlineCheck": {"enabled": False}, "pluginBlacklist": {"enabled": False}},
+    "plugins": {
+        "_disabled": ["announcements", "tracking", "softwareupdate", "pluginmanager", "backup", "achievements",
+                      "discovery", "errortracking", "health_check", "firmware_check", "pi_support"],
+        "virtual_printer": {"enabled": True, "throttle": 0.01, "simulateReset": False},
+    },
+    "serial": {"port": "VIRTUAL", "autoconnect": False, "log": False},
+}  # fmt: skip
+
+
+class OctoPrintServer:
+    """OctoPrint with its Virtual Printer on 127.0.0.1 and a free port, in a base folder of its own, with
+    an admin user and an application key for PrintLab (as a lab would make in Settings → Application
+    Keys). It can be stopped and started again, and frozen (SIGSTOP) to play a printer that hangs."""
+
+    USER = "labadmin"
+
+    def __init__(self, directory: Path):
+        if not OCTOPRINT.exists():
+            pytest.fail(
+                f"OctoPrint is required for this test and was not found at {OCTOPRINT}: run `make octoprint`"
+            )
+        self.basedir = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.api_key = secrets.token_urlsafe(32)
+        self.log = directory / "octoprint.out"
+        self.process: subprocess.Popen[bytes] | None = None
+        # JSON is YAML: OctoPrint reads this file as its config.yaml.
+        (directory / "config.yaml").write_text(json.dumps(OCTOPRINT_CONFIG, indent=1))
+        added = subprocess.run(
+            [str(OCTOPRINT), "--basedir", str(directory), "user", "add", "--password", secrets.token_urlsafe(16),
+             "--admin", self.USER],
+            capture_output=True, text=True, timeout=START_BOUND_S,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stdout + added.stderr
+        keys = directory / "data" / "appkeys" / "keys.yaml"
+        keys.parent.mkdir(parents=True, exist_ok=True)
+        keys.write_text(json.dumps({self.USER: [{"app_id": "PrintLab", "api_key": self.api_key}]}))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> OctoPrintServer:
+        with open(self.log, "ab") as output:
+            self.process = subprocess.Popen(
+                # As root OctoPrint refuses to start without --iknowwhatimdoing; as anyone else it is ignored.
+                [str(OCTOPRINT), "serve", "--iknowwhatimdoing", "--basedir", str(self.basedir),
+                 "--host", "127.0.0.1", "--port", str(self.port)],
+                stdout=output, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + START_BOUND_S
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                request = urllib.request.Request(
+                    f"{self.url}/api/version", headers={"X-Api-Key": self.api_key}
+                )
+                with urllib.request.urlopen(request, timeout=5) as answer:
+                    if answer.status == 200:
+                        return self
+            except (OSError, http.client.HTTPException):  # not up yet, or still setting up its routes
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise AssertionError(f"OctoPrint did not start on port {self.port}:\n{_log_tail(self.log)}")
+
+    def call(self, method: str, path: str, body: dict[str, object] | None = None) -> object:
+        """The tests' own request to OctoPrint's REST API (to set a scene, never to check PrintLab)."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            f"{self.url}{path}", data=data, method=method,
+            headers={"X-Api-Key": self.api_key, "Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            text = answer.read()
+        return json.loads(text) if text else None
+
+    def freeze(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def pull_the_plug(self) -> None:
+        """Gone at once, as when the printer's computer loses power (SIGKILL)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)  # a frozen process can't act on SIGTERM
+            _stop(self.process)
+            self.process = None

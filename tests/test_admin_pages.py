@@ -26,6 +26,7 @@ ADMIN_PAGES = [
     "/admin/workstations",
     "/admin/catalog",
     "/admin/account-codes",
+    "/admin/printers",
     "/admin/health",
     "/admin/log",
 ]

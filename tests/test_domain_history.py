@@ -213,6 +213,36 @@ ADMIN_ACTIONS = [
         ALEX,
         "File Pending/x.stl, which belongs to no job, moved to Lost+Found/Pending/x.stl by Alex Rivera (integrity repair)",
     ),
+    (
+        "PrinterAdded",
+        {
+            "name": "Prusa MK4S",
+            "connection": "MOONRAKER",
+            "address": "http://voron.local",
+            "key_saved": False,
+        },
+        ALEX,
+        "Printer Prusa MK4S added by Alex Rivera, connected through Moonraker (Klipper) at http://voron.local",
+    ),
+    (
+        "PrinterChanged",
+        {"name": "Prusa MK4S", "fields": ["connection", "address", "api_key_removed"], "connection": "NONE"},
+        ALEX,
+        "Printer Prusa MK4S changed by Alex Rivera: connection, address, API key removed",
+    ),
+    ("PrinterPaused", {"name": "Prusa XL"}, ALEX, "Printer Prusa XL paused by Alex Rivera"),
+    (
+        "PrinterBackInService",
+        {"name": "Prusa XL"},
+        ALEX,
+        "Printer Prusa XL put back in service by Alex Rivera",
+    ),
+    (
+        "PrinterRetired",
+        {"name": "Prusa XL"},
+        "the server console",
+        "Printer Prusa XL retired by the server console",
+    ),
 ]
 
 

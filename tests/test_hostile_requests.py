@@ -24,6 +24,7 @@ from printlab.domain.statuses import Status
 from printlab.models import OutboxMessage
 from printlab.services.jobs.references import make_reference
 from printlab.services.lab import workstations
+from printlab.services.printers import fleet
 
 from .factories import STAFF, make_job, make_staff, quote_token
 
@@ -94,6 +95,7 @@ def lab_state(session, storage) -> dict[str, str]:  # type: ignore[no-untyped-de
     workstations.add_workstation(session, ADMIN, PASSWORD, is_admin=True)
     workstations.add_workstation(session, STAFF_PC, PASSWORD)
     outbox_id = session.query(OutboxMessage.id).order_by(OutboxMessage.id).first()[0]
+    printer = fleet.add_printer(session, {"name": "Prusa MK4S", "connection": "NONE"}, secret="x" * 40)
     return {
         "job_id": uploaded.id,
         "pending_id": pending.id,
@@ -103,6 +105,7 @@ def lab_state(session, storage) -> dict[str, str]:  # type: ignore[no-untyped-de
         "name": OTHER,  # the one the probe may deactivate; STAFF stays the one acting
         "workstation_id": STAFF_PC,
         "section": "disciplines",
+        "printer_id": str(printer.id),
     }
 
 

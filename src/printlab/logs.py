@@ -44,3 +44,7 @@ def configure_logging(level: str = "INFO", *, readable: bool = False) -> None:
         handler.printlab = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level)
+    # The HTTP client that talks to printers logs each request at INFO: a line every few seconds per
+    # printer polled, naming the file sent (which starts with the student's name). Its warnings stay.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))

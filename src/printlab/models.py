@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -264,6 +265,44 @@ class AccountCode(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true(), nullable=False)
     added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
     added_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+class LabPrinter(Base):
+    """One of the lab's printers as a machine (issue 14): the catalog printer it is, how PrintLab
+    reaches it, and whether the lab uses it. Jobs keep naming printers by their catalog name."""
+
+    __tablename__ = "printer"
+    __table_args__ = (
+        CheckConstraint("connection IN ('NONE', 'OCTOPRINT', 'MOONRAKER', 'PRUSALINK')", name="connection"),
+        CheckConstraint("state IN ('IN_SERVICE', 'PAUSED', 'RETIRED')", name="state"),
+        # One record per catalog printer in use; a retired one keeps its row beside its successor.
+        Index(
+            "ix_printer_name_in_use",
+            "name",
+            unique=True,
+            sqlite_where=text("state <> 'RETIRED'"),
+            postgresql_where=text("state <> 'RETIRED'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The catalog printer's name, as `job.printer` and the lab catalog spell it.
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    #: A domain.printers.Connection code.
+    connection: Mapped[str] = mapped_column(String(20), nullable=False, default="NONE", server_default="NONE")
+    #: http(s)://host[:port][/prefix] of the printer's software; None when not connected.
+    address: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    #: The API key, AES-GCM encrypted under a key derived from the lab's secret key
+    #: (services/printers/api_keys.py); never shown again, never logged. None: no key saved.
+    api_key_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: A domain.printers.ServiceState code.
+    state: Mapped[str] = mapped_column(
+        String(20), nullable=False, default="IN_SERVICE", server_default="IN_SERVICE"
+    )
+    added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+    added_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    changed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+    changed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class OutboxStatus:

@@ -33,11 +33,13 @@ from printlab.services.jobs import job_desk, refunds, student_actions, submissio
 from printlab.services.lab import account_codes, workstations
 from printlab.services.lab import staff as staff_service
 from printlab.services.lab.actors import Student
+from printlab.services.printers import fleet
 from printlab.services.students import sign_in as student_sign_in
 from printlab.web.jobs.actions import ACTIONS
 
 from ..conftest import MODELS, SLICED
 from ..factories import STAFF, actor, form, make_job, make_staff, quote_token
+from ..servers import OctoPrintServer, free_port
 from .conftest import OTHER_STAFF, PASSWORD, Live, Tab, sign_in
 
 pytestmark = pytest.mark.browser
@@ -93,8 +95,12 @@ class Site:
 
     live: Live
     tmp: Path
+    #: The tests' real OctoPrint, which the Printers page's "Test connection" reaches.
+    octoprint: OctoPrintServer
     jobs: dict[Any, Job] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
+    #: The printer records the Printers page states share, by role ("octoprint", "unreachable", …).
+    printers: dict[str, int] = field(default_factory=dict)
 
     def url(self, path: str) -> str:
         return f"{self.live.url}{path}"
@@ -874,6 +880,85 @@ def admin_account_codes(site: Site) -> str:
     return site.url("/admin/account-codes")
 
 
+def _with_printers(site: Site) -> dict[str, int]:
+    """The lab's printer records, once: one on the tests' OctoPrint, one on OctoPrint at an address
+    where nothing answers, one paused without a connection and one retired (Raise3D stays to add)."""
+    if not site.printers:
+        session, secret = site.live.session, site.live.app.extensions["printlab"].config.secret_key
+        octoprint = {
+            "connection": "OCTOPRINT",
+            "address": site.octoprint.url,
+            "api_key": site.octoprint.api_key,
+        }
+        site.printers["octoprint"] = fleet.add_printer(
+            session, {"name": "Prusa MK4S", **octoprint}, secret=secret
+        ).id
+        nowhere = {
+            "connection": "OCTOPRINT",
+            "address": f"http://127.0.0.1:{free_port()}",
+            "api_key": "key-0123456789",
+        }
+        site.printers["unreachable"] = fleet.add_printer(
+            session, {"name": "Prusa XL", **nowhere}, secret=secret
+        ).id
+        retired = fleet.add_printer(session, {"name": "Formlabs Form 3", "connection": "NONE"}, secret=secret)
+        fleet.set_state(session, retired.id, "RETIRED")
+        site.printers["retired"] = retired.id
+        paused = fleet.add_printer(session, {"name": "Formlabs Form 3", "connection": "NONE"}, secret=secret)
+        fleet.set_state(session, paused.id, "PAUSED")
+    return site.printers
+
+
+@page_state("admin printers: connected, paused and retired, and the add form")
+def admin_printers(site: Site) -> str:
+    _with_printers(site)
+    return site.url("/admin/printers")
+
+
+def _add_a_printer_with_a_bad_address(site: Site, tab: Tab) -> Any:
+    page = tab.page
+    page.locator("#add-printer-form #name").select_option("Raise3D Pro 2 Plus")
+    page.locator("#add-printer-form #connection").select_option("OCTOPRINT")
+    page.locator("#add-printer-form #address").fill("ftp://raise3d.local")
+    with page.expect_navigation() as navigation:
+        page.locator("#add-printer-form").evaluate("form => HTMLFormElement.prototype.submit.call(form)")
+    return navigation.value
+
+
+@page_state("admin printers, the add form with errors", status=422, then=_add_a_printer_with_a_bad_address)
+def admin_printers_errors(site: Site) -> str:
+    return admin_printers(site)
+
+
+def _test_connection_of(name: str) -> Callable[[Site, Tab], Any]:
+    def test_it(site: Site, tab: Tab) -> Any:
+        with tab.page.expect_navigation() as navigation:
+            tab.page.get_by_role("button", name=f"Test connection of {name}").click()
+        return navigation.value
+
+    return test_it
+
+
+@page_state("admin printers, a connection test that worked", then=_test_connection_of("Prusa MK4S"))
+def admin_printers_tested(site: Site) -> str:
+    return admin_printers(site)
+
+
+@page_state("admin printers, a connection test that failed", then=_test_connection_of("Prusa XL"))
+def admin_printers_test_failed(site: Site) -> str:
+    return admin_printers(site)
+
+
+@page_state("admin printer, editing one with a saved key")
+def admin_printer_edit(site: Site) -> str:
+    return site.url(f"/admin/printers/{_with_printers(site)['octoprint']}")
+
+
+@page_state("admin printer, a retired one")
+def admin_printer_retired(site: Site) -> str:
+    return site.url(f"/admin/printers/{_with_printers(site)['retired']}")
+
+
 @page_state("not found, signed in", status=404)
 def not_found_staff(site: Site) -> str:
     return site.url("/jobs/no-such-job")
@@ -1063,13 +1148,15 @@ def visit(site: Site, tab: Tab, state: PageState) -> list[str]:
     return [f"{urlsplit(tab.page.url).path}: {problem}" for problem in problems]
 
 
-def test_every_page_state_fits_the_window_and_passes_axe(live: Live, open_tab: Any, tmp_path: Path) -> None:
+def test_every_page_state_fits_the_window_and_passes_axe(
+    live: Live, open_tab: Any, tmp_path: Path, octoprint: OctoPrintServer
+) -> None:
     if not AXE.is_file():
         pytest.fail(f"axe-core is missing at {AXE}: run `npm ci` in the repository (`make test` does)")
     workstations.add_workstation(live.session, ADMIN_PC, PASSWORD, is_admin=True)
     make_staff(live.session, LONG_STAFF)
     staff_service.set_active(live.session, OTHER_STAFF, False, by=actor(STAFF, ADMIN_PC))
-    site = Site(live, tmp_path)
+    site = Site(live, tmp_path, octoprint)
     failures: list[str] = []
     for width, viewport in WIDTHS.items():
         tabs = {who: open_tab(f"{who} {width} px", viewport) for who in ("student", "staff", "desk")}

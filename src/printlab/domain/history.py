@@ -9,6 +9,7 @@ from typing import Any
 
 from printlab.domain.catalog_edit import LABELS
 from printlab.domain.charging import method_label, signed_usd
+from printlab.domain.printers import Connection
 from printlab.domain.statuses import Status
 
 #: What staff and students call each email PrintLab sends.
@@ -302,7 +303,43 @@ def admin_log_sentence(action: str, details: Mapping[str, Any] | None, by: str |
         return f"Account code {d.get('code')} ({d.get('name')}) {verb} by {who}"
     if action == "IntegrityRepair":
         return _repair_sentence(d, who)
+    if action.startswith("Printer"):
+        return _printer_sentence(action, d, who)
     return f"{_words(action)} by {who}"
+
+
+#: What each change to a printer record's fields is called in the log ("connection, API key replaced").
+_PRINTER_FIELDS = {
+    "name": "catalog printer",
+    "connection": "connection",
+    "address": "address",
+    "api_key": "API key replaced",
+    "api_key_removed": "API key removed",
+}
+
+
+def _printer_sentence(action: str, d: Mapping[str, Any], who: str) -> str:
+    name = d.get("name") or "a printer"
+    try:
+        connection = Connection(str(d.get("connection")))
+    except ValueError:
+        connection = Connection.NONE
+    where = (
+        f", connected through {connection.label} at {d.get('address')}"
+        if connection is not Connection.NONE
+        else ""
+    )
+    if action == "PrinterAdded":
+        return f"Printer {name} added by {who}{where}"
+    if action == "PrinterChanged":
+        fields = [_PRINTER_FIELDS.get(str(f), str(f)) for f in d.get("fields") or []]
+        return f"Printer {name} changed by {who}" + (f": {', '.join(fields)}" if fields else "")
+    verb = {
+        "PrinterPaused": "paused",
+        "PrinterBackInService": "put back in service",
+        "PrinterRetired": "retired",
+    }
+    return f"Printer {name} {verb.get(action, _words(action).lower())} by {who}"
 
 
 def _repair_sentence(d: Mapping[str, Any], who: str) -> str:

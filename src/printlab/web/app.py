@@ -181,6 +181,7 @@ def _register_blueprints(app: Flask) -> None:
     from printlab.web.home import bp as home_bp
     from printlab.web.jobs.routes import bp as jobs_bp
     from printlab.web.my.routes import bp as my_bp
+    from printlab.web.printers.routes import bp as printers_bp
     from printlab.web.reports.routes import bp as reports_bp
     from printlab.web.student.routes import bp as student_bp
     from printlab.web.student_actions.routes import bp as student_actions_bp
@@ -197,6 +198,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_mail_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(admin_integrity_bp)
+    app.register_blueprint(printers_bp)
     app.register_blueprint(reports_bp)
     app.add_url_rule("/healthz", "healthz", _healthz)
     csrf.exempt("printlab.web.app._healthz")

@@ -1,0 +1,246 @@
+"""The lab's printers as machines: how each one connects, whether it is in service, what it reports, in words."""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+#: Longest address and API key PrintLab keeps (an address with a path prefix behind a proxy still fits).
+MAX_ADDRESS = 300
+MAX_API_KEY = 200
+MIN_API_KEY = 6
+
+
+class Connection(enum.StrEnum):
+    """How PrintLab talks to a printer; the value is the code stored in `printer.connection`."""
+
+    NONE = "NONE"
+    OCTOPRINT = "OCTOPRINT"
+    MOONRAKER = "MOONRAKER"
+    PRUSALINK = "PRUSALINK"
+
+    @property
+    def label(self) -> str:
+        return _CONNECTION_LABELS[self]
+
+    @property
+    def needs_key(self) -> bool:
+        """OctoPrint and PrusaLink refuse every request without a key; Moonraker may trust the network."""
+        return self in (Connection.OCTOPRINT, Connection.PRUSALINK)
+
+    @property
+    def key_hint(self) -> str:
+        """Where staff find the key, on the printer's own pages."""
+        return _KEY_HINTS[self]
+
+
+_CONNECTION_LABELS = {
+    Connection.NONE: "Not connected",
+    Connection.OCTOPRINT: "OctoPrint",
+    Connection.MOONRAKER: "Moonraker (Klipper)",
+    Connection.PRUSALINK: "PrusaLink",
+}
+_KEY_HINTS = {
+    Connection.NONE: "",
+    Connection.OCTOPRINT: "OctoPrint's Settings → Application Keys (or your user's API key)",
+    Connection.MOONRAKER: "only if Moonraker asks for one; Mainsail and Fluidd show it",
+    Connection.PRUSALINK: "the printer's Settings → Network → PrusaLink shows it",
+}
+
+
+class ServiceState(enum.StrEnum):
+    """Whether the lab uses the printer; the value is the code stored in `printer.state`."""
+
+    IN_SERVICE = "IN_SERVICE"
+    PAUSED = "PAUSED"  # out of service for now (maintenance, a jam): nothing is sent to it
+    RETIRED = "RETIRED"  # gone for good: its key is forgotten and it can't come back
+
+    @property
+    def label(self) -> str:
+        return {"IN_SERVICE": "In service", "PAUSED": "Paused", "RETIRED": "Retired"}[self.value]
+
+
+#: The moves between service states an admin may make (retired is final).
+SERVICE_MOVES: dict[ServiceState, tuple[ServiceState, ...]] = {
+    ServiceState.IN_SERVICE: (ServiceState.PAUSED, ServiceState.RETIRED),
+    ServiceState.PAUSED: (ServiceState.IN_SERVICE, ServiceState.RETIRED),
+    ServiceState.RETIRED: (),
+}
+
+
+class Activity(enum.StrEnum):
+    """What a connected printer is doing, whichever software it runs."""
+
+    IDLE = "idle"
+    PRINTING = "printing"
+    PAUSED = "paused"
+    BUSY = "busy"  # pausing, cancelling, finishing, heating before a print, connecting
+    ERROR = "error"
+    DISCONNECTED = "disconnected"  # its software answers but has no printer attached
+    OFFLINE = "offline"  # PrintLab can't reach it
+
+    @property
+    def label(self) -> str:
+        return _ACTIVITY_LABELS[self]
+
+
+_ACTIVITY_LABELS = {
+    Activity.IDLE: "Idle",
+    Activity.PRINTING: "Printing",
+    Activity.PAUSED: "Paused",
+    Activity.BUSY: "Busy",
+    Activity.ERROR: "Error",
+    Activity.DISCONNECTED: "Not connected to the printer",
+    Activity.OFFLINE: "Offline",
+}
+
+
+@dataclass(frozen=True)
+class Temperature:
+    """One heater: "tool0", "bed", "chamber"; degrees Celsius, None when not reported."""
+
+    heater: str
+    actual: float | None
+    target: float | None
+
+    @property
+    def label(self) -> str:
+        if self.heater.startswith("tool") or self.heater.startswith("extruder"):
+            number = self.heater.removeprefix("tool").removeprefix("extruder")
+            return "Nozzle" if number in ("", "0") else f"Nozzle {int(number) + 1}"
+        if self.heater in ("bed", "heater_bed"):  # OctoPrint and PrusaLink say bed, Klipper heater_bed
+            return "Bed"
+        return self.heater.replace("_", " ").capitalize()
+
+
+@dataclass(frozen=True)
+class PrinterStatus:
+    """What a printer reported at one moment, the same for every kind of connection."""
+
+    activity: Activity
+    #: The software that answered, with its version ("OctoPrint 1.11.8"); "" when nothing answered.
+    software: str = ""
+    #: The printer software's own word for its state ("Operational", "standby"), shown beside ours.
+    detail: str = ""
+    file: str | None = None
+    #: 0–100, None when nothing is loaded.
+    progress: float | None = None
+    seconds_left: int | None = None
+    seconds_printed: int | None = None
+    temperatures: tuple[Temperature, ...] = ()
+    #: The printer's error, or why PrintLab could not reach it (OFFLINE).
+    message: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Idle with its last file printed to the end (a cancelled print stops short of 100 %)."""
+        return self.activity is Activity.IDLE and bool(self.file) and (self.progress or 0) >= 100
+
+
+def time_left_words(seconds: int | None) -> str:
+    """'about 40 minutes left', 'about 2 hours 5 minutes left', 'less than a minute left'."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return "less than a minute left"
+    minutes = round(seconds / 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = []
+    if hours:
+        parts.append(f"{hours} hour{'s' if hours != 1 else ''}")
+    if minutes or not hours:
+        parts.append(f"{minutes} minute{'s' if minutes != 1 else ''}")
+    return f"about {' '.join(parts)} left"
+
+
+def describe(status: PrinterStatus) -> str:
+    """The status in one sentence for staff: "Connected — OctoPrint 1.11.8, printer operational, idle"."""
+    if status.activity is Activity.OFFLINE:
+        return f"Offline — {status.message}" if status.message else "Offline"
+    start = f"Connected — {status.software}" if status.software else "Connected"
+    file = status.file or "a file"
+    done = f", {status.progress:.0f}% done" if status.progress is not None else ""
+    left = f", {time_left_words(status.seconds_left)}" if status.seconds_left is not None else ""
+    if status.activity is Activity.IDLE:
+        return f"{start}, printer operational, idle"
+    if status.activity is Activity.PRINTING:
+        return f"{start}, printing {file}{done}{left}"
+    if status.activity is Activity.PAUSED:
+        return f"{start}, print of {file} paused{done}"
+    if status.activity is Activity.BUSY:
+        return f"{start}, printer busy" + (f" ({status.detail.lower()})" if status.detail else "")
+    if status.activity is Activity.DISCONNECTED:
+        return f"{start}, but it is not connected to the printer" + (
+            f" ({status.detail.lower()})" if status.detail else ""
+        )
+    reason = status.message or status.detail or "no reason given"
+    return f"{start}, but the printer reports an error: {reason}"
+
+
+# -- what an admin types ----------------------------------------------------------------------------
+
+
+def address_problem(address: str) -> str | None:
+    """Why `address` can't be a printer's address, or None. Expects it stripped; "" is a problem."""
+    example = "e.g. http://192.168.1.40 or http://octopi.local"
+    if not address:
+        return f"Type the printer's address, {example}."
+    if len(address) > MAX_ADDRESS:
+        return f"Keep the address under {MAX_ADDRESS} characters."
+    if any(c.isspace() for c in address):
+        return f"An address has no spaces, {example}."
+    try:
+        parts = urlsplit(address)
+        port = parts.port
+    except ValueError:
+        return f"That isn't an address PrintLab can use, {example}."
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"The address must start with http:// or https://, {example}."
+    if parts.username is not None or parts.password is not None:
+        return "Leave the user name and password out of the address; the API key has its own field."
+    if not parts.hostname:
+        return f"The address needs the printer's name or IP address after http://, {example}."
+    if parts.query or parts.fragment:
+        return "Leave anything after ? or # out of the address."
+    if port == 0:
+        return "The port after : must be between 1 and 65535."
+    if not _host_looks_right(parts.hostname):
+        return f"“{parts.hostname}” isn't a computer name or IP address, {example}."
+    return None
+
+
+def _host_looks_right(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    labels = host.rstrip(".").split(".")
+    return all(
+        0 < len(label) <= 63
+        and label[0] != "-"
+        and label[-1] != "-"
+        and all(c.isalnum() or c == "-" for c in label)
+        for label in labels
+    ) and all(c.isascii() for c in host)
+
+
+def normal_address(address: str) -> str:
+    """An accepted address as stored: scheme and host lower-cased, no trailing slash."""
+    parts = urlsplit(address.strip())
+    netloc = parts.netloc.lower()
+    path = parts.path.rstrip("/")
+    return f"{parts.scheme.lower()}://{netloc}{path}"
+
+
+def api_key_problem(key: str) -> str | None:
+    """Why `key` can't be an API key (keys travel in an HTTP header: printable ASCII, no spaces)."""
+    if not all("!" <= c <= "~" for c in key):
+        return "An API key is letters, digits and punctuation without spaces; copy it again from the printer."
+    if len(key) < MIN_API_KEY:
+        return "That API key is too short; copy the whole key from the printer."
+    if len(key) > MAX_API_KEY:
+        return f"Keep the API key under {MAX_API_KEY} characters."
+    return None
