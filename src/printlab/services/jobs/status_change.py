@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from printlab.clock import utcnow
 from printlab.db import write_transaction
+from printlab.domain.catalog import Catalog
 from printlab.domain.history import BY_STUDENT
 from printlab.domain.statuses import Action, Status, Transition, transition_for
 from printlab.models import ChangeOutcome, Event, Job
@@ -221,3 +222,20 @@ def checked_reason(
     if len(text) > MAX_REASON:
         raise ValidationError({field: f"Keep it under {MAX_REASON} characters."})
     return text
+
+
+def checked_reasons(
+    catalog: Catalog, reasons: list[str] | None, other_reason: str | None, other_label: str, none_given: str
+) -> dict[str, Any]:
+    """Reasons staff give the student (for a rejection or a "needs changes"): the catalog's, chosen
+    once each, and/or their own words. {"reasons": [...], "other": text or None}; raises
+    ValidationError (`none_given` when there is neither)."""
+    chosen = [r for r in dict.fromkeys(reasons or []) if r]
+    if any(r not in catalog.rejection_reasons for r in chosen):
+        raise ValidationError({"reasons": "Choose reasons from the list, or write your own."})
+    other = checked_text(other_reason, "other_reason", other_label, multiline=True).strip()
+    if len(other) > MAX_REASON:
+        raise ValidationError({"other_reason": f"Keep it under {MAX_REASON} characters."})
+    if not chosen and not other:
+        raise ValidationError({"reasons": none_given})
+    return {"reasons": chosen, "other": other or None}

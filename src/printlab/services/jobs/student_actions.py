@@ -31,7 +31,7 @@ from printlab.services.files.storage import FileReplacement, ReceivedFile, Stora
 from printlab.services.jobs import change_requests, quote_links
 from printlab.services.jobs.change_requests import LinkState
 from printlab.services.jobs.records import base_name, job_folder, sidecar_record
-from printlab.services.jobs.status_change import MAX_REASON, Change, Expected, by_table, run_transition
+from printlab.services.jobs.status_change import Change, Expected, by_table, checked_reasons, run_transition
 from printlab.services.lab.actors import Actor, Student
 from printlab.services.lab.catalog import load_catalog
 
@@ -208,21 +208,17 @@ def request_changes(
     now = now or utcnow()
 
     def change(job: Job, _t: Transition) -> Change:
-        chosen = [r for r in dict.fromkeys(reasons or []) if r]
-        if any(r not in catalog.rejection_reasons for r in chosen):
-            raise ValidationError({"reasons": "Choose reasons from the list, or write your own."})
-        other = checked_text(
-            other_reason, "other_reason", "What to change, in your own words", multiline=True
-        ).strip()
-        if len(other) > MAX_REASON:
-            raise ValidationError({"other_reason": f"Keep it under {MAX_REASON} characters."})
-        if not chosen and not other:
-            raise ValidationError({"reasons": "Say what the student should change."})
+        asked = checked_reasons(
+            catalog,
+            reasons,
+            other_reason,
+            "What to change, in your own words",
+            "Say what the student should change.",
+        )
         if change_requests.open_request(session, job.id) is not None:
             raise ValidationError(
                 {"reasons": "This job is already waiting for the student's corrected file."}
             )
-        asked = {"reasons": chosen, "other": other or None}
         request, token = change_requests.issue(
             session, job, staff=actor.staff or "", reasons=asked, catalog=catalog, now=now
         )

@@ -60,6 +60,7 @@ from printlab.services.jobs.status_change import (
     check_dialog_lock,
     check_expected,
     checked_reason,
+    checked_reasons,
     next_version,
     run_transition,
 )
@@ -363,19 +364,15 @@ def reject(
     catalog = load_catalog(session)
 
     def change(job: Job, _t: Transition) -> Change:
-        chosen = [r for r in dict.fromkeys(reasons or []) if r]
-        unknown = [r for r in chosen if r not in catalog.rejection_reasons]
-        if unknown:
-            raise ValidationError({"reasons": "Choose reasons from the list, or write your own."})
-        other = checked_text(
-            other_reason, "other_reason", "The reason in your own words", multiline=True
-        ).strip()
-        if len(other) > MAX_REASON:
-            raise ValidationError({"other_reason": f"Keep it under {MAX_REASON} characters."})
-        if not chosen and not other:
-            raise ValidationError({"reasons": "Give at least one reason for the student."})
-        job.reject_reasons = {"reasons": chosen, "other": other or None}
-        return Change(details={"reasons": chosen, "other": other or None})
+        given = checked_reasons(
+            catalog,
+            reasons,
+            other_reason,
+            "The reason in your own words",
+            "Give at least one reason for the student.",
+        )
+        job.reject_reasons = given
+        return Change(details=dict(given))
 
     return run_transition(
         session,
