@@ -73,9 +73,9 @@ def test_up_to_ten_files_within_each_files_and_the_jobs_limit():
 def test_a_zip_stands_for_models_only_where_parts_are_allowed():
     assert checked_file_name("parts.zip", DEFAULT_CATALOG, zip_allowed=True) == ("parts.zip", None)
     name, problem = checked_file_name("parts.zip", DEFAULT_CATALOG)
-    assert name == "" and problem == "Upload a model file (.stl, .obj, .3mf)."
+    assert name == "" and problem == "Upload a model file (.stl, .obj, .3mf, .step, .stp)."
     assert checked_file_name("notes.txt", DEFAULT_CATALOG, zip_allowed=True)[1] == (
-        "Upload a model file (.stl, .obj, .3mf). Several parts may come in a .zip."
+        "Upload a model file (.stl, .obj, .3mf, .step, .stp). Several parts may come in a .zip."
     )
 
 

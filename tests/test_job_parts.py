@@ -280,7 +280,7 @@ def test_a_zip_holding_something_else_is_refused(client, session, storage):
     response = send(client, [(archive.getvalue(), "parts.zip")])
     assert_refused_leaving_nothing(
         session, storage, response,
-        "This .zip file holds notes.pdf, which isn't a model file (.stl, .obj, .3mf). Put only your model files in it.",
+        "This .zip file holds notes.pdf, which isn't a model file (.stl, .obj, .3mf, .step, .stp). Put only your model files in it.",
     )  # fmt: skip
 
 
