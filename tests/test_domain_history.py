@@ -105,6 +105,36 @@ JOB_EVENTS = [
 ]
 
 MORE_JOB_EVENTS = [
+    (
+        "StudentCancelled",
+        {"by": "student", "via": "status_link", "cancelled": True, "reason": "Cancelled by the student"},
+        None,
+        "Cancelled by the student (from the status page)",
+    ),
+    (
+        "QuoteDeclined",
+        {"by": "student", "via": "quote_link", "student_reason": "Too expensive"},
+        None,
+        "Quote declined by the student (from the quote page) — “Too expensive”",
+    ),
+    (
+        "ChangesRequested",
+        {"reasons": ["Walls too thin"], "other": "Add a flat base"},
+        "Alex Rivera",
+        "Changes asked for by Alex Rivera, waiting for the student's corrected file — Walls too thin; Add a flat base",
+    ),
+    (
+        "FileReplaced",
+        {"by": "student", "old_file": "_v1.stl", "new_file": ".3mf"},
+        None,
+        "Corrected .3mf file sent by the student; the earlier file is kept beside it (…_v1.stl)",
+    ),
+    (
+        "StaffRejected",
+        {"reasons": ["Walls too thin"], "other": None, "no_answer": True},
+        None,
+        "Rejected automatically: no corrected file arrived in time — asked for: Walls too thin",
+    ),
     ("EmailSent", {"template": "pickup_reminder", "reminder": 2}, None, "Last pickup reminder email sent"),
     (
         "EmailSent",

@@ -116,8 +116,9 @@ def job_event_sentence(event_type: str, details: Mapping[str, Any] | None, by: s
         )
     if event_type == "FileReplaced":
         old, new = d.get("old_file"), d.get("new_file")
-        kept = f" (the earlier file kept as …{old})" if isinstance(old, str) and old else ""
-        return "Corrected file sent by the student" + (f": …{new}" if isinstance(new, str) else "") + kept
+        kind = new.rsplit(".", 1)[-1] if isinstance(new, str) and "." in new else ""
+        kept = f"; the earlier file is kept beside it (…{old})" if isinstance(old, str) and old else ""
+        return f"Corrected {'.' + kind + ' ' if kind else ''}file sent by the student" + kept
     if event_type == "StatusChanged":
         return _status_changed(d, who)
     if event_type == "StudentConfirmed":
