@@ -305,6 +305,120 @@ class LabPrinter(Base):
     changed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
+class PrinterPoll(Base):
+    """What a connected printer said when the worker last asked (issue 14), one row per printer.
+
+    Written only by the worker's poller (services/printers/polling.py); pages read it and never wait
+    for a printer. `next_poll_at` is also the claim: a worker takes a printer's poll by moving it
+    forward with a conditional UPDATE, so two workers never poll one printer at the same moment.
+    """
+
+    __tablename__ = "printer_poll"
+    __table_args__ = (Index("ix_printer_poll_next_poll_at", "next_poll_at"),)
+
+    printer_id: Mapped[int] = mapped_column(Integer, ForeignKey("printer.id"), primary_key=True)
+    #: A domain.printers.Activity value ("idle", "printing", …, "offline").
+    activity: Mapped[str] = mapped_column(String(20), nullable=False, default="offline")
+    software: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    detail: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    file: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    progress: Mapped[float | None] = mapped_column(Float, nullable=True)
+    seconds_left: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    seconds_printed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: [{"heater": "tool0", "actual": 210.0, "target": 210.0}, …]
+    temperatures: Mapped[Any] = mapped_column(JSON, nullable=True)
+    #: The printer's error, or why it couldn't be reached.
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The last time the worker asked, and the last time the printer answered.
+    polled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: Polls in a row that got no answer (the backoff grows with it; 0 once it answers).
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    next_poll_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    #: When what the printer says last changed (not merely asked again): the board's freshness.
+    changed_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+
+
+class PrintRunState:
+    """A print run's state codes (`print_run.state`)."""
+
+    SENDING = "SENDING"  # staff pressed "Start printing"; a worker uploads the file and starts it
+    NOT_STARTED = "NOT_STARTED"  # the printer refused or couldn't be reached; the job never moved
+    PRINTING = "PRINTING"  # the printer took it; the job is Printing
+    STOPPED = "STOPPED"  # the printer reported an error or a cancel; staff must confirm what happened
+    FINISHED = "FINISHED"  # the printer reported it done; the job moved to Completed by itself
+    FAILED = "FAILED"  # staff confirmed "Print failed"
+    ENDED = "ENDED"  # a staff move (complete, revert, override) closed it by hand
+
+    ALL = (SENDING, NOT_STARTED, PRINTING, STOPPED, FINISHED, FAILED, ENDED)
+    #: A job has at most one run in these; a printer at most one SENDING or PRINTING.
+    OPEN = (SENDING, PRINTING, STOPPED)
+
+
+_OPEN_RUN = text("state IN ('SENDING', 'PRINTING', 'STOPPED')")
+_BUSY_RUN = text("state IN ('SENDING', 'PRINTING')")
+
+
+class PrintRun(Base):
+    """One job sent to one connected printer from PrintLab (issue 14): who started it, what the printer
+    reported, and how it ended. Unconnected printers have no runs (staff use the manual buttons)."""
+
+    __tablename__ = "print_run"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('SENDING', 'NOT_STARTED', 'PRINTING', 'STOPPED', 'FINISHED', 'FAILED', 'ENDED')",
+            name="state",
+        ),
+        # Two workers (or two staff) can never start one job twice, nor two jobs on one printer.
+        Index(
+            "ix_print_run_job_open", "job_id", unique=True, sqlite_where=_OPEN_RUN, postgresql_where=_OPEN_RUN
+        ),
+        Index(
+            "ix_print_run_printer_busy",
+            "printer_id",
+            unique=True,
+            sqlite_where=_BUSY_RUN,
+            postgresql_where=_BUSY_RUN,
+        ),
+        Index("ix_print_run_job_id", "job_id"),
+        Index("ix_print_run_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(String, ForeignKey("job.id"), nullable=False)
+    printer_id: Mapped[int] = mapped_column(Integer, ForeignKey("printer.id"), nullable=False)
+    #: The catalog printer's name when the run began (a record may be renamed or retired later).
+    printer_name: Mapped[str] = mapped_column(String(64), nullable=False)
+    state: Mapped[str] = mapped_column(String(20), nullable=False)
+    #: The job's sliced file sent (its stored name in the job's folder) and its name on the printer.
+    source_file: Mapped[str] = mapped_column(String(256), nullable=False)
+    printer_file: Mapped[str] = mapped_column(String(256), nullable=False)
+    requested_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    requested_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    workstation_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    #: Tries at sending it so far, and when the worker may try again (backoff) while SENDING.
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: Why it didn't start, or the reason the printer gave for stopping.
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: What the printer reported at the end, where it reports it.
+    seconds_printed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    filament_mm: Mapped[float | None] = mapped_column(Float, nullable=True)
+    filament_g: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class QueuePlace(Base):
+    """A Ready-to-Print job's place in its printer's queue on the board (issue 14). Jobs without a row
+    follow the placed ones, oldest confirmation first; a reorder writes the lane's places."""
+
+    __tablename__ = "queue_place"
+
+    job_id: Mapped[str] = mapped_column(String, ForeignKey("job.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
 class OutboxStatus:
     PENDING = "PENDING"
     SENT = "SENT"
@@ -427,6 +541,10 @@ class JobMilestone(Base):
     hours_to_printing: Mapped[float | None] = mapped_column(Float, nullable=True)
     hours_to_completion: Mapped[float | None] = mapped_column(Float, nullable=True)
     hours_to_pickup: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: What the printer reported for the print that completed it (issue 14), None for a print not
+    #: run from PrintLab or a printer that doesn't report it; reports prefer these to the estimates.
+    printed_hours: Mapped[float | None] = mapped_column(Float, nullable=True)
+    printed_g: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (
         # One index per stage: when it ended, then how long it took (completion also carries what
