@@ -42,10 +42,11 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	  else echo "Chromium is needed for the browser tests: sudo apt-get install -y chromium"; exit 1; fi; }
 
-# axe-core, the accessibility checker the browser tests inject into every page, pinned in
-# package-lock.json and installed into node_modules/ by npm (Node.js from the OS packages if missing).
+# axe-core, the accessibility checker the browser tests inject into every page, and oidc-provider,
+# the OpenID provider the campus sign-in tests run, pinned in package-lock.json and installed into
+# node_modules/ by npm (Node.js from the OS packages if missing).
 axe:
-	@test -f node_modules/axe-core/axe.min.js || { \
+	@{ test -f node_modules/axe-core/axe.min.js && test -f node_modules/oidc-provider/package.json; } || { \
 	  command -v npm >/dev/null 2>&1 || { \
 	    if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; \
 	    else echo "npm is needed to install axe-core for the browser tests: sudo apt-get install -y nodejs npm"; exit 1; fi; }; \

@@ -370,3 +370,108 @@ class OctoPrintServer:
             self.process.send_signal(signal.SIGCONT)  # a frozen process can't act on SIGTERM
             _stop(self.process)
             self.process = None
+
+
+#: The OpenID provider script and the npm package it runs (`oidc-provider`, pinned in package-lock.json).
+OIDC_PROVIDER_SCRIPT = Path(__file__).resolve().parent / "oidc" / "provider.mjs"
+OIDC_PROVIDER_PACKAGE = Path(__file__).resolve().parents[1] / "node_modules" / "oidc-provider"
+
+
+def signing_key(kid: str) -> dict[str, object]:
+    """A fresh RS256 signing key as a private JWK (the provider publishes its public half)."""
+    from joserfc.jwk import RSAKey
+
+    return RSAKey.generate_key(2048, {"kid": kid, "use": "sig", "alg": "RS256"}, private=True).as_dict(
+        private=True
+    )
+
+
+class OidcProvider:
+    """A real, certified OpenID provider (the npm package `oidc-provider`, run by Node) on 127.0.0.1, with
+    PrintLab registered as a confidential client (PKCE required) and campus accounts the tests name. Its
+    own development login page signs any listed account in with any password.
+
+    `restart(rotate_keys=True)` starts it again with a new signing key (key rotation); `clock_offset`
+    runs its clock wrong, so the ID tokens it issues have already expired."""
+
+    CLIENT_ID = "printlab"
+
+    def __init__(self, directory: Path, accounts: dict[str, dict[str, object]], redirect_base: str):
+        node = shutil.which("node")
+        if node is None or not OIDC_PROVIDER_PACKAGE.exists():
+            pytest.fail(
+                "Node.js and the npm package oidc-provider are required for this test: run `make test`"
+            )
+        self.node = node
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.port = free_port()
+        self.client_secret = secrets.token_urlsafe(32)
+        self.accounts = accounts
+        self.redirect_base = redirect_base.rstrip("/")
+        self.keys = [signing_key("key-1")]
+        self.clock_offset = 0
+        self.id_token_seconds = 3600
+        self.other_clients: list[dict[str, object]] = []
+        self.log = directory / "provider.out"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def issuer(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, client_id: str, secret: str) -> dict[str, object]:
+        return {
+            "client_id": client_id,
+            "client_secret": secret,
+            "redirect_uris": [f"{self.redirect_base}/login/campus/done"],
+            "post_logout_redirect_uris": [f"{self.redirect_base}/login"],
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "client_secret_basic",
+        }
+
+    def start(self) -> OidcProvider:
+        settings = self.directory / "provider.json"
+        settings.write_text(
+            json.dumps(
+                {
+                    "port": self.port,
+                    "issuer": self.issuer,
+                    "clients": [self.client(self.CLIENT_ID, self.client_secret), *self.other_clients],
+                    "accounts": self.accounts,
+                    "jwks": {"keys": self.keys},
+                    "clock_offset_seconds": self.clock_offset,
+                    "id_token_seconds": self.id_token_seconds,
+                }
+            )
+        )
+        with open(self.log, "ab") as output:
+            self.process = subprocess.Popen(
+                [self.node, str(OIDC_PROVIDER_SCRIPT), str(settings)],
+                stdout=output, stderr=subprocess.STDOUT, cwd=OIDC_PROVIDER_PACKAGE.parents[1],
+            )  # fmt: skip
+        deadline = time.monotonic() + START_BOUND_S
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                with urllib.request.urlopen(
+                    f"{self.issuer}/.well-known/openid-configuration", timeout=5
+                ) as answer:
+                    if answer.status == 200:
+                        return self
+            except (OSError, http.client.HTTPException):
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise AssertionError(f"The OpenID provider did not start on port {self.port}:\n{_log_tail(self.log)}")
+
+    def restart(self, *, rotate_keys: bool = False) -> OidcProvider:
+        self.stop()
+        if rotate_keys:
+            self.keys = [signing_key(f"key-{secrets.token_hex(4)}")]
+        return self.start()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+            self.process = None

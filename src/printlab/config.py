@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,32 @@ SETTINGS: tuple[Setting, ...] = (
         "the lab's name and contact address",
         "Sender of the lab's emails, e.g. `3D Print Lab <print-lab@example.edu>`; replies go to the lab's contact address.",
     ),
+    Setting(
+        "PRINTLAB_OIDC_ISSUER",
+        "(none)",
+        "Campus sign-in (OpenID Connect): the identity provider's issuer, e.g. "
+        "`https://login.microsoftonline.com/<tenant id>/v2.0`. Unset, staff sign in with workstation passwords only.",
+    ),
+    Setting("PRINTLAB_OIDC_CLIENT_ID", "(none)", "The client (application) id PrintLab is registered under."),
+    Setting(
+        "PRINTLAB_OIDC_CLIENT_SECRET", "(none)", "That registration's client secret; never logged or shown."
+    ),
+    Setting(
+        "PRINTLAB_OIDC_SCOPES",
+        "openid email profile",
+        "Scopes asked for; add `groups` where the provider sends groups only when asked (Okta).",
+    ),
+    Setting("PRINTLAB_OIDC_NAME_CLAIM", "name", "The ID-token claim that holds the person's name."),
+    Setting(
+        "PRINTLAB_OIDC_EMAIL_CLAIM",
+        "email",
+        "The claim that holds the email address (`preferred_username` on some tenants).",
+    ),
+    Setting(
+        "PRINTLAB_OIDC_GROUPS_CLAIM",
+        "groups",
+        "The claim that holds the person's groups, which admins map to roles.",
+    ),
 )
 
 
@@ -129,6 +156,23 @@ class SmtpSettings:
     username: str | None
     password: str | None = field(repr=False)
     timeout: float
+
+
+@dataclass(frozen=True)
+class OidcSettings:
+    """Campus sign-in's provider and PrintLab's registration there. The secret stays out of repr()."""
+
+    issuer: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    scopes: str = "openid email profile"
+    name_claim: str = "name"
+    email_claim: str = "email"
+    groups_claim: str = "groups"
+
+    @property
+    def discovery_url(self) -> str:
+        return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
 
 
 @dataclass(frozen=True)
@@ -157,6 +201,8 @@ class Config:
     #: The session cookie carries `Secure`: in production unless PRINTLAB_BASE_URL says http://,
     #: embedded only when the base URL is https://.
     secure_cookies: bool = False
+    #: None: campus sign-in is off.
+    oidc: OidcSettings | None = None
 
     @property
     def is_production(self) -> bool:
@@ -199,6 +245,7 @@ def load(environ: Mapping[str, str] | None = None, **overrides: str) -> Config:
         raise ConfigError(f"PRINTLAB_PROXY_COUNT must be a whole number, not {proxies!r}")
 
     smtp = _smtp(get)
+    oidc = _oidc(get)
     mail_from = get("PRINTLAB_MAIL_FROM")
     if mail_from and "@" not in parseaddr(mail_from)[1]:
         raise ConfigError(f"PRINTLAB_MAIL_FROM must be an email address, not {mail_from!r}")
@@ -235,6 +282,43 @@ def load(environ: Mapping[str, str] | None = None, **overrides: str) -> Config:
         smtp=smtp,
         mail_from=mail_from,
         secure_cookies=secure_cookies,
+        oidc=oidc,
+    )
+
+
+def _oidc(get: Callable[[str], str | None]) -> OidcSettings | None:
+    issuer, client_id, secret = (
+        get("PRINTLAB_OIDC_ISSUER"), get("PRINTLAB_OIDC_CLIENT_ID"), get("PRINTLAB_OIDC_CLIENT_SECRET"),
+    )  # fmt: skip
+    if issuer is None and client_id is None and secret is None:
+        return None
+    if issuer is None or client_id is None or secret is None:
+        # Never echo the secret: name what is missing.
+        missing = [
+            name
+            for name, value in (
+                ("PRINTLAB_OIDC_ISSUER", issuer),
+                ("PRINTLAB_OIDC_CLIENT_ID", client_id),
+                ("PRINTLAB_OIDC_CLIENT_SECRET", secret),
+            )
+            if value is None
+        ]
+        raise ConfigError(f"Campus sign-in needs {' and '.join(missing)} too")
+    parts = urlsplit(issuer)
+    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise ConfigError(f"PRINTLAB_OIDC_ISSUER must be an https:// address, not {issuer!r}")
+    scopes = get("PRINTLAB_OIDC_SCOPES") or "openid email profile"
+    if "openid" not in scopes.split():
+        raise ConfigError("PRINTLAB_OIDC_SCOPES must include openid")
+    return OidcSettings(
+        issuer=issuer,
+        client_id=client_id,
+        client_secret=secret,
+        scopes=" ".join(scopes.split()),
+        name_claim=get("PRINTLAB_OIDC_NAME_CLAIM") or "name",
+        email_claim=get("PRINTLAB_OIDC_EMAIL_CLAIM") or "email",
+        groups_claim=get("PRINTLAB_OIDC_GROUPS_CLAIM") or "groups",
     )
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
     true,
 )
@@ -417,6 +418,56 @@ class QueuePlace(Base):
 
     job_id: Mapped[str] = mapped_column(String, ForeignKey("job.id"), primary_key=True)
     position: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class CampusPerson(Base):
+    """Someone who signed in with their campus account (issue 15): who the provider says they are, the
+    staff name their actions are recorded under, and the role their groups or an admin gave them."""
+
+    __tablename__ = "campus_person"
+    __table_args__ = (
+        UniqueConstraint("issuer", "subject", name="uq_campus_person_issuer_subject"),
+        CheckConstraint("role IN ('NONE', 'STAFF', 'ADMIN')", name="role"),
+        CheckConstraint("approval IN ('PENDING', 'APPROVED', 'REFUSED')", name="approval"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The provider and its stable id for the person (`sub`): together, the one key for an account.
+    issuer: Mapped[str] = mapped_column(String(300), nullable=False)
+    subject: Mapped[str] = mapped_column(String(255), nullable=False)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    #: The groups sent at the latest sign-in.
+    groups: Mapped[Any] = mapped_column(JSON, nullable=True)
+    #: The staff record actions are attributed to ("Acting as" is this person); None until approved.
+    staff_name: Mapped[str | None] = mapped_column(String(100), ForeignKey("staff.name"), nullable=True)
+    #: A domain.campus.Role code; from the group mapping at each sign-in, or an admin's approval.
+    role: Mapped[str] = mapped_column(String(10), nullable=False, default="NONE", server_default="NONE")
+    #: A domain.campus.Approval code.
+    approval: Mapped[str] = mapped_column(
+        String(10), nullable=False, default="PENDING", server_default="PENDING"
+    )
+    #: True when an admin set the role by hand: the group mapping no longer changes it.
+    role_set_by_admin: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: Written into each session and compared on every request; "sign out everywhere", a refusal and a
+    #: removal add one, which ends all of the person's sessions at once.
+    session_epoch: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+
+
+class CampusGroupRole(Base):
+    """A campus group an admin gave a role: its members are staff (or admins) at their first sign-in."""
+
+    __tablename__ = "campus_group_role"
+    __table_args__ = (CheckConstraint("role IN ('STAFF', 'ADMIN')", name="role"),)
+
+    group: Mapped[str] = mapped_column(String(200), primary_key=True)
+    role: Mapped[str] = mapped_column(String(10), nullable=False)
+    added_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    added_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class OutboxStatus:

@@ -126,6 +126,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: Config | No
     if settings.worker == "thread" and not app.config.get("TESTING"):
         _start_worker(app)
     _register_blueprints(app)
+    _register_campus_sign_in(app, settings)
     _register_errors(app)
     app.after_request(_security_headers)
     app.context_processor(_page_context)
@@ -170,11 +171,18 @@ def _start_worker(app: Flask) -> None:
     app.extensions["printlab.worker"] = worker
 
 
+def _register_campus_sign_in(app: Flask, settings: Config) -> None:
+    from printlab.web.campus.routes import init_app
+
+    init_app(app, settings.oidc)
+
+
 def _register_blueprints(app: Flask) -> None:
     from printlab.web.admin.routes import bp as admin_bp
     from printlab.web.admin_integrity.routes import bp as admin_integrity_bp
     from printlab.web.admin_mail.routes import bp as admin_mail_bp
     from printlab.web.auth.routes import bp as auth_bp
+    from printlab.web.campus.routes import bp as campus_bp
     from printlab.web.confirm.routes import bp as confirm_bp
     from printlab.web.dashboard.routes import bp as dashboard_bp
     from printlab.web.exports.routes import bp as exports_bp
@@ -188,6 +196,7 @@ def _register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(home_bp)
     app.register_blueprint(auth_bp)
+    app.register_blueprint(campus_bp)
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(exports_bp)
     app.register_blueprint(jobs_bp)
@@ -252,9 +261,26 @@ def _workstation_or_nothing():  # type: ignore[no-untyped-def]
         return None
 
 
+def _signed_in_or_nothing():  # type: ignore[no-untyped-def]
+    """Who is signed in, for the page header (a workstation, a campus account, or both); None when
+    nobody is or the database can't say."""
+    from printlab.web.auth.guard import SignedIn, current_person
+
+    workstation = _workstation_or_nothing()
+    person = None
+    if session.get("person_id") is not None and not g.get("database_failed"):
+        try:
+            person = current_person()
+        except SQLAlchemyError:
+            _forget_failed_session()
+    return SignedIn(workstation, person) if workstation is not None or person is not None else None
+
+
 def _page_context() -> dict[str, Any]:
     return {
         "workstation": _workstation_or_nothing(),
+        "signed_in": _signed_in_or_nothing(),
+        "campus_sign_in": lab().config.oidc is not None,
         "banner": _banner_or_nothing(),
         "endpoints": current_app.view_functions,
     }

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from printlab.domain.text import is_clean
-from printlab.models import Staff, Workstation
+from printlab.models import CampusPerson, Staff, Workstation
 from printlab.services.errors import NotAllowed, ValidationError
 
 #: Workstation id used for actions typed at the server's console (`printlab` commands). Whoever can
@@ -22,6 +22,8 @@ class Actor:
 
     staff: str | None
     workstation: str | None
+    #: The campus account signed in (campus_person.id), when the person signed in with it.
+    person: int | None = None
 
     @classmethod
     def student(cls) -> Actor:
@@ -94,9 +96,23 @@ def is_admin_workstation(session: Session, workstation_id: str | None) -> bool:
     return bool(workstation and workstation.is_active and workstation.is_admin)
 
 
+def is_admin(session: Session, actor: Actor) -> bool:
+    """At an admin workstation (or the console), or signed in with a campus account that is an admin."""
+    if actor.person is not None:
+        person = session.get(CampusPerson, actor.person)
+        if (
+            person is not None
+            and (person.role, person.approval) == ("ADMIN", "APPROVED")
+            and person.staff_name == actor.staff
+        ):
+            return True
+    return is_admin_workstation(session, actor.workstation)
+
+
 def require_admin(session: Session, actor: Actor) -> None:
-    """Raise NotAllowed unless the actor is at an admin workstation (or the server console)."""
-    if not is_admin_workstation(session, actor.workstation):
+    """Raise NotAllowed unless the actor is at an admin workstation (or the server console), or is a
+    campus account an admin made an admin."""
+    if not is_admin(session, actor):
         raise NotAllowed("Only an admin workstation can do this.")
 
 

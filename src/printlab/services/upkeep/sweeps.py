@@ -27,9 +27,8 @@ from printlab.services.files import held_uploads
 from printlab.services.files.storage import Storage
 from printlab.services.jobs import student_actions, workflow
 from printlab.services.jobs.records import entered_status_at
-from printlab.services.lab.actors import Actor
+from printlab.services.lab.actors import Actor, is_admin
 from printlab.services.lab.catalog import load_catalog
-from printlab.services.lab.workstations import is_admin_workstation
 from printlab.services.mail import outbox
 from printlab.services.students import sign_in
 from printlab.services.upkeep import monthly_summary
@@ -215,7 +214,7 @@ def archive_due(
         member = session.get(Staff, actor.staff) if actor.staff else None
         if member is None or not member.is_active:
             raise ValidationError({"acting_as": "Choose who is acting (an active staff member)."})
-        if not is_admin_workstation(session, actor.workstation):
+        if not is_admin(session, actor):
             raise NotAllowed("Only an admin workstation can archive jobs.")
     archived = 0
     for job_id in archive_preview(session, now=now).job_ids[:limit]:

@@ -28,8 +28,8 @@ from printlab.services.lab.actors import Actor
 from printlab.services.lab.catalog import banner, catalog_version, save_section, set_banner
 from printlab.services.upkeep import health
 from printlab.services.views.job_detail import job_detail
-from printlab.web.auth.guard import admin_required, current_workstation
-from printlab.web.context import acting_as, catalog, db, lab, whole_number
+from printlab.web.auth.guard import admin_required, current_actor, current_workstation
+from printlab.web.context import catalog, db, lab, whole_number
 from printlab.web.job_version import expected_from
 from printlab.web.limits import counter_store
 
@@ -44,8 +44,7 @@ OVERRIDES = {
 
 
 def _actor() -> Actor:
-    workstation = current_workstation()
-    return Actor(acting_as(), workstation.id if workstation else None)
+    return current_actor()
 
 
 def _active_staff():  # type: ignore[no-untyped-def]

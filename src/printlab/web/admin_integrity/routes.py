@@ -5,11 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 
 from printlab.services.errors import NotAllowed, ValidationError
-from printlab.services.lab.actors import Actor
 from printlab.services.lab.staff import list_staff
 from printlab.services.upkeep import findings, repair
-from printlab.web.auth.guard import admin_required, current_workstation
-from printlab.web.context import acting_as, db, lab
+from printlab.web.auth.guard import admin_required, current_actor
+from printlab.web.context import db, lab
 
 bp = Blueprint("admin_integrity", __name__, template_folder="templates")
 
@@ -36,8 +35,7 @@ def index():  # type: ignore[no-untyped-def]
 @bp.post("/admin/integrity/repair")
 @admin_required
 def repair_findings():  # type: ignore[no-untyped-def]
-    workstation = current_workstation()
-    actor = Actor(acting_as(), workstation.id if workstation else None)
+    actor = current_actor()
     key = request.form.get("key")
     try:
         if request.form.get("all"):

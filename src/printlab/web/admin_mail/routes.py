@@ -19,8 +19,8 @@ from printlab.services.lab.staff import list_staff
 from printlab.services.mail import folder
 from printlab.services.upkeep import prune, sweeps
 from printlab.services.views.mail_list import STATES, MailSearch, mail_page
-from printlab.web.auth.guard import admin_required, current_workstation
-from printlab.web.context import acting_as, catalog, db, lab, whole_number
+from printlab.web.auth.guard import admin_required, current_actor
+from printlab.web.context import catalog, db, lab, whole_number
 
 bp = Blueprint(
     "admin_mail",
@@ -42,8 +42,7 @@ _MESSAGE_CSP = (
 
 
 def _actor() -> Actor:
-    workstation = current_workstation()
-    return Actor(acting_as(), workstation.id if workstation else None)
+    return current_actor()
 
 
 def _when() -> object:

@@ -1,22 +1,56 @@
-"""Guards for staff pages: who is signed in, and whether this workstation may see admin pages."""
+"""Guards for staff pages: who is signed in (a workstation, a campus account, or both), and whether they
+may see admin pages."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
 from flask import abort, g, redirect, request, session, url_for
 
-from printlab.models import Workstation
-from printlab.services.lab import workstations
-from printlab.web.context import db
+from printlab.domain.campus import Role
+from printlab.models import CampusPerson, Workstation
+from printlab.services.lab import campus, workstations
+from printlab.services.lab.actors import Actor
+from printlab.web.context import acting_as, db
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 #: Keys a sign-in puts into the session: which workstation, and the epoch the session was issued in.
 SESSION_KEYS = ("workstation_id", "workstation_epoch")
+#: Keys a campus sign-in adds: which person, and their epoch.
+PERSON_KEYS = ("person_id", "person_epoch")
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """Who is at the keyboard: a lab workstation, a campus account, or a campus account at a workstation."""
+
+    workstation: Workstation | None
+    person: CampusPerson | None
+
+    @property
+    def is_admin(self) -> bool:
+        if self.person is not None and self.person.role == Role.ADMIN.value:
+            return True
+        return bool(self.workstation and self.workstation.is_admin)
+
+    @property
+    def label(self) -> str:
+        """How the header names who is signed in."""
+        if self.person is not None:
+            return self.person.name
+        return self.workstation.id if self.workstation else ""
+
+    def actor(self) -> Actor:
+        """Who acts: the campus account's staff name when a person signed in, else "Acting as"."""
+        workstation = self.workstation.id if self.workstation else None
+        if self.person is not None:
+            return Actor(self.person.staff_name, workstation, person=self.person.id)
+        return Actor(acting_as(), workstation)
 
 
 def current_workstation() -> Workstation | None:
@@ -36,10 +70,38 @@ def current_workstation() -> Workstation | None:
     return g.workstation
 
 
+def current_person() -> CampusPerson | None:
+    """The person signed in with their campus account, re-checked once per request: signed out
+    everywhere, refused, or no longer staff ends the session here."""
+    if "campus_person" not in g:
+        person_id = session.get("person_id")
+        found = db().get(CampusPerson, person_id) if isinstance(person_id, int) else None
+        if person_id is not None and not campus.session_is_current(db(), found, session.get("person_epoch")):
+            for key in PERSON_KEYS:
+                session.pop(key, None)
+            found = None
+        g.campus_person = found
+    return g.campus_person
+
+
+def signed_in() -> SignedIn | None:
+    """Who is signed in, or None."""
+    workstation, person = current_workstation(), current_person()
+    if workstation is None and person is None:
+        return None
+    return SignedIn(workstation, person)
+
+
+def current_actor() -> Actor:
+    """The actor of a staff page's form (its "Acting as", or the campus account signed in)."""
+    who = signed_in()
+    return who.actor() if who else Actor(acting_as(), None)
+
+
 def login_required(view: F) -> F:
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if current_workstation() is None:
+        if signed_in() is None:
             if request.path.startswith("/api/"):
                 abort(401, description="Sign in on a lab workstation first.")
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
@@ -52,8 +114,8 @@ def admin_required(view: F) -> F:
     @wraps(view)
     @login_required
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        workstation = current_workstation()
-        if workstation is None or not workstation.is_admin:
+        who = signed_in()
+        if who is None or not who.is_admin:
             abort(403, description="This page is for admin workstations. Ask the lab manager.")
         return view(*args, **kwargs)
 

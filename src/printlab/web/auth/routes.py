@@ -16,7 +16,7 @@ from printlab.web.limits import limiter
 bp = Blueprint("auth", __name__, template_folder="templates")
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     """Only same-site paths; anything else (another host, a scheme) goes to the dashboard."""
     if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
         return target
@@ -65,7 +65,7 @@ def login_post():  # type: ignore[no-untyped-def]
     session["workstation_id"] = found.id
     session["workstation_epoch"] = found.session_epoch
     flash(f"Signed in as {found.id}.")
-    return redirect(_safe_next(target), 303)
+    return redirect(safe_next(target), 303)
 
 
 @bp.post("/logout")

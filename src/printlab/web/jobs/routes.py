@@ -37,8 +37,8 @@ from printlab.services.lab.actors import Actor
 from printlab.services.lab.staff import list_staff
 from printlab.services.views.approval import approval_form
 from printlab.services.views.job_detail import file_for_download, job_detail
-from printlab.web.auth.guard import current_workstation, login_required
-from printlab.web.context import acting_as, catalog, db, lab, upload_limit_bytes
+from printlab.web.auth.guard import current_actor, login_required
+from printlab.web.context import catalog, db, lab, upload_limit_bytes
 from printlab.web.job_version import expected_from
 from printlab.web.jobs.actions import ACTIONS, actions_for, email_sentence
 
@@ -46,8 +46,7 @@ bp = Blueprint("jobs", __name__, template_folder="templates")
 
 
 def _actor() -> Actor:
-    workstation = current_workstation()
-    return Actor(acting_as(), workstation.id if workstation else None)
+    return current_actor()
 
 
 def _active_staff() -> list[Staff]:

@@ -15,8 +15,8 @@ from printlab.services.lab.staff import list_staff
 from printlab.services.printers import fleet
 from printlab.services.printers.api_keys import KeyUnreadable
 from printlab.services.printers.connector import PrinterProblem
-from printlab.web.auth.guard import admin_required, current_workstation
-from printlab.web.context import acting_as, catalog, db, lab
+from printlab.web.auth.guard import admin_required, current_actor
+from printlab.web.context import catalog, db, lab
 
 bp = Blueprint("admin_printers", __name__, template_folder="templates")
 
@@ -32,8 +32,7 @@ STATE_WORDS = {
 
 
 def _actor() -> Actor:
-    workstation = current_workstation()
-    return Actor(acting_as(), workstation.id if workstation else None)
+    return current_actor()
 
 
 def _common() -> dict[str, Any]:

@@ -21,7 +21,7 @@ from printlab.domain.reports import (
     lab_day,
 )
 from printlab.services.views.reports import Filters, Report, build_report, checked_filters
-from printlab.web.auth.guard import current_workstation, login_required
+from printlab.web.auth.guard import login_required, signed_in
 from printlab.web.context import catalog, db
 
 bp = Blueprint("reports", __name__, template_folder="templates")
@@ -51,8 +51,8 @@ def _chosen() -> tuple[Period | None, Filters | None, dict[str, str]]:
 
 
 def _sees_money() -> bool:
-    workstation = current_workstation()
-    return bool(workstation and workstation.is_admin)
+    who = signed_in()
+    return bool(who and who.is_admin)
 
 
 @bp.get("/reports")
