@@ -273,6 +273,37 @@ ADMIN_ACTIONS = [
         "the server console",
         "Printer Prusa XL retired by the server console",
     ),
+    (
+        "CampusPersonSeen",
+        {"person": "Jo Park", "email": "jo@uni.example"},
+        None,
+        "Jo Park (jo@uni.example) signed in with a campus account for the first time",
+    ),
+    (
+        "CampusRoleFromGroups",
+        {"person": "Jo Park", "from": "NONE", "to": "STAFF"},
+        None,
+        "Jo Park is now staff, from their campus groups",
+    ),
+    (
+        "CampusPersonApproved",
+        {"person": "Jo Park", "role": "ADMIN"},
+        ALEX,
+        "Jo Park let in as an admin by Alex Rivera",
+    ),
+    ("CampusPersonRefused", {"person": "Jo Park"}, ALEX, "Jo Park's access removed by Alex Rivera"),
+    (
+        "CampusGroupRoleSet",
+        {"group": "mkr-staff", "role": "STAFF"},
+        ALEX,
+        "Members of campus group mkr-staff made staff by Alex Rivera",
+    ),
+    (
+        "CampusGroupRoleSet",
+        {"group": "mkr-staff", "role": None},
+        ALEX,
+        "Campus group mkr-staff no longer gives a role (changed by Alex Rivera)",
+    ),
 ]
 
 

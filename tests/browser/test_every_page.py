@@ -25,12 +25,13 @@ import pytest
 from sqlalchemy import func, select
 
 from printlab.clock import to_lab_time, utcnow
+from printlab.domain.campus import CampusIdentity
 from printlab.domain.catalog import DEFAULT_CATALOG
 from printlab.domain.statuses import Status
 from printlab.domain.submission import validate_submission
 from printlab.models import AccountCode, Job, OutboxMessage, OutboxStatus, Payment
 from printlab.services.jobs import job_desk, refunds, student_actions, submissions, workflow
-from printlab.services.lab import account_codes, workstations
+from printlab.services.lab import account_codes, campus, workstations
 from printlab.services.lab import staff as staff_service
 from printlab.services.lab.actors import Student
 from printlab.services.printers import fleet
@@ -878,6 +879,22 @@ def job_with_ledger(site: Site) -> str:
 def admin_account_codes(site: Site) -> str:
     _with_account_codes(site)
     return site.url("/admin/account-codes")
+
+
+@page_state("admin campus sign-in: someone waiting, staff by group, a refused person, a mapped group")
+def admin_campus(site: Site) -> str:
+    session = site.live.session
+    if not campus.list_people(session):
+        campus.set_group_role(session, "makerspace-technicians-and-student-assistants", "STAFF")
+        seen = [
+            CampusIdentity("https://login.example", "w1", "Jo Park", "jo.park@uni.example", ("students",)),
+            CampusIdentity("https://login.example", "s1", LONG_STAFF, "bartholomew.montgomery-fitzwilliam@uni.example",
+                           ("makerspace-technicians-and-student-assistants",)),
+            CampusIdentity("https://login.example", "r1", "Riley Quinn", None, ()),
+        ]  # fmt: skip
+        people = [campus.record_sign_in(session, identity) for identity in seen]
+        campus.refuse(session, people[2].id)
+    return site.url("/admin/campus")
 
 
 def _with_printers(site: Site) -> dict[str, int]:

@@ -306,6 +306,31 @@ def admin_log_sentence(action: str, details: Mapping[str, Any] | None, by: str |
         return _repair_sentence(d, who)
     if action.startswith("Printer"):
         return _printer_sentence(action, d, who)
+    if action.startswith("Campus"):
+        return _campus_sentence(action, d, who)
+    return f"{_words(action)} by {who}"
+
+
+#: A campus sign-in role in the log's words.
+_ROLE_WORDS = {"STAFF": "staff", "ADMIN": "an admin", "NONE": "no access"}
+
+
+def _campus_sentence(action: str, d: Mapping[str, Any], who: str) -> str:
+    person = d.get("person") or "Someone"
+    if action == "CampusPersonSeen":
+        email = f" ({d['email']})" if d.get("email") else ""
+        return f"{person}{email} signed in with a campus account for the first time"
+    if action == "CampusRoleFromGroups":
+        return f"{person} is now {_ROLE_WORDS.get(str(d.get('to')), 'no access')}, from their campus groups"
+    if action == "CampusPersonApproved":
+        return f"{person} let in as {_ROLE_WORDS.get(str(d.get('role')), 'staff')} by {who}"
+    if action == "CampusPersonRefused":
+        return f"{person}'s access removed by {who}"
+    if action == "CampusGroupRoleSet":
+        group, role = d.get("group"), d.get("role")
+        if not role:
+            return f"Campus group {group} no longer gives a role (changed by {who})"
+        return f"Members of campus group {group} made {_ROLE_WORDS.get(str(role), 'staff')} by {who}"
     return f"{_words(action)} by {who}"
 
 

@@ -6,6 +6,7 @@ import logging
 import time
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, jsonify, render_template, request, session
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -175,6 +176,11 @@ def _register_campus_sign_in(app: Flask, settings: Config) -> None:
     from printlab.web.campus.routes import init_app
 
     init_app(app, settings.oidc)
+    if settings.oidc is not None:
+        # Signing out is a form whose answer sends the browser on to the campus provider's sign-out.
+        parts = urlsplit(settings.oidc.issuer)
+        provider = f"{parts.scheme}://{parts.netloc}"
+        app.extensions["printlab.csp"] = _CSP.replace("form-action 'self'", f"form-action 'self' {provider}")
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -312,7 +318,7 @@ def _signed_in_for_health() -> bool:
 
 
 def _security_headers(response):  # type: ignore[no-untyped-def]
-    response.headers.setdefault("Content-Security-Policy", _CSP)
+    response.headers.setdefault("Content-Security-Policy", current_app.extensions.get("printlab.csp", _CSP))
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
