@@ -31,12 +31,13 @@ ALEX = {
 }
 SAM = {"email": "sam.lee@uni.example", "email_verified": True, "name": "Sam Lee", "groups": ["mkr-admins"]}
 NEWCOMER = {"email": "jo.park@uni.example", "email_verified": True, "name": "Jo Park", "groups": ["students"]}
+UNCONFIRMED = {"email": "kim@elsewhere.example", "email_verified": False, "name": "Kim Ode", "groups": []}
 
 
 @pytest.fixture(scope="module")
 def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
     server = OidcProvider(
-        tmp_path_factory.mktemp("oidc"), {"alex": ALEX, "sam": SAM, "jo": NEWCOMER}, BASE
+        tmp_path_factory.mktemp("oidc"), {"alex": ALEX, "sam": SAM, "jo": NEWCOMER, "kim": UNCONFIRMED}, BASE
     ).start()
     yield server
     server.stop()
@@ -85,16 +86,16 @@ def at_provider(authorize_url: str, login: str, browser: httpx.Client) -> str:
     raise AssertionError("the provider never sent the browser back")
 
 
-def start(client, next_page: str = "/") -> str:  # type: ignore[no-untyped-def]
-    answer = client.get("/login/campus", query_string={"next": next_page})
+def start(client, next_page: str = "/", **extra: str) -> str:  # type: ignore[no-untyped-def]
+    answer = client.get("/login/campus", query_string={"next": next_page, **extra})
     assert answer.status_code == 302, answer.get_data(as_text=True)[:300]
     return answer.headers["Location"]
 
 
-def sign_in(client, login: str, next_page: str = "/"):  # type: ignore[no-untyped-def]
+def sign_in(client, login: str, next_page: str = "/", **extra: str):  # type: ignore[no-untyped-def]
     """The whole round trip; returns PrintLab's answer to the provider's redirect back."""
     with httpx.Client() as browser:
-        back = at_provider(start(client, next_page), login, browser)
+        back = at_provider(start(client, next_page, **extra), login, browser)
     parts = urlsplit(back)
     return client.get(parts.path, query_string=parts.query)
 
@@ -287,7 +288,7 @@ def test_at_a_shared_workstation_a_person_signs_in_over_it_and_out_again(campus_
     client = sign_in_client(campus_app.test_client(), session)
     assert sign_in(client, "alex").status_code == 303
     page = client.get("/dashboard").get_data(as_text=True)
-    assert "Alex Rivera" in page and "HEALTH-PC" in page and "switch person" in page
+    assert "Alex Rivera" in page and "HEALTH-PC" in page and ">Done<" in page
     answer = client.post("/login/campus/sign-out", data={"csrf_token": csrf(client, "/dashboard")})
     assert answer.status_code == 303
     page = client.get("/dashboard")
@@ -323,6 +324,29 @@ def test_a_campus_persons_job_actions_are_attributed_to_them(campus_app, session
         select(Event).where(Event.job_id == job.id, Event.event_type == "NotesUpdated")
     ).one()
     assert event.triggered_by == "Alex Rivera"
+
+
+def test_a_student_opens_my_requests_with_their_campus_account(campus_app, session, storage):
+    from .factories import make_job
+
+    job = make_job(session, storage, student_email="Jo.Park@uni.example")
+    client = campus_app.test_client()
+    assert 'id="campus-student-sign-in"' in client.get("/my/sign-in").get_data(as_text=True)
+    answer = sign_in(client, "jo", **{"for": "student"})
+    assert answer.status_code == 303 and answer.headers["Location"].endswith("/my")
+    page = client.get("/my").get_data(as_text=True)
+    assert job.display_name.split("_")[-1] in page or job.original_filename in page
+    # A student is no staff member: no campus person, no staff record, no dashboard.
+    assert session.scalars(select(CampusPerson)).first() is None
+    assert client.get("/dashboard").status_code == 302
+
+
+def test_a_student_account_without_a_confirmed_address_uses_the_email_link(campus_app):
+    client = campus_app.test_client()
+    answer = sign_in(client, "kim", **{"for": "student"})
+    assert answer.status_code == 400
+    assert "confirmed email address" in answer.get_data(as_text=True)
+    assert client.get("/my").status_code == 303  # back to asking for a link
 
 
 # -- the rules and the service -----------------------------------------------------------------------

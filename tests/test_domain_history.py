@@ -273,6 +273,8 @@ ADMIN_ACTIONS = [
         "the server console",
         "Printer Prusa XL retired by the server console",
     ),
+    ("StaffPinSet", {"name": "Jo Park", "own": True}, "Jo Park", "Jo Park set their own PIN"),
+    ("StaffPinSet", {"name": "Jo Park", "own": False}, ALEX, "PIN for Jo Park set by Alex Rivera"),
     (
         "CampusPersonSeen",
         {"person": "Jo Park", "email": "jo@uni.example"},

@@ -470,6 +470,21 @@ class CampusGroupRole(Base):
     added_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
+class StaffPin(Base):
+    """A staff member's personal PIN for switching in at a shared workstation (issue 15), argon2-hashed,
+    with the wrong tries that lock it for a while. `epoch` grows with each change, ending switches."""
+
+    __tablename__ = "staff_pin"
+
+    staff_name: Mapped[str] = mapped_column(String(100), ForeignKey("staff.name"), primary_key=True)
+    pin_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    set_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    set_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    epoch: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+
+
 class OutboxStatus:
     PENDING = "PENDING"
     SENT = "SENT"

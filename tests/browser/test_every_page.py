@@ -31,7 +31,7 @@ from printlab.domain.statuses import Status
 from printlab.domain.submission import validate_submission
 from printlab.models import AccountCode, Job, OutboxMessage, OutboxStatus, Payment
 from printlab.services.jobs import job_desk, refunds, student_actions, submissions, workflow
-from printlab.services.lab import account_codes, campus, workstations
+from printlab.services.lab import account_codes, campus, pins, workstations
 from printlab.services.lab import staff as staff_service
 from printlab.services.lab.actors import Student
 from printlab.services.printers import fleet
@@ -895,6 +895,58 @@ def admin_campus(site: Site) -> str:
         people = [campus.record_sign_in(session, identity) for identity in seen]
         campus.refuse(session, people[2].id)
     return site.url("/admin/campus")
+
+
+def _with_a_pin(site: Site) -> None:
+    if LONG_STAFF not in pins.names_with_pins(site.live.session):
+        pins.set_pin(site.live.session, LONG_STAFF, "4719", by=actor(STAFF, ADMIN_PC))
+
+
+@page_state("switch to me: a PIN form at a lab computer", who="desk")
+def switch_person(site: Site) -> str:
+    _with_a_pin(site)
+    return site.url("/switch")
+
+
+def _wrong_pin(site: Site, tab: Tab) -> Any:
+    page = tab.page
+    page.locator("#switch-staff").select_option(LONG_STAFF)
+    page.locator("#switch-pin").fill("0001")
+    with page.expect_navigation() as navigation:
+        page.get_by_role("button", name="Switch").click()
+    return navigation.value
+
+
+@page_state("switch to me: a wrong PIN", who="desk", status=401, then=_wrong_pin)
+def switch_person_wrong(site: Site) -> str:
+    _with_a_pin(site)
+    return site.url("/switch")
+
+
+def _right_pin(site: Site, tab: Tab) -> Any:
+    page = tab.page
+    page.locator("#switch-staff").select_option(LONG_STAFF)
+    page.locator("#switch-pin").fill("4719")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Switch").click()
+    return tab.go(site.url("/me/pin"))
+
+
+@page_state("my PIN, switched in at a lab computer (then Done)", who="desk", then=_right_pin)
+def my_pin(site: Site) -> str:
+    _with_a_pin(site)
+    return site.url("/switch")
+
+
+def _done(site: Site, tab: Tab) -> Any:
+    with tab.page.expect_navigation() as navigation:
+        tab.page.locator("#signed-in-person + form").get_by_role("button", name="Done").click()
+    return navigation.value
+
+
+@page_state("dashboard with a person switched in, who presses Done", who="desk", then=_done)
+def switched_back(site: Site) -> str:
+    return site.url("/dashboard")
 
 
 def _with_printers(site: Site) -> dict[str, int]:

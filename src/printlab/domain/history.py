@@ -276,6 +276,8 @@ def admin_log_sentence(action: str, details: Mapping[str, Any] | None, by: str |
     }
     if action in staff_changes:
         return f"Staff member {name} {staff_changes[action]} by {who}"
+    if action == "StaffPinSet":
+        return f"{name} set their own PIN" if d.get("own") else f"PIN for {name} set by {who}"
     station_changes = {
         "WorkstationAdded": "added" + (" as an admin workstation" if d.get("admin") else ""),
         "WorkstationPasswordReset": "given a new password",

@@ -37,3 +37,26 @@ def wait_text(wait: timedelta) -> str:
         return f"{seconds} seconds"
     minutes = (seconds + 59) // 60
     return f"{minutes} minutes"
+
+
+# -- personal PINs: a person's quick switch at a shared workstation ---------------------------------
+
+#: A PIN is this many digits (short, typed often, on a computer the lab already signed in).
+PIN_DIGITS = (4, 8)
+#: Wrong PINs for one person before the PIN stops working for PIN_LOCK.
+PIN_TRIES = 5
+PIN_LOCK = timedelta(minutes=15)
+#: A person switched in by PIN hands the workstation back after this long without a click.
+PIN_IDLE = timedelta(minutes=15)
+#: PINs anyone would try first.
+_GUESSABLE = {"1234", "12345", "123456", "1234567", "12345678", "4321", "654321", "0000", "2580"}
+
+
+def pin_problem(pin: str) -> str | None:
+    """Why `pin` can't be a personal PIN, or None."""
+    low, high = PIN_DIGITS
+    if not pin.isascii() or not pin.isdigit() or not low <= len(pin) <= high:
+        return f"A PIN is {low} to {high} digits."
+    if len(set(pin)) == 1 or pin in _GUESSABLE:
+        return "That PIN is one people guess first; choose another."
+    return None

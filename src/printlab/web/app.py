@@ -270,16 +270,21 @@ def _workstation_or_nothing():  # type: ignore[no-untyped-def]
 def _signed_in_or_nothing():  # type: ignore[no-untyped-def]
     """Who is signed in, for the page header (a workstation, a campus account, or both); None when
     nobody is or the database can't say."""
-    from printlab.web.auth.guard import SignedIn, current_person
+    from printlab.web.auth.guard import SignedIn, current_person, current_pin_staff
 
     workstation = _workstation_or_nothing()
-    person = None
-    if session.get("person_id") is not None and not g.get("database_failed"):
+    person = pin_staff = None
+    if not g.get("database_failed"):
         try:
-            person = current_person()
+            if session.get("person_id") is not None:
+                person = current_person()
+            if person is None and workstation is not None and session.get("pin_staff") is not None:
+                pin_staff = current_pin_staff()
         except SQLAlchemyError:
             _forget_failed_session()
-    return SignedIn(workstation, person) if workstation is not None or person is not None else None
+    if workstation is None and person is None:
+        return None
+    return SignedIn(workstation, person, pin_staff)
 
 
 def _page_context() -> dict[str, Any]:

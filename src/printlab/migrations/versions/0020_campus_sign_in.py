@@ -1,4 +1,4 @@
-"""campus_person, campus_group_role: staff who sign in with their campus account, and groups' roles
+"""campus_person, campus_group_role, staff_pin: campus sign-in for staff, groups' roles, personal PINs
 
 Revision ID: 0020
 Revises: 0019
@@ -6,7 +6,8 @@ Create Date: 2026-12-04 19:30:00.000000
 
 Campus sign-in (OpenID Connect, issue 15): each person the lab's identity provider vouched for, keyed
 by the provider and its subject id, with the staff name their actions are recorded under and the role
-(staff, admin) their groups or an admin gave them; and the groups an admin mapped to roles.
+(staff, admin) their groups or an admin gave them; the groups an admin mapped to roles; and each staff
+member's personal PIN (argon2) for switching in at a shared workstation.
 """
 
 from __future__ import annotations
@@ -56,7 +57,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("group", name=op.f("pk_campus_group_role")),
     )
 
+    op.create_table(
+        "staff_pin",
+        sa.Column("staff_name", sa.String(length=100), nullable=False),
+        sa.Column("pin_hash", sa.String(length=255), nullable=False),
+        sa.Column("set_at", sa.DateTime(), nullable=False),
+        sa.Column("set_by", sa.String(length=100), nullable=True),
+        sa.Column("failures", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("locked_until", sa.DateTime(), nullable=True),
+        sa.Column("epoch", sa.Integer(), server_default="0", nullable=False),
+        sa.ForeignKeyConstraint(["staff_name"], ["staff.name"], name=op.f("fk_staff_pin_staff_name_staff")),
+        sa.PrimaryKeyConstraint("staff_name", name=op.f("pk_staff_pin")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("staff_pin")
     op.drop_table("campus_group_role")
     op.drop_table("campus_person")

@@ -10,9 +10,11 @@ from typing import Any, TypeVar
 
 from flask import abort, g, redirect, request, session, url_for
 
+from printlab.clock import utcnow
 from printlab.domain.campus import Role
+from printlab.domain.sign_in import PIN_IDLE
 from printlab.models import CampusPerson, Workstation
-from printlab.services.lab import campus, workstations
+from printlab.services.lab import campus, pins, workstations
 from printlab.services.lab.actors import Actor
 from printlab.web.context import acting_as, db
 
@@ -23,6 +25,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 SESSION_KEYS = ("workstation_id", "workstation_epoch")
 #: Keys a campus sign-in adds: which person, and their epoch.
 PERSON_KEYS = ("person_id", "person_epoch")
+#: Keys a PIN switch at a workstation adds: who, their PIN's epoch, and their last click (idle timeout).
+PIN_KEYS = ("pin_staff", "pin_epoch", "pin_seen")
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,16 @@ class SignedIn:
 
     workstation: Workstation | None
     person: CampusPerson | None
+    #: A staff member switched in at the workstation with their PIN.
+    pin_staff: str | None = None
+
+    @property
+    def who(self) -> str | None:
+        """The staff name every action is recorded under, when a person signed in (campus or PIN);
+        None when the workstation alone is signed in and each form says who acts."""
+        if self.person is not None:
+            return self.person.staff_name
+        return self.pin_staff
 
     @property
     def is_admin(self) -> bool:
@@ -50,6 +64,8 @@ class SignedIn:
         workstation = self.workstation.id if self.workstation else None
         if self.person is not None:
             return Actor(self.person.staff_name, workstation, person=self.person.id)
+        if self.pin_staff is not None:
+            return Actor(self.pin_staff, workstation)
         return Actor(acting_as(), workstation)
 
 
@@ -84,12 +100,36 @@ def current_person() -> CampusPerson | None:
     return g.campus_person
 
 
+def current_pin_staff() -> str | None:
+    """The person switched in with their PIN at this signed-in workstation, re-checked once per request:
+    a PIN changed since, a person off the staff list, or PIN_IDLE without a click hands it back."""
+    if "pin_staff" not in g:
+        name = session.get("pin_staff")
+        found = None
+        if name is not None:
+            seen = session.get("pin_seen")
+            now = utcnow().timestamp()
+            idle = not isinstance(seen, int | float) or now - seen > PIN_IDLE.total_seconds()
+            if (
+                current_workstation() is None
+                or idle
+                or not pins.switch_is_current(db(), name, session.get("pin_epoch"))
+            ):
+                for key in PIN_KEYS:
+                    session.pop(key, None)
+            else:
+                found = name
+                session["pin_seen"] = now
+        g.pin_staff = found
+    return g.pin_staff
+
+
 def signed_in() -> SignedIn | None:
     """Who is signed in, or None."""
     workstation, person = current_workstation(), current_person()
     if workstation is None and person is None:
         return None
-    return SignedIn(workstation, person)
+    return SignedIn(workstation, person, None if person is not None else current_pin_staff())
 
 
 def current_actor() -> Actor:

@@ -6,10 +6,19 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 
+from printlab.clock import utcnow
 from printlab.domain import sign_in as rules
-from printlab.services.errors import NotAllowed
-from printlab.services.lab import sign_in_guard, workstations
-from printlab.web.auth.guard import current_workstation
+from printlab.services.errors import NotAllowed, ValidationError
+from printlab.services.lab import pins, sign_in_guard, workstations
+from printlab.services.lab.pins import PinRefused
+from printlab.web.auth.guard import (
+    PERSON_KEYS,
+    PIN_KEYS,
+    current_actor,
+    current_workstation,
+    login_required,
+    signed_in,
+)
 from printlab.web.context import db
 from printlab.web.limits import limiter
 
@@ -77,3 +86,77 @@ def logout():  # type: ignore[no-untyped-def]
     session.clear()
     flash("Signed out.")
     return redirect(url_for("auth.login"), 303)
+
+
+# -- switching people at a shared workstation ------------------------------------------------------
+
+
+@bp.get("/switch")
+def switch():  # type: ignore[no-untyped-def]
+    """At a signed-in workstation: switch in with a campus account or a personal PIN."""
+    if current_workstation() is None:
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    return _switch_page()
+
+
+def _switch_page(error: str | None = None, name: str = "", status: int = 200):  # type: ignore[no-untyped-def]
+    return render_template(
+        "auth/switch.html",
+        names=pins.names_with_pins(db()),
+        next=safe_next(request.values.get("next")),
+        error=error,
+        name=name,
+    ), status
+
+
+@bp.post("/switch")
+@limiter.limit("20 per minute", methods=["POST"])
+def switch_post():  # type: ignore[no-untyped-def]
+    if current_workstation() is None:
+        return redirect(url_for("auth.login"), 303)
+    name = (request.form.get("staff") or "").strip()
+    try:
+        epoch = pins.switch_in(db(), name, request.form.get("pin") or "")
+    except PinRefused as exc:
+        return _switch_page(str(exc), name, 401)
+    for key in (*PERSON_KEYS, *PIN_KEYS):
+        session.pop(key, None)
+    session["pin_staff"], session["pin_epoch"], session["pin_seen"] = name, epoch, utcnow().timestamp()
+    flash(f"Switched to {name}. Press Done when you leave the computer.")
+    return redirect(safe_next(request.form.get("next")), 303)
+
+
+@bp.post("/switch/done")
+def switch_done():  # type: ignore[no-untyped-def]
+    for key in PIN_KEYS:
+        session.pop(key, None)
+    flash("Done. The computer is ready for the next person.")
+    return redirect(url_for("dashboard.index"), 303)
+
+
+@bp.route("/me/pin", methods=["GET", "POST"])
+@login_required
+def my_pin():  # type: ignore[no-untyped-def]
+    """A person signed in as themselves (campus account or PIN) sets their own PIN."""
+    who = signed_in()
+    if who is None or who.who is None:
+        flash("Sign in as yourself first (campus account or PIN); an admin can set a first PIN.")
+        return redirect(url_for("auth.switch"), 303)
+    if request.method == "GET":
+        return render_template("auth/my_pin.html", errors={}, name=who.who)
+    pin, again = request.form.get("pin") or "", request.form.get("again") or ""
+    errors: dict[str, str] = {}
+    if pin != again:
+        errors["again"] = "The two PINs differ; type the same PIN twice."
+    else:
+        try:
+            pins.set_pin(db(), who.who, pin, by=current_actor())
+        except ValidationError as exc:
+            db().rollback()
+            errors = exc.errors
+    if errors:
+        return render_template("auth/my_pin.html", errors=errors, name=who.who), 400
+    if session.get("pin_staff") == who.who:  # their own switch carries on under the new PIN
+        session["pin_epoch"] = pins.switch_in_epoch(db(), who.who)
+    flash("Your PIN is set. Use it with “Switch to me” on any lab computer.")
+    return redirect(url_for("dashboard.index"), 303)

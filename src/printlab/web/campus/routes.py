@@ -24,14 +24,17 @@ from flask import (
 from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, MissingClaimError
 
 from printlab.config import OidcSettings
-from printlab.domain.campus import ClaimNames, ClaimsProblem, Role, identity_from_claims
+from printlab.domain.campus import CampusIdentity, ClaimNames, ClaimsProblem, Role, identity_from_claims
 from printlab.services.errors import NotFound, ServiceError, ValidationError
-from printlab.services.lab import campus
+from printlab.services.lab import campus, pins
 from printlab.services.lab.staff import list_staff
+from printlab.services.students import sign_in as student_sign_in
 from printlab.web.auth.guard import PERSON_KEYS, admin_required, current_actor, current_person
 from printlab.web.auth.routes import safe_next
 from printlab.web.context import catalog, db, lab
 from printlab.web.limits import limiter
+from printlab.web.my.signed_in import remember
+from printlab.web.my.signed_in import session_token as student_session_token
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +42,9 @@ bp = Blueprint("campus", __name__, template_folder="templates")
 
 #: Seconds PrintLab waits for the campus provider (discovery, keys, token exchange).
 PROVIDER_TIMEOUT = 10
-#: Where the session keeps the page to return to and the ID token (for signing out at the provider).
-NEXT_KEY, ID_TOKEN_KEY = "campus_next", "campus_id_token"
+#: Where the session keeps the page to return to, the ID token (for signing out at the provider), and
+#: who is signing in: staff (the default) or a student opening "My requests".
+NEXT_KEY, ID_TOKEN_KEY, PURPOSE_KEY = "campus_next", "campus_id_token", "campus_purpose"
 
 
 def init_app(app: Flask, settings: OidcSettings | None) -> None:
@@ -100,6 +104,7 @@ def start():  # type: ignore[no-untyped-def]
             503,
         )
     session[NEXT_KEY] = safe_next(request.args.get("next"))
+    session[PURPOSE_KEY] = "student" if request.args.get("for") == "student" else "staff"
     return client.authorize_redirect(_done_url())
 
 
@@ -145,6 +150,8 @@ def done():  # type: ignore[no-untyped-def]
     except requests.RequestException as exc:
         log.warning("campus provider unreachable: %s", exc)
         return _problem("The campus sign-in service isn't answering. Try again in a minute.", 503)
+    if session.pop(PURPOSE_KEY, "staff") == "student":
+        return _student_signed_in(identity, claims)
     person = campus.record_sign_in(db(), identity)
     if not campus.may_work(person, db()):
         return render_template("campus/waiting.html", person=person), 403
@@ -159,6 +166,21 @@ def done():  # type: ignore[no-untyped-def]
     session[ID_TOKEN_KEY] = token.get("id_token")
     flash(f"Signed in as {person.name}.")
     return redirect(safe_next(target), 303)
+
+
+def _student_signed_in(identity: CampusIdentity, claims: Any):  # type: ignore[no-untyped-def]
+    """A student's "My requests" opened by their campus account: its address, as the email link would."""
+    session.pop(NEXT_KEY, None)
+    if identity.email is None or claims.get("email_verified") is False:
+        return _problem(
+            "Your campus account didn't give PrintLab a confirmed email address. Use the email link instead."
+        )
+    try:
+        signed_in = student_sign_in.sign_in_vouched(db(), identity.email)
+    except ValidationError:
+        return _problem("Your campus account's email address can't be used. Use the email link instead.")
+    student_sign_in.sign_out(db(), student_session_token())  # a browser holds one session
+    return remember(redirect(url_for("my.index"), 303), signed_in)
 
 
 @bp.post("/login/campus/sign-out")
@@ -205,6 +227,7 @@ def _admin_page(errors: dict[str, str] | None = None, form: dict[str, str] | Non
         configured=lab().config.oidc is not None,
         staff=list_staff(db(), active_only=True),
         zone=catalog().lab.time_zone,
+        with_pins=pins.names_with_pins(db()),
         roles=[Role.STAFF, Role.ADMIN],
         errors=errors or {},
         form=form or {},
@@ -249,4 +272,21 @@ def decide(person_id: str):  # type: ignore[no-untyped-def]
     except ServiceError as exc:
         db().rollback()
         flash(str(exc))
+    return redirect(url_for("campus.admin"), 303)
+
+
+@bp.post("/admin/campus/pins")
+@admin_required
+def set_staff_pin():  # type: ignore[no-untyped-def]
+    name = (request.form.get("staff") or "").strip()
+    try:
+        pins.set_pin(db(), name, request.form.get("pin") or "", by=current_actor())
+    except ValidationError as exc:
+        db().rollback()
+        return _admin_page(exc.errors, {"staff": name}, 400)
+    except ServiceError as exc:
+        db().rollback()
+        flash(str(exc))
+        return redirect(url_for("campus.admin"), 303)
+    flash(f"{name}'s PIN is set.")
     return redirect(url_for("campus.admin"), 303)
