@@ -23,6 +23,11 @@ from printlab.clock import lab_day_start, utcnow
 from printlab.domain.catalog import Catalog
 from printlab.domain.reports import (
     AGE_BUCKETS,
+    APPROVAL,
+    ARCHIVING_OVERRIDE,
+    CANCELLATION,
+    COUNTED_ACTIONS,
+    REJECTION,
     STAGES,
     Period,
     PeriodError,
@@ -36,6 +41,7 @@ from printlab.domain.text import is_clean
 from printlab.models import (
     MILESTONE_COLUMNS,
     STAGE_HOURS_COLUMNS,
+    CountedAction,
     Event,
     Job,
     JobMilestone,
@@ -54,7 +60,6 @@ assert [start for start, _, _ in STAGES] == [Status.UPLOADED, *_STAGE_ENDS[:-1]]
 _COMPLETED = 1 + _STAGE_ENDS.index(Status.COMPLETED)
 
 _FROM = Event.details["from"].as_string()
-_TO = Event.details["to"].as_string()
 
 
 @dataclass(frozen=True)
@@ -352,42 +357,35 @@ def _actions_per_staff(session: Session, span: Span, filters: Filters) -> dict[s
     return staff
 
 
-#: The events whose details the counts need: approvals, rejections and cancellations, and overrides
-#: (an override that archives a job also writes JobArchived). A student's cancellation or declined
-#: quote has an event type of its own (a student is not staff) and counts as a cancellation.
-_COUNTED_TYPES = ("StaffApproved", "StaffRejected", "AdminOverride", "StudentCancelled", "QuoteDeclined")
-
-
 def _event_counts(
     session: Session, span: Span, filters: Filters
 ) -> tuple[dict[str, Figure], list[tuple[str, int, int]]]:
     """Approvals, rejections, cancellations and each staff member's actions.
 
-    The staff members' actions are counted first (`_actions_per_staff`), then one grouped statement
-    reads the few types whose details say what they were.
+    The staff members' actions are counted first (`_actions_per_staff`), then the approvals,
+    rejections, cancellations and archiving overrides per staff member from `counted_action`'s
+    index (which of them an event was is kept beside it when it is written: its details are not read).
     """
-    flag = _this_period(Event.timestamp, span)
+    c = CountedAction
+    flag = _this_period(c.timestamp, span)
     staff = _actions_per_staff(session, span, filters)
-    detailed = (
-        select(flag, Event.event_type, _FROM, _TO, Event.triggered_by, func.count())
-        .where(_in_span(Event.timestamp, span), Event.event_type.in_(_COUNTED_TYPES))
-        .group_by(flag, Event.event_type, _FROM, _TO, Event.triggered_by)
+    query = (
+        select(flag, c.action, c.triggered_by, func.count())
+        .where(c.action.in_(COUNTED_ACTIONS), _in_span(c.timestamp, span))
+        .group_by(flag, c.action, c.triggered_by)
     )
-    counts: dict[str, list[int]] = {k: [0, 0] for k in ("approvals", "rejections", "cancellations")}
-    for this, kind, source, target, who, n in session.execute(_events_of(detailed, filters)):
+    conditions = filters.conditions()
+    if conditions:
+        query = query.join(Job, Job.id == c.job_id).where(*conditions)
+    names = {APPROVAL: "approvals", REJECTION: "rejections", CANCELLATION: "cancellations"}
+    counts: dict[str, list[int]] = {k: [0, 0] for k in names.values()}
+    for this, action, who, n in session.execute(query):
         slot = 1 if this else 0
-        if kind == "StaffApproved" and source == Status.UPLOADED:
-            counts["approvals"][slot] += n
-        elif kind == "StaffRejected" and source == Status.UPLOADED:
-            counts["rejections"][slot] += n
-        elif kind in ("StaffRejected", "StudentCancelled", "QuoteDeclined"):
-            counts["cancellations"][slot] += n
+        if action in names:
+            counts[names[action]][slot] += n
         # An approval writes StaffApproved and StatusChanged, an override that archives AdminOverride
         # and JobArchived: one action each for the staff member.
-        twin = (kind == "StaffApproved" and source == Status.UPLOADED) or (
-            kind == "AdminOverride" and target == Status.ARCHIVED
-        )
-        if who and twin:
+        if who and action in (APPROVAL, ARCHIVING_OVERRIDE):
             staff[who][slot] -= n
     figures = {k: Figure(now, before) for k, (before, now) in counts.items()}
     activity = sorted(
@@ -418,17 +416,17 @@ def _rejection_reasons(session: Session, span: Span, filters: Filters) -> list[t
 
 
 def _milestones_of(query: Any, filters: Filters) -> Any:
-    """`query` over job_milestone narrowed by `filters`: the printer and method are copied into the
-    milestone row; discipline and class need the job."""
+    """`query` over job_milestone narrowed by `filters`: the job's printer, method, discipline and
+    class are copied into its milestone row, so the job is never joined."""
     m = JobMilestone
     if filters.printer:
         query = query.where(m.printer == filters.printer)
     if filters.method:
         query = query.where(m.material == filters.method)
-    if filters.discipline or filters.class_number:
-        query = query.join(Job, Job.id == m.job_id).where(
-            *Filters("", "", filters.discipline, filters.class_number).conditions()
-        )
+    if filters.discipline:
+        query = query.where(m.discipline == filters.discipline)
+    if filters.class_number:
+        query = query.where(func.lower(m.class_number) == filters.class_number.lower())
     return query
 
 
@@ -514,13 +512,18 @@ class Completions:
 
 def _completions(session: Session, span: Span, filters: Filters, period: Period) -> Completions:
     """Two grouped statements over `job_milestone.completed_at`: per printer and method in each
-    period, and per lab-local week of this period (weeks found by their first moment in UTC, so a
+    period (the printed time and filament the printer reported, or else the estimates), and per lab-local week of this period (weeks found by their first moment in UTC, so a
     week that crosses a daylight-saving change is still Monday to Sunday in the lab)."""
     m = JobMilestone
     done = m.completed_at
     flag = _this_period(done, span)
+    # What the printer reported for the print, where it did; otherwise the estimate.
+    hours_used, grams_used = (
+        func.coalesce(m.printed_hours, m.time_hours),
+        func.coalesce(m.printed_g, m.weight_g),
+    )
     per_printer = select(
-        flag, m.printer, m.material, func.count(), func.sum(m.time_hours), func.sum(m.weight_g)
+        flag, m.printer, m.material, func.count(), func.sum(hours_used), func.sum(grams_used)
     ).where(_in_span(done, span))
     totals = [0, 0]
     printers: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
