@@ -602,14 +602,16 @@ class CountedAction(Base):
 
     __tablename__ = "counted_action"
 
-    event_id: Mapped[int] = mapped_column(Integer, ForeignKey("event.id"), primary_key=True)
+    #: The event's id; not a foreign key, so the event table's own refusal of TRUNCATE is what
+    #: answers one (events are never deleted, so the id always names its event).
+    event_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     job_id: Mapped[str] = mapped_column(String, ForeignKey("job.id"), nullable=False)
     timestamp: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     #: One of domain.reports.COUNTED_ACTIONS.
     action: Mapped[str] = mapped_column(String(20), nullable=False)
     triggered_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
-    event: Mapped[Event] = relationship()
+    event: Mapped[Event] = relationship(primaryjoin="foreign(CountedAction.event_id) == Event.id")
 
     __table_args__ = (Index("ix_counted_action_action_timestamp", "action", "timestamp", "triggered_by"),)
 

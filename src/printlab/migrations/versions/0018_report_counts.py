@@ -4,7 +4,8 @@ Revision ID: 0018
 Revises: 0017
 Create Date: 2026-12-04 20:00:00.000000
 
-`counted_action` keeps, beside its event, whether the event was an approval of an upload, a
+`counted_action` keeps, beside its event (by its id: a foreign key would answer a TRUNCATE of
+`event` before the table's own append-only refusal does), whether the event was an approval of an upload, a
 rejection of one, a cancellation or an override that archived a job (domain.reports.counted_action),
 so a report counts a period's of each per staff member from an index instead of reading ~30,000
 events' `details`; it is filled here from the existing events with the same rule. `job_milestone`
@@ -35,12 +36,11 @@ _TYPES = ["StaffApproved", "StaffRejected", "StudentCancelled", "QuoteDeclined",
 def upgrade() -> None:
     op.create_table(
         "counted_action",
-        sa.Column("event_id", sa.Integer(), nullable=False),
+        sa.Column("event_id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("job_id", sa.String(), nullable=False),
         sa.Column("timestamp", sa.DateTime(), nullable=False),
         sa.Column("action", sa.String(length=20), nullable=False),
         sa.Column("triggered_by", sa.String(length=100), nullable=True),
-        sa.ForeignKeyConstraint(["event_id"], ["event.id"], name=op.f("fk_counted_action_event_id_event")),
         sa.ForeignKeyConstraint(["job_id"], ["job.id"], name=op.f("fk_counted_action_job_id_job")),
         sa.PrimaryKeyConstraint("event_id", name=op.f("pk_counted_action")),
     )

@@ -613,12 +613,10 @@ def _unpaid(session: Session, filters: Filters) -> tuple[int, Decimal, list[Unpa
 def _queue_ages(session: Session, filters: Filters, now: datetime) -> list[tuple[Status, list[int]]]:
     """Jobs waiting in each work queue now, by how long they have been in it."""
     queues = [s for s in Status if s in WORK_QUEUES]
-    # Found through job's status index (job_search has none on purpose), joined for the time.
-    query = (
-        select(Job.status, JobSearch.status_since)
-        .join(JobSearch, JobSearch.job_id == Job.id)
-        .where(Job.status.in_([s.value for s in queues]), *filters.conditions())
-    )
+    # Found through job's status index (job_search has none on purpose), each one's time looked up
+    # by its job: joined, PostgreSQL hashed all of job_search (100,000 rows) for ~1,000 jobs.
+    since = select(JobSearch.status_since).where(JobSearch.job_id == Job.id).scalar_subquery()
+    query = select(Job.status, since).where(Job.status.in_([s.value for s in queues]), *filters.conditions())
     buckets = {s.value: [0] * len(AGE_BUCKETS) for s in queues}
     for status, since in session.execute(query):
         buckets[status][age_bucket(now - (since or now))] += 1
