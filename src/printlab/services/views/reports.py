@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, and_, case, func, literal, select, union_all
@@ -511,9 +512,10 @@ class Completions:
 
 
 def _completions(session: Session, span: Span, filters: Filters, period: Period) -> Completions:
-    """Two grouped statements over `job_milestone.completed_at`: per printer and method in each
-    period (the printed time and filament the printer reported, or else the estimates), and per lab-local week of this period (weeks found by their first moment in UTC, so a
-    week that crosses a daylight-saving change is still Monday to Sunday in the lab)."""
+    """Two statements over `job_milestone.completed_at`: grouped per printer and method in each
+    period (what the printer reported for the print, or else the estimates), and counted per
+    lab-local week of this period (weeks found by their first moment in UTC, so a week that
+    crosses a daylight-saving change is still Monday to Sunday in the lab)."""
     m = JobMilestone
     done = m.completed_at
     flag = _this_period(done, span)
@@ -536,18 +538,15 @@ def _completions(session: Session, span: Span, filters: Filters, period: Period)
             use[slot] += float(hours or 0)
             use[slot + 1] += float(grams or 0)
 
+    # Each lab-local week's completions counted as a range of the index on completed_at: a dozen
+    # short index walks instead of testing every row of the period against every week's start.
     weeks = period.weeks()
-    week = case(
-        *((done >= lab_day_start(monday, period.zone), i) for i, monday in reversed(list(enumerate(weeks)))),
-        else_=0,
-    )
-    per_week = dict.fromkeys(weeks, 0)
-    this_period: Span = (period.start, period.start, period.end)
-    query = _milestones_of(select(week, func.count()).where(_in_span(done, this_period)), filters).group_by(
-        week
-    )
-    for i, jobs in session.execute(query):
-        per_week[weeks[int(i)]] += jobs
+    bounds = [max(period.start, lab_day_start(monday, period.zone)) for monday in weeks] + [period.end]
+    counts = [
+        _milestones_of(select(func.count()).where(done >= start, done < end), filters).scalar_subquery()
+        for start, end in pairwise(bounds)
+    ]
+    per_week = dict(zip(weeks, (int(n or 0) for n in session.execute(select(*counts)).one()), strict=True))
 
     def figures(use: list[float]) -> tuple[Figure, Figure]:
         h, g, ph, pg = use
