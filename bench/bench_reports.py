@@ -12,7 +12,8 @@ from bench_dashboard import HEADER, Result, Scenario, _row, machine, measured, r
 from seed import BACKENDS, bench_database, seed
 from sqlalchemy import text
 
-#: The target at 100,000 jobs and 1,000,000 events: the reports page for a semester.
+#: The target at 100,000 jobs and 1,000,000 events: the reports page for a semester, last semester's
+#: (75 days against the 75 before) and this semester's (139 against 139).
 TARGET_P50_MS = 300.0
 SCENARIOS = (
     Scenario("semester", "reports: last semester (admin)", "/reports?period=last-semester"),
@@ -63,7 +64,7 @@ def main() -> None:
         print(_row(result))
     largest = max(sizes)
     for r in everything:
-        if r.jobs == largest and r.key == "semester" and r.p50_ms >= TARGET_P50_MS:
+        if r.jobs == largest and r.key in ("semester", "this-semester") and r.p50_ms >= TARGET_P50_MS:
             print(f"OVER TARGET: {r.backend} {r.scenario}: p50 {r.p50_ms} ms ≥ {TARGET_P50_MS} ms")
     if args.json:
         args.json.write_text(

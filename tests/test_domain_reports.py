@@ -11,6 +11,7 @@ from printlab.domain.reports import (
     PeriodError,
     age_bucket,
     choose_period,
+    counted_action,
     lab_day_start,
     milestones,
     nearest_rank,
@@ -125,3 +126,26 @@ def test_stage_hours_leave_out_stages_not_finished_skipped_or_out_of_order():
     reached[Status.COMPLETED.value] = day + timedelta(days=1, hours=2, minutes=15)
     reached[Status.PAIDPICKEDUP.value] = day + timedelta(days=3)
     assert stage_hours(reached) == (1.5, None, None, 2.25, 45.75)
+
+
+@pytest.mark.parametrize(
+    ("event_type", "details", "action"),
+    [
+        ("StaffApproved", {"from": "UPLOADED", "to": "PENDING"}, "approval"),
+        ("StaffApproved", {"from": "PENDING", "to": "PENDING", "edited": True}, None),  # a new quote
+        ("StaffApproved", {"from": "READYTOPRINT", "to": "PENDING"}, None),
+        ("StaffRejected", {"from": "UPLOADED", "to": "REJECTED"}, "rejection"),
+        ("StaffRejected", {"from": "PENDING", "to": "REJECTED", "cancelled": True}, "cancellation"),
+        ("StaffRejected", None, "cancellation"),
+        ("StudentCancelled", {"from": "UPLOADED", "to": "REJECTED"}, "cancellation"),
+        ("QuoteDeclined", {"from": "PENDING", "to": "REJECTED"}, "cancellation"),
+        ("AdminOverride", {"from": "REJECTED", "to": "ARCHIVED"}, "archiving"),
+        ("AdminOverride", {"from": "PENDING", "to": "PRINTING"}, None),
+        ("AdminOverride", {"override": "lock_cleared"}, None),
+        ("StatusChanged", {"from": "UPLOADED", "to": "PENDING"}, None),  # an approval's second event
+        ("JobArchived", {"from": "REJECTED", "to": "ARCHIVED"}, None),
+        (None, None, None),
+    ],
+)
+def test_which_events_the_reports_count(event_type, details, action):
+    assert counted_action(event_type, details) == action

@@ -19,7 +19,7 @@ from printlab.clock import utcnow
 from printlab.config import SETTINGS
 from printlab.db import make_engine, session_factory, write_transaction
 from printlab.domain.statuses import Status
-from printlab.models import AdminLogEntry, Event, Job, JobAnalysis
+from printlab.models import MILESTONE_COLUMNS, AdminLogEntry, Event, Job, JobAnalysis, JobMilestone
 from printlab.services.files.storage import TEMP_FOLDER, FileMove, Storage
 from printlab.services.jobs import job_desk, workflow
 from printlab.services.jobs.file_deletion import delete_job_files
@@ -510,6 +510,38 @@ def test_rows_missing_from_the_database_are_rebuilt_from_their_sidecars(
     assert row(lost, by_status[Status.UPLOADED].id).analysis.results == analysed
     assert tree(storage.root) == files  # the stale copies in ReadyToPrint/ are gone, nothing else changed
     assert repair_all(lost, storage, actor=CONSOLE_ACTOR) == []
+
+
+def test_a_job_rebuilt_past_uploaded_gets_its_milestone_row(session, storage, other_database):
+    # Every job past Uploaded has a milestone row, which the reports read (with copies of the job's
+    # figures) instead of the job; one rebuilt from its sidecar too.
+    statuses = (Status.UPLOADED, Status.PENDING, Status.COMPLETED, Status.REJECTED)
+    jobs = {
+        status: make_job(session, storage, status, student_email=f"m{i}@example.edu", class_number="ME 2110")
+        for i, status in enumerate(statuses)
+    }
+    lost = other_database
+    assert all(o.result == Result.DONE for o in repair_all(lost, storage, actor=CONSOLE_ACTOR))
+
+    rows = {m.job_id: m for m in lost.scalars(select(JobMilestone))}
+    # A rejected job may never have been approved: like a rejected upload, no row.
+    assert set(rows) == {jobs[Status.PENDING].id, jobs[Status.COMPLETED].id}
+    for status in (Status.PENDING, Status.COMPLETED):
+        job, kept = jobs[status], rows[jobs[status].id]
+        copied = (kept.uploaded_at, kept.printer, kept.material, kept.time_hours, kept.weight_g)
+        assert copied == (job.created_at, job.printer, job.material, job.time_hours, job.weight_g)
+        assert None not in copied
+        assert (kept.discipline, kept.class_number) == (job.discipline, "ME 2110")
+        # When it reached each stage was in its event trail, lost with its row: no stage times.
+        assert all(getattr(kept, column) is None for column in MILESTONE_COLUMNS.values())
+
+    # The rebuilt job's next move is kept in its row like any other's.
+    make_staff(lost)
+    done = jobs[Status.COMPLETED].id
+    workflow.record_pickup(lost, storage, done, actor=Actor(STAFF, "LAB-PC-1"), method="CASH", weighed_g=40)
+    lost.expire_all()
+    picked = lost.get(JobMilestone, done)
+    assert picked is not None and picked.picked_up_at is not None and picked.hours_to_pickup is None
 
 
 # -- outside the storage root -------------------------------------------------------------------

@@ -12,13 +12,13 @@ from alembic import command
 from sqlalchemy import select
 
 from printlab import config as config_module
-from printlab.db import alembic_config
+from printlab.db import alembic_config, write_transaction
 from printlab.domain.reports import choose_period
 from printlab.domain.statuses import Status
-from printlab.models import STAGE_HOURS_COLUMNS, JobMilestone
-from printlab.services.jobs import workflow
+from printlab.models import STAGE_HOURS_COLUMNS, CountedAction, JobMilestone
+from printlab.services.jobs import student_actions, workflow
 from printlab.services.lab import workstations
-from printlab.services.lab.actors import Actor
+from printlab.services.lab.actors import Actor, Student
 from printlab.services.views.reports import OWN_WORDS, Filters, build_report
 
 from .factories import STAFF, make_staff, quote_token, submit_job
@@ -211,6 +211,15 @@ def test_filters_narrow_every_figure(session, storage):
     assert on_xl.staff_activity == [(STAFF, 3, 0), (SAM, 1, 0)]  # approve, override, pickup | complete
     by_class = build_report(session, the_period(), Filters(class_number="arch 3010"), now=NOW)
     assert by_class.submissions.value == 1
+    # C's completion and its stage times, from its milestone row's copy of the class.
+    assert (by_class.completed.value, by_class.completed.previous) == (1, 0)
+    assert [(p, h.value) for p, _m, h, _g in by_class.printer_use] == [("Prusa XL", 5.0)]
+    assert [s.jobs for s in by_class.stages] == [1, 0, 0, 1, 1]
+    by_discipline = build_report(session, the_period(), Filters(discipline="Engineering"), now=NOW)
+    assert (by_discipline.completed.value, by_discipline.completed.previous) == (3, 1)
+    assert (by_discipline.approvals.value, by_discipline.approvals.previous) == (4, 1)
+    elsewhere = build_report(session, the_period(), Filters(discipline="Architecture"), now=NOW)
+    assert (elsewhere.completed.value, elsewhere.approvals.value, elsewhere.submissions.value) == (0, 0, 0)
     resin = build_report(session, the_period(), Filters(method="Resin"), now=NOW)
     assert (resin.submissions.value, resin.completed.value, resin.revenue.value) == (0, 0, 0.0)
     assert all(s.jobs == 0 and s.median_hours is None for s in resin.stages)
@@ -367,3 +376,84 @@ def test_the_migration_fills_milestones_as_the_workflow_keeps_them(session, stor
     command.upgrade(config, "head")
     assert _milestone_rows(session) == kept
     assert _stage_hours(session) == hours
+
+
+def _counted_actions(session):  # type: ignore[no-untyped-def]
+    session.rollback()
+    return sorted(
+        (row.event_id, row.job_id, row.timestamp, row.action, row.triggered_by)
+        for row in session.scalars(select(CountedAction))
+    )
+
+
+def _copies(session):  # type: ignore[no-untyped-def]
+    session.rollback()
+    return {row.job_id: (row.discipline, row.class_number) for row in session.scalars(select(JobMilestone))}
+
+
+def test_the_migration_fills_counted_actions_and_copies_as_the_workflow_writes_them(
+    session, storage, database_url
+):
+    jobs = build_history(session, storage)
+    # What the history lacks: a quote edit (no approval), a student's cancellation, a declined quote,
+    # and an override that archives a job.
+    k = _new(session, storage, at(12, 15))
+    student_actions.cancel_by_student(
+        session, storage, k, student=Student.by_status_link(k), expected=None, now=at(12, 16)
+    )
+    q = _new(session, storage, at(12, 17))
+    _approve(session, storage, q, at(12, 18))
+    workflow.edit_quote(session, storage, q, actor=sam(), weight_g=50, time_hours=3, now=at(12, 19))
+    student_actions.decline_quote(session, storage, quote_token(session, q), now=at(12, 20))
+    workflow.override_status(
+        session,
+        storage,
+        jobs["J"],
+        actor=alex(ADMIN_PC),
+        target="ARCHIVED",
+        reason="Test file",
+        now=at(13, 9),
+    )
+    kept = _counted_actions(session)
+    kinds = sorted((job_id, action, who) for _id, job_id, _at, action, who in kept)
+    assert kinds == sorted(
+        [
+            *((jobs[j], "approval", STAFF) for j in "ABCEG"),
+            (q, "approval", STAFF),
+            (jobs["D"], "rejection", SAM),
+            (jobs["F"], "rejection", SAM),
+            (jobs["E"], "cancellation", STAFF),
+            (k, "cancellation", None),
+            (q, "cancellation", None),
+            (jobs["J"], "archiving", STAFF),
+        ]
+    )
+    copies = _copies(session)
+    assert copies[jobs["C"]] == (copies[jobs["A"]][0], "ARCH 3010") and copies[jobs["A"]][0]
+    session.close()
+    config = alembic_config(database_url)
+    command.downgrade(config, "0017")
+    command.upgrade(config, "head")
+    assert _counted_actions(session) == kept
+    assert _copies(session) == copies
+
+
+def test_printer_use_prefers_what_the_printer_reported(session, storage):
+    jobs = build_history(session, storage)
+    with write_transaction(session):
+        # A printed for 4.25 h with 47.5 g; C reported its time only; B's printer reported nothing.
+        a, c = session.get(JobMilestone, jobs["A"]), session.get(JobMilestone, jobs["C"])
+        a.printed_hours, a.printed_g = 4.25, 47.5
+        c.printed_hours = 6.5
+    report = build_report(session, the_period(), Filters(), now=NOW)
+    printers = {(p, m): (h.value, g.value, h.previous, g.previous) for p, m, h, g in report.printer_use}
+    assert printers == {
+        ("Prusa MK4S", "Filament"): (6.8, 89.5, 2.5, 42.0),  # A 4.25 h, 47.5 g; B 2.5 h, 42 g | G
+        ("Prusa XL", "Filament"): (6.5, 100.0, 0.0, 0.0),  # C: 6.5 h printed, its 100 g estimate
+    }
+    assert [(m, h.value, g.value, h.previous, g.previous) for m, h, g in report.method_use] == [
+        ("Filament", 13.2, 189.5, 2.5, 42.0)
+    ]
+    # The figures narrowed to the printer read the same rows.
+    on_xl = build_report(session, the_period(), Filters(printer="Prusa XL"), now=NOW)
+    assert [(p, h.value, g.value) for p, _m, h, g in on_xl.printer_use] == [("Prusa XL", 6.5, 100.0)]

@@ -225,6 +225,9 @@ class Payment(Base):
     __table_args__ = (
         CheckConstraint(f"method IS NULL OR method IN ({_METHODS})", name="method"),
         CheckConstraint(f"kind IN ({_KINDS})", name="kind"),
+        # A period's revenue and pickups are read from this index alone (migration 0018); the job
+        # is there for a report narrowed to a printer, method, discipline or class.
+        Index("ix_payment_recorded_at_kind_charged", "recorded_at", "kind", "charged_usd", "job_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -239,7 +242,7 @@ class Payment(Base):
     picked_up_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     recorded_by: Mapped[str] = mapped_column(String(100), nullable=False)
     workstation_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False, index=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
     #: A PaymentMethod code; None for payments recorded before methods existed.
     method: Mapped[str | None] = mapped_column(String(20), nullable=True)
     #: For an internal transfer: the account code it was charged to.
@@ -611,6 +614,10 @@ class JobMilestone(Base):
     #: run from PrintLab or a printer that doesn't report it; reports prefer these to the estimates.
     printed_hours: Mapped[float | None] = mapped_column(Float, nullable=True)
     printed_g: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: Copies of the job's discipline and class (migration 0018), so a filtered report reads this
+    #: table alone too.
+    discipline: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    class_number: Mapped[str | None] = mapped_column(String(50), nullable=True)
 
     __table_args__ = (
         # One index per stage: when it ended, then how long it took (completion also carries what
@@ -626,6 +633,8 @@ class JobMilestone(Base):
             "material",
             "time_hours",
             "weight_g",
+            "printed_hours",
+            "printed_g",
         ),
         Index("ix_job_milestone_picked_up_at", "picked_up_at", "hours_to_pickup"),
     )
@@ -647,6 +656,30 @@ STAGE_HOURS_COLUMNS: tuple[str, ...] = (
     "hours_to_completion",
     "hours_to_pickup",
 )
+
+
+class CountedAction(Base):
+    """An approval, rejection, cancellation or archiving override, beside its event (migration 0018).
+
+    The reports count these per period and staff member; which of them an event was is in its
+    `details` (domain.reports.counted_action), too slow to read for a semester's ~30,000 events, so
+    `add_event` writes this row in the event's own transaction and a count reads an index alone.
+    """
+
+    __tablename__ = "counted_action"
+
+    #: The event's id; not a foreign key, so the event table's own refusal of TRUNCATE is what
+    #: answers one (events are never deleted, so the id always names its event).
+    event_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    job_id: Mapped[str] = mapped_column(String, ForeignKey("job.id"), nullable=False)
+    timestamp: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    #: One of domain.reports.COUNTED_ACTIONS.
+    action: Mapped[str] = mapped_column(String(20), nullable=False)
+    triggered_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+    event: Mapped[Event] = relationship(primaryjoin="foreign(CountedAction.event_id) == Event.id")
+
+    __table_args__ = (Index("ix_counted_action_action_timestamp", "action", "timestamp", "triggered_by"),)
 
 
 class JobAnalysis(Base):

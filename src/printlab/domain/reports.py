@@ -255,6 +255,32 @@ def stage_hours(reached: Mapping[str, datetime | None]) -> tuple[float | None, .
     return tuple(hours)
 
 
+# -- counted actions ---------------------------------------------------------------------------
+
+#: What an event did, for the reports' counts, when its type alone doesn't say: approving an upload
+#: (not a new quote), rejecting one (not cancelling a job already approved), cancelling, and an
+#: override that archived a job (it also writes JobArchived: one action of the staff member's, not two).
+APPROVAL, REJECTION, CANCELLATION, ARCHIVING_OVERRIDE = "approval", "rejection", "cancellation", "archiving"
+COUNTED_ACTIONS = (APPROVAL, REJECTION, CANCELLATION, ARCHIVING_OVERRIDE)
+
+
+def counted_action(event_type: str | None, details: Mapping[str, object] | None) -> str | None:
+    """Which of COUNTED_ACTIONS an event is, from its type and the move its details record; None
+    for every other event. A student's cancellation or declined quote has a type of its own (a
+    student is not staff) and counts as a cancellation."""
+    given = details if isinstance(details, Mapping) else {}
+    source, target = given.get("from"), given.get("to")
+    if event_type == "StaffApproved":
+        return APPROVAL if source == Status.UPLOADED.value else None
+    if event_type == "StaffRejected":
+        return REJECTION if source == Status.UPLOADED.value else CANCELLATION
+    if event_type in ("StudentCancelled", "QuoteDeclined"):
+        return CANCELLATION
+    if event_type == "AdminOverride" and target == Status.ARCHIVED.value:
+        return ARCHIVING_OVERRIDE
+    return None
+
+
 # -- queue age ---------------------------------------------------------------------------------
 
 #: Waiting-time buckets for the jobs in each work queue now: (upper bound in hours, words).

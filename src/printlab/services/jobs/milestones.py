@@ -25,9 +25,7 @@ def record_move(session: Session, job: Job, source: str, target: str, *, revert:
             return  # nothing reached yet (a rejection of an upload): no row
         row = JobMilestone(job_id=job.id, uploaded_at=job.created_at)
         session.add(row)
-    # The job's figures as of this move (a quote, an edit or the printer chosen at the start).
-    row.printer, row.material = job.printer, job.material
-    row.time_hours, row.weight_g = job.time_hours, job.weight_g
+    _copy_job(row, job)
     if column is None:
         return
     if revert:
@@ -38,3 +36,27 @@ def record_move(session: Session, job: Job, source: str, target: str, *, revert:
     reached.update({status: getattr(row, name) for status, name in MILESTONE_COLUMNS.items()})
     for name, hours in zip(STAGE_HOURS_COLUMNS, stage_hours(reached), strict=True):
         setattr(row, name, hours)
+
+
+def record_rebuilt(session: Session, job: Job) -> None:
+    """The milestone row of a job rebuilt from its sidecar (an integrity repair), in the repair's
+    transaction.
+
+    The event trail that said when the job reached each stage was lost with its row, so only the
+    upload time and the copies are known: a job in a status past Uploaded gets its row (as every
+    such job has one), with no stage times, and counts in the reports from its next move on. A
+    rejected or archived job may never have been approved: like a rejected upload, no row.
+    """
+    if job.status not in MILESTONE_COLUMNS:
+        return
+    row = JobMilestone(job_id=job.id, uploaded_at=job.created_at)
+    _copy_job(row, job)
+    session.add(row)
+
+
+def _copy_job(row: JobMilestone, job: Job) -> None:
+    """The job's own figures as of this change (a quote, an edit or the printer chosen at the start),
+    and what a report may be narrowed to."""
+    row.printer, row.material = job.printer, job.material
+    row.time_hours, row.weight_g = job.time_hours, job.weight_g
+    row.discipline, row.class_number = job.discipline, job.class_number

@@ -14,7 +14,8 @@ from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, selectinload
 
 from printlab.domain.naming import SIMPLE_ID_LENGTH, extension_of, part_file_name, simple_job_id
-from printlab.models import Event, Job, JobPart
+from printlab.domain.reports import counted_action
+from printlab.models import CountedAction, Event, Job, JobPart
 from printlab.services.errors import NotFound
 from printlab.services.files.storage import Storage, StorageError
 
@@ -59,7 +60,8 @@ def add_event(
     workstation_id: str | None,
     now: datetime,
 ) -> Event:
-    """Append an audit event. Details must not carry the student's personal data."""
+    """Append an audit event (and, for an approval, rejection, cancellation or archiving override,
+    its `counted_action` row). Details must not carry the student's personal data."""
     event = Event(
         job_id=job.id,
         timestamp=now,
@@ -69,6 +71,12 @@ def add_event(
         workstation_id=workstation_id,
     )
     session.add(event)
+    action = counted_action(event_type, details)
+    if action is not None:
+        # Beside the event, in its transaction: what the reports count, without reading its details.
+        session.add(
+            CountedAction(event=event, job_id=job.id, timestamp=now, action=action, triggered_by=triggered_by)
+        )
     return event
 
 

@@ -21,6 +21,7 @@ from printlab.services import tasks
 from printlab.services.errors import NotFound, ValidationError
 from printlab.services.files.model_analysis import TASK_KIND as ANALYSIS_TASK
 from printlab.services.files.storage import TEMP_FOLDER, FileMove, Storage, StorageError, sha256_of
+from printlab.services.jobs.milestones import record_rebuilt
 from printlab.services.jobs.records import (
     add_event,
     base_name,
@@ -219,6 +220,7 @@ def _rebuild_row(session: Session, storage: Storage, item: Item, actor: Actor, n
             for part in rebuild_parts(record):
                 session.add(JobPart(job_id=job.id, state=AnalysisState.PENDING, **part))
             tasks.enqueue(session, ANALYSIS_TASK, job=job, now=now)
+            record_rebuilt(session, job)
             needs_resend = job.status == Status.PENDING
             _job_event(
                 session,

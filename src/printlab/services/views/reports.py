@@ -10,10 +10,11 @@ all that is needed. docs/performance.md says why the stage times have a table of
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, and_, case, func, literal, select, union_all
@@ -23,6 +24,11 @@ from printlab.clock import lab_day_start, utcnow
 from printlab.domain.catalog import Catalog
 from printlab.domain.reports import (
     AGE_BUCKETS,
+    APPROVAL,
+    ARCHIVING_OVERRIDE,
+    CANCELLATION,
+    COUNTED_ACTIONS,
+    REJECTION,
     STAGES,
     Period,
     PeriodError,
@@ -36,6 +42,7 @@ from printlab.domain.text import is_clean
 from printlab.models import (
     MILESTONE_COLUMNS,
     STAGE_HOURS_COLUMNS,
+    CountedAction,
     Event,
     Job,
     JobMilestone,
@@ -54,7 +61,6 @@ assert [start for start, _, _ in STAGES] == [Status.UPLOADED, *_STAGE_ENDS[:-1]]
 _COMPLETED = 1 + _STAGE_ENDS.index(Status.COMPLETED)
 
 _FROM = Event.details["from"].as_string()
-_TO = Event.details["to"].as_string()
 
 
 @dataclass(frozen=True)
@@ -299,20 +305,19 @@ def _this_period(column: Any, span: Span) -> ColumnElement[int]:
     return case((column >= span[1], 1), else_=0)
 
 
-def _split(rows: Sequence[Any]) -> Figure:
-    found = {int(flag): float(n or 0) for flag, n in rows}
-    return Figure(found.get(1, 0), found.get(0, 0))
+def _in_each(aggregate: Any, column: Any, span: Span) -> list[Any]:
+    """`aggregate` over this period's rows and over the previous period's, as two filtered
+    aggregates of one statement: no grouping (PostgreSQL sorted every row by its period first)."""
+    now = column >= span[1]
+    return [aggregate.filter(now), aggregate.filter(~now)]
 
 
 def _submissions(session: Session, span: Span, filters: Filters) -> Figure:
-    flag = _this_period(Job.created_at, span)
-    return _split(
-        session.execute(
-            select(flag, func.count())
-            .where(_in_span(Job.created_at, span), *filters.conditions())
-            .group_by(flag)
-        ).all()
+    query = select(*_in_each(func.count(), Job.created_at, span)).where(
+        _in_span(Job.created_at, span), *filters.conditions()
     )
+    now, before = session.execute(query).one()
+    return Figure(float(now or 0), float(before or 0))
 
 
 def _events_of(query: Any, filters: Filters) -> Any:
@@ -352,42 +357,35 @@ def _actions_per_staff(session: Session, span: Span, filters: Filters) -> dict[s
     return staff
 
 
-#: The events whose details the counts need: approvals, rejections and cancellations, and overrides
-#: (an override that archives a job also writes JobArchived). A student's cancellation or declined
-#: quote has an event type of its own (a student is not staff) and counts as a cancellation.
-_COUNTED_TYPES = ("StaffApproved", "StaffRejected", "AdminOverride", "StudentCancelled", "QuoteDeclined")
-
-
 def _event_counts(
     session: Session, span: Span, filters: Filters
 ) -> tuple[dict[str, Figure], list[tuple[str, int, int]]]:
     """Approvals, rejections, cancellations and each staff member's actions.
 
-    The staff members' actions are counted first (`_actions_per_staff`), then one grouped statement
-    reads the few types whose details say what they were.
+    The staff members' actions are counted first (`_actions_per_staff`), then the approvals,
+    rejections, cancellations and archiving overrides per staff member from `counted_action`'s
+    index (which of them an event was is kept beside it when it is written: its details are not read).
     """
-    flag = _this_period(Event.timestamp, span)
+    c = CountedAction
+    flag = _this_period(c.timestamp, span)
     staff = _actions_per_staff(session, span, filters)
-    detailed = (
-        select(flag, Event.event_type, _FROM, _TO, Event.triggered_by, func.count())
-        .where(_in_span(Event.timestamp, span), Event.event_type.in_(_COUNTED_TYPES))
-        .group_by(flag, Event.event_type, _FROM, _TO, Event.triggered_by)
+    query = (
+        select(flag, c.action, c.triggered_by, func.count())
+        .where(c.action.in_(COUNTED_ACTIONS), _in_span(c.timestamp, span))
+        .group_by(flag, c.action, c.triggered_by)
     )
-    counts: dict[str, list[int]] = {k: [0, 0] for k in ("approvals", "rejections", "cancellations")}
-    for this, kind, source, target, who, n in session.execute(_events_of(detailed, filters)):
+    conditions = filters.conditions()
+    if conditions:
+        query = query.join(Job, Job.id == c.job_id).where(*conditions)
+    names = {APPROVAL: "approvals", REJECTION: "rejections", CANCELLATION: "cancellations"}
+    counts: dict[str, list[int]] = {k: [0, 0] for k in names.values()}
+    for this, action, who, n in session.execute(query):
         slot = 1 if this else 0
-        if kind == "StaffApproved" and source == Status.UPLOADED:
-            counts["approvals"][slot] += n
-        elif kind == "StaffRejected" and source == Status.UPLOADED:
-            counts["rejections"][slot] += n
-        elif kind in ("StaffRejected", "StudentCancelled", "QuoteDeclined"):
-            counts["cancellations"][slot] += n
+        if action in names:
+            counts[names[action]][slot] += n
         # An approval writes StaffApproved and StatusChanged, an override that archives AdminOverride
         # and JobArchived: one action each for the staff member.
-        twin = (kind == "StaffApproved" and source == Status.UPLOADED) or (
-            kind == "AdminOverride" and target == Status.ARCHIVED
-        )
-        if who and twin:
+        if who and action in (APPROVAL, ARCHIVING_OVERRIDE):
             staff[who][slot] -= n
     figures = {k: Figure(now, before) for k, (before, now) in counts.items()}
     activity = sorted(
@@ -418,17 +416,17 @@ def _rejection_reasons(session: Session, span: Span, filters: Filters) -> list[t
 
 
 def _milestones_of(query: Any, filters: Filters) -> Any:
-    """`query` over job_milestone narrowed by `filters`: the printer and method are copied into the
-    milestone row; discipline and class need the job."""
+    """`query` over job_milestone narrowed by `filters`: the job's printer, method, discipline and
+    class are copied into its milestone row, so the job is never joined."""
     m = JobMilestone
     if filters.printer:
         query = query.where(m.printer == filters.printer)
     if filters.method:
         query = query.where(m.material == filters.method)
-    if filters.discipline or filters.class_number:
-        query = query.join(Job, Job.id == m.job_id).where(
-            *Filters("", "", filters.discipline, filters.class_number).conditions()
-        )
+    if filters.discipline:
+        query = query.where(m.discipline == filters.discipline)
+    if filters.class_number:
+        query = query.where(func.lower(m.class_number) == filters.class_number.lower())
     return query
 
 
@@ -513,14 +511,20 @@ class Completions:
 
 
 def _completions(session: Session, span: Span, filters: Filters, period: Period) -> Completions:
-    """Two grouped statements over `job_milestone.completed_at`: per printer and method in each
-    period, and per lab-local week of this period (weeks found by their first moment in UTC, so a
-    week that crosses a daylight-saving change is still Monday to Sunday in the lab)."""
+    """Two statements over `job_milestone.completed_at`: grouped per printer and method in each
+    period (what the printer reported for the print, or else the estimates), and counted per
+    lab-local week of this period (weeks found by their first moment in UTC, so a week that
+    crosses a daylight-saving change is still Monday to Sunday in the lab)."""
     m = JobMilestone
     done = m.completed_at
     flag = _this_period(done, span)
+    # What the printer reported for the print, where it did; otherwise the estimate.
+    hours_used, grams_used = (
+        func.coalesce(m.printed_hours, m.time_hours),
+        func.coalesce(m.printed_g, m.weight_g),
+    )
     per_printer = select(
-        flag, m.printer, m.material, func.count(), func.sum(m.time_hours), func.sum(m.weight_g)
+        flag, m.printer, m.material, func.count(), func.sum(hours_used), func.sum(grams_used)
     ).where(_in_span(done, span))
     totals = [0, 0]
     printers: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
@@ -533,18 +537,15 @@ def _completions(session: Session, span: Span, filters: Filters, period: Period)
             use[slot] += float(hours or 0)
             use[slot + 1] += float(grams or 0)
 
+    # Each lab-local week's completions counted as a range of the index on completed_at: a dozen
+    # short index walks instead of testing every row of the period against every week's start.
     weeks = period.weeks()
-    week = case(
-        *((done >= lab_day_start(monday, period.zone), i) for i, monday in reversed(list(enumerate(weeks)))),
-        else_=0,
-    )
-    per_week = dict.fromkeys(weeks, 0)
-    this_period: Span = (period.start, period.start, period.end)
-    query = _milestones_of(select(week, func.count()).where(_in_span(done, this_period)), filters).group_by(
-        week
-    )
-    for i, jobs in session.execute(query):
-        per_week[weeks[int(i)]] += jobs
+    bounds = [max(period.start, lab_day_start(monday, period.zone)) for monday in weeks] + [period.end]
+    counts = [
+        _milestones_of(select(func.count()).where(done >= start, done < end), filters).scalar_subquery()
+        for start, end in pairwise(bounds)
+    ]
+    per_week = dict(zip(weeks, (int(n or 0) for n in session.execute(select(*counts)).one()), strict=True))
 
     def figures(use: list[float]) -> tuple[Figure, Figure]:
         h, g, ph, pg = use
@@ -569,23 +570,22 @@ def _pickups_counted() -> ColumnElement[int]:
 
 def _payments(session: Session, span: Span, filters: Filters) -> tuple[Figure, Figure]:
     """Revenue (the sum charged in the period) and the number of pickups paid for."""
-    flag = _this_period(Payment.recorded_at, span)
-    query = (
-        select(flag, func.sum(Payment.charged_usd), func.sum(_pickups_counted()))
-        .where(_in_span(Payment.recorded_at, span))
-        .group_by(flag)
-    )
+    column = Payment.recorded_at
+    query = select(
+        *_in_each(func.sum(Payment.charged_usd), column, span),
+        *_in_each(func.sum(_pickups_counted()), column, span),
+    ).where(_in_span(column, span))
     conditions = filters.conditions()
     if conditions:
         query = query.join(Job, Job.id == Payment.job_id).where(*conditions)
-    revenue: dict[int, Decimal] = {}
-    pickups: dict[int, int] = {}
-    for this, total, n in session.execute(query):
-        revenue[int(this)] = Decimal(str(total or 0)).quantize(Decimal("0.01"))
-        pickups[int(this)] = int(n or 0)
+    revenue_now, revenue_before, pickups_now, pickups_before = session.execute(query).one()
+
+    def money(total: Any) -> float:
+        return float(Decimal(str(total or 0)).quantize(Decimal("0.01")))
+
     return (
-        Figure(float(revenue.get(1, 0)), float(revenue.get(0, 0))),
-        Figure(pickups.get(1, 0), pickups.get(0, 0)),
+        Figure(money(revenue_now), money(revenue_before)),
+        Figure(int(pickups_now or 0), int(pickups_before or 0)),
     )
 
 
@@ -610,12 +610,10 @@ def _unpaid(session: Session, filters: Filters) -> tuple[int, Decimal, list[Unpa
 def _queue_ages(session: Session, filters: Filters, now: datetime) -> list[tuple[Status, list[int]]]:
     """Jobs waiting in each work queue now, by how long they have been in it."""
     queues = [s for s in Status if s in WORK_QUEUES]
-    # Found through job's status index (job_search has none on purpose), joined for the time.
-    query = (
-        select(Job.status, JobSearch.status_since)
-        .join(JobSearch, JobSearch.job_id == Job.id)
-        .where(Job.status.in_([s.value for s in queues]), *filters.conditions())
-    )
+    # Found through job's status index (job_search has none on purpose), each one's time looked up
+    # by its job: joined, PostgreSQL hashed all of job_search (100,000 rows) for ~1,000 jobs.
+    since = select(JobSearch.status_since).where(JobSearch.job_id == Job.id).scalar_subquery()
+    query = select(Job.status, since).where(Job.status.in_([s.value for s in queues]), *filters.conditions())
     buckets = {s.value: [0] * len(AGE_BUCKETS) for s in queues}
     for status, since in session.execute(query):
         buckets[status][age_bucket(now - (since or now))] += 1
