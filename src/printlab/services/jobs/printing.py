@@ -171,7 +171,7 @@ def request_print(
     ):
         raise ValidationError(
             {
-                "printer": f"The file {_shown_name(job, source.name)} was sliced for a {sliced_for.printer_model} printer, "
+                "printer": f"{_shown_name(job, source.name)} was sliced for a {sliced_for.printer_model} printer, "
                 f"not the {printer}: slice it for the {printer}, add it to the job, then start again."
             }
         )
@@ -274,9 +274,11 @@ def sendable_file(storage: Storage, job: Job, connection: Connection) -> Path | 
 
 
 def _shown_name(job: Job, name: str) -> str:
-    """A file's name as pages show it: the part after the student's name ("…_v2.gcode")."""
+    """A job's file as a sentence names it, without the student's name: "The job's .gcode file",
+    "The file …_v2.gcode"."""
     base = job.display_name or ""
-    return "…" + name.removeprefix(base) if base and name.startswith(base) else name
+    rest = name.removeprefix(base) if base and name.startswith(base) else name
+    return f"The job's {rest} file" if rest.startswith(".") else f"The file …{rest}"
 
 
 # -- the worker: sending ----------------------------------------------------------------------------
