@@ -26,7 +26,7 @@ from printlab.services.printers import polling
 log = logging.getLogger(__name__)
 
 #: How often the watch looks for due polls and prints to send.
-TICK_SECONDS = 0.5
+TICK_SECONDS = 1.0
 #: Threads talking to printers at once: a hung printer occupies one for a few seconds at most.
 POOL_THREADS = 8
 
