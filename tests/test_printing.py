@@ -447,7 +447,7 @@ def test_two_workers_never_poll_one_printer_at_once(lab):
     with lab.sessions() as a, lab.sessions() as b:
         from printlab.services.printers.polling import claim_due
 
-        assert claim_due(a, now=now) == [lab.printer_id]
+        assert [p.id for p in claim_due(a, now=now)] == [lab.printer_id]
         assert claim_due(b, now=now) == []
 
 

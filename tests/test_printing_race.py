@@ -51,8 +51,8 @@ def test_two_workers_never_start_the_same_print_twice(session, storage, racers, 
     with OctoPrint(octoprint.url, octoprint.api_key) as printer_screen:
         for trial in range(1, TRIALS + 1):
             _idle(printer_screen)
-            for printer_id in polling.claim_due(session):
-                polling.poll_printer(session, printer_id, connectors)
+            for target in polling.claim_due(session):
+                polling.poll_printer(session, target, connectors)
             job = make_job(
                 session, storage, Status.READYTOPRINT, student_email=f"racer.trial{trial}@example.edu"
             )

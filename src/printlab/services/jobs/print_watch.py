@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -86,8 +87,8 @@ class PrintWatch:
             with self._busy_lock:
                 polling_now = {key for kind, key in self._busy if kind == "poll"}
                 sending_now = {key for kind, key in self._busy if kind == "send"}
-            for printer_id in polling.claim_due(session, now=now, skip=polling_now):
-                futures.append(self._submit(("poll", printer_id), sessions, self._poll, printer_id, now))
+            for printer in polling.claim_due(session, now=now, skip=polling_now):
+                futures.append(self._submit(("poll", printer.id), sessions, self._poll, printer, now))
             for run_id in printing.due_runs(session, now=now):
                 if run_id not in sending_now:
                     futures.append(self._submit(("send", run_id), sessions, self._send, run_id, now))
@@ -99,8 +100,8 @@ class PrintWatch:
         self,
         key: tuple[str, int],
         sessions: sessionmaker[Session],
-        unit: Callable[[Session, int, datetime | None], object],
-        item: int,
+        unit: Callable[[Session, Any, datetime | None], object],
+        item: object,
         now: datetime | None,
     ) -> Future[object]:
         with self._busy_lock:
@@ -119,8 +120,8 @@ class PrintWatch:
 
         return self._pool.submit(run)
 
-    def _poll(self, session: Session, printer_id: int, now: datetime | None) -> object:
-        outcome = polling.poll_printer(session, printer_id, self.connectors, now=now)
+    def _poll(self, session: Session, printer: polling.PrinterTarget, now: datetime | None) -> object:
+        outcome = polling.poll_printer(session, printer, self.connectors, now=now)
         if outcome is not None:
             printing.follow(session, self.storage, outcome, now=now)
         return outcome

@@ -445,8 +445,8 @@ def follow(
 ) -> str | None:
     """What a poll means for the print PrintLab started on that printer, if any: "finished" (the job
     moved to Completed by itself), "stopped" (flagged for staff), or None (nothing to do)."""
-    if not outcome.reported:
-        return None  # PrintLab couldn't read the printer: nothing is decided on that
+    if not outcome.reported or not outcome.printing_run:
+        return None  # no print of PrintLab's there, or PrintLab couldn't read the printer
     now = now or utcnow()
     run = session.scalars(
         select(PrintRun).where(

@@ -49,7 +49,7 @@ class Moonraker(Connector):
     def connect(self) -> PrinterStatus:
         return self.status()
 
-    def status(self) -> PrinterStatus:
+    def status(self, *, temperatures: bool = True) -> PrinterStatus:
         server = _result(self.api, self.api.json("GET", "/server/info"))
         software = f"Moonraker {server.get('moonraker_version') or ''}".strip()
         klippy = str(server.get("klippy_state") or "")

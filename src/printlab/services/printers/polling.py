@@ -14,7 +14,7 @@ caller (`services.jobs.print_watch`), which gets the status before and after.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -32,7 +32,7 @@ from printlab.domain.printers import (
     Temperature,
     next_poll_seconds,
 )
-from printlab.models import LabPrinter, PrinterPoll
+from printlab.models import LabPrinter, PrinterPoll, PrintRun, PrintRunState
 from printlab.services.printers import api_keys
 from printlab.services.printers.api_keys import KeyUnreadable
 from printlab.services.printers.connections import open_connector
@@ -44,6 +44,18 @@ POLL_TIMEOUTS = Timeouts(connect=2.0, read=4.0)
 #: How far a claim moves `next_poll_at` ahead: longer than the slowest poll (a few requests, each
 #: within the timeouts above), so no other worker takes the printer while this one is still asking.
 CLAIM_LEASE = timedelta(seconds=60)
+#: Temperatures are asked on every third poll (every 15 s) where they cost a request of their own.
+TEMPERATURES_EVERY = 3
+
+
+@dataclass(frozen=True)
+class PrinterTarget:
+    """What a poll needs to know of a printer's record, read when the poll is claimed."""
+
+    id: int
+    connection: str
+    address: str | None
+    api_key_sealed: str | None
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,8 @@ class PollOutcome:
     answered: bool
     #: True when its software reported a status (False also for a refused key or a failing server).
     reported: bool
+    #: True when a print sent from PrintLab is printing on it (read in the poll's own transaction).
+    printing_run: bool = False
 
 
 def polled_printers(session: Session) -> list[LabPrinter]:
@@ -72,14 +86,21 @@ def polled_printers(session: Session) -> list[LabPrinter]:
     )
 
 
-def claim_due(session: Session, *, now: datetime | None = None, skip: set[int] | None = None) -> list[int]:
-    """Claim every polled printer whose poll is due; returns their ids (this worker asks them now).
+def claim_due(
+    session: Session, *, now: datetime | None = None, skip: set[int] | None = None
+) -> list[PrinterTarget]:
+    """Claim every polled printer whose poll is due; returns them (this worker asks them now).
 
     A printer without a poll row gets one first (due at once). The claim is a conditional UPDATE
     (`next_poll_at <= now`) that moves the time on and returns the rows it moved.
     """
     now = now or utcnow()
-    printers = {p.id for p in polled_printers(session)} - (skip or set())
+    records = {
+        p.id: PrinterTarget(p.id, p.connection, p.address, p.api_key_sealed)
+        for p in polled_printers(session)
+        if p.id not in (skip or set())
+    }
+    printers = set(records)
     if not printers:
         session.rollback()
         return []
@@ -102,7 +123,7 @@ def claim_due(session: Session, *, now: datetime | None = None, skip: set[int] |
             )
         )
     session.rollback()
-    return claimed
+    return [records[printer_id] for printer_id in claimed]
 
 
 class Connectors:
@@ -114,8 +135,16 @@ class Connectors:
         self.timeouts = timeouts
         self._open: dict[int, tuple[tuple[str, str | None, str | None], Connector]] = {}
         self._lock = threading.Lock()
+        self._polls: dict[int, int] = {}
 
-    def for_printer(self, printer: LabPrinter) -> Connector:
+    def temperatures_due(self, printer_id: int) -> bool:
+        """True on a printer's first poll by this worker and every `TEMPERATURES_EVERY`th after it."""
+        with self._lock:
+            count = self._polls.get(printer_id, 0)
+            self._polls[printer_id] = count + 1
+        return count % TEMPERATURES_EVERY == 0
+
+    def for_printer(self, printer: LabPrinter | PrinterTarget) -> Connector:
         """Raises PrinterProblem (not connected) and KeyUnreadable (the lab's secret changed)."""
         fingerprint = (printer.connection, printer.address, printer.api_key_sealed)
         with self._lock:
@@ -139,28 +168,33 @@ class Connectors:
 
 
 def poll_printer(
-    session: Session, printer_id: int, connectors: Connectors, *, now: datetime | None = None
+    session: Session, printer: PrinterTarget | int, connectors: Connectors, *, now: datetime | None = None
 ) -> PollOutcome | None:
-    """Ask one claimed printer what it is doing and write the answer to its poll row.
+    """Ask one claimed printer what it is doing and write the answer to its poll row, in one short
+    transaction after the printer answered (none is held while it takes its time).
 
-    No transaction is held while the printer answers. Returns None when the printer is no longer
-    polled (paused, retired or disconnected since the claim).
+    `printer` is what `claim_due` returned (or an id, read here). Returns None when an id names a
+    printer that is no longer polled (paused, retired or disconnected).
     """
-    printer = session.get(LabPrinter, printer_id)
-    if printer is None or not is_polled(printer):
+    if isinstance(printer, int):
+        record = session.get(LabPrinter, printer)
         session.rollback()
-        return None
+        if record is None or not is_polled(record):
+            return None
+        printer = PrinterTarget(record.id, record.connection, record.address, record.api_key_sealed)
+    printer_id = printer.id
+    problem: Exception | None = None
     try:
-        connector = connectors.for_printer(printer)
+        connector: Connector | None = connectors.for_printer(printer)
     except (PrinterProblem, KeyUnreadable) as exc:
         connector, problem = None, exc
-    session.rollback()  # hold nothing while the printer takes its time
+    with_temperatures = connectors.temperatures_due(printer_id)
     answered, reported = True, False
     if connector is None:
         status = PrinterStatus(Activity.ERROR, message=str(problem))
     else:
         try:
-            status = connector.status()
+            status = connector.status(temperatures=with_temperatures)
             reported = True
         except PrinterProblem as exc:
             answered = not exc.offline
@@ -170,13 +204,19 @@ def poll_printer(
                 message=str(exc),
             )
     now = now or utcnow()
+    printing = (
+        select(PrintRun.id)
+        .where(PrintRun.printer_id == printer_id, PrintRun.state == PrintRunState.PRINTING)
+        .exists()
+    )
     with write_transaction(session):
-        row = session.scalars(
-            select(PrinterPoll)
+        found = session.execute(
+            select(PrinterPoll, printing)
             .where(PrinterPoll.printer_id == printer_id)
-            .with_for_update()
+            .with_for_update(of=PrinterPoll)
             .execution_options(populate_existing=True)
         ).one_or_none()
+        row, printing_run = (found[0], bool(found[1])) if found is not None else (None, False)
         if row is None:
             row = PrinterPoll(printer_id=printer_id, changed_at=now, failures=0)
             session.add(row)
@@ -185,6 +225,9 @@ def poll_printer(
             row.failures = 0
             row.answered_at = now
             shown = _rounded(status)
+            heated = shown.activity not in (Activity.DISCONNECTED, Activity.ERROR)
+            if not with_temperatures and heated and before is not None and not shown.temperatures:
+                shown = replace(shown, temperatures=before.temperatures)  # asked again in a few polls
         else:
             row.failures = (row.failures or 0) + 1
             if row.failures >= OFFLINE_AFTER_FAILURES or before is None:
@@ -196,7 +239,7 @@ def poll_printer(
         if before is None or shown != before:
             _write(row, shown)
             row.changed_at = now
-    return PollOutcome(printer_id, before, shown, answered, reported)
+    return PollOutcome(printer_id, before, shown, answered, reported, printing_run)
 
 
 def is_polled(printer: LabPrinter) -> bool:
