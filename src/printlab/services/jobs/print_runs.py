@@ -44,8 +44,12 @@ def close_after_move(
     an admin override, a cancel, a manual start elsewhere — as ENDED. Moves that carry a run on (the
     worker's start, the printer's finish) set its state before this runs and leave nothing to close.
     """
-    run = open_run(session, job.id, lock=True)
-    if run is None:
+    # Read without flushing (like the engine's other lookups): a second UPDATE of the job row would
+    # stamp `updated_at` with the column's own clock. A run this move's own change already carried on
+    # (PRINTING, FINISHED) shows its new state here, from the session.
+    with session.no_autoflush:
+        run = open_run(session, job.id, lock=True)
+    if run is None or run.state not in PrintRunState.OPEN:
         return
     if run.state == PrintRunState.SENDING and job.status == Status.READYTOPRINT.value:
         return
