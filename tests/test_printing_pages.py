@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from printlab.clock import utcnow
 from printlab.domain.statuses import Status
-from printlab.models import Job, PrintRun
+from printlab.models import Job, JobMilestone, OutboxMessage, PrintRun
 from printlab.services.jobs import job_desk, printing, workflow
 from printlab.services.lab import workstations
 from printlab.services.printers import fleet, polling
@@ -110,3 +110,23 @@ def test_a_print_the_printer_stopped_is_flagged_and_print_failed_starts_from_its
     session.rollback()
     assert session.get(PrintRun, run.id, populate_existing=True).state == "FAILED"
     assert session.get(Job, job.id, populate_existing=True).status == Status.READYTOPRINT.value
+
+
+def test_the_printers_figures_are_kept_for_the_reports_and_a_revert_forgets_them(session, storage, connected):
+    job = ready_job(session, storage, gcode(moves=10))
+    run = printing.request_print(session, storage, job.id, actor=actor(), printer="Prusa MK4S")
+    workflow.start_printing(session, storage, job.id, actor=actor(), printer="Prusa MK4S", sent_run=run.id)
+    report = workflow.PrinterReport(seconds_printed=5400, filament_mm=1000.0)  # as Klipper reports them
+    workflow.complete_from_printer(session, storage, job.id, run_id=run.id, report=report)
+    session.rollback()
+    finished = session.get(PrintRun, run.id, populate_existing=True)
+    assert (finished.state, finished.seconds_printed, finished.filament_g) == ("FINISHED", 5400, 3.0)  # PLA
+    milestone = session.get(JobMilestone, job.id, populate_existing=True)
+    assert (milestone.printed_hours, milestone.printed_g) == (1.5, 3.0)
+    outbox = session.scalars(select(OutboxMessage.template).where(OutboxMessage.job_id == job.id)).all()
+    assert outbox[-1] == "ready_for_pickup"
+    workflow.revert(session, storage, job.id, actor=actor(), reason="Completed by mistake")
+    session.rollback()
+    milestone = session.get(JobMilestone, job.id, populate_existing=True)
+    assert (milestone.printed_hours, milestone.printed_g) == (None, None)
+    assert session.get(PrintRun, run.id, populate_existing=True).state == "FINISHED"  # its record stays
