@@ -17,7 +17,7 @@ from printlab.db import make_engine, session_factory
 from printlab.domain.statuses import InvalidTransition
 from printlab.services.errors import ConflictError
 from printlab.services.files.storage import Storage
-from printlab.services.jobs import student_actions, workflow
+from printlab.services.jobs import printing, student_actions, workflow
 from printlab.services.jobs.quote_links import ConfirmOutcome
 from printlab.services.jobs.status_change import Expected
 from printlab.services.lab.actors import Actor, Student
@@ -45,6 +45,26 @@ def student_cancels(
     )
 
 
+class NotSent(ConflictError):
+    """This worker didn't send the print: another had claimed it (or it was closed)."""
+
+
+def worker_sends(
+    session: Session,
+    storage: Storage,
+    job_id: str,
+    *,
+    actor: Actor,
+    expected: Expected | None,
+    run_id: int,
+    secret: str,
+) -> None:
+    """A worker's send step for one print run waiting to go to its printer (the watch's unit of work)."""
+    outcome = printing.send_run(session, storage, run_id, secret=secret)
+    if outcome != "started":
+        raise NotSent(f"The run was {outcome}.")
+
+
 #: The calls a race may make; each takes (session, storage, job_id, *, actor, expected, **args).
 ACTIONS = {
     "approve": workflow.approve,
@@ -52,6 +72,7 @@ ACTIONS = {
     "override_status": workflow.override_status,
     "confirm": student_confirms,
     "student_cancel": student_cancels,
+    "send_print": worker_sends,
 }
 
 

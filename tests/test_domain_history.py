@@ -170,6 +170,53 @@ MORE_JOB_EVENTS = [
         "Files and the student's details removed at the end of the retention period",
     ),
     ("QuoteEdited", {"from": "PENDING", "to": "PENDING"}, ALEX, "Quote edited by Alex Rivera"),
+    # Issue 14: a print sent to a connected printer, its end reported by the printer, and a stop.
+    (
+        "StatusChanged",
+        {"from": "READYTOPRINT", "to": "PRINTING", "printer": "Prusa MK4S", "sent": True},
+        ALEX,
+        "Moved from Ready to Print to Printing by Alex Rivera — on the Prusa MK4S, sent to the printer "
+        "from PrintLab",
+    ),
+    (
+        "StatusChanged",
+        {
+            "from": "PRINTING",
+            "to": "COMPLETED",
+            "printer": "Prusa MK4S",
+            "finished_on_printer": True,
+            "started_by": "Alex Rivera",
+            "printed_hours": 1.5,
+            "printed_g": 38.2,
+        },
+        None,
+        "Moved from Printing to Completed by PrintLab — the Prusa MK4S reported the print finished "
+        "(started by Alex Rivera; printed in 1 h 30 min; 38.2 g of filament)",
+    ),
+    (
+        "StatusChanged",
+        {
+            "from": "PRINTING",
+            "to": "COMPLETED",
+            "printer": "Prusa MK4S",
+            "finished_on_printer": True,
+            "printed_hours": 0.001,
+        },
+        None,
+        "Moved from Printing to Completed by PrintLab — the Prusa MK4S reported the print finished "
+        "(printed in under a minute)",
+    ),
+    (
+        "PrinterStopped",
+        {
+            "printer": "Prusa MK4S",
+            "reason": "The print was cancelled on the printer.",
+            "started_by": "Alex Rivera",
+        },
+        None,
+        "The Prusa MK4S stopped the print (started from PrintLab by Alex Rivera) — The print was cancelled "
+        "on the printer.",
+    ),
 ]
 
 ADMIN_ACTIONS = [

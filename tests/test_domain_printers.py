@@ -9,11 +9,18 @@ from printlab.domain.printers import (
     Activity,
     Connection,
     PrinterStatus,
+    RunVerdict,
     Temperature,
     address_problem,
     api_key_problem,
     describe,
+    filament_grams,
+    follow_run,
+    model_matches,
+    next_poll_seconds,
     normal_address,
+    same_file,
+    takes_file,
     time_left_words,
 )
 
@@ -133,4 +140,84 @@ def test_the_admin_log_says_what_happened_to_a_printer():
     assert (
         admin_log_sentence("PrinterRetired", {"name": "Prusa XL"}, None)
         == "Printer Prusa XL retired by PrintLab"
+    )
+
+
+# -- sending and following a print (issue 14) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "printer", "matches"),
+    [
+        ("MK4S", "Prusa MK4S", True),
+        ("Original Prusa MK4S 0.4 nozzle", "Prusa MK4S", True),
+        ("XL", "Prusa XL", True),
+        ("Creality Ender-3 Pro", "Ender 3 Pro", True),
+        ("MK4", "Prusa MK4S", False),
+        ("MINI", "Prusa MK4S", False),
+        ("MK4S", "Prusa XL", False),
+        ("", "Prusa MK4S", False),
+    ],
+)
+def test_a_file_matches_the_printer_it_was_sliced_for_word_by_word(model, printer, matches):
+    assert model_matches(model, printer) is matches
+
+
+def test_each_kind_of_printer_takes_its_own_sliced_files():
+    assert takes_file(Connection.OCTOPRINT, "Jane_a1b2.gcode")
+    assert not takes_file(Connection.OCTOPRINT, "Jane_a1b2.bgcode")
+    assert takes_file(Connection.PRUSALINK, "Jane_a1b2.BGCODE")
+    assert not takes_file(Connection.MOONRAKER, "Jane_a1b2.3mf")
+    assert not takes_file(Connection.NONE, "Jane_a1b2.gcode")
+
+
+def test_a_file_name_the_printer_tidied_is_still_ours():
+    assert same_file("Jane_Doe_a1b2_run3.gcode", "Jane Doe_a1b2_run3.gcode")
+    assert same_file("gcodes/Jane_a1b2_run3.gcode", "Jane_a1b2_run3.gcode")
+    assert not same_file("Jane_a1b2_run4.gcode", "Jane_a1b2_run3.gcode")
+    assert not same_file(None, "Jane_a1b2_run3.gcode")
+
+
+def test_polls_back_off_when_a_printer_stops_answering_and_never_wait_over_half_a_minute():
+    assert [next_poll_seconds(n) for n in range(7)] == [5, 5, 10, 20, 30, 30, 30]
+
+
+def test_filament_length_becomes_grams_by_the_materials_density():
+    assert filament_grams(1000, 1.24) == 3.0  # a metre of 1.75 mm PLA
+
+
+SENT = "Jane_a1b2_run3.gcode"
+
+
+@pytest.mark.parametrize(
+    ("status", "seen", "since", "verdict"),
+    [
+        (PrinterStatus(Activity.PRINTING, file=SENT, progress=40), True, 100, RunVerdict.GOING),
+        (PrinterStatus(Activity.IDLE, file=SENT, progress=100), True, 100, RunVerdict.FINISHED),
+        (PrinterStatus(Activity.IDLE, file=SENT, progress=100), False, 2, RunVerdict.FINISHED),
+        # Just started: OctoPrint may still show the file selected and idle.
+        (PrinterStatus(Activity.IDLE, file=SENT, progress=None), False, 2, RunVerdict.GOING),
+        # After a cancel OctoPrint looks like "file selected, never started".
+        (PrinterStatus(Activity.IDLE, file=SENT, progress=None), True, 100, RunVerdict.STOPPED),
+        (PrinterStatus(Activity.IDLE, file=SENT, progress=None), False, 60, RunVerdict.STOPPED),
+        (PrinterStatus(Activity.ERROR, message="Thermal runaway"), True, 100, RunVerdict.STOPPED),
+        (PrinterStatus(Activity.OFFLINE, message="Nothing answered"), True, 100, RunVerdict.GOING),
+        (PrinterStatus(Activity.PRINTING, file="other.gcode"), True, 100, RunVerdict.STOPPED),
+        (PrinterStatus(Activity.DISCONNECTED), True, 100, RunVerdict.STOPPED),
+    ],
+)
+def test_a_poll_says_whether_a_print_sent_from_printlab_goes_on_finished_or_stopped(
+    status, seen, since, verdict
+):
+    got, reason = follow_run(status, SENT, seen_printing=seen, seconds_since_start=since)
+    assert got is verdict
+    assert (reason is not None) is (verdict is RunVerdict.STOPPED)
+
+
+def test_a_stop_says_why_in_the_printers_words():
+    error = PrinterStatus(Activity.ERROR, message="Thermal runaway")
+    assert follow_run(error, SENT, seen_printing=True, seconds_since_start=9)[1] == "Thermal runaway"
+    cancelled = PrinterStatus(Activity.IDLE, file=SENT)
+    assert follow_run(cancelled, SENT, seen_printing=True, seconds_since_start=9)[1] == (
+        "The print was cancelled on the printer."
     )

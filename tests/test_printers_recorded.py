@@ -145,6 +145,7 @@ class Played(http.server.BaseHTTPRequestHandler):
             )
             stats["state"] = {"idle": "standby"}.get(p.state, p.state)
             stats["filename"], stats["print_duration"] = p.file, 600.0 * p.progress
+            stats["filament_used"] = 1500.0 * p.progress  # millimetres of filament pushed so far
             card["progress"], card["is_active"] = p.progress, p.state == "printing"
             return self._send(200, answer)
         self._send(404, {"error": {"code": 404, "message": "Not Found"}})
@@ -266,6 +267,8 @@ def test_connect_status_print_to_the_end(played, tmp_path):
         while not done.finished:
             done = connector.status()
         assert done.progress == 100
+        # Klipper reports the filament a print used; the others don't.
+        assert (done.filament_mm is not None and done.filament_mm > 0) is (kind == "moonraker")
 
 
 def test_cancel_and_nothing_to_cancel(played, tmp_path):

@@ -48,11 +48,18 @@ def handlers_for(storage: Storage) -> dict[str, tasks.Handler]:
 
 def periodic_for(config: Config, storage: Storage) -> list[Callable[[Session], object]]:
     """Work the worker does on every tick besides tasks: the lab's sweeps (at most once a minute),
-    then email delivery (every tick, cheap when nothing is due). Each catches its own errors."""
+    email delivery (every tick, cheap when nothing is due), and the watch over the connected printers
+    (its own thread, started on the first tick: polls, prints sent from PrintLab, their ends). Each
+    catches its own errors."""
     from printlab.services import mail
+    from printlab.services.jobs.print_watch import PrintWatch
     from printlab.services.upkeep import sweeps
 
-    return [sweeps.Sweeper(storage), mail.Deliverer.from_config(config)]
+    return [
+        sweeps.Sweeper(storage),
+        mail.Deliverer.from_config(config),
+        PrintWatch(storage, config.secret_key),
+    ]
 
 
 def build_worker(config: Config, sessions: sessionmaker[Session], storage: Storage, *, kind: str) -> Worker:
@@ -117,3 +124,7 @@ class Worker:
 
     def stop(self) -> None:
         self.stop_event.set()
+        for job in self.periodic:  # work with threads of its own (the printer watch) ends with the worker
+            stop = getattr(job, "stop", None)
+            if callable(stop):
+                stop()

@@ -29,8 +29,8 @@ from printlab.domain.campus import CampusIdentity
 from printlab.domain.catalog import DEFAULT_CATALOG
 from printlab.domain.statuses import Status
 from printlab.domain.submission import validate_submission
-from printlab.models import AccountCode, Job, OutboxMessage, OutboxStatus, Payment
-from printlab.services.jobs import job_desk, refunds, student_actions, submissions, workflow
+from printlab.models import AccountCode, Job, OutboxMessage, OutboxStatus, Payment, PrintRun
+from printlab.services.jobs import job_desk, printing, refunds, student_actions, submissions, workflow
 from printlab.services.lab import account_codes, campus, pins, workstations
 from printlab.services.lab import staff as staff_service
 from printlab.services.lab.actors import Student
@@ -976,6 +976,43 @@ def _with_printers(site: Site) -> dict[str, int]:
         paused = fleet.add_printer(session, {"name": "Formlabs Form 3", "connection": "NONE"}, secret=secret)
         fleet.set_state(session, paused.id, "PAUSED")
     return site.printers
+
+
+def _stopped_by_the_printer(site: Site) -> Job:
+    """A Printing job sent to the connected Prusa MK4S from PrintLab, whose printer then stopped it."""
+
+    def build() -> Job:
+        session, storage = site.live.session, site.live.storage
+        printer_id = _with_printers(site)["octoprint"]
+        job = site._make(Status.READYTOPRINT)
+        # The run as "Start printing" records it; its first try far off, so the live worker leaves it.
+        run = PrintRun(
+            job_id=job.id, printer_id=printer_id, printer_name="Prusa MK4S", state="SENDING",
+            source_file="x.gcode", printer_file="x_run.gcode", requested_by=STAFF,
+            next_attempt_at=utcnow() + timedelta(days=1),
+        )  # fmt: skip
+        session.add(run)
+        session.commit()
+        workflow.start_printing(
+            session, storage, job.id, actor=actor(), printer="Prusa MK4S", sent_run=run.id
+        )
+        printing.stop_run(
+            session, run.id, "Heater decoupled on the nozzle: the temperature fell during the print."
+        )
+        return job
+
+    return site.made("stopped-by-printer", build)
+
+
+@page_state("job page, the printer stopped a print sent from PrintLab")
+def job_page_printer_stopped(site: Site) -> str:
+    return job_page(site, _stopped_by_the_printer(site))
+
+
+@page_state("dashboard, Printing tab with a print the printer stopped")
+def dashboard_printer_stopped(site: Site) -> str:
+    _stopped_by_the_printer(site)
+    return site.url("/dashboard?status=PRINTING")
 
 
 @page_state("admin printers: connected, paused and retired, and the add form")

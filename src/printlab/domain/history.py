@@ -129,6 +129,12 @@ def job_event_sentence(event_type: str, details: Mapping[str, Any] | None, by: s
         return f"Notes cleared by {who}" if d.get("length") == 0 else f"Notes edited by {who}"
     if event_type == "AdminOverride":
         return _override(d, who)
+    if event_type == "PrinterStopped":
+        printer = f"The {d['printer']}" if isinstance(d.get("printer"), str) else "The printer"
+        started = (
+            f" (started from PrintLab by {d['started_by']})" if isinstance(d.get("started_by"), str) else ""
+        )
+        return f"{printer} stopped the print{started}{_reason(d)}"
     if event_type == "PrintFailed":
         return f"Print failed; moved back to Ready to Print by {who}{_reason(d)}"
     if event_type == "EmailSent":
@@ -184,10 +190,14 @@ def _adjustment(event_type: str, d: Mapping[str, Any], who: str) -> str:
 
 
 def _status_changed(d: Mapping[str, Any], who: str) -> str:
+    if d.get("finished_on_printer"):
+        return _finished_on_printer(d)
     verb = "Moved back" if d.get("revert") else "Moved"
     sentence = f"{verb} {_move(d)} by {who}".replace("  ", " ")
     if isinstance(d.get("printer"), str):
         sentence += f" — on the {d['printer']}"
+        if d.get("sent"):
+            sentence += ", sent to the printer from PrintLab"
     payment = d.get("payment")
     if isinstance(payment, Mapping) and payment.get("charged_usd") is not None:
         sentence += f" — paid {_money(payment['charged_usd'])}"
@@ -201,6 +211,30 @@ def _status_changed(d: Mapping[str, Any], who: str) -> str:
             off = "waived" if payment.get("method") == "WAIVER" else f"{_money(payment['discount_usd'])} off"
             sentence += f" (price {_money(payment.get('list_usd'))}, {off}{_reason(payment)})"
     return sentence + _reason(d)
+
+
+def _finished_on_printer(d: Mapping[str, Any]) -> str:
+    """ "Moved from Printing to Completed by PrintLab — the Prusa MK4S reported the print finished
+    (started by Alex Rivera; printed in 1.5 h)"."""
+    printer = f"the {d['printer']}" if isinstance(d.get("printer"), str) else "the printer"
+    facts = []
+    if isinstance(d.get("started_by"), str):
+        facts.append(f"started by {d['started_by']}")
+    if isinstance(d.get("printed_hours"), int | float):
+        facts.append(f"printed in {_duration(float(d['printed_hours']))}")
+    if isinstance(d.get("printed_g"), int | float):
+        facts.append(f"{d['printed_g']:g} g of filament")
+    extra = f" ({'; '.join(facts)})" if facts else ""
+    return f"Moved {_move(d)} by PrintLab — {printer} reported the print finished{extra}".replace("  ", " ")
+
+
+def _duration(hours: float) -> str:
+    """ "1 h 30 min", "4 min", "under a minute"."""
+    minutes = round(hours * 60)
+    if minutes < 1:
+        return "under a minute"
+    whole, rest = divmod(minutes, 60)
+    return " ".join(part for part in (f"{whole} h" if whole else "", f"{rest} min" if rest else "") if part)
 
 
 _REPAIRS = {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import math
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -132,6 +134,8 @@ class PrinterStatus:
     temperatures: tuple[Temperature, ...] = ()
     #: The printer's error, or why PrintLab could not reach it (OFFLINE).
     message: str | None = None
+    #: Filament used by the current or last print, where the printer reports it (Klipper does).
+    filament_mm: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -244,3 +248,119 @@ def api_key_problem(key: str) -> str | None:
     if len(key) > MAX_API_KEY:
         return f"Keep the API key under {MAX_API_KEY} characters."
     return None
+
+
+# -- sending a sliced file and following its print (issue 14) ---------------------------------------
+
+#: The sliced files each kind of printer software takes, by extension (lower case). OctoPrint and
+#: Klipper take plain G-code; PrusaLink (MK4, XL, MINI) takes Prusa's binary G-code as well.
+SENDABLE = {
+    Connection.OCTOPRINT: (".gcode", ".gco", ".g"),
+    Connection.MOONRAKER: (".gcode",),
+    Connection.PRUSALINK: (".gcode", ".bgcode"),
+}
+
+
+def takes_file(connection: Connection, name: str) -> bool:
+    """True when a printer on `connection` can be sent the sliced file `name` as it is."""
+    return name.lower().endswith(SENDABLE.get(connection, ()))
+
+
+def file_kinds_words(connection: Connection) -> str:
+    """ "a .gcode file", "a .gcode or .bgcode file": what a printer on `connection` is sent."""
+    kinds = [kind for kind in SENDABLE.get(connection, ()) if kind in (".gcode", ".bgcode")]
+    return "a " + " or ".join(kinds or [".gcode"]) + " file"
+
+
+def _words_of(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def model_matches(file_model: str, printer_name: str) -> bool:
+    """Was a file sliced for this printer? The printer model the slicer wrote in the file ("MK4S",
+    "Original Prusa MK4S 0.4 nozzle", "Creality Ender-3 Pro") matches the lab's name for the printer
+    ("Prusa MK4S") when the words of one appear, in order and side by side, among the words of the
+    other: "MK4S" is a Prusa MK4S, "MK4" and "MINI" are not."""
+    model, name = _words_of(file_model), _words_of(printer_name)
+    if not model or not name:
+        return False
+    short, long = (model, name) if len(model) <= len(name) else (name, model)
+    return any(long[i : i + len(short)] == short for i in range(len(long) - len(short) + 1))
+
+
+def same_file(reported: str | None, sent: str) -> bool:
+    """Is the file a printer reports the file PrintLab sent it? Printer software tidies names (OctoPrint
+    turns spaces into underscores, Moonraker reports a path), so letters and digits are compared."""
+    if not reported:
+        return False
+    base = reported.replace("\\", "/").rsplit("/", 1)[-1]
+    return _words_of(base) == _words_of(sent.rsplit("/", 1)[-1])
+
+
+#: How often the worker asks a printer that answers, and the longest wait after failures (a printer
+#: that comes back is seen within this), in seconds.
+POLL_SECONDS = 5
+POLL_BACKOFF_CAP_SECONDS = 30
+#: Polls in a row without an answer before a printer is shown offline (one lost answer is a blip).
+OFFLINE_AFTER_FAILURES = 2
+
+
+def next_poll_seconds(failures: int) -> int:
+    """Seconds until the next poll after `failures` polls in a row got no answer: 5, 10, 20, 30, 30…"""
+    if failures <= 0:
+        return POLL_SECONDS
+    return min(POLL_SECONDS * 2 ** (failures - 1), POLL_BACKOFF_CAP_SECONDS)
+
+
+class RunVerdict(enum.Enum):
+    """What a poll says about a print PrintLab started."""
+
+    GOING = "going"  # still printing it (or paused, or heating), or not reachable just now
+    FINISHED = "finished"
+    STOPPED = "stopped"  # an error, a cancel, or the printer doing something else
+
+
+#: After a print is started, how long a printer may still look idle before that counts as a stop
+#: (OctoPrint takes a moment to go from "file selected" to "Printing").
+START_GRACE_SECONDS = 30
+
+
+def follow_run(
+    status: PrinterStatus, sent_file: str, *, seen_printing: bool, seconds_since_start: float
+) -> tuple[RunVerdict, str | None]:
+    """(verdict, the reason in words for a stop) for a run that sent `sent_file`, from one poll.
+
+    Finished is idle with our file at 100 %. A cancel on OctoPrint leaves our file selected and never
+    finished, which reads the same as a print that hasn't begun yet: it counts as stopped once the
+    print was seen printing, or once the start's grace period is over. An unreachable printer decides
+    nothing (it may finish while PrintLab can't see it; the next answer says).
+    """
+    ours = same_file(status.file, sent_file)
+    if status.activity is Activity.OFFLINE:
+        return RunVerdict.GOING, None
+    if status.activity is Activity.ERROR:
+        return RunVerdict.STOPPED, status.message or status.detail or "The printer reported an error."
+    if status.activity is Activity.DISCONNECTED:
+        return (
+            RunVerdict.STOPPED,
+            "The printer's software lost its connection to the printer during the print.",
+        )
+    if ours and status.finished:
+        return RunVerdict.FINISHED, None
+    settled = seen_printing or seconds_since_start >= START_GRACE_SECONDS
+    if status.activity in (Activity.PRINTING, Activity.PAUSED, Activity.BUSY):
+        if ours or not status.file or not settled:
+            return RunVerdict.GOING, None
+        return RunVerdict.STOPPED, f"The printer is printing {status.file} instead."
+    # idle
+    if not settled:
+        return RunVerdict.GOING, None
+    if ours:
+        return RunVerdict.STOPPED, "The print was cancelled on the printer."
+    return RunVerdict.STOPPED, "The printer stopped the print (it is idle without it)."
+
+
+def filament_grams(length_mm: float, density_g_cm3: float, diameter_mm: float = 1.75) -> float:
+    """The weight of a length of filament: a cylinder of `diameter_mm` of a material of that density."""
+    radius_cm = diameter_mm / 20
+    return round(math.pi * radius_cm * radius_cm * (length_mm / 10) * density_g_cm3, 1)

@@ -11,11 +11,22 @@ from printlab.domain.statuses import Status
 from printlab.models import MILESTONE_COLUMNS, STAGE_HOURS_COLUMNS, Job, JobMilestone
 
 
-def record_move(session: Session, job: Job, source: str, target: str, *, revert: bool, now: datetime) -> None:
+def record_move(
+    session: Session,
+    job: Job,
+    source: str,
+    target: str,
+    *,
+    revert: bool,
+    now: datetime,
+    printed: tuple[float | None, float | None] | None = None,
+) -> None:
     """Note the move in the job's milestone row, inside the move's own transaction.
 
     The same rule as domain.reports.milestones, which the migration filled existing jobs with: the
     first time a job reaches a stage stays; a revert forgets the time of the status it undoes.
+    Reaching Completed also notes what the printer reported for the print (`printed`: hours and grams
+    from a connected printer, None for a print marked complete by hand); undoing it forgets them.
     """
     column = MILESTONE_COLUMNS.get(source if revert else target)
     with session.no_autoflush:
@@ -26,6 +37,10 @@ def record_move(session: Session, job: Job, source: str, target: str, *, revert:
         row = JobMilestone(job_id=job.id, uploaded_at=job.created_at)
         session.add(row)
     _copy_job(row, job)
+    if target == Status.COMPLETED.value and not revert:
+        row.printed_hours, row.printed_g = printed if printed is not None else (None, None)
+    elif revert and source == Status.COMPLETED.value:
+        row.printed_hours = row.printed_g = None
     if column is None:
         return
     if revert:

@@ -26,6 +26,7 @@ from printlab.services.errors import JobLocked, StaleJob, ValidationError, check
 from printlab.services.files.storage import FileMove, Storage
 from printlab.services.jobs.change_requests import close_open
 from printlab.services.jobs.milestones import record_move
+from printlab.services.jobs.print_runs import close_after_move
 from printlab.services.jobs.records import add_event, base_name, job_folder, lock_job, sidecar_record
 from printlab.services.lab.actors import Actor, require_active_staff, require_admin
 from printlab.services.lab.catalog import load_catalog
@@ -58,6 +59,8 @@ class Change:
     #: Events written besides the transition's own, with the same details (an override that archives
     #: a job also writes JobArchived, so the trail says so in the words every reader looks for).
     also_events: tuple[str, ...] = ()
+    #: What the printer reported for the print that completes the job (hours, grams), for its milestone.
+    printed: tuple[float | None, float | None] | None = None
 
 
 def check_expected(session: Session, job: Job, expected: Expected | None) -> None:
@@ -162,8 +165,11 @@ def run_transition(
             # After the version is set: the milestone's lookup may flush the job row, whose status
             # change must carry it (job_search's trigger takes the time of entering the status from it).
             record_move(
-                session, job, source.value, job.status, revert=bool(result.details.get("revert")), now=now
-            )
+                session, job, source.value, job.status, revert=bool(result.details.get("revert")), now=now,
+                printed=result.printed,
+            )  # fmt: skip
+            # A run on a connected printer that this move leaves with nothing to follow is closed with it.
+            close_after_move(session, job, transition, by=actor.staff, now=now)
             details = {"from": source.value, "to": transition.target.value, **result.details}
             events = (
                 transition.event_type,

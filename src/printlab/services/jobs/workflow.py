@@ -23,6 +23,7 @@ from printlab.domain import charging
 from printlab.domain.catalog import Catalog
 from printlab.domain.naming import extension_of
 from printlab.domain.pricing import PricingError, quote_cost, round_print_hours, to_decimal
+from printlab.domain.printers import filament_grams
 from printlab.domain.quotes import SLICER_EXTENSIONS as SLICER_EXTENSIONS  # re-exported for the pages
 from printlab.domain.quotes import is_printable, is_slicer_file, quote_problems
 from printlab.domain.statuses import (
@@ -33,8 +34,8 @@ from printlab.domain.statuses import (
     Transition,
     transition_for,
 )
-from printlab.models import Job, Payment, PaymentKind
-from printlab.services.errors import ValidationError, checked_text
+from printlab.models import Job, Payment, PaymentKind, PrintRun, PrintRunState
+from printlab.services.errors import ConflictError, ValidationError, checked_text
 from printlab.services.files.storage import Storage
 from printlab.services.jobs import payments
 from printlab.services.jobs.quote_links import (
@@ -483,8 +484,15 @@ def start_printing(
     printer: str | None = None,
     expected: Expected | None = None,
     now: datetime | None = None,
+    sent_run: int | None = None,
 ) -> Job:
-    """READYTOPRINT → PRINTING on a printer of the job's method (it may differ from the request)."""
+    """READYTOPRINT → PRINTING on a printer of the job's method (it may differ from the request).
+
+    `sent_run`: the worker reporting that a connected printer started the print staff sent it from
+    PrintLab (`printing.py`). The move is the requester's (`actor`), its event says it was sent from
+    PrintLab, the run becomes PRINTING in the same transaction, and a dialog someone opened since
+    doesn't hold it up (the print is already running).
+    """
     catalog = load_catalog(session)
 
     def change(job: Job, _t: Transition) -> Change:
@@ -496,10 +504,17 @@ def start_printing(
             )
         requested = job.printer
         job.printer = found.name
-        return Change(
-            details={"printer": found.name, **({"requested": requested} if requested != found.name else {})}
-        )
+        details: dict[str, Any] = {
+            "printer": found.name,
+            **({"requested": requested} if requested != found.name else {}),
+        }
+        if sent_run is not None:
+            run = _locked_run(session, sent_run, PrintRunState.SENDING)
+            run.state, run.started_at, run.message = PrintRunState.PRINTING, now, None
+            details["sent"] = True
+        return Change(details=details)
 
+    now = now or utcnow()
     return run_transition(
         session,
         storage,
@@ -509,7 +524,21 @@ def start_printing(
         now=now,
         rule=by_table(Action.START_PRINTING),
         change=change,
+        honour_dialog_lock=sent_run is None,
     )
+
+
+def _locked_run(session: Session, run_id: int, state: str) -> PrintRun:
+    """The print run, row-locked, in `state`; ConflictError when something closed it meanwhile."""
+    run = session.scalars(
+        select(PrintRun)
+        .where(PrintRun.id == run_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if run is None or run.state != state:
+        raise ConflictError("The print on the connected printer was closed by a staff move in the meantime.")
+    return run
 
 
 def complete(
@@ -531,6 +560,65 @@ def complete(
         now=now,
         rule=by_table(Action.COMPLETE),
         change=lambda job, t: Change(details={}),
+    )
+
+
+@dataclass(frozen=True)
+class PrinterReport:
+    """What a connected printer reported at the end of a print, where it reports it."""
+
+    seconds_printed: int | None = None
+    filament_mm: float | None = None
+    filament_g: float | None = None
+
+
+def complete_from_printer(
+    session: Session,
+    storage: Storage,
+    job_id: str,
+    *,
+    run_id: int,
+    report: PrinterReport,
+    now: datetime | None = None,
+) -> Job:
+    """PRINTING → COMPLETED by PrintLab itself: the connected printer reported the print it was sent
+    finished. The event names the printer and who started it; the student gets the ready-for-pickup
+    email as with "Mark complete"; the run becomes FINISHED with the printer's figures, which the job's
+    milestone keeps for the reports — all in one transaction."""
+    now = now or utcnow()
+    catalog = load_catalog(session)
+
+    def change(job: Job, _t: Transition) -> Change:
+        run = _locked_run(session, run_id, PrintRunState.PRINTING)
+        run.state, run.ended_at = PrintRunState.FINISHED, now
+        run.seconds_printed = report.seconds_printed
+        grams = report.filament_g
+        method = catalog.method(job.material or "")
+        if grams is None and report.filament_mm is not None and method is not None:
+            grams = filament_grams(report.filament_mm, method.density_g_cm3)
+        run.filament_mm, run.filament_g = report.filament_mm, grams
+        hours = round(report.seconds_printed / 3600, 3) if report.seconds_printed is not None else None
+        grams = round(grams, 1) if grams is not None else None
+        details: dict[str, Any] = {"printer": run.printer_name, "finished_on_printer": True}
+        if run.requested_by:
+            details["started_by"] = run.requested_by
+        if hours is not None:
+            details["printed_hours"] = hours
+        if grams is not None:
+            details["printed_g"] = grams
+        return Change(details=details, printed=(hours, grams))
+
+    return run_transition(
+        session,
+        storage,
+        job_id,
+        actor=Actor.system(),
+        expected=Expected(status=Status.PRINTING),
+        now=now,
+        rule=by_table(Action.COMPLETE),
+        change=change,
+        needs_staff=False,
+        honour_dialog_lock=False,
     )
 
 

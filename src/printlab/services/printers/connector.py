@@ -70,6 +70,8 @@ class Timeouts:
 
 
 DEFAULT_TIMEOUTS = Timeouts()
+#: How long an idle connection to a printer is kept for the next request.
+KEEPALIVE_SECONDS = 60.0
 
 
 class Connector(abc.ABC):
@@ -85,9 +87,12 @@ class Connector(abc.ABC):
         is closed. Returns the printer's status. Raises PrinterProblem."""
 
     @abc.abstractmethod
-    def status(self) -> PrinterStatus:
+    def status(self, *, temperatures: bool = True) -> PrinterStatus:
         """What the printer is doing now: state, current file, progress, time left, temperatures,
-        errors. Raises PrinterProblem (callers that poll use `status_or_offline`)."""
+        errors. Raises PrinterProblem (callers that poll use `status_or_offline`).
+
+        `temperatures=False` lets a frequent poll skip them where they cost a request of their own
+        (OctoPrint); software that reports them with the rest reports them anyway."""
 
     @abc.abstractmethod
     def upload_and_start(self, file_name: str, source: Path) -> PrinterStatus:
@@ -135,6 +140,9 @@ class HttpApi:
             headers=headers,
             timeout=httpx.Timeout(timeouts.read, connect=timeouts.connect),
             follow_redirects=False,
+            # Kept open between the worker's polls (every 5 s, httpx's default keep-alive): a new TCP
+            # connection per poll would cost more than the poll.
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS),
         )
 
     def request(

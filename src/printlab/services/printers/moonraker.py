@@ -49,7 +49,7 @@ class Moonraker(Connector):
     def connect(self) -> PrinterStatus:
         return self.status()
 
-    def status(self) -> PrinterStatus:
+    def status(self, *, temperatures: bool = True) -> PrinterStatus:
         server = _result(self.api, self.api.json("GET", "/server/info"))
         software = f"Moonraker {server.get('moonraker_version') or ''}".strip()
         klippy = str(server.get("klippy_state") or "")
@@ -85,6 +85,7 @@ class Moonraker(Connector):
             progress=progress,
             seconds_left=left,
             seconds_printed=round(printed) if printed is not None else None,
+            filament_mm=_number(stats.get("filament_used")),
             temperatures=tuple(
                 Temperature(name, _number(values.get("temperature")), _number(values.get("target")))
                 for name, values in ((n, objects.get(n)) for n in ("extruder", "heater_bed"))

@@ -68,7 +68,7 @@ class OctoPrint(Connector):
                 self._wait_while_connecting()
         return self.status()
 
-    def status(self) -> PrinterStatus:
+    def status(self, *, temperatures: bool = True) -> PrinterStatus:
         software = self._software()
         job = self.api.json("GET", "/api/job")
         state = str(job.get("state") or "")
@@ -82,9 +82,9 @@ class OctoPrint(Connector):
                 message = str(job.get("error") or state)
             else:  # starting, pausing, resuming, cancelling, finishing, connecting, SD transfers
                 activity = Activity.BUSY
-        temperatures: tuple[Temperature, ...] = ()
-        if activity not in (Activity.DISCONNECTED, Activity.ERROR):
-            temperatures = self._temperatures()
+        heaters: tuple[Temperature, ...] = ()
+        if temperatures and activity not in (Activity.DISCONNECTED, Activity.ERROR):
+            heaters = self._temperatures()
         return PrinterStatus(
             activity,
             software=software,
@@ -93,7 +93,7 @@ class OctoPrint(Connector):
             progress=_number(progress.get("completion")),
             seconds_left=_whole(progress.get("printTimeLeft")),
             seconds_printed=_whole(progress.get("printTime")),
-            temperatures=temperatures,
+            temperatures=heaters,
             message=message,
         )
 

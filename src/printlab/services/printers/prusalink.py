@@ -52,7 +52,7 @@ class PrusaLink(Connector):
         self._version = None
         return self.status()
 
-    def status(self) -> PrinterStatus:
+    def status(self, *, temperatures: bool = True) -> PrinterStatus:
         software = self._software()
         now = self.api.json("GET", "/api/v1/status")
         printer = now.get("printer") if isinstance(now.get("printer"), dict) else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -37,6 +37,7 @@ from printlab.models import (
     JobSearch,
     JobStatusCount,
 )
+from printlab.services.jobs import print_runs
 
 PAGE_SIZE = 24
 MAX_PAGE_SIZE = 200
@@ -222,6 +223,8 @@ class JobCard:
     has_thumbnail: bool
     analysis_state: str | None
     updated_at: datetime | None
+    #: The connected printer stopped the print PrintLab sent it: its reason, until staff confirm.
+    printer_stopped: str | None = None
 
     @property
     def at_the_printer(self) -> bool:
@@ -255,6 +258,7 @@ class JobCard:
             "waiting_for_student": self.waiting_for_student,
             "is_new": self.is_new,
             "analysis_state": self.analysis_state,
+            "printer_stopped": self.printer_stopped,
         }
 
 
@@ -451,6 +455,10 @@ def list_jobs(session: Session, query: JobQuery, catalog: Catalog, *, now: datet
         _card(job, state, bool(thumb), since, now, waiting=bool(waits))
         for job, state, thumb, since, waits in rows
     ]
+    printing = [card.id for card in cards if card.status == Status.PRINTING]
+    if printing:  # a print stopped by its printer is flagged on its card (one query, Printing cards only)
+        stopped = print_runs.stopped_reasons(session, printing)
+        cards = [replace(card, printer_stopped=stopped.get(card.id)) for card in cards]
     if query.q:
         counts = search_counts(session, query, catalog.lab.time_zone)
         total = counts[query.status] if query.status is not None else sum(counts.values())

@@ -19,7 +19,8 @@ from printlab.domain.quotes import MODEL_EXTENSIONS
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, JobChangeRequest, OutboxMessage, OutboxStatus, Payment, Staff
 from printlab.services.files.storage import SIDECAR_SUFFIX, Storage
-from printlab.services.jobs import change_requests, payments, resend
+from printlab.services.jobs import change_requests, payments, print_runs, resend
+from printlab.services.jobs.print_runs import RunNote
 from printlab.services.jobs.records import Part, get_job, job_folder, parts_of, simple_id_for
 from printlab.services.jobs.workflow import SLICER_EXTENSIONS, candidate_files
 from printlab.services.views.student_status import resubmission_links
@@ -81,6 +82,8 @@ class JobDetail:
     parts: list[PartEntry]
     #: The open "needs changes" request: the job waits for the student's corrected file.
     waiting: JobChangeRequest | None = None
+    #: The job's print on a connected printer, in words (being sent, not started, printing, stopped).
+    run_note: RunNote | None = None
     waiting_reasons: tuple[str, ...] = ()
     #: The rejected job this one corrects (id, short id) and why that one was rejected.
     resubmission_of: tuple[str, str] | None = None
@@ -207,6 +210,7 @@ def job_detail(session: Session, storage: Storage, job_id: str, catalog: Catalog
         resubmission_of=links["resubmission_of"],
         earlier_reasons=tuple(change_requests.reasons_list(earlier.reject_reasons)) if earlier else (),
         resubmitted_as=links["resubmitted_as"],
+        run_note=print_runs.note_for(session, job),
     )
 
 

@@ -12,12 +12,14 @@ from sqlalchemy.orm import Session
 from printlab.domain.statuses import Status
 from printlab.models import Job
 from printlab.services.files.storage import Storage
-from printlab.services.jobs import refunds, student_actions, workflow
+from printlab.services.jobs import printing, refunds, student_actions, workflow
 from printlab.services.jobs.status_change import Expected
 from printlab.services.lab.actors import Actor
 
 Form = Mapping[str, Any]
-Runner = Callable[[Session, Storage, Job, Actor, Expected, Form], Job]
+#: A runner returns the job, or a sentence for staff when the action's result needs one (a print sent
+#: to a connected printer is on its way, not done).
+Runner = Callable[[Session, Storage, Job, Actor, Expected, Form], Job | str]
 
 
 @dataclass(frozen=True)
@@ -105,9 +107,16 @@ def _request_changes(
     )  # fmt: skip
 
 
-def _start(session: Session, storage: Storage, job: Job, actor: Actor, expected: Expected, form: Form) -> Job:
-    return workflow.start_printing(
+def _start(
+    session: Session, storage: Storage, job: Job, actor: Actor, expected: Expected, form: Form
+) -> Job | str:
+    started = printing.start_printing(
         session, storage, job.id, actor=actor, expected=expected, printer=form.get("printer") or None
+    )
+    if started.sending_to is None:
+        return started.job
+    return (
+        f"Sending the file to the {started.sending_to}: the job moves to Printing when the printer starts it."
     )
 
 
@@ -181,7 +190,9 @@ ACTIONS: dict[str, ActionSpec] = {
                    "automatically.", _request_changes,
                    email="An email goes to {address} with what to change and a link to send the corrected file."),
         ActionSpec("start_printing", "Start printing", frozenset({Status.READYTOPRINT}),
-                   "The job moves to Printing on the printer you choose.", _start),
+                   "The job moves to Printing on the printer you choose. A printer connected to PrintLab "
+                   "is sent the job's sliced file and starts it; the job moves when the printer has started.",
+                   _start),
         ActionSpec("complete", "Mark complete", frozenset({Status.PRINTING}),
                    "The job moves to Completed and waits for pickup.", _complete,
                    email="An email goes to {address} saying the print is ready for pickup."),

@@ -17,6 +17,7 @@ from flask import (
     send_file,
     url_for,
 )
+from werkzeug.datastructures import MultiDict
 
 from printlab.domain.charging import METHODS
 from printlab.domain.naming import extension_of
@@ -261,7 +262,9 @@ def act(job_id: str, action: str):  # type: ignore[no-untyped-def]
     conflict = None
     if request.method == "POST":
         try:
-            spec.run(db(), lab().storage, detail.job, _actor(), expected_from(request.form), request.form)
+            result = spec.run(
+                db(), lab().storage, detail.job, _actor(), expected_from(request.form), request.form
+            )
         except ValidationError as exc:
             errors = exc.errors
         except (ConflictError, InvalidTransition) as exc:
@@ -271,11 +274,15 @@ def act(job_id: str, action: str):  # type: ignore[no-untyped-def]
         except (ServiceError, StorageError) as exc:  # a storage refusal says what to do, in plain words
             conflict = str(exc)
         else:
-            flash(f"{spec.label}: done for job {detail.simple_id}.")
+            flash(result if isinstance(result, str) else f"{spec.label}: done for job {detail.simple_id}.")
             return redirect(url_for("jobs.show", job_id=job_id), 303)
         detail = _detail(job_id)  # show the job as it is now
     elif detail.status not in spec.statuses:
         conflict = f"This job is {detail.status.label}; “{spec.label}” isn't possible now."
+    form = request.form
+    if request.method == "GET" and spec.name == "print_failed" and detail.run_note and detail.run_note.reason:
+        # The printer said why it stopped: staff start from its words.
+        form = MultiDict({"reason": f"The {detail.run_note.printer} stopped: {detail.run_note.reason}"})
     status_code = 409 if conflict else (422 if errors else 200)
     return (
         render_template(
@@ -284,7 +291,7 @@ def act(job_id: str, action: str):  # type: ignore[no-untyped-def]
             spec=spec,
             staff=_active_staff(),
             catalog=catalog(),
-            form=request.form,
+            form=form,
             errors=errors,
             conflict=conflict,
             extension_of=extension_of,
