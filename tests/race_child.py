@@ -48,6 +48,7 @@ def student_cancels(
 #: The calls a race may make; each takes (session, storage, job_id, *, actor, expected, **args).
 ACTIONS = {
     "approve": workflow.approve,
+    "complete": workflow.complete,
     "record_pickup": workflow.record_pickup,
     "override_status": workflow.override_status,
     "confirm": student_confirms,
