@@ -134,7 +134,8 @@ def test_jobs_api_answers_401_json_when_signed_out(client, session, storage):
     response = client.get("/api/v1/jobs")
     assert response.status_code == 401
     assert response.is_json
-    assert response.get_json()["message"] == "Sign in on a lab workstation first."
+    assert response.mimetype == "application/problem+json"
+    assert "sign in on a lab workstation" in response.get_json()["detail"]
     assert client.get("/api/v1/price?weight_g=10&method=Filament").status_code == 401
 
 
