@@ -419,7 +419,7 @@ def test_live_price_uses_the_lab_rules(staff_client):
     assert price("42", "Resin").get_json()["display"] == "$8.40"
     assert price("5").get_json() == {"cost_usd": "3.00", "display": "$3.00", "minimum_applied": True}
     bad = price("lots")
-    assert bad.status_code == 422 and bad.get_json()["error"]
+    assert bad.status_code == 422 and bad.get_json()["detail"]
 
 
 def test_student_markup_is_escaped_on_staff_pages(staff_client, session, storage):
