@@ -273,3 +273,28 @@ def test_the_document_is_openapi_3_1_and_lists_every_operation(client):
     assert PROBLEM in complete["responses"]["412"]["content"]
     page = client.get("/api/v1/reference")
     assert page.status_code == 200 and "Record pickup and payment" in page.get_data(as_text=True)
+
+
+def test_report_figures_are_read_without_money_for_a_token(client, app, session, storage):
+    make_job(session, storage, Status.PAIDPICKEDUP)
+    headers = _auth(_token(session, "read"))
+    answer = client.get("/api/v1/reports", query_string={"period": "7d"}, headers=headers)
+    assert answer.status_code == 200, answer.get_data(as_text=True)[:300]
+    body = answer.get_json()
+    assert body["period"] and "revenue" not in json_text(body)
+    bad = client.get(
+        "/api/v1/reports",
+        query_string={"period": "custom", "from": "2026-03-15", "to": "2026-03-01"},
+        headers=headers,
+    )
+    assert _problem(bad, 422)["errors"]
+    assert (
+        client.get("/api/v1/reports", query_string={"period": "fortnight"}, headers=headers).status_code
+        == 422
+    )
+
+
+def json_text(body: object) -> str:
+    import json
+
+    return json.dumps(body)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import Response, current_app, json, render_template, request
+from flask import Response, current_app, g, json, render_template, request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel
 from werkzeug.http import parse_etags
@@ -25,6 +25,7 @@ from printlab.services.jobs.records import get_job, simple_id_for
 from printlab.services.jobs.status_change import Expected
 from printlab.services.views.dashboard import JobPage, list_jobs, parse_query
 from printlab.services.views.job_detail import job_detail
+from printlab.services.views.reports import build_report
 from printlab.web.api import access, document
 from printlab.web.api.problems import problem
 from printlab.web.api.schemas import (
@@ -44,15 +45,19 @@ from printlab.web.api.schemas import (
     ReasonBody,
     ReasonsBody,
     RefundBody,
+    Report,
+    ReportQuery,
     StartBody,
 )
 from printlab.web.context import catalog, db, lab
 from printlab.web.job_version import version_of
 from printlab.web.jobs.actions import ACTIONS
+from printlab.web.reports import routes as reports_page
 
 JOBS = Tag(name="Jobs", description="Reading jobs: the dashboard's list, one job, its history and files.")
 MOVES = Tag(name="Moves", description="A staff member's moves of a job, as on the job page (write scope).")
 PRICES = Tag(name="Prices", description="The lab's prices.")
+REPORTS = Tag(name="Reports", description="The reports page's figures.")
 
 api = APIBlueprint(
     "api",
@@ -192,6 +197,23 @@ def price(query: PriceQuery):  # type: ignore[no-untyped-def]
             cost_usd=str(cost), display=format_usd(cost), minimum_applied=cost == Decimal(cat.minimum_charge)
         )
     )
+
+
+def _money() -> bool:
+    """Money figures only for an admin workstation's own browser, as on the reports page."""
+    return g.get("api_token") is None and reports_page.sees_money()
+
+
+@api.get(
+    "/reports", tags=[REPORTS], summary="Report figures", responses={200: Report}, operation_id="getReport"
+)
+def report(query: ReportQuery):  # type: ignore[no-untyped-def]
+    """The reports page's figures as /reports.json gives them: a period and the one before it. Money
+    figures are for admin workstations only, as on the page; a token never sees them."""
+    period, filters, errors = reports_page.chosen()
+    if errors or period is None or filters is None:
+        return problem(422, "The period or a filter can't be used; see errors.", errors=errors)
+    return _answer(Report(**build_report(db(), period, filters).as_json(money=_money())))
 
 
 # -- moves -----------------------------------------------------------------------------------------

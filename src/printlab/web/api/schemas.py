@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,6 +54,30 @@ class JobsQuery(BaseModel):
     per_page: int | None = Field(None, ge=1, le=200, description="Jobs per page (at most 200).")
     after: str | None = Field(None, max_length=200, description="The `next` cursor of the previous page.")
     before: str | None = Field(None, max_length=200, description="The `previous` cursor of the next page.")
+
+
+class ReportQuery(BaseModel):
+    """The reports page's period and filters."""
+
+    period: Literal["7d", "30d", "90d", "this-semester", "last-semester", "custom"] | None = Field(
+        None, description="The period (default 30d); custom takes from and to."
+    )
+    from_: str | None = Field(None, alias="from", max_length=10, description="First lab day, YYYY-MM-DD.")
+    to: str | None = Field(None, max_length=10, description="Last lab day, YYYY-MM-DD.")
+    printer: str | None = Field(None, max_length=64)
+    method: str | None = Field(None, max_length=32)
+    discipline: str | None = Field(None, max_length=50)
+    class_: str | None = Field(
+        None, alias="class", max_length=50, description="A class number, e.g. ME 2110."
+    )
+
+
+class Report(BaseModel):
+    """The reports page's figures for the period and the one before it (money only on admin workstations)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    period: dict[str, Any]
 
 
 class PriceQuery(BaseModel):
