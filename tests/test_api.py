@@ -271,6 +271,8 @@ def test_the_document_is_openapi_3_1_and_lists_every_operation(client):
     complete = paths["/api/v1/jobs/{job_id}/complete"]["post"]
     assert {"412", "428", "403", "409", "422", "429"} <= set(complete["responses"])
     assert PROBLEM in complete["responses"]["412"]["content"]
+    assert "requestBody" not in complete  # a move with nothing to say takes no body
+    assert paths["/api/v1/jobs/{job_id}/approve"]["post"]["requestBody"]["required"]
     page = client.get("/api/v1/reference")
     assert page.status_code == 200 and "Record pickup and payment" in page.get_data(as_text=True)
 

@@ -61,14 +61,16 @@ def identify() -> None:
             ) from None
         g.api_token = token
         _within_rate(token)
-        return
-    if current_workstation() is None:
+    elif current_workstation() is None:
         raise Refused(
             401,
             "Send a PrintLab API token as `Authorization: Bearer <token>`, or sign in on a lab workstation.",
             {"WWW-Authenticate": _CHALLENGE},
         )
-    g.api_token = None
+    else:
+        g.api_token = None
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        acting()  # a move's caller may make it, before its body is even read
 
 
 def _within_rate(token: ApiToken) -> None:

@@ -29,7 +29,6 @@ from printlab.services.views.reports import build_report
 from printlab.web.api import access, document
 from printlab.web.api.problems import problem
 from printlab.web.api.schemas import (
-    Empty,
     EventList,
     FileList,
     IfMatch,
@@ -263,7 +262,7 @@ def _fields(body: BaseModel) -> dict[str, Any]:
 
 
 _MOVE_RESPONSES = {200: JobOut}
-MOVE_PATHS: dict[str, tuple[str, type[BaseModel], str]] = {
+MOVE_PATHS: dict[str, tuple[str, type[BaseModel] | None, str]] = {
     "approve": ("approve", QuoteBody, "Approve and send the quote (Uploaded → Pending)."),
     "edit_quote": ("edit-quote", QuoteBody, "Send a new quote (Pending or Ready to Print → Pending)."),
     "reject": ("reject", ReasonsBody, "Reject with reasons (Uploaded → Rejected); the student is emailed."),
@@ -273,14 +272,10 @@ MOVE_PATHS: dict[str, tuple[str, type[BaseModel], str]] = {
         "Ask the student for a corrected file (stays Uploaded).",
     ),
     "confirm_for_student": ("confirm-for-student", NoteBody, "Confirm the quote on the student's behalf."),
-    "resend_quote": ("resend-quote", Empty, "Send the quote again with a new link (Pending)."),
+    "resend_quote": ("resend-quote", None, "Send the quote again with a new link (Pending)."),
     "cancel": ("cancel", ReasonBody, "Cancel a quoted job (Pending or Ready to Print → Rejected)."),
     "start_printing": ("start-printing", StartBody, "Start printing (Ready to Print → Printing)."),
-    "complete": (
-        "complete",
-        Empty,
-        "Mark the print complete (Printing → Completed); the student is emailed.",
-    ),
+    "complete": ("complete", None, "Mark the print complete (Printing → Completed); the student is emailed."),
     "print_failed": ("print-failed", ReasonBody, "The print failed (Printing → Ready to Print)."),
     "record_pickup": (
         "record-pickup",
@@ -292,11 +287,12 @@ MOVE_PATHS: dict[str, tuple[str, type[BaseModel], str]] = {
 }
 
 
-def _make_move(action: str, slug: str, model: type[BaseModel], summary: str) -> None:
-    def operation(path: JobPath, body: Any, header: IfMatch):  # type: ignore[no-untyped-def]
-        return _move(action, path.job_id, _fields(body))
+def _make_move(action: str, slug: str, model: type[BaseModel] | None, summary: str) -> None:
+    def operation(path: JobPath, header: IfMatch, body: Any = None):  # type: ignore[no-untyped-def]
+        return _move(action, path.job_id, _fields(body) if body is not None else {})
 
-    operation.__annotations__ = {"path": JobPath, "body": model, "header": IfMatch}
+    # A move with nothing to say (complete, resend the quote) takes no body; any body sent is ignored.
+    operation.__annotations__ = {"path": JobPath, "header": IfMatch} | ({"body": model} if model else {})
     operation.__name__ = f"move_{action}"
     operation.__doc__ = f"{summary} Needs a write token and If-Match."
     api.post(

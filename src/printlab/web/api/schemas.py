@@ -120,10 +120,6 @@ class StartBody(Closed):
     printer: str | None = Field(None, max_length=64, description="A printer of the job's method.")
 
 
-class Empty(Closed):
-    pass
-
-
 class PickupBody(Closed):
     method: str | None = Field(None, max_length=20, description="How it was paid (CARD, CASH, ACCOUNT…).")
     weighed_g: float | None = Field(None, gt=0, le=100000, description="Weighed grams, if re-weighed.")
