@@ -44,6 +44,7 @@ def _post(url: str, secret: str, etag: str, at: float, result: dict) -> None:
     except urllib.error.HTTPError as refused:
         result["status"] = refused.code
         result["type"] = refused.headers.get("Content-Type")
+        refused.close()
 
 
 def test_an_api_move_racing_a_page_move_has_one_winner(session, storage, lab_env, tmp_path: Path):

@@ -866,6 +866,8 @@ def test_an_api_token_is_made_shown_once_used_and_revoked_on_a_phone(live, admin
         urllib.request.urlopen(request, timeout=30)
     assert refused.value.code == 401
     assert refused.value.headers["Content-Type"] == "application/problem+json"
+    refused.value.close()
+    live.session.rollback()  # a fresh snapshot: the server wrote since
     log = live.session.scalars(select(AdminLogEntry.action).order_by(AdminLogEntry.id)).all()
     assert log[-2:] == ["ApiTokenCreated", "ApiTokenRevoked"]
 
