@@ -108,10 +108,6 @@ class ReasonBody(Closed):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class OptionalReasonBody(Closed):
-    reason: str | None = Text
-
-
 class NoteBody(Closed):
     note: str | None = Text
 
