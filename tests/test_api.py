@@ -300,3 +300,13 @@ def json_text(body: object) -> str:
     import json
 
     return json.dumps(body)
+
+
+def test_an_admin_workstations_browser_reads_the_money_figures(app, session, storage):
+    from printlab.services.lab import workstations
+
+    make_job(session, storage, Status.PAIDPICKEDUP)
+    workstations.add_workstation(session, "ADMIN-PC", "a-long-admin-password", is_admin=True)
+    admin = sign_in_client(app.test_client(), session, "ADMIN-PC", "a-long-admin-password")
+    body = admin.get("/api/v1/reports", query_string={"period": "7d"}).get_json()
+    assert "revenue_usd" in body and "average_ticket_usd" in body
