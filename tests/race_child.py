@@ -68,6 +68,7 @@ def worker_sends(
 #: The calls a race may make; each takes (session, storage, job_id, *, actor, expected, **args).
 ACTIONS = {
     "approve": workflow.approve,
+    "complete": workflow.complete,
     "record_pickup": workflow.record_pickup,
     "override_status": workflow.override_status,
     "confirm": student_confirms,

@@ -89,4 +89,5 @@ def test_every_page_answers_with_printlabs_own_page_when_the_database_is_gone(
     login = anonymous.post("/login", data={"workstation": ADMIN_PC, "password": PASSWORD})
     assert_printlab_error_page(login, "sign-in")
     api = signed_in.get("/api/v1/jobs")
-    assert api.status_code == 503 and api.is_json and "database" in api.json["message"]
+    assert api.status_code == 503 and api.mimetype == "application/problem+json"
+    assert "database" in api.get_json(force=True)["detail"]

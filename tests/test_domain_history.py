@@ -220,6 +220,18 @@ MORE_JOB_EVENTS = [
 ]
 
 ADMIN_ACTIONS = [
+    (
+        "ApiTokenCreated",
+        {"name": "Finance sync", "staff": "Jo Smith", "scope": "read"},
+        ALEX,
+        "API token “Finance sync” for Jo Smith (read only) made by Alex Rivera",
+    ),
+    (
+        "ApiTokenRevoked",
+        {"name": "Finance sync", "staff": "Jo Smith"},
+        ALEX,
+        "API token “Finance sync” for Jo Smith revoked by Alex Rivera",
+    ),
     ("StaffAdded", {"name": "Jo Smith"}, ALEX, "Staff member Jo Smith added by Alex Rivera"),
     (
         "StaffDeactivated",

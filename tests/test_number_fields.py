@@ -121,4 +121,4 @@ def test_price_api_answers_422_for_a_weight_not_in_plain_digits(lab_env, session
     response = client.get("/api/v1/price", query_string={"weight_g": typed, "method": "Filament"})
     app.extensions["printlab"].engine.dispose()
     assert response.status_code == 422
-    assert response.get_json()["error"] == "Weight must be a number written in digits, like 42.5"
+    assert response.get_json()["detail"] == "Weight must be a number written in digits, like 42.5"

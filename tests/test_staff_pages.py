@@ -134,7 +134,8 @@ def test_jobs_api_answers_401_json_when_signed_out(client, session, storage):
     response = client.get("/api/v1/jobs")
     assert response.status_code == 401
     assert response.is_json
-    assert response.get_json()["message"] == "Sign in on a lab workstation first."
+    assert response.mimetype == "application/problem+json"
+    assert "sign in on a lab workstation" in response.get_json()["detail"]
     assert client.get("/api/v1/price?weight_g=10&method=Filament").status_code == 401
 
 
@@ -418,7 +419,7 @@ def test_live_price_uses_the_lab_rules(staff_client):
     assert price("42", "Resin").get_json()["display"] == "$8.40"
     assert price("5").get_json() == {"cost_usd": "3.00", "display": "$3.00", "minimum_applied": True}
     bad = price("lots")
-    assert bad.status_code == 422 and bad.get_json()["error"]
+    assert bad.status_code == 422 and bad.get_json()["detail"]
 
 
 def test_student_markup_is_escaped_on_staff_pages(staff_client, session, storage):

@@ -825,6 +825,37 @@ class StudentSession(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
+class ApiToken(Base):
+    """A personal API token an admin made for one staff member: only its hash kept, scoped, expiring, revocable."""
+
+    __tablename__ = "api_token"
+    __table_args__ = (
+        CheckConstraint("scope IN ('read', 'write')", name="scope"),
+        CheckConstraint("rate_per_minute BETWEEN 1 AND 6000", name="rate_per_minute"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: What the token is for, in the admin's words ("Finance sync"); unique among tokens.
+    name: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)
+    #: The staff member the token acts as: its actions are theirs (`triggered_by`).
+    staff_name: Mapped[str] = mapped_column(String(100), ForeignKey("staff.name"), nullable=False, index=True)
+    #: read: look only; write: also move jobs through the workflow.
+    scope: Mapped[str] = mapped_column(String(10), nullable=False)
+    #: SHA-256 of the token; the token itself is shown once, when made.
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    #: The token's first characters ("plt_AbC1"), so a person can tell their tokens apart.
+    prefix: Mapped[str] = mapped_column(String(12), nullable=False)
+    #: Requests allowed per minute with this token.
+    rate_per_minute: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    created_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    #: The last request made with it (written at most once a minute).
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
 class AdminLogEntry(Base):
     """Append-only record of admin actions that concern no single job (staff, workstations, catalog).
 

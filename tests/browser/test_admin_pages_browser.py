@@ -814,3 +814,75 @@ def test_every_admin_page_passes_the_accessibility_audit(live, admin):
         if person == "Pat Early":
             admin.screenshot("admin-staff-refused")
     assert admin.findings == {}, admin.findings
+
+
+# -- API tokens --------------------------------------------------------------------------------
+
+
+def test_an_api_token_is_made_shown_once_used_and_revoked_on_a_phone(live, admin, open_tab):
+    import json
+    import urllib.error
+    import urllib.request
+
+    from printlab.models import ApiToken
+
+    phone = open_tab("admin-phone", PHONE)
+    sign_in(phone, live, ADMIN_PC)
+    phone.go(f"{live.url}/admin/api-tokens")
+    page = phone.page
+    act_as(phone, STAFF)
+    page.get_by_label("What it is for").fill("Lobby screen")
+    page.get_by_label("Acts as").select_option(STAFF)
+    page.get_by_label("Read only").check()
+    submit(phone, page.get_by_role("button", name="Make token"))
+    secret = page.locator("#new-token-value").inner_text()
+    assert secret.startswith("plt_")
+    assert "shown only once" in page.locator("#new-token").inner_text()
+    width = page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert width[0] <= width[1], f"the API tokens page scrolls sideways at 375 px: {width}"
+    live.session.rollback()
+    stored = live.session.scalars(select(ApiToken)).one()
+    assert stored.token_hash != secret and secret not in stored.prefix + stored.name
+
+    # The token works, and its use shows on the page; the token itself never shows again.
+    request = urllib.request.Request(f"{live.url}/api/v1/jobs", headers={"Authorization": f"Bearer {secret}"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert json.load(answer)["status"] == "UPLOADED"
+    phone.go(f"{live.url}/admin/api-tokens")
+    assert secret not in page.content()
+    listed = row(phone, f"Lobby screen ({secret[:8]}…)")
+    assert "never" not in listed.locator("td[data-label='Last used']").inner_text()
+    assert listed.locator("td[data-label='May']").inner_text().startswith("Read only")
+
+    submit(phone, page.get_by_role("button", name="Revoke Lobby screen"))
+    assert "Lobby screen” revoked" in flash(phone)
+    assert (
+        "revoked"
+        in row(phone, f"Lobby screen ({secret[:8]}…)").locator("td[data-label='State']").inner_text()
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 401
+    assert refused.value.headers["Content-Type"] == "application/problem+json"
+    refused.value.close()
+    live.session.rollback()  # a fresh snapshot: the server wrote since
+    log = live.session.scalars(select(AdminLogEntry.action).order_by(AdminLogEntry.id)).all()
+    assert log[-2:] == ["ApiTokenCreated", "ApiTokenRevoked"]
+
+
+def test_the_api_token_form_keeps_what_was_typed_and_names_each_problem(live, admin):
+    page = admin.page
+    admin.go(f"{live.url}/admin/api-tokens")
+    act_as(admin, STAFF)
+    page.get_by_label("What it is for").fill("Finance sync")
+    page.get_by_label("Acts as").select_option(STAFF)
+    page.get_by_label("Days until it expires").fill("999")
+    page.get_by_label("Requests a minute").fill("0")
+    answer = submit(admin, page.get_by_role("button", name="Make token"))
+    assert answer.status == 422
+    summary = page.locator("#error-summary").inner_text()
+    assert "from 1 to 366" in summary and "from 1 to 6000" in summary
+    assert page.get_by_label("What it is for").input_value() == "Finance sync"
+    assert page.locator("#new-token").count() == 0

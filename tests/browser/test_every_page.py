@@ -949,6 +949,67 @@ def switched_back(site: Site) -> str:
     return site.url("/dashboard")
 
 
+def _with_api_tokens(site: Site) -> None:
+    """Tokens in use (one with a long name), one expired and one revoked, once."""
+    from printlab.models import ApiToken
+    from printlab.services.api import tokens
+
+    session = site.live.session
+    if session.scalar(select(func.count()).select_from(ApiToken)):
+        return
+    make_staff(session, LONG_STAFF)
+    tokens.create(session, name="Finance office nightly sync", staff_name=STAFF, scope="read")
+    tokens.create(session, name="Lobby screen", staff_name=LONG_STAFF, scope="write", rate_per_minute=600)
+    old = tokens.create(session, name="Course platform (pilot)", staff_name=STAFF, scope="read", days=1)
+    gone = tokens.create(session, name="Old signage", staff_name=STAFF, scope="read")
+    tokens.revoke(session, gone.token.id)
+    session.execute(
+        ApiToken.__table__.update()
+        .where(ApiToken.id == old.token.id)
+        .values(expires_at=utcnow() - timedelta(days=2))
+    )
+    session.commit()
+
+
+@page_state("admin API tokens: in use, expired and revoked")
+def admin_api_tokens(site: Site) -> str:
+    _with_api_tokens(site)
+    return site.url("/admin/api-tokens")
+
+
+def _make_a_token(site: Site, tab: Tab) -> Any:
+    page = tab.page
+    page.locator("#acting-as-choice").select_option(STAFF)
+    page.locator("#token-name").fill(f"{LONG_FILE[:60]} {time.time_ns()}")  # each width makes its own
+    page.locator("#token-staff_name").select_option(STAFF)
+    with page.expect_navigation() as navigation:
+        page.locator("#add-token-form").evaluate("form => HTMLFormElement.prototype.submit.call(form)")
+    return navigation.value
+
+
+@page_state("admin API tokens, a new token shown once", then=_make_a_token)
+def admin_api_tokens_made(site: Site) -> str:
+    return admin_api_tokens(site)
+
+
+def _make_a_token_badly(site: Site, tab: Tab) -> Any:
+    page = tab.page
+    page.locator("#token-days").fill("0")
+    with page.expect_navigation() as navigation:
+        page.locator("#add-token-form").evaluate("form => HTMLFormElement.prototype.submit.call(form)")
+    return navigation.value
+
+
+@page_state("admin API tokens, the form with errors", status=422, then=_make_a_token_badly)
+def admin_api_tokens_errors(site: Site) -> str:
+    return admin_api_tokens(site)
+
+
+@page_state("API reference", who="student")
+def api_reference(site: Site) -> str:
+    return site.url("/api/v1/reference")
+
+
 def _with_printers(site: Site) -> dict[str, int]:
     """The lab's printer records, once: one on the tests' OctoPrint, one on OctoPrint at an address
     where nothing answers, one paused without a connection and one retired (Raise3D stays to add)."""

@@ -340,6 +340,11 @@ def admin_log_sentence(action: str, details: Mapping[str, Any] | None, by: str |
         return f"Account code {d.get('code')} ({d.get('name')}) {verb} by {who}"
     if action == "IntegrityRepair":
         return _repair_sentence(d, who)
+    if action == "ApiTokenCreated":
+        scope = "read and change jobs" if d.get("scope") == "write" else "read only"
+        return f"API token “{name}” for {d.get('staff')} ({scope}) made by {who}"
+    if action == "ApiTokenRevoked":
+        return f"API token “{name}” for {d.get('staff')} revoked by {who}"
     if action.startswith("Printer"):
         return _printer_sentence(action, d, who)
     if action.startswith("Campus"):

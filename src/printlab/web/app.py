@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, g, jsonify, render_template, request, session
+from flask import Flask, current_app, g, jsonify, make_response, render_template, request, session
+from flask_openapi3 import OpenAPI
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -31,6 +32,7 @@ from printlab.services.files.storage import JobTooLarge, Storage, StorageError, 
 from printlab.services.lab.catalog import banner
 from printlab.services.lab.staff import recently_added
 from printlab.services.upkeep import health
+from printlab.web.api.problems import from_validation, problem
 from printlab.web.context import MAX_WHOLE, Lab, close_db, db, job_limit_bytes, lab, upload_limit_bytes
 from printlab.web.context import forget_failed_session as _forget_failed_session
 from printlab.web.job_version import version_of
@@ -69,7 +71,11 @@ def create_app(test_config: dict[str, Any] | None = None, *, config: Config | No
     """
     settings = config or config_module.load()
     configure_logging(settings.log_level)
-    app = Flask(__name__)
+    # flask-openapi3's Flask subclass: the API blueprint's pydantic models validate its requests and
+    # make its OpenAPI document; every other blueprint is a plain Flask one and is unchanged.
+    app = OpenAPI(
+        __name__, doc_ui=False, validation_error_status=422, validation_error_callback=from_validation
+    )
     app.request_class = LabRequest
     app.url_map.converters["int"] = BoundedInt
     app.url_value_preprocessor(_refuse_unusable_path_values)
@@ -187,6 +193,7 @@ def _register_blueprints(app: Flask) -> None:
     from printlab.web.admin.routes import bp as admin_bp
     from printlab.web.admin_integrity.routes import bp as admin_integrity_bp
     from printlab.web.admin_mail.routes import bp as admin_mail_bp
+    from printlab.web.api.routes import api as api_bp
     from printlab.web.auth.routes import bp as auth_bp
     from printlab.web.campus.routes import bp as campus_bp
     from printlab.web.confirm.routes import bp as confirm_bp
@@ -215,6 +222,9 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_integrity_bp)
     app.register_blueprint(printers_bp)
     app.register_blueprint(reports_bp)
+    app.register_api(api_bp)  # type: ignore[attr-defined]
+    # The API's callers sign with a token or are a browser session that may only read (web/api/access.py).
+    csrf.exempt(api_bp)
     app.add_url_rule("/healthz", "healthz", _healthz)
     csrf.exempt("printlab.web.app._healthz")
 
@@ -335,7 +345,9 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
-def _error_page(status: int, title: str, message: str):  # type: ignore[no-untyped-def]
+def _error_page(status: int, title: str, message: str, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    if request.path.startswith("/api/"):
+        return problem(status, message, headers=headers)
     if _wants_json():
         return jsonify({"error": title, "message": message}), status
     return render_template("error.html", status=status, title=title, message=message), status
@@ -374,7 +386,16 @@ def _register_errors(app: Flask) -> None:
             405: "Not allowed",
             429: "Too many requests",
         }
-        return _error_page(exc.code or 500, titles.get(exc.code or 500, exc.name), exc.description or "")
+        # A 405 says which methods the path takes (RFC 9110), whatever shape the page has.
+        allow = {k: v for k, v in exc.get_headers() if k == "Allow"}
+        page = _error_page(
+            exc.code or 500, titles.get(exc.code or 500, exc.name), exc.description or "", allow
+        )
+        if allow and not request.path.startswith("/api/"):
+            response = make_response(page)
+            response.headers.update(allow)
+            return response
+        return page
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0020"
-down_revision = "0018"  # becomes 0019 when the API tokens land
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 

@@ -5,12 +5,24 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from printlab import __version__
+from printlab.clock import utcnow
 from printlab.domain.catalog_edit import SECTIONS
 from printlab.domain.statuses import Status
 from printlab.models import Job, OutboxMessage, OutboxStatus
+from printlab.services.api import tokens as api_tokens
 from printlab.services.errors import (
     ConflictError,
     InvalidTransition,
@@ -265,6 +277,56 @@ def set_account_code_active(code: str):  # type: ignore[no-untyped-def]
             else f"{found.code} is no longer offered at pickup; past payments keep it."
         )
     return redirect(url_for("admin.account_code_list"), 303)
+
+
+# -- API tokens ----------------------------------------------------------------------------------
+
+
+def _tokens_page(
+    errors: dict[str, str] | None = None, form: Any = None, made: api_tokens.NewToken | None = None
+) -> tuple[str, int]:
+    return render_template(
+        "admin/api_tokens.html", tokens=api_tokens.list_tokens(db()), staff=_active_staff(),
+        zone=catalog().lab.time_zone, errors=errors or {}, form=form or {}, made=made, now=utcnow(),
+        scopes=api_tokens.SCOPES, default_days=api_tokens.DEFAULT_DAYS, default_rate=api_tokens.DEFAULT_RATE,
+    ), 422 if errors else 200  # fmt: skip
+
+
+@bp.get("/admin/api-tokens")
+@admin_required
+def api_token_list():  # type: ignore[no-untyped-def]
+    return _tokens_page()
+
+
+@bp.post("/admin/api-tokens")
+@admin_required
+def add_api_token():  # type: ignore[no-untyped-def]
+    form = request.form
+    try:
+        made = api_tokens.create(
+            db(), name=form.get("name", ""), staff_name=form.get("staff_name", ""), scope=form.get("scope", ""),
+            days=form.get("days", ""), rate_per_minute=form.get("rate_per_minute", ""), by=_actor(),
+        )  # fmt: skip
+    except ValidationError as exc:
+        return _tokens_page(exc.errors, form)
+    # Shown on this answer only (never redirected to, never stored): the page says to copy it now.
+    response = make_response(_tokens_page(made=made))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/admin/api-tokens/<int:token_id>/revoke")
+@admin_required
+def revoke_api_token(token_id: int):  # type: ignore[no-untyped-def]
+    try:
+        revoked = api_tokens.revoke(db(), token_id, by=_actor())
+    except ValidationError as exc:
+        _failed(exc.errors)
+    except NotFound:
+        abort(404)
+    else:
+        flash(f"Token “{revoked.name}” revoked: it no longer works.")
+    return redirect(url_for("admin.api_token_list"), 303)
 
 
 # -- catalog -------------------------------------------------------------------------------------

@@ -1,13 +1,10 @@
-"""Dashboard routes: the page, the self-refreshing card list, the jobs API and the live price."""
+"""Dashboard routes: the page and its self-refreshing card list (its JSON list is the API's, web/api)."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
-from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, redirect, render_template, request, url_for
 
 from printlab.clock import utcnow
-from printlab.domain.pricing import PricingError, format_usd, quote_cost
 from printlab.domain.statuses import Status
 from printlab.services.views.dashboard import (
     AGE_WORDS,
@@ -72,42 +69,3 @@ def _uploaded(page: JobPage) -> int:
     if page.query.q:
         return status_counts(db())[Status.UPLOADED]
     return page.counts[Status.UPLOADED]
-
-
-@bp.get("/api/v1/jobs")
-@login_required
-def api_jobs():  # type: ignore[no-untyped-def]
-    page = _page()
-    body = {
-        "status": page.query.status.value if page.query.status else "ALL",
-        "total": page.total,
-        "counts": {status.value: count for status, count in page.counts.items()},
-        "filters": page.query.as_args(),
-        "jobs": [card.as_json() for card in page.cards],
-        "next": page.next_cursor.encode() if page.next_cursor else None,
-        "previous": page.prev_cursor.encode() if page.prev_cursor else None,
-        "errors": page.errors,
-    }
-    response = jsonify(body)
-    response.set_etag(page.etag)
-    return response.make_conditional(request)
-
-
-@bp.get("/api/v1/price")
-@login_required
-def api_price():  # type: ignore[no-untyped-def]
-    """The quote for a weight and print method, computed by the same rule as the approval."""
-    cat = catalog()
-    try:
-        cost = quote_cost(
-            request.args.get("weight_g", ""), request.args.get("method", ""), cat.rates, cat.minimum_charge
-        )
-    except PricingError as exc:
-        return jsonify({"error": str(exc)}), 422
-    return jsonify(
-        {
-            "cost_usd": str(cost),
-            "display": format_usd(cost),
-            "minimum_applied": cost == Decimal(cat.minimum_charge),
-        }
-    )

@@ -27,7 +27,7 @@ from printlab.web.context import catalog, db
 bp = Blueprint("reports", __name__, template_folder="templates")
 
 
-def _chosen() -> tuple[Period | None, Filters | None, dict[str, str]]:
+def chosen() -> tuple[Period | None, Filters | None, dict[str, str]]:
     """The period and filters asked for, or the messages saying what is wrong with them."""
     lab = catalog()
     zone = lab.lab.time_zone
@@ -50,7 +50,7 @@ def _chosen() -> tuple[Period | None, Filters | None, dict[str, str]]:
     return period, filters, errors
 
 
-def _sees_money() -> bool:
+def sees_money() -> bool:
     who = signed_in()
     return bool(who and who.is_admin)
 
@@ -58,7 +58,7 @@ def _sees_money() -> bool:
 @bp.get("/reports")
 @login_required
 def index():  # type: ignore[no-untyped-def]
-    period, filters, errors = _chosen()
+    period, filters, errors = chosen()
     report: Report | None = None
     if period is not None and filters is not None:
         report = build_report(db(), period, filters)
@@ -69,7 +69,7 @@ def index():  # type: ignore[no-untyped-def]
         form=_form_values(),
         choices=PERIOD_CHOICES,
         catalog=catalog(),
-        money=_sees_money(),
+        money=sees_money(),
         age_buckets=[label for _, label in AGE_BUCKETS],
         zone=catalog().lab.time_zone,
         duration_words=duration_words,
@@ -82,10 +82,10 @@ def index():  # type: ignore[no-untyped-def]
 @bp.get("/reports.json")
 @login_required
 def as_json():  # type: ignore[no-untyped-def]
-    period, filters, errors = _chosen()
+    period, filters, errors = chosen()
     if errors or period is None or filters is None:
         return jsonify({"errors": errors}), 400
-    return jsonify(build_report(db(), period, filters).as_json(money=_sees_money()))
+    return jsonify(build_report(db(), period, filters).as_json(money=sees_money()))
 
 
 @bp.get("/analytics")

@@ -135,7 +135,7 @@
       var url = (priceUrl || "/api/v1/price") + "?weight_g=" + encodeURIComponent(weight) + "&method=" + encodeURIComponent(method);
       fetch(url, { credentials: "same-origin" })
         .then(function (r) { return r.json(); })
-        .then(function (j) { if (ask === asked) output.textContent = j.display || j.error || "—"; })
+        .then(function (j) { if (ask === asked) output.textContent = j.display || j.detail || "—"; })
         .catch(function () { if (ask === asked) output.textContent = "—"; });
     }
     var weight = root.querySelector("#weight_g");
