@@ -139,6 +139,7 @@ def test_a_staff_member_signs_in_and_acts_under_their_own_name(campus_app, sessi
     text = page.get_data(as_text=True)
     assert "Alex Rivera" in text and 'name="acting_as"' not in text  # no "Acting as" to pick from
     assert client.get("/admin").status_code == 403  # staff, not admin
+    assert client.get("/api/v1/jobs").status_code == 200  # the pages' own API calls read as the person
 
 
 def test_an_admin_group_gives_the_admin_pages(campus_app, session, groups):
