@@ -37,6 +37,7 @@ from printlab.models import (
     JobSearch,
     JobStatusCount,
 )
+from printlab.services.views.live_prints import LivePrint, fleet_fingerprint, live_prints
 
 PAGE_SIZE = 24
 MAX_PAGE_SIZE = 200
@@ -222,6 +223,8 @@ class JobCard:
     has_thumbnail: bool
     analysis_state: str | None
     updated_at: datetime | None
+    #: A Printing job sent to a connected printer: its run and what the printer last said.
+    live: LivePrint | None = None
 
     @property
     def at_the_printer(self) -> bool:
@@ -255,6 +258,14 @@ class JobCard:
             "waiting_for_student": self.waiting_for_student,
             "is_new": self.is_new,
             "analysis_state": self.analysis_state,
+            "print": {
+                "state": self.live.run_state,
+                "progress": self.live.progress,
+                "seconds_left": self.live.seconds_left,
+                "stopped_reason": self.live.message if self.live.stopped else None,
+            }
+            if self.live
+            else None,
         }
 
 
@@ -277,24 +288,33 @@ class JobPage:
     waiting_count: int = 0
     now: datetime = field(default_factory=utcnow)
     errors: dict[str, str] = field(default_factory=dict)
+    #: The fleet's fingerprint when the page shows Printing cards (their progress), else "".
+    fleet: str = ""
 
     @property
     def etag(self) -> str:
         """The tag a refresh poll sends back: see `poll_etag`."""
-        return poll_etag(self.query, self.version, self.now)
+        return poll_etag(self.query, self.version, self.now, self.fleet)
 
     @property
     def all_matches(self) -> int:
         return sum(self.counts.values())
 
 
-def poll_etag(query: JobQuery, version: int, now: datetime) -> str:
+def poll_etag(query: JobQuery, version: int, now: datetime, fleet: str = "") -> str:
     """Changes whenever anything the page shows may have changed: a committed change to any job or
-    analysis (the version), the page asked for, or the minute (ages and lock expiries tick with it)."""
+    analysis (the version), the page asked for, the minute (ages and lock expiries tick with it), and
+    on a page with Printing cards what the printers report (`fleet`, see `shows_printing`)."""
     digest = hashlib.sha256()
     digest.update(repr(sorted({**query.as_args(), **query.cursor_args}.items())).encode())
-    digest.update(f"|{query.page_size}|{version}|{now:%Y-%m-%dT%H:%M}".encode())
+    digest.update(f"|{query.page_size}|{version}|{now:%Y-%m-%dT%H:%M}|{fleet}".encode())
     return digest.hexdigest()[:32]
+
+
+def shows_printing(query: JobQuery) -> bool:
+    """The page may show Printing cards, whose progress comes from the printers (the Printing tab, or
+    a search's matches in every status)."""
+    return query.status in (Status.PRINTING, None)
 
 
 def dashboard_version(session: Session) -> int:
@@ -401,6 +421,7 @@ def list_jobs(session: Session, query: JobQuery, catalog: Catalog, *, now: datet
     now = now or utcnow()
     # First: a change committed while the page is read shows on this page or makes the next poll new.
     version = dashboard_version(session)
+    fleet = fleet_fingerprint(session) if shows_printing(query) else ""
     filters = _filters(query, catalog.lab.time_zone)
     ascending = query.oldest_first
     backwards = query.before is not None and query.after is None
@@ -447,8 +468,10 @@ def list_jobs(session: Session, query: JobQuery, catalog: Catalog, *, now: datet
     rows = rows[: query.page_size]
     if backwards:
         rows.reverse()
+    printing = [job.id for job, *_ in rows if job.status == Status.PRINTING.value]
+    live = live_prints(session, printing) if printing else {}
     cards = [
-        _card(job, state, bool(thumb), since, now, waiting=bool(waits))
+        _card(job, state, bool(thumb), since, now, waiting=bool(waits), live=live.get(job.id))
         for job, state, thumb, since, waits in rows
     ]
     if query.q:
@@ -476,6 +499,7 @@ def list_jobs(session: Session, query: JobQuery, catalog: Catalog, *, now: datet
         version=version,
         now=now,
         waiting_count=waiting_count(session),
+        fleet=fleet,
     )
 
 
@@ -498,6 +522,7 @@ def _card(
     now: datetime,
     *,
     waiting: bool = False,
+    live: LivePrint | None = None,
 ) -> JobCard:
     created = job.created_at or now
     since = status_since or created
@@ -528,4 +553,5 @@ def _card(
         has_thumbnail=has_thumbnail and analysis_state == AnalysisState.DONE,
         analysis_state=analysis_state,
         updated_at=job.updated_at,
+        live=live,
     )
