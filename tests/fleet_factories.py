@@ -4,6 +4,7 @@ board, the dashboard and the student's page can be tested without a printer."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,7 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from printlab.clock import utcnow
-from printlab.models import Job, LabPrinter, PrinterPoll, PrintRun, PrintRunState
+from printlab.domain.catalog import Printer
+from printlab.domain.statuses import Status
+from printlab.models import Job, LabPrinter, PrinterPoll, PrintRun, PrintRunState, QueuePlace
 from printlab.services.printers import fleet
 
 SECRET = "test-secret-key-that-is-long-enough-0123456789"  # the lab_env fixture's PRINTLAB_SECRET_KEY
@@ -102,3 +105,27 @@ def set_run(session: Session, run: PrintRun, **values: Any) -> PrintRun:
         setattr(found, key, value)
     session.commit()
     return found
+
+
+def add_fleet(session: Session, template: Job, printers: Sequence[Printer], jobs: int) -> None:
+    """`jobs` more Ready-to-Print jobs copied from `template` across `printers`, half of them placed, and a
+    record, a poll and (for every other printer) a running print for each printer."""
+    unique = ("id", "confirm_token")
+    columns = {c.key: getattr(template, c.key) for c in Job.__table__.columns if c.key not in unique}
+    new_ids = []
+    for n in range(jobs):
+        job_id = f"fleet{n:04d}{template.id[9:]}"
+        new_ids.append(job_id)
+        session.add(Job(**{**columns, "id": job_id, "printer": printers[n % len(printers)].name}))
+    session.commit()
+    session.add_all(QueuePlace(job_id=job_id, position=n) for n, job_id in enumerate(new_ids[::2], 1))
+    session.commit()
+    for n, printer in enumerate(printers):
+        record = make_printer(session, printer.name, address=f"http://10.0.1.{n + 1}")
+        make_poll(session, record, "printing" if n % 2 else "idle", progress=50.0, seconds_left=900)
+        if n % 2:
+            running = session.get(Job, new_ids[n])
+            assert running is not None
+            running.status = Status.PRINTING.value
+            session.commit()
+            make_run(session, running, record)

@@ -26,7 +26,7 @@ from printlab.services.views.student_status import student_view
 
 from .conftest import sign_in_client
 from .factories import make_job
-from .fleet_factories import SECRET, make_poll, make_printer, make_run, set_run
+from .fleet_factories import SECRET, add_fleet, make_poll, make_printer, make_run, set_run
 
 MK4S, XL = "Prusa MK4S", "Prusa XL"
 
@@ -274,29 +274,6 @@ def test_the_board_reads_the_same_few_statements_for_20_printers_and_200_queued_
     assert sum(len(lane.queue) for lane in lanes) == 201 - 10  # ten of them print now
     assert sum(1 for lane in lanes for entry in lane.printing if entry.live and entry.live.progress) == 10
     assert small == big == 5
-
-
-def add_fleet(session, template: Job, printers, jobs: int) -> None:  # type: ignore[no-untyped-def]
-    """`jobs` more Ready-to-Print jobs copied from `template` across `printers`, half of them placed, and a
-    record, a poll and (for every other printer) a running print for each printer."""
-    unique = ("id", "confirm_token")
-    columns = {c.key: getattr(template, c.key) for c in Job.__table__.columns if c.key not in unique}
-    new_ids = []
-    for n in range(jobs):
-        job_id = f"{n:04d}" + template.id[4:]
-        new_ids.append(job_id)
-        session.add(Job(**{**columns, "id": job_id, "printer": printers[n % len(printers)].name}))
-    session.commit()
-    session.add_all(QueuePlace(job_id=job_id, position=n) for n, job_id in enumerate(new_ids[::2], 1))
-    session.commit()
-    for n, printer in enumerate(printers):
-        record = make_printer(session, printer.name, address=f"http://10.0.1.{n + 1}")
-        make_poll(session, record, "printing" if n % 2 else "idle", progress=50.0, seconds_left=900)
-        if n % 2:
-            running = session.get(Job, new_ids[n])
-            running.status = Status.PRINTING.value
-            session.commit()
-            make_run(session, running, record)
 
 
 # -- the pages ---------------------------------------------------------------------------------------

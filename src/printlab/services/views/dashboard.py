@@ -2,7 +2,8 @@
 
 Every page costs the same few statements whatever the number of jobs: the dashboard version (one
 row), the page (keyset-paged on the (status, created_at, id) index), the tab counts (eight rows of
-`job_status_count`), and, when filtered, the matching total. A search looks in every status through
+`job_status_count`), and, when filtered, the matching total. A page that may show Printing cards adds
+two: the fleet's fingerprint and the page's open print runs with their printers' polls (progress). A search looks in every status through
 the database's own text index (`job_search`: pg_trgm on PostgreSQL, FTS5 on SQLite) and counts its
 matches per status. The three side tables are kept by triggers in the job's own transaction
 (migration 0008).
@@ -469,7 +470,7 @@ def list_jobs(session: Session, query: JobQuery, catalog: Catalog, *, now: datet
     if backwards:
         rows.reverse()
     printing = [job.id for job, *_ in rows if job.status == Status.PRINTING.value]
-    live = live_prints(session, printing) if printing else {}
+    live = live_prints(session, printing) if shows_printing(query) else {}
     cards = [
         _card(job, state, bool(thumb), since, now, waiting=bool(waits), live=live.get(job.id))
         for job, state, thumb, since, waits in rows
