@@ -129,6 +129,39 @@ def test_a_move_from_a_queue_that_changed_meanwhile_is_refused_and_changes_nothi
     assert queue_ids(session) == [third.id, first.id, second.id, joined.id]
 
 
+def test_two_computers_moving_in_one_queue_at_once_one_move_wins_the_other_is_told(engine, session, storage):
+    """Ten trials: both send a move from the same queue at the same instant; the lane's locked rows make
+    them take turns, so the second sees a changed queue and is refused, never a mix of both."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from sqlalchemy.orm import Session
+
+    jobs = [ready(session, storage, minutes_ago=m).id for m in (40, 30, 20, 10)]
+    for _ in range(10):
+        shown = queue_ids(session)
+        start = Barrier(2)
+
+        def mover(job_id: str, place: int, shown: list[str] = shown, start: Barrier = start) -> object:
+            with Session(engine) as own:
+                start.wait()
+                try:
+                    return queue.move(own, MK4S, job_id, place, seen=shown)
+                except queue.QueueChanged as exc:
+                    return exc
+
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(mover, [shown[3], shown[0]], [1, 4]))
+        moved = [a for a in answers if isinstance(a, queue.Moved)]
+        refused = [a for a in answers if isinstance(a, queue.QueueChanged)]
+        assert len(moved) == 1 and len(refused) == 1, answers
+        winner = moved[0]
+        expected = [job for job in shown if job != winner.job_id]
+        expected.insert(winner.place - 1, winner.job_id)
+        assert queue_ids(session) == expected
+    assert sorted(queue_ids(session)) == sorted(jobs)
+
+
 def test_moves_that_cannot_be_made_say_why_and_change_nothing(session, storage):
     first, second = ready(session, storage, minutes_ago=9), ready(session, storage)
     other = ready(session, storage, XL)
