@@ -242,6 +242,7 @@ def test_the_dashboard_card_shows_progress_and_a_stopped_print_and_the_student_s
     expect(flagged).to_contain_text("confirm “Print failed”")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     audited(tab)
+    tab.screenshot("dashboard-printing-375")
 
     student = open_tab("student", PHONE)
     student.page.context.add_init_script(path=str(AXE))
