@@ -1,4 +1,4 @@
-"""Benchmark: dashboard pages, /api/v1/jobs and the 304 refresh poll on seeded SQLite and PostgreSQL databases."""
+"""Benchmark: dashboard pages, /api/v1/jobs, the 304 refresh poll and the printer board on seeded SQLite and PostgreSQL databases."""
 
 from __future__ import annotations
 
@@ -180,6 +180,7 @@ def scenarios(client: FlaskClient, engine: Engine, surname: str) -> list[Scenari
     after = f"{created.isoformat() if hasattr(created, 'isoformat') else created}~{deep[1]}"
     cards = "/dashboard/cards?" + urlencode({"status": "UPLOADED"})
     etag = client.get(cards).headers["ETag"]
+    lanes_etag = client.get("/printers/lanes").headers["ETag"]
     return [
         Scenario("uploaded", "dashboard: Uploaded tab", "/dashboard?status=UPLOADED"),
         Scenario("archived", "dashboard: Archived tab, page 1", "/dashboard?status=ARCHIVED"),
@@ -205,6 +206,16 @@ def scenarios(client: FlaskClient, engine: Engine, surname: str) -> list[Scenari
         Scenario("api-archived", "api: /api/v1/jobs Archived", "/api/v1/jobs?status=ARCHIVED"),
         Scenario("poll", "poll: /dashboard/cards 304", cards, {"If-None-Match": etag}, (304, 200)),
         Scenario("job", "job page /jobs/<id>", f"/jobs/{any_job}"),
+        Scenario("printing", "dashboard: Printing tab (with progress)", "/dashboard?status=PRINTING"),
+        # Every Ready-to-Print job of the seed is in a printer's queue (far more than a lab queues).
+        Scenario("board", "printer board /printers", "/printers"),
+        Scenario(
+            "board-poll",
+            "poll: /printers/lanes 304",
+            "/printers/lanes",
+            {"If-None-Match": lanes_etag},
+            (304, 200),
+        ),
     ]
 
 

@@ -221,3 +221,32 @@ def test_a_stop_says_why_in_the_printers_words():
     assert follow_run(cancelled, SENT, seen_printing=True, seconds_since_start=9)[1] == (
         "The print was cancelled on the printer."
     )
+
+
+@pytest.mark.parametrize(
+    ("service", "connection", "activity", "lane"),
+    [
+        (None, None, None, "not-connected"),  # a catalog printer without a record
+        ("IN_SERVICE", "NONE", None, "not-connected"),
+        ("RETIRED", "OCTOPRINT", "printing", "not-connected"),
+        ("PAUSED", "OCTOPRINT", "printing", "out-of-service"),  # paused by the lab, whatever it says
+        ("PAUSED", "NONE", None, "out-of-service"),
+        ("IN_SERVICE", "MOONRAKER", None, "no-answer-yet"),
+        ("IN_SERVICE", "OCTOPRINT", "idle", "idle"),
+        ("IN_SERVICE", "PRUSALINK", "printing", "printing"),
+        ("IN_SERVICE", "OCTOPRINT", "paused", "paused"),
+        ("IN_SERVICE", "OCTOPRINT", "busy", "busy"),
+        ("IN_SERVICE", "OCTOPRINT", "error", "error"),
+        ("IN_SERVICE", "OCTOPRINT", "disconnected", "error"),
+        ("IN_SERVICE", "OCTOPRINT", "offline", "offline"),
+    ],
+)
+def test_a_board_lanes_state_comes_from_the_record_and_the_last_poll(service, connection, activity, lane):
+    from printlab.domain.printers import LaneState, ServiceState, lane_state
+
+    found = lane_state(
+        ServiceState(service) if service else None,
+        Connection(connection) if connection else None,
+        Activity(activity) if activity else None,
+    )
+    assert found == LaneState(lane) and found.label

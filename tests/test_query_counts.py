@@ -1,4 +1,5 @@
-"""Guard: the dashboard, its refresh poll, the jobs API and the job page send as many SQL statements with 40 jobs as with 3."""
+"""Guard: the dashboard, its refresh poll, the jobs API and the job page send as many SQL statements with 40 jobs as
+with 3; the printer board as many with 20 printers and 200 queued jobs as with one."""
 
 from __future__ import annotations
 
@@ -8,18 +9,31 @@ from contextlib import contextmanager
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event
+from sqlalchemy import event, update
 from sqlalchemy.orm import Session
 
+from printlab.clock import utcnow
+from printlab.domain.catalog import Printer
 from printlab.domain.statuses import Status
+from printlab.models import Job, LabSetting
 from printlab.services.files.storage import Storage
+from printlab.services.lab.catalog import encode_setting
 from printlab.services.lab.workstations import add_workstation
 
 from .factories import make_job
+from .fleet_factories import add_fleet
 
 WORKSTATION = "LAB-PC-9"
 PASSWORD = "query-count-password"
-PAGES = ("/dashboard", "/dashboard/cards", "/api/v1/jobs", "/dashboard?status=PAIDPICKEDUP", "/jobs/{job}")
+PAGES = (
+    "/dashboard",
+    "/dashboard/cards",
+    "/api/v1/jobs",
+    "/dashboard?status=PAIDPICKEDUP",
+    "/dashboard?status=PRINTING",
+    "/dashboard/cards?status=PRINTING",
+    "/jobs/{job}",
+)
 #: The 37 jobs added to the first 3: enough Uploaded ones to fill the first page (24 cards) and more.
 MORE = (
     [Status.UPLOADED] * 30
@@ -109,3 +123,35 @@ def test_the_next_page_costs_what_the_first_does(app, client, session, storage):
         following = client.get("/api/v1/jobs", query_string={"after": first["next"]}).get_json()
     assert len(following["jobs"]) == 3 and following["previous"]
     assert len(on_next) == len(on_first)
+
+
+def test_the_printer_board_costs_the_same_for_20_printers_and_200_queued_jobs(app, client, session, storage):
+    """The board, its refresh and an unchanged refresh (304): the same statements with one queued job as
+    with 20 printers (records, polls, ten printing), 200 queued jobs and half of them placed."""
+    sign_in(app, client)
+    template = make_job(session, storage, Status.READYTOPRINT)
+    printers = tuple(Printer(f"Printer {n:02}", "Filament", (250, 210, 220)) for n in range(1, 21))
+    session.merge(LabSetting(key="printers", value=encode_setting("printers", printers), updated_at=utcnow()))
+    session.execute(update(Job).where(Job.id == template.id).values(printer="Printer 01"))
+    session.commit()
+
+    def statements() -> list[int]:
+        counts = []
+        etag = client.get("/printers/lanes").headers["ETag"]  # warms caches
+        for path, headers, status in (
+            ("/printers", {}, 200),
+            ("/printers/lanes", {}, 200),
+            ("/printers/lanes", {"If-None-Match": etag}, 304),
+        ):
+            with counting(app) as seen:
+                response = client.get(path, headers=headers)
+            assert response.status_code == status, (path, response.status_code)
+            counts.append(len(seen))
+        return counts
+
+    small = statements()
+    add_fleet(session, session.get(Job, template.id), printers, 200)
+    big = statements()
+    page = client.get("/printers").get_data(as_text=True)
+    assert page.count('class="queued"') == 191 and page.count("<progress") == 10
+    assert min(small) > 0 and big == small

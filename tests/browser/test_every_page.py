@@ -22,14 +22,23 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from printlab.clock import to_lab_time, utcnow
 from printlab.domain.campus import CampusIdentity
 from printlab.domain.catalog import DEFAULT_CATALOG
 from printlab.domain.statuses import Status
 from printlab.domain.submission import validate_submission
-from printlab.models import AccountCode, Job, OutboxMessage, OutboxStatus, Payment, PrintRun
+from printlab.models import (
+    AccountCode,
+    Job,
+    LabPrinter,
+    OutboxMessage,
+    OutboxStatus,
+    Payment,
+    PrintRun,
+    PrintRunState,
+)
 from printlab.services.jobs import job_desk, printing, refunds, student_actions, submissions, workflow
 from printlab.services.lab import account_codes, campus, pins, workstations
 from printlab.services.lab import staff as staff_service
@@ -40,6 +49,7 @@ from printlab.web.jobs.actions import ACTIONS
 
 from ..conftest import MODELS, SLICED
 from ..factories import STAFF, actor, form, make_job, make_staff, quote_token
+from ..fleet_factories import make_poll, make_run
 from ..servers import OctoPrintServer, free_port
 from .conftest import OTHER_STAFF, PASSWORD, Live, Tab, sign_in
 
@@ -1124,6 +1134,73 @@ def admin_printer_edit(site: Site) -> str:
 @page_state("admin printer, a retired one")
 def admin_printer_retired(site: Site) -> str:
     return site.url(f"/admin/printers/{_with_printers(site)['retired']}")
+
+
+def _with_board(site: Site) -> dict[str, Job]:
+    """The board's rows, once, beside the Printers page's records: Prusa MK4S (on the tests' OctoPrint)
+    printing a job at 61 % with 40 minutes left and two jobs in its queue, Prusa XL offline with a print
+    it stopped, Formlabs Form 3 paused, Raise3D without a record. Polls and runs are written as the
+    worker's poller and "Start printing" would write them."""
+    if "board" not in site.tokens:
+        records = _with_printers(site)
+        session = site.live.session
+        mk4s, xl = (
+            session.get(LabPrinter, records["octoprint"]),
+            session.get(LabPrinter, records["unreachable"]),
+        )
+        printing = site.job(Status.PRINTING)
+        stopped = site.job(Status.PRINTING, fresh=True)
+        session.execute(update(Job).where(Job.id == stopped.id).values(printer="Prusa XL"))
+        session.commit()
+        make_run(session, printing, mk4s, started_at=utcnow() - timedelta(minutes=50))
+        make_run(session, stopped, xl, PrintRunState.STOPPED, message="Print cancelled on the printer")
+        make_poll(
+            session, mk4s, "printing", file=f"{printing.display_name}.gcode", progress=61.0, seconds_left=2400,
+            temperatures=[{"heater": "tool0", "actual": 214.6, "target": 215}, {"heater": "bed", "actual": 60, "target": 60}],
+        )  # fmt: skip
+        make_poll(session, xl, "offline", message=f"The printer didn't answer at {xl.address}.")
+        site.job(Status.READYTOPRINT)
+        site.job(Status.READYTOPRINT, fresh=True)
+        site.tokens["board"] = printing.id
+    return {"printing": site.live.fresh().get(Job, site.tokens["board"])}  # type: ignore[dict-item]
+
+
+@page_state("printer board: printing, offline, paused and not-connected lanes, with a queue")
+def printer_board(site: Site) -> str:
+    _with_board(site)
+    return site.url("/printers")
+
+
+def _move_from_a_stale_queue(site: Site, tab: Tab) -> Any:
+    """The first "Move down" sent with a queue that lists a job no longer in it (as if another
+    computer's change hadn't reached this page yet)."""
+    form = tab.page.locator(".move-form").first
+    form.locator('input[name="seen"]').evaluate("input => { input.value = input.value + ',gone' }")
+    with tab.page.expect_navigation() as navigation:
+        form.evaluate(
+            """form => { const place = document.createElement("input"); place.type = "hidden";
+                         place.name = "place"; place.value = "2"; form.appendChild(place);
+                         HTMLFormElement.prototype.submit.call(form); }"""
+        )
+    return navigation.value
+
+
+@page_state(
+    "printer board, a move from a queue that changed meanwhile", status=409, then=_move_from_a_stale_queue
+)
+def printer_board_stale(site: Site) -> str:
+    return printer_board(site)
+
+
+@page_state("dashboard, Printing tab with a print's progress and a print the printer stopped")
+def dashboard_printing_live(site: Site) -> str:
+    _with_board(site)
+    return site.url("/dashboard?status=PRINTING")
+
+
+@page_state("student's status page, printing with the time left", who="student")
+def status_printing_live(site: Site) -> str:
+    return site.live.status_url(_with_board(site)["printing"].id)
 
 
 @page_state("not found, signed in", status=404)

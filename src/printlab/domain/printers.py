@@ -159,6 +159,91 @@ def time_left_words(seconds: int | None) -> str:
     return f"about {' '.join(parts)} left"
 
 
+def temperatures_words(temperatures: tuple[Temperature, ...] | list[Temperature]) -> str:
+    """The heaters in a few words: "Nozzle 215/215 °C · Bed 60/60 °C" (actual/target, target 0 or
+    unknown: the actual alone)."""
+    words = []
+    for heater in temperatures:
+        if heater.actual is None and heater.target is None:
+            continue
+        actual = "–" if heater.actual is None else f"{heater.actual:.0f}"
+        target = f"/{heater.target:.0f}" if heater.target else ""
+        words.append(f"{heater.label} {actual}{target} °C")
+    return " · ".join(words)
+
+
+def temperatures_from(stored: object) -> tuple[Temperature, ...]:
+    """The heaters as `printer_poll.temperatures` keeps them ([{"heater", "actual", "target"}, …]);
+    anything else in the list is left out."""
+    if not isinstance(stored, list):
+        return ()
+    found = []
+    for item in stored:
+        if isinstance(item, dict) and isinstance(item.get("heater"), str):
+            actual, target = item.get("actual"), item.get("target")
+            found.append(
+                Temperature(
+                    item["heater"],
+                    float(actual) if isinstance(actual, int | float) else None,
+                    float(target) if isinstance(target, int | float) else None,
+                )
+            )
+    return tuple(found)
+
+
+class LaneState(enum.StrEnum):
+    """A printer's lane on the board: what the lab sees of the machine, whichever way it connects."""
+
+    IDLE = "idle"
+    PRINTING = "printing"
+    PAUSED = "paused"
+    BUSY = "busy"
+    ERROR = "error"
+    OFFLINE = "offline"
+    NO_ANSWER_YET = "no-answer-yet"  # connected, but the worker hasn't heard from it yet
+    OUT_OF_SERVICE = "out-of-service"  # paused by the lab: nothing is sent to it
+    NOT_CONNECTED = "not-connected"  # staff start its prints on the printer itself
+
+    @property
+    def label(self) -> str:
+        return _LANE_LABELS[self]
+
+
+_LANE_LABELS = {
+    LaneState.IDLE: "Idle",
+    LaneState.PRINTING: "Printing",
+    LaneState.PAUSED: "Paused",
+    LaneState.BUSY: "Busy",
+    LaneState.ERROR: "Error",
+    LaneState.OFFLINE: "Offline",
+    LaneState.NO_ANSWER_YET: "Waiting for its first answer",
+    LaneState.OUT_OF_SERVICE: "Out of service — paused by the lab",
+    LaneState.NOT_CONNECTED: "Not connected",
+}
+
+
+def lane_state(
+    service: ServiceState | None, connection: Connection | None, activity: Activity | None
+) -> LaneState:
+    """The lane's state from the printer's record (None: the catalog printer has none in use) and
+    the worker's last poll (None: none yet). A paused printer is out of service whatever it reports."""
+    if service is ServiceState.PAUSED:
+        return LaneState.OUT_OF_SERVICE
+    if service is not ServiceState.IN_SERVICE or connection in (None, Connection.NONE):
+        return LaneState.NOT_CONNECTED
+    if activity is None:
+        return LaneState.NO_ANSWER_YET
+    return {
+        Activity.IDLE: LaneState.IDLE,
+        Activity.PRINTING: LaneState.PRINTING,
+        Activity.PAUSED: LaneState.PAUSED,
+        Activity.BUSY: LaneState.BUSY,
+        Activity.ERROR: LaneState.ERROR,
+        Activity.DISCONNECTED: LaneState.ERROR,  # its software answers without a printer attached
+        Activity.OFFLINE: LaneState.OFFLINE,
+    }[activity]
+
+
 def describe(status: PrinterStatus) -> str:
     """The status in one sentence for staff: "Connected — OctoPrint 1.11.8, printer operational, idle"."""
     if status.activity is Activity.OFFLINE:

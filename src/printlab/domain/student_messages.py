@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from printlab.domain.printers import time_left_words
 from printlab.domain.statuses import Status
 
 #: Each status as a student would name it (staff keep the seed's labels, e.g. "Pending").
@@ -130,6 +131,13 @@ def next_step(
         Status.READYTOPRINT: "Nothing to do — it's in the print queue",
         Status.PRINTING: "Nothing to do — we'll email you when it's ready",
     }.get(status, "Nothing more to do")
+
+
+def printing_label(seconds_left: int | None) -> str:
+    """The status while it prints: "Printing — about 40 minutes left" when the printer says how long
+    it has to go, "Printing" otherwise."""
+    left = time_left_words(seconds_left)
+    return f"{STUDENT_LABEL[Status.PRINTING]} — {left}" if left else STUDENT_LABEL[Status.PRINTING]
 
 
 def staff_have_decided(status: Status) -> bool:

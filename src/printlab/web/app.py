@@ -202,6 +202,7 @@ def _register_blueprints(app: Flask) -> None:
     from printlab.web.home import bp as home_bp
     from printlab.web.jobs.routes import bp as jobs_bp
     from printlab.web.my.routes import bp as my_bp
+    from printlab.web.printers.board import bp as printer_board_bp
     from printlab.web.printers.routes import bp as printers_bp
     from printlab.web.reports.routes import bp as reports_bp
     from printlab.web.student.routes import bp as student_bp
@@ -211,6 +212,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(campus_bp)
     app.register_blueprint(dashboard_bp)
+    app.register_blueprint(printer_board_bp)
     app.register_blueprint(exports_bp)
     app.register_blueprint(jobs_bp)
     app.register_blueprint(student_bp)

@@ -2,7 +2,8 @@
 
 Every page costs the same few statements whatever the number of jobs: the dashboard version (one
 row), the page (keyset-paged on the (status, created_at, id) index), the tab counts (eight rows of
-`job_status_count`), and, when filtered, the matching total. A search looks in every status through
+`job_status_count`), and, when filtered, the matching total. A page that may show Printing cards adds
+two: the fleet's fingerprint and the page's open print runs with their printers' polls (progress). A search looks in every status through
 the database's own text index (`job_search`: pg_trgm on PostgreSQL, FTS5 on SQLite) and counts its
 matches per status. The three side tables are kept by triggers in the job's own transaction
 (migration 0008).
@@ -13,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -37,7 +38,7 @@ from printlab.models import (
     JobSearch,
     JobStatusCount,
 )
-from printlab.services.jobs import print_runs
+from printlab.services.views.live_prints import LivePrint, fleet_fingerprint, live_prints
 
 PAGE_SIZE = 24
 MAX_PAGE_SIZE = 200
@@ -223,8 +224,8 @@ class JobCard:
     has_thumbnail: bool
     analysis_state: str | None
     updated_at: datetime | None
-    #: The connected printer stopped the print PrintLab sent it: its reason, until staff confirm.
-    printer_stopped: str | None = None
+    #: A Printing job sent to a connected printer: its run and what the printer last said.
+    live: LivePrint | None = None
 
     @property
     def at_the_printer(self) -> bool:
@@ -258,7 +259,14 @@ class JobCard:
             "waiting_for_student": self.waiting_for_student,
             "is_new": self.is_new,
             "analysis_state": self.analysis_state,
-            "printer_stopped": self.printer_stopped,
+            "print": {
+                "state": self.live.run_state,
+                "progress": self.live.progress,
+                "seconds_left": self.live.seconds_left,
+                "stopped_reason": self.live.message if self.live.stopped else None,
+            }
+            if self.live
+            else None,
         }
 
 
@@ -281,24 +289,33 @@ class JobPage:
     waiting_count: int = 0
     now: datetime = field(default_factory=utcnow)
     errors: dict[str, str] = field(default_factory=dict)
+    #: The fleet's fingerprint when the page shows Printing cards (their progress), else "".
+    fleet: str = ""
 
     @property
     def etag(self) -> str:
         """The tag a refresh poll sends back: see `poll_etag`."""
-        return poll_etag(self.query, self.version, self.now)
+        return poll_etag(self.query, self.version, self.now, self.fleet)
 
     @property
     def all_matches(self) -> int:
         return sum(self.counts.values())
 
 
-def poll_etag(query: JobQuery, version: int, now: datetime) -> str:
+def poll_etag(query: JobQuery, version: int, now: datetime, fleet: str = "") -> str:
     """Changes whenever anything the page shows may have changed: a committed change to any job or
-    analysis (the version), the page asked for, or the minute (ages and lock expiries tick with it)."""
+    analysis (the version), the page asked for, the minute (ages and lock expiries tick with it), and
+    on a page with Printing cards what the printers report (`fleet`, see `shows_printing`)."""
     digest = hashlib.sha256()
     digest.update(repr(sorted({**query.as_args(), **query.cursor_args}.items())).encode())
-    digest.update(f"|{query.page_size}|{version}|{now:%Y-%m-%dT%H:%M}".encode())
+    digest.update(f"|{query.page_size}|{version}|{now:%Y-%m-%dT%H:%M}|{fleet}".encode())
     return digest.hexdigest()[:32]
+
+
+def shows_printing(query: JobQuery) -> bool:
+    """The page may show Printing cards, whose progress comes from the printers (the Printing tab, or
+    a search's matches in every status)."""
+    return query.status in (Status.PRINTING, None)
 
 
 def dashboard_version(session: Session) -> int:
@@ -405,6 +422,7 @@ def list_jobs(session: Session, query: JobQuery, catalog: Catalog, *, now: datet
     now = now or utcnow()
     # First: a change committed while the page is read shows on this page or makes the next poll new.
     version = dashboard_version(session)
+    fleet = fleet_fingerprint(session) if shows_printing(query) else ""
     filters = _filters(query, catalog.lab.time_zone)
     ascending = query.oldest_first
     backwards = query.before is not None and query.after is None
@@ -451,14 +469,12 @@ def list_jobs(session: Session, query: JobQuery, catalog: Catalog, *, now: datet
     rows = rows[: query.page_size]
     if backwards:
         rows.reverse()
+    printing = [job.id for job, *_ in rows if job.status == Status.PRINTING.value]
+    live = live_prints(session, printing) if shows_printing(query) else {}
     cards = [
-        _card(job, state, bool(thumb), since, now, waiting=bool(waits))
+        _card(job, state, bool(thumb), since, now, waiting=bool(waits), live=live.get(job.id))
         for job, state, thumb, since, waits in rows
     ]
-    printing = [card.id for card in cards if card.status == Status.PRINTING]
-    if printing:  # a print stopped by its printer is flagged on its card (one query, Printing cards only)
-        stopped = print_runs.stopped_reasons(session, printing)
-        cards = [replace(card, printer_stopped=stopped.get(card.id)) for card in cards]
     if query.q:
         counts = search_counts(session, query, catalog.lab.time_zone)
         total = counts[query.status] if query.status is not None else sum(counts.values())
@@ -484,6 +500,7 @@ def list_jobs(session: Session, query: JobQuery, catalog: Catalog, *, now: datet
         version=version,
         now=now,
         waiting_count=waiting_count(session),
+        fleet=fleet,
     )
 
 
@@ -506,6 +523,7 @@ def _card(
     now: datetime,
     *,
     waiting: bool = False,
+    live: LivePrint | None = None,
 ) -> JobCard:
     created = job.created_at or now
     since = status_since or created
@@ -536,4 +554,5 @@ def _card(
         has_thumbnail=has_thumbnail and analysis_state == AnalysisState.DONE,
         analysis_state=analysis_state,
         updated_at=job.updated_at,
+        live=live,
     )

@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session
 
 from printlab.domain.pricing import format_usd
 from printlab.domain.statuses import Status
-from printlab.domain.student_messages import CANCELLED_LABEL, STUDENT_LABEL, next_step
+from printlab.domain.student_messages import CANCELLED_LABEL, STUDENT_LABEL, next_step, printing_label
 from printlab.models import Job, JobAnalysis, Payment
 from printlab.services.jobs.references import make_reference
 from printlab.services.mail.delivery import job_short_id
+from printlab.services.views.live_prints import LivePrint, live_prints
 
 #: The most requests the page lists (a student sends a few a term; the newest are the ones that matter).
 LIMIT = 100
@@ -59,7 +60,8 @@ def _own(email: str):  # type: ignore[no-untyped-def]
 
 
 def my_requests(session: Session, email: str, secret_key: str) -> MyRequests:
-    """The address's jobs, newest first (matched ignoring case), in three queries whatever their number."""
+    """The address's jobs, newest first (matched ignoring case), in four queries whatever their number
+    (the fourth only when one prints: what its printer says)."""
     rows = session.execute(
         select(Job, JobAnalysis.thumbnail_png.is_not(None))
         .outerjoin(JobAnalysis, JobAnalysis.job_id == Job.id)
@@ -79,6 +81,8 @@ def my_requests(session: Session, email: str, secret_key: str) -> MyRequests:
                 .group_by(Payment.job_id)
             ).all()
         )
+    printing = [job.id for job, _ in rows if job.status == Status.PRINTING.value]
+    live = live_prints(session, printing) if printing else {}
     requests = []
     for job, has_thumbnail in rows:
         status = job.status_enum
@@ -95,7 +99,7 @@ def my_requests(session: Session, email: str, secret_key: str) -> MyRequests:
                 simple_id=job_short_id(job.display_name, job.id) or job.id[:6],
                 file_name=job.original_filename or "your model",
                 status=status,
-                status_label=CANCELLED_LABEL if cancelled else STUDENT_LABEL[status],
+                status_label=_label(status, cancelled, live.get(job.id)),
                 next_step=next_step(
                     status, cancelled=cancelled, quote_expired=bool(job.is_confirmation_expired), to_pay=quote
                 ),
@@ -106,6 +110,14 @@ def my_requests(session: Session, email: str, secret_key: str) -> MyRequests:
         )
     session.rollback()  # end the read
     return MyRequests(requests, more)
+
+
+def _label(status: Status, cancelled: bool, live: LivePrint | None) -> str:
+    if cancelled:
+        return CANCELLED_LABEL
+    if status == Status.PRINTING:
+        return printing_label(live.seconds_left if live is not None and live.printing else None)
+    return STUDENT_LABEL[status]
 
 
 def last_answers(session: Session, email: str) -> LastAnswers | None:

@@ -26,6 +26,7 @@ from printlab.domain.student_messages import (
     WITHDRAWN_EXPLAINED,
     Step,
     masked_email,
+    printing_label,
     progress,
     staff_have_decided,
 )
@@ -33,6 +34,7 @@ from printlab.models import Event, Job, JobResubmission
 from printlab.services.jobs import change_requests, payments
 from printlab.services.jobs.records import simple_id_for
 from printlab.services.jobs.references import read_reference
+from printlab.services.views.live_prints import live_prints
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,8 @@ def student_view(session: Session, job: Job, catalog: Catalog) -> StudentView:
     waiting = change_requests.open_request(session, job.id) if status == Status.UPLOADED else None
     if waiting is not None:
         label, explanation = WAITING_LABEL, WAITING_EXPLAINED
+    if status == Status.PRINTING:
+        label = printing_left(session, job.id)
     if status == Status.COMPLETED:
         lab = catalog.lab
         explanation += f" Collect it at {lab.pickup_location} ({lab.opening_hours}); we keep it for {lab.hold_days} days."
@@ -193,6 +197,13 @@ def student_view(session: Session, job: Job, catalog: Catalog) -> StudentView:
         can_resubmit=rejected and not withdrawn,
         **resubmission_links(session, job.id),
     )
+
+
+def printing_left(session: Session, job_id: str) -> str:
+    """ "Printing — about 40 minutes left" while a connected printer prints the job and says how long it
+    has to go; "Printing" otherwise."""
+    live = live_prints(session, [job_id]).get(job_id)
+    return printing_label(live.seconds_left if live is not None and live.printing else None)
 
 
 def resubmission_links(session: Session, job_id: str) -> dict[str, tuple[str, str] | None]:

@@ -14,8 +14,10 @@ from printlab.services.views.dashboard import (
     list_jobs,
     parse_query,
     poll_etag,
+    shows_printing,
     status_counts,
 )
+from printlab.services.views.live_prints import fleet_fingerprint
 from printlab.web.auth.guard import login_required
 from printlab.web.context import catalog, db
 
@@ -49,7 +51,8 @@ def index():  # type: ignore[no-untyped-def]
 def cards():  # type: ignore[no-untyped-def]
     """The tabs and cards alone; answers 304 from the one-row dashboard version when nothing changed."""
     query, _errors = parse_query(request.args, catalog())
-    etag = poll_etag(query, dashboard_version(db()), utcnow())
+    version = dashboard_version(db())
+    etag = poll_etag(query, version, utcnow(), fleet_fingerprint(db()) if shows_printing(query) else "")
     if request.if_none_match.contains(etag):
         response = Response(status=304)
     else:
