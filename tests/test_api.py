@@ -310,3 +310,33 @@ def test_an_admin_workstations_browser_reads_the_money_figures(app, session, sto
     admin = sign_in_client(app.test_client(), session, "ADMIN-PC", "a-long-admin-password")
     body = admin.get("/api/v1/reports", query_string={"period": "7d"}).get_json()
     assert "revenue_usd" in body and "average_ticket_usd" in body
+
+
+def test_the_printer_board_is_read_with_each_printers_state_print_and_queue(client, session, storage):
+    from .fleet_factories import make_poll, make_printer, make_run
+
+    mk4s = make_printer(session, "Prusa MK4S")
+    make_printer(session, "Raise3D Pro 2 Plus", "NONE", state="PAUSED")
+    printing = make_job(
+        session, storage, Status.PRINTING, printer="Prusa MK4S", student_name="Priya Printing"
+    )
+    make_run(session, printing, mk4s, started_at=utcnow() - timedelta(minutes=20))
+    make_poll(
+        session, mk4s, "printing", file=f"{printing.display_name}.gcode", progress=61.0, seconds_left=2400
+    )
+    queued = make_job(
+        session, storage, Status.READYTOPRINT, printer="Prusa MK4S", student_email="q@example.edu"
+    )
+    answer = client.get("/api/v1/printers", headers=_auth(_token(session, "read")))
+    assert answer.status_code == 200, answer.get_data(as_text=True)[:300]
+    lanes = {p["name"]: p for p in answer.get_json()["printers"]}
+    mk4s_lane = lanes["Prusa MK4S"]
+    assert (mk4s_lane["state"], mk4s_lane["state_label"]) == ("printing", "Printing")
+    [now] = mk4s_lane["printing"]
+    assert (now["job"]["id"], now["state"], now["progress"], now["seconds_left"], now["started_by"]) == (
+        printing.id, "printing", 61.0, 2400, STAFF
+    )  # fmt: skip
+    assert now["time_left"] == "about 40 minutes left" and now["started_at"].endswith(("Z", "+00:00"))
+    assert [job["id"] for job in mk4s_lane["queue"]] == [queued.id]
+    assert lanes["Raise3D Pro 2 Plus"]["state"] == "out-of-service"
+    assert client.get("/api/v1/printers").status_code == 401

@@ -25,6 +25,7 @@ from printlab.services.jobs.records import get_job, simple_id_for
 from printlab.services.jobs.status_change import Expected
 from printlab.services.views.dashboard import JobPage, list_jobs, parse_query
 from printlab.services.views.job_detail import job_detail
+from printlab.services.views.printer_board import printer_board
 from printlab.services.views.reports import build_report
 from printlab.web.api import access, document
 from printlab.web.api.problems import problem
@@ -40,6 +41,7 @@ from printlab.web.api.schemas import (
     PickupBody,
     Price,
     PriceQuery,
+    PrinterList,
     QuoteBody,
     ReasonBody,
     ReasonsBody,
@@ -57,6 +59,9 @@ JOBS = Tag(name="Jobs", description="Reading jobs: the dashboard's list, one job
 MOVES = Tag(name="Moves", description="A staff member's moves of a job, as on the job page (write scope).")
 PRICES = Tag(name="Prices", description="The lab's prices.")
 REPORTS = Tag(name="Reports", description="The reports page's figures.")
+PRINTERS = Tag(
+    name="Printers", description="The printer board: each printer's state, what it prints, its queue."
+)
 
 api = APIBlueprint(
     "api",
@@ -213,6 +218,40 @@ def report(query: ReportQuery):  # type: ignore[no-untyped-def]
     if errors or period is None or filters is None:
         return problem(422, "The period or a filter can't be used; see errors.", errors=errors)
     return _answer(Report(**build_report(db(), period, filters).as_json(money=_money())))
+
+
+@api.get(
+    "/printers", tags=[PRINTERS], summary="The printer board", responses={200: PrinterList},
+    operation_id="listPrinters",
+)  # fmt: skip
+def printers():  # type: ignore[no-untyped-def]
+    """Every printer of the lab catalog as the board shows it: its state, what it prints now (with the
+    connected printer's progress), and its queue of Ready-to-Print jobs in order."""
+    board = printer_board(db(), catalog())
+    return _answer(PrinterList(printers=[_printer(lane) for lane in board.lanes]))
+
+
+def _printer(lane: Any) -> dict[str, Any]:
+    def job(board_job: Any) -> dict[str, str]:
+        return {"id": board_job.id, "name": board_job.name, "file_name": board_job.file_name,
+                "student_name": board_job.student_name}  # fmt: skip
+
+    def at_printer(now: Any) -> dict[str, Any]:
+        live = now.live
+        if live is None:
+            return {"job": job(now.job), "state": "started_by_hand", "started_at": _aware(now.since)}
+        state = "stopped" if live.stopped else "sending" if live.sending else "printing"
+        return {
+            "job": job(now.job), "state": state, "progress": live.progress, "seconds_left": live.seconds_left,
+            "time_left": live.time_left, "started_at": _aware(live.started_at), "started_by": live.requested_by,
+            "stopped_reason": live.stopped_reason if live.stopped else None,
+        }  # fmt: skip
+
+    return {
+        "name": lane.name, "method": lane.method, "state": lane.state.value, "state_label": lane.state.label,
+        "message": lane.message, "last_answer": _aware(lane.last_answer), "temperatures": lane.temperatures,
+        "printing": [at_printer(now) for now in lane.printing], "queue": [job(q) for q in lane.queue],
+    }  # fmt: skip
 
 
 # -- moves -----------------------------------------------------------------------------------------

@@ -226,3 +226,49 @@ class Price(BaseModel):
     cost_usd: str
     display: str
     minimum_applied: bool
+
+
+class PrinterJob(BaseModel):
+    id: str
+    name: str = Field(description="The job's name on the dashboard.")
+    file_name: str = Field(description="The student's own name for the file.")
+    student_name: str
+
+
+class PrinterPrint(BaseModel):
+    """A job at the printer: sent from PrintLab (with the printer's progress) or started on the printer."""
+
+    job: PrinterJob
+    state: Literal["sending", "printing", "stopped", "started_by_hand"]
+    progress: float | None = Field(None, description="0–100, as the printer last said.")
+    seconds_left: int | None = None
+    time_left: str = Field("", description='In words: "about 40 minutes left".')
+    started_at: datetime | None = None
+    started_by: str | None = None
+    stopped_reason: str | None = Field(None, description="Why the printer stopped, until staff confirm.")
+
+
+class PrinterOut(BaseModel):
+    name: str = Field(description="The catalog printer's name, as jobs name it.")
+    method: str
+    state: Literal[
+        "idle",
+        "printing",
+        "paused",
+        "busy",
+        "error",
+        "offline",
+        "no-answer-yet",
+        "out-of-service",
+        "not-connected",
+    ]
+    state_label: str = Field(description='The state in words: "Idle", "Out of service — paused by the lab".')
+    message: str | None = Field(None, description="The printer's error, or why PrintLab can't reach it.")
+    last_answer: datetime | None = None
+    temperatures: str = Field("", description='In words: "Nozzle 215/215 °C · Bed 60/60 °C".')
+    printing: list[PrinterPrint]
+    queue: list[PrinterJob] = Field(description="Its Ready-to-Print jobs in the board's order.")
+
+
+class PrinterList(BaseModel):
+    printers: list[PrinterOut]
