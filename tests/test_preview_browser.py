@@ -86,7 +86,9 @@ def _add_test_routes(app):  # type: ignore[no-untyped-def]
         cases = [case.split("|") for case in request.args.getlist("case")]
         return render_template_string(MANY, cases=cases)
 
-    @app.get("/_test/models/<name>")
+    # Flask's own route: the app's `get` (flask-openapi3's) passes a view only the path values a
+    # pydantic model declares.
+    @app.route("/_test/models/<name>", methods=["GET"])
     def model_file(name: str):  # type: ignore[no-untyped-def]
         if name not in {file for file, _fmt in FIXTURE_MODELS.values()}:
             abort(404)
