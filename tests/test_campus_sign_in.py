@@ -347,6 +347,8 @@ def test_a_student_account_without_a_confirmed_address_uses_the_email_link(campu
     answer = sign_in(client, "kim", **{"for": "student"})
     assert answer.status_code == 400
     assert "confirmed email address" in answer.get_data(as_text=True)
+    page = answer.get_data(as_text=True)
+    assert 'id="email-link-instead"' in page and "workstation password" not in page  # a student's ways on
     assert client.get("/my").status_code == 303  # back to asking for a link
 
 

@@ -85,8 +85,11 @@ def _done_url() -> str:
     return lab().config.base_url + url_for("campus.done")
 
 
-def _problem(message: str, status: int = 400):  # type: ignore[no-untyped-def]
-    return render_template("campus/problem.html", message=message), status
+def _problem(message: str, status: int = 400, *, student: bool | None = None):  # type: ignore[no-untyped-def]
+    """Why the sign-in didn't happen, with the ways on: a student's (the email link), or staff's."""
+    if student is None:
+        student = session.get(PURPOSE_KEY) == "student"
+    return render_template("campus/problem.html", message=message, student=student), status
 
 
 @bp.get("/login/campus")
@@ -98,10 +101,14 @@ def start():  # type: ignore[no-untyped-def]
         _check_issuer(client, _settings())
     except (requests.RequestException, ValueError, OAuthError) as exc:
         log.warning("campus provider unreachable: %s", exc)
+        student = request.args.get("for") == "student"
+        other_way = (
+            "have a sign-in link emailed to you" if student else "sign in with the workstation password"
+        )
         return _problem(
-            "The campus sign-in service isn't answering. Try again in a minute, or sign in with the "
-            "workstation password.",
+            f"The campus sign-in service isn't answering. Try again in a minute, or {other_way}.",
             503,
+            student=student,
         )
     session[NEXT_KEY] = safe_next(request.args.get("next"))
     session[PURPOSE_KEY] = "student" if request.args.get("for") == "student" else "staff"
@@ -173,12 +180,15 @@ def _student_signed_in(identity: CampusIdentity, claims: Any):  # type: ignore[n
     session.pop(NEXT_KEY, None)
     if identity.email is None or claims.get("email_verified") is False:
         return _problem(
-            "Your campus account didn't give PrintLab a confirmed email address. Use the email link instead."
+            "Your campus account didn't give PrintLab a confirmed email address. Use the email link instead.",
+            student=True,
         )
     try:
         signed_in = student_sign_in.sign_in_vouched(db(), identity.email)
     except ValidationError:
-        return _problem("Your campus account's email address can't be used. Use the email link instead.")
+        return _problem(
+            "Your campus account's email address can't be used. Use the email link instead.", student=True
+        )
     student_sign_in.sign_out(db(), student_session_token())  # a browser holds one session
     return remember(redirect(url_for("my.index"), 303), signed_in)
 
