@@ -15,9 +15,22 @@ from printlab.clock import utcnow
 from printlab.domain.catalog import Printer
 from printlab.domain.statuses import Status
 from printlab.models import Job, LabPrinter, PrinterPoll, PrintRun, PrintRunState, QueuePlace
+from printlab.services.lab import workstations
+from printlab.services.lab.actors import Actor
 from printlab.services.printers import fleet
 
 SECRET = "test-secret-key-that-is-long-enough-0123456789"  # the lab_env fixture's PRINTLAB_SECRET_KEY
+ADMIN_PC = "ADMIN-PC"
+
+
+def connect_octoprint(session: Session, url: str, api_key: str, admin: Actor) -> LabPrinter:
+    """The Prusa MK4S added by an admin at ADMIN-PC (made here) as an OctoPrint printer, and its connection
+    tested once, which opens OctoPrint's link to its Virtual Printer."""
+    workstations.add_workstation(session, ADMIN_PC, "a-long-password-1", is_admin=True)
+    form = {"name": "Prusa MK4S", "connection": "OCTOPRINT", "address": url, "api_key": api_key}
+    printer = fleet.add_printer(session, form, secret=SECRET, by=admin)
+    fleet.check_connection(session, printer.id, secret=SECRET)
+    return printer
 
 
 def make_printer(

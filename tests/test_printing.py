@@ -27,12 +27,12 @@ from printlab.models import Event, Job, JobMilestone, LabPrinter, OutboxMessage,
 from printlab.services.errors import ValidationError
 from printlab.services.jobs import job_desk, print_runs, printing, workflow
 from printlab.services.jobs.print_watch import PrintWatch
-from printlab.services.lab import workstations
 from printlab.services.printers import fleet
 from printlab.services.printers.connector import NothingToCancel, Timeouts
 from printlab.services.printers.octoprint import OctoPrint
 
 from .factories import STAFF, actor, make_job, make_staff
+from .fleet_factories import connect_octoprint
 from .servers import OctoPrintServer, free_port
 
 pytestmark = pytest.mark.xdist_group("octoprint")
@@ -71,16 +71,8 @@ class Clock:
 def lab(session: Session, engine, storage, octoprint: OctoPrintServer):  # type: ignore[no-untyped-def]
     """An admin, the Prusa MK4S connected through the shared OctoPrint, and the worker's watch."""
     make_staff(session)
-    workstations.add_workstation(session, "ADMIN-PC", "a-long-password-1", is_admin=True)
     admin = actor(workstation="ADMIN-PC")
-    form = {
-        "name": "Prusa MK4S",
-        "connection": "OCTOPRINT",
-        "address": octoprint.url,
-        "api_key": octoprint.api_key,
-    }
-    printer = fleet.add_printer(session, form, secret=SECRET, by=admin)
-    fleet.check_connection(session, printer.id, secret=SECRET)  # opens OctoPrint's link to the printer
+    printer = connect_octoprint(session, octoprint.url, octoprint.api_key, admin)
     watch = PrintWatch(storage, SECRET, threads=2)
     lab = Lab(session, session_factory(engine), storage, watch, printer.id, octoprint, admin)
     yield lab

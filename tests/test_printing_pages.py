@@ -14,11 +14,11 @@ from printlab.clock import utcnow
 from printlab.domain.statuses import Status
 from printlab.models import Job, JobMilestone, OutboxMessage, PrintRun
 from printlab.services.jobs import job_desk, printing, workflow
-from printlab.services.lab import workstations
-from printlab.services.printers import fleet, polling
+from printlab.services.printers import polling
 
 from . import test_staff_pages as staff_pages
 from .factories import STAFF, actor, make_job
+from .fleet_factories import connect_octoprint
 from .servers import OctoPrintServer
 from .test_printing import SECRET, gcode
 from .test_staff_pages import act, field_errors, text
@@ -33,15 +33,7 @@ staff_client = staff_pages.staff_client
 @pytest.fixture
 def connected(session, staffed, octoprint: OctoPrintServer):  # type: ignore[no-untyped-def]
     """The Prusa MK4S connected through the shared OctoPrint, polled once (idle)."""
-    workstations.add_workstation(session, "ADMIN-PC", "a-long-password-1", is_admin=True)
-    form = {
-        "name": "Prusa MK4S",
-        "connection": "OCTOPRINT",
-        "address": octoprint.url,
-        "api_key": octoprint.api_key,
-    }
-    printer = fleet.add_printer(session, form, secret=SECRET, by=actor(workstation="ADMIN-PC"))
-    fleet.check_connection(session, printer.id, secret=SECRET)
+    printer = connect_octoprint(session, octoprint.url, octoprint.api_key, actor(workstation="ADMIN-PC"))
     connectors = polling.Connectors(SECRET)
     for target in polling.claim_due(session):
         polling.poll_printer(session, target, connectors)

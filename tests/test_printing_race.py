@@ -13,12 +13,12 @@ from printlab.domain.printers import Activity, same_file
 from printlab.domain.statuses import Status
 from printlab.models import Event, Job, PrintRun
 from printlab.services.jobs import job_desk, printing, workflow
-from printlab.services.lab import workstations
-from printlab.services.printers import fleet, polling
+from printlab.services.printers import polling
 from printlab.services.printers.connector import NothingToCancel
 from printlab.services.printers.octoprint import OctoPrint
 
 from .factories import STAFF, actor, make_job, make_staff
+from .fleet_factories import connect_octoprint
 from .test_concurrency import START_AHEAD_S, TRIALS, racers  # noqa: F401 -- the fixture
 from .test_printing import SECRET, gcode
 
@@ -37,15 +37,7 @@ def _idle(connector: OctoPrint) -> None:
 
 def test_two_workers_never_start_the_same_print_twice(session, storage, racers, octoprint):  # noqa: F811
     make_staff(session)
-    workstations.add_workstation(session, "ADMIN-PC", "a-long-password-1", is_admin=True)
-    form = {
-        "name": "Prusa MK4S",
-        "connection": "OCTOPRINT",
-        "address": octoprint.url,
-        "api_key": octoprint.api_key,
-    }
-    printer = fleet.add_printer(session, form, secret=SECRET, by=actor(workstation="ADMIN-PC"))
-    fleet.check_connection(session, printer.id, secret=SECRET)
+    connect_octoprint(session, octoprint.url, octoprint.api_key, actor(workstation="ADMIN-PC"))
     connectors = polling.Connectors(SECRET)
     problems, overlapped = [], 0
     with OctoPrint(octoprint.url, octoprint.api_key) as printer_screen:
