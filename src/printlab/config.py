@@ -135,6 +135,12 @@ SETTINGS: tuple[Setting, ...] = (
         "groups",
         "The claim that holds the person's groups, which admins map to roles.",
     ),
+    Setting(
+        "PRINTLAB_WEBHOOK_CA_FILE",
+        "(none: the public certificate authorities)",
+        "A PEM file of extra certificate authorities that webhook endpoints' HTTPS certificates may come from "
+        "(a campus's own CA for its internal systems).",
+    ),
 )
 
 
@@ -203,6 +209,8 @@ class Config:
     secure_cookies: bool = False
     #: None: campus sign-in is off.
     oidc: OidcSettings | None = None
+    #: Extra certificate authorities trusted for webhook endpoints (PEM), besides the public ones.
+    webhook_ca_file: Path | None = None
 
     @property
     def is_production(self) -> bool:
@@ -283,7 +291,22 @@ def load(environ: Mapping[str, str] | None = None, **overrides: str) -> Config:
         mail_from=mail_from,
         secure_cookies=secure_cookies,
         oidc=oidc,
+        webhook_ca_file=_ca_file(get("PRINTLAB_WEBHOOK_CA_FILE")),
     )
+
+
+def _ca_file(value: str | None) -> Path | None:
+    """The webhook CA file, which must be a readable PEM file when set."""
+    if value is None:
+        return None
+    path = Path(value).expanduser().resolve()
+    try:
+        text = path.read_text(encoding="ascii", errors="replace")
+    except OSError as exc:
+        raise ConfigError(f"PRINTLAB_WEBHOOK_CA_FILE can't be read: {exc.strerror or exc}") from None
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise ConfigError("PRINTLAB_WEBHOOK_CA_FILE must be a PEM file of certificates")
+    return path
 
 
 def _oidc(get: Callable[[str], str | None]) -> OidcSettings | None:

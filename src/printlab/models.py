@@ -856,6 +856,74 @@ class ApiToken(Base):
     revoked_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
+class WebhookEndpoint(Base):
+    """An HTTPS address an admin registered to be told of chosen events, signed with its own secret (0021)."""
+
+    __tablename__ = "webhook_endpoint"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: What it is, in the admin's words ("Finance system"); unique.
+    name: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)
+    url: Mapped[str] = mapped_column(String(2000), nullable=False)
+    #: The event kinds it is sent (domain.webhooks.EVENTS), a JSON list.
+    events: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    #: The Standard Webhooks signing secret ("whsec_…"), sealed (services/sealing.py).
+    secret_sealed: Mapped[str] = mapped_column(String(200), nullable=False)
+    #: An admin allowed it on the lab's own network (private, loopback or link-local addresses).
+    allow_private: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    #: False: paused; nothing new is queued for it.
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    created_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+class WebhookDeliveryStatus:
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint: written in the transaction of the change, sent by the worker (0021).
+
+    The body is stored exactly as signed and sent, so every attempt (and a retry after a worker's
+    restart) sends the same bytes under the same `message_id` (the `webhook-id` receivers de-duplicate by).
+    """
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        CheckConstraint("status IN ('PENDING', 'DELIVERED', 'FAILED')", name="status"),
+        # The worker's due rows; the endpoint page's log, newest first.
+        Index("ix_webhook_delivery_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_webhook_delivery_endpoint_id_id", "endpoint_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(Integer, ForeignKey("webhook_endpoint.id"), nullable=False)
+    #: The `webhook-id` header ("msg_…"): the same on every attempt.
+    message_id: Mapped[str] = mapped_column(String(40), nullable=False, unique=True)
+    kind: Mapped[str] = mapped_column(String(40), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    job_id: Mapped[str | None] = mapped_column(String, nullable=True)
+    status: Mapped[str] = mapped_column(String(10), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    #: The worker that claimed the current attempt, and since when it has been sending (a lease).
+    claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    sending_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: A worker stopped mid-send: the receiver may have it already (same `webhook-id`).
+    interrupted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: The endpoint's HTTP status on the last attempt (None: no answer).
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: Why the last attempt failed, in words.
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    retried_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
 class AdminLogEntry(Base):
     """Append-only record of admin actions that concern no single job (staff, workstations, catalog).
 

@@ -48,16 +48,18 @@ def handlers_for(storage: Storage) -> dict[str, tasks.Handler]:
 
 def periodic_for(config: Config, storage: Storage) -> list[Callable[[Session], object]]:
     """Work the worker does on every tick besides tasks: the lab's sweeps (at most once a minute),
-    email delivery (every tick, cheap when nothing is due), and the watch over the connected printers
-    (its own thread, started on the first tick: polls, prints sent from PrintLab, their ends). Each
-    catches its own errors."""
+    email and webhook delivery (every tick, cheap when nothing is due), and the watch over the connected
+    printers (its own thread, started on the first tick: polls, prints sent from PrintLab, their ends).
+    Each catches its own errors."""
     from printlab.services import mail
     from printlab.services.jobs.print_watch import PrintWatch
     from printlab.services.upkeep import sweeps
+    from printlab.services.webhooks.delivery import Deliverer as WebhookDeliverer
 
     return [
         sweeps.Sweeper(storage),
         mail.Deliverer.from_config(config),
+        WebhookDeliverer.from_config(config),
         PrintWatch(storage, config.secret_key),
     ]
 

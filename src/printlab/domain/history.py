@@ -345,6 +345,8 @@ def admin_log_sentence(action: str, details: Mapping[str, Any] | None, by: str |
         return f"API token “{name}” for {d.get('staff')} ({scope}) made by {who}"
     if action == "ApiTokenRevoked":
         return f"API token “{name}” for {d.get('staff')} revoked by {who}"
+    if action.startswith("Webhook"):
+        return _webhook_sentence(action, d, who)
     if action.startswith("Printer"):
         return _printer_sentence(action, d, who)
     if action.startswith("Campus"):
@@ -419,3 +421,24 @@ def _repair_sentence(d: Mapping[str, Any], who: str) -> str:
         "leftover_upload_to_lost_and_found": f"An abandoned upload moved to {to or 'Lost+Found'}",
     }.get(str(d.get("repair")), "Storage repaired")
     return f"{what} by {who} (integrity repair)"
+
+
+def _webhook_sentence(action: str, d: dict[str, Any], who: str) -> str:
+    name = d.get("name")
+    if action == "WebhookEndpointAdded":
+        return f"Webhook endpoint “{name}” ({d.get('url')}) added by {who}"
+    if action == "WebhookEndpointChanged":
+        return f"Webhook endpoint “{name}” changed by {who}"
+    if action == "WebhookEndpointPaused":
+        return f"Webhook endpoint “{name}” paused by {who}"
+    if action == "WebhookEndpointResumed":
+        return f"Webhook endpoint “{name}” resumed by {who}"
+    if action == "WebhookEndpointRemoved":
+        return f"Webhook endpoint “{name}” removed by {who}"
+    if action == "WebhookSecretReplaced":
+        return f"A new signing secret for webhook endpoint “{name}” made by {who}"
+    if action == "WebhookDeliveriesRetried":
+        count = d.get("count")
+        what = "1 failed delivery" if count == 1 else f"{count} failed deliveries"
+        return f"{what} to webhook endpoint “{name}” sent again by {who}"
+    return f"{_words(action)} by {who}"

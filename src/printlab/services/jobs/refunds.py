@@ -30,6 +30,7 @@ from printlab.services.jobs.status_change import (
 from printlab.services.lab import account_codes
 from printlab.services.lab.actors import Actor, require_active_staff
 from printlab.services.mail import outbox
+from printlab.services.webhooks import events as webhook_events
 
 #: The statuses of a job whose payment can be refunded or corrected.
 REFUNDABLE = frozenset({Status.PAIDPICKEDUP, Status.ARCHIVED})
@@ -108,6 +109,7 @@ def refund_or_correct(
         session.add(row)
         session.flush()  # the row's id, for the receipt
         after: Decimal = before.paid_usd + amount
+        webhook_events.payment_recorded(session, job, row, balance_usd=lambda: after, now=now)
         add_event(
             session,
             job,

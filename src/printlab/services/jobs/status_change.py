@@ -31,6 +31,7 @@ from printlab.services.jobs.records import add_event, base_name, job_folder, loc
 from printlab.services.lab.actors import Actor, require_active_staff, require_admin
 from printlab.services.lab.catalog import load_catalog
 from printlab.services.mail import outbox
+from printlab.services.webhooks import events as webhook_events
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,9 @@ def run_transition(
                     workstation_id=actor.workstation,
                     now=now,
                 )
+            webhook_events.status_changed(
+                session, job, source.value, by=actor.staff, details=details, now=now
+            )
             email = result.email if result.email is not None else transition.email
             if email:
                 outbox.enqueue(session, job, email, now, **(result.email_context or {}))

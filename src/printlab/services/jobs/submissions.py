@@ -29,6 +29,7 @@ from printlab.services.files import model_analysis
 from printlab.services.files.storage import ReceivedFile, Storage
 from printlab.services.jobs.records import add_event, sidecar_record, simple_id_for
 from printlab.services.mail import outbox
+from printlab.services.webhooks import events as webhook_events
 
 
 class DuplicateSubmission(ValidationError):
@@ -210,6 +211,7 @@ def submit_parts(
                 session.add(JobResubmission(job_id=job.id, earlier_job_id=earlier.id, created_at=now))
                 details["resubmission_of"] = earlier.id
             add_event(session, job, "JobCreated", details, triggered_by=None, workstation_id=None, now=now)
+            webhook_events.job_created(session, job, now=now)
             outbox.enqueue(session, job, "receipt", now)
             model_analysis.request(session, job, now)
             session.flush()

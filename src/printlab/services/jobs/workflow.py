@@ -69,6 +69,7 @@ from printlab.services.lab import account_codes
 from printlab.services.lab.actors import Actor, require_active_staff
 from printlab.services.lab.catalog import load_catalog
 from printlab.services.mail import outbox
+from printlab.services.webhooks import events as webhook_events
 
 log = logging.getLogger(__name__)
 
@@ -744,6 +745,9 @@ def record_pickup(
         )
         session.add(row)
         session.flush()  # the row's id, for the receipt
+        webhook_events.payment_recorded(
+            session, job, row, balance_usd=lambda: _paid(session, job.id), now=now
+        )
         payment = {
             "charged_usd": str(charge.charged_usd),
             "quoted_usd": str(job.cost_usd) if job.cost_usd is not None else None,
@@ -818,21 +822,27 @@ def _reverse_payments(session: Session, job: Job, actor: Actor, reason: str, now
     if paid is None or paid.paid_usd == 0:
         return
     charge = payments.latest_charge(session, job.id)
-    session.add(
-        Payment(
-            job_id=job.id,
-            quoted_usd=job.cost_usd,
-            charged_usd=-paid.paid_usd,
-            kind=PaymentKind.REVERSAL,
-            method=charge.method if charge else None,
-            account_code=charge.account_code if charge else None,
-            reason=reason,
-            refund_of=charge.id if charge else None,
-            recorded_by=actor.staff or "",
-            workstation_id=actor.workstation,
-            recorded_at=now,
-        )
+    reversal = Payment(
+        job_id=job.id,
+        quoted_usd=job.cost_usd,
+        charged_usd=-paid.paid_usd,
+        kind=PaymentKind.REVERSAL,
+        method=charge.method if charge else None,
+        account_code=charge.account_code if charge else None,
+        reason=reason,
+        refund_of=charge.id if charge else None,
+        recorded_by=actor.staff or "",
+        workstation_id=actor.workstation,
+        recorded_at=now,
     )
+    session.add(reversal)
+    webhook_events.payment_recorded(session, job, reversal, balance_usd=lambda: Decimal("0.00"), now=now)
+
+
+def _paid(session: Session, job_id: str) -> Decimal:
+    """What the job's payments add up to now (its balance)."""
+    paid = payments.balance(session, job_id)
+    return paid.paid_usd if paid is not None else Decimal("0.00")
 
 
 def archive(

@@ -37,6 +37,7 @@ from printlab.services.printers import api_keys
 from printlab.services.printers.api_keys import KeyUnreadable
 from printlab.services.printers.connections import open_connector
 from printlab.services.printers.connector import Connector, PrinterProblem, Timeouts
+from printlab.services.webhooks import events as webhook_events
 
 #: A poll's timeouts: a printer on the lab's network answers in milliseconds; one that takes seconds
 #: is as good as gone, and a short wait keeps one hung printer from tying up a polling thread.
@@ -239,6 +240,13 @@ def poll_printer(
         if before is None or shown != before:
             _write(row, shown)
             row.changed_at = now
+        if before is None or shown.activity != before.activity:
+            record = session.get(LabPrinter, printer_id)
+            if record is not None:
+                webhook_events.printer_state_changed(
+                    session, record, before.activity if before else None, shown.activity,
+                    file=shown.file, message=shown.message, now=now,
+                )  # fmt: skip
     return PollOutcome(printer_id, before, shown, answered, reported, printing_run)
 
 
