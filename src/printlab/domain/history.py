@@ -423,7 +423,7 @@ def _repair_sentence(d: Mapping[str, Any], who: str) -> str:
     return f"{what} by {who} (integrity repair)"
 
 
-def _webhook_sentence(action: str, d: dict[str, Any], who: str) -> str:
+def _webhook_sentence(action: str, d: Mapping[str, Any], who: str) -> str:
     name = d.get("name")
     if action == "WebhookEndpointAdded":
         return f"Webhook endpoint “{name}” ({d.get('url')}) added by {who}"

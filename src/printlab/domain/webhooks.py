@@ -37,6 +37,8 @@ BACKOFF: tuple[timedelta, ...] = (
 ATTEMPTS = len(BACKOFF) + 1
 
 MAX_URL_LENGTH = 2000
+#: Carrier-grade NAT's shared space: not global, not "private" to Python, on the lab's side of the internet.
+_SHARED = ipaddress.IPv4Network("100.64.0.0/10")
 SECRET_START = "whsec_"  # noqa: S105 (a prefix, not a secret)
 _SECRET_BYTES = 32
 
@@ -115,10 +117,13 @@ def refused_address(address: str, *, allow_private: bool) -> str | None:
             inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
         if inner is not None:
             return refused_address(str(inner), allow_private=allow_private)
-    if ip.is_unspecified or ip.is_multicast or ip.is_reserved:
+    if ip.is_unspecified or ip.is_multicast:
         return f"{ip} can't be sent to"
     if ip.is_global:
         return None
+    local = ip.is_loopback or ip.is_link_local or ip.is_private or ip in _SHARED
+    if not local:  # reserved, documentation and other ranges nothing answers on
+        return f"{ip} can't be sent to"
     if allow_private:
         return None
     if ip.is_loopback:

@@ -112,7 +112,7 @@ class Sender:
         """Send the delivery; its HTTP status when 2xx. Raises AttemptFailed."""
         try:
             target = checked_url(started.url)
-            address = targets.checked_addresses(target, allow_private=started.allow_private)[0]
+            addresses = targets.checked_addresses(target, allow_private=started.allow_private)
         except WebhookRuleError as exc:
             raise AttemptFailed(f"Not sent: {exc}", permanent=True) from None
         timestamp = int((now if now.tzinfo else now.replace(tzinfo=UTC)).timestamp())
@@ -126,20 +126,28 @@ class Sender:
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signature(started.secret, started.message_id, timestamp, body),
         }
-        url = f"https://{_literal(address)}:{target.port}{target.path}"
         extensions = {} if target.is_ip else {"sni_hostname": target.host}
-        try:
-            request = self._client.build_request(
-                "POST", url, content=body, headers=headers, extensions=extensions
-            )
-            response = self._client.send(request, stream=True)
-            response.close()  # the answer's body is not wanted (and may be large)
-        except httpx.TimeoutException:
-            raise AttemptFailed(f"The endpoint didn't answer within {TIMEOUT_SECONDS:.0f} seconds.") from None
-        except httpx.ConnectError as exc:
-            raise AttemptFailed(_connect_words(exc)) from None
-        except httpx.HTTPError as exc:
-            raise AttemptFailed(f"The connection to the endpoint failed: {type(exc).__name__}.") from None
+        response: httpx.Response | None = None
+        for number, address in enumerate(addresses, 1):
+            # Each address the name leads to, in the resolver's order, until one takes the connection.
+            url = f"https://{_literal(address)}:{target.port}{target.path}"
+            try:
+                request = self._client.build_request(
+                    "POST", url, content=body, headers=headers, extensions=extensions
+                )
+                response = self._client.send(request, stream=True)
+                response.close()  # the answer's body is not wanted (and may be large)
+                break
+            except httpx.TimeoutException:
+                raise AttemptFailed(
+                    f"The endpoint didn't answer within {TIMEOUT_SECONDS:.0f} seconds."
+                ) from None
+            except httpx.ConnectError as exc:
+                if number == len(addresses) or "refused" not in str(exc).lower():
+                    raise AttemptFailed(_connect_words(exc)) from None
+            except httpx.HTTPError as exc:
+                raise AttemptFailed(f"The connection to the endpoint failed: {type(exc).__name__}.") from None
+        assert response is not None
         status = response.status_code
         if 200 <= status < 300:
             return status
