@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from printlab.domain.printers import Activity
+from printlab.domain.statuses import Status
+
 #: The events an endpoint may be sent, in the words the admin page uses.
 EVENTS: dict[str, str] = {
     "job.created": "A request is submitted",
@@ -153,3 +156,44 @@ def next_attempt_after(attempts: int) -> timedelta | None:
     if attempts < 1 or attempts > len(BACKOFF):
         return None
     return BACKOFF[attempts - 1]
+
+
+def what_happened(kind: str, data: object) -> str:
+    """A delivery's event in a few words for its log ("Job a1b2c3: Pending → Ready to Print")."""
+    d = data if isinstance(data, dict) else {}
+    job = d.get("job") if isinstance(d.get("job"), dict) else {}
+    reference = f"Job {job.get('reference')}" if job.get("reference") else "A job"
+
+    def status_words(code: object) -> str:
+        try:
+            return Status(str(code)).label
+        except ValueError:
+            return str(code)
+
+    if kind == "job.created":
+        return f"{reference} submitted"
+    if kind == "job.status_changed":
+        return f"{reference}: {status_words(d.get('from'))} → {status_words(d.get('to'))}"
+    if kind == "payment.recorded":
+        payment = d.get("payment") if isinstance(d.get("payment"), dict) else {}
+        what = {
+            "CHARGE": "paid",
+            "REFUND": "refund",
+            "CORRECTION": "correction",
+            "REVERSAL": "payment reversed",
+        }
+        return f"{reference}: {what.get(str(payment.get('kind')), 'payment')} ${payment.get('amount_usd')}"
+    if kind == "printer.state_changed":
+        printer = d.get("printer") if isinstance(d.get("printer"), dict) else {}
+
+        def activity_words(code: object) -> str:
+            try:
+                return Activity(str(code)).label
+            except ValueError:
+                return "first answer" if code is None else str(code)
+
+        return f"{printer.get('name', 'A printer')}: {activity_words(d.get('from'))} → {activity_words(d.get('to'))}"
+    if kind == TEST_EVENT:
+        by = d.get("sent_by")
+        return f"Test event sent by {by}" if by else "Test event"
+    return EVENT_WORDS.get(kind, kind)

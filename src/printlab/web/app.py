@@ -193,6 +193,7 @@ def _register_blueprints(app: Flask) -> None:
     from printlab.web.admin.routes import bp as admin_bp
     from printlab.web.admin_integrity.routes import bp as admin_integrity_bp
     from printlab.web.admin_mail.routes import bp as admin_mail_bp
+    from printlab.web.admin_webhooks.routes import bp as admin_webhooks_bp
     from printlab.web.api.routes import api as api_bp
     from printlab.web.auth.routes import bp as auth_bp
     from printlab.web.campus.routes import bp as campus_bp
@@ -222,6 +223,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_mail_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(admin_integrity_bp)
+    app.register_blueprint(admin_webhooks_bp)
     app.register_blueprint(printers_bp)
     app.register_blueprint(reports_bp)
     app.register_api(api_bp)  # type: ignore[attr-defined]
