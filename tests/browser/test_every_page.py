@@ -61,6 +61,8 @@ WIDTHS = {375: {"width": 375, "height": 812}, 1366: {"width": 1366, "height": 76
 ADMIN_PC = "ADMIN-PC"
 #: A folder to keep a full-page screenshot of every state in, to look at them (unset: none are taken).
 SHOTS = os.environ.get("PRINTLAB_PAGE_SHOTS", "")
+#: While working on a page: only the states whose names contain this (unset: every state).
+ONLY = os.environ.get("PRINTLAB_PAGE_STATES", "")
 
 #: 60 characters and more, with no space to break at in the stored names made from them.
 LONG_STUDENT = "Maximiliana Alexandrina Wolfeschlegelsteinhausen-Bergerdorff"
@@ -1015,6 +1017,109 @@ def admin_api_tokens_errors(site: Site) -> str:
     return admin_api_tokens(site)
 
 
+def _with_webhooks(site: Site) -> int:
+    """Webhook endpoints, once: one sending with a long name and address, one paused; the first with
+    deliveries delivered, waiting, retrying, failed and sent twice. Returns the first one's id."""
+    from printlab.models import WebhookDelivery, WebhookEndpoint
+    from printlab.services.webhooks import endpoints, events
+
+    session, secret = site.live.session, site.live.app.extensions["printlab"].config.secret_key
+    found = session.scalar(select(WebhookEndpoint.id).order_by(WebhookEndpoint.id))
+    if found is not None:
+        return found
+    long_url = (
+        "https://127.0.0.1:9/" + "finance-integration/printlab-events-receiver" * 2 + "?source=makerspace"
+    )
+    first = endpoints.create(
+        session, secret, name=f"Finance office ledger and {LONG_FILE[:40]}", url=long_url,
+        chosen=["job.created", "job.status_changed", "payment.recorded", "printer.state_changed"], allow_private=True,
+    ).endpoint  # fmt: skip
+    paused = endpoints.create(
+        session, secret, name="Lobby screen", url="https://127.0.0.1:9/screen", chosen=["printer.state_changed"],
+        allow_private=True,
+    ).endpoint  # fmt: skip
+    endpoints.set_enabled(session, paused.id, False)
+    job = site.made("webhooks", lambda: make_job(session, site.live.storage, Status.PAIDPICKEDUP))
+    now = utcnow()
+    rows = [events.queue(session, first.id, kind, data, now=now, job_id=job.id) for kind, data in (
+        ("job.created", {"job": events.job_data(job)}),
+        ("job.status_changed", {"job": events.job_data(job), "from": "PENDING", "to": "READYTOPRINT", "by": None}),
+        ("payment.recorded", {"job": events.job_data(job), "payment": {"kind": "CHARGE", "amount_usd": "4.20"}}),
+        ("printer.state_changed", {"printer": {"id": 1, "name": "Prusa MK4S"}, "from": "printing", "to": "error"}),
+    )]  # fmt: skip
+    rows.append(events.test_event(session, first.id, by=LONG_STAFF, now=now))
+    events.test_event(session, paused.id, by=STAFF, now=now)
+    session.flush()
+    outcomes = [
+        {"status": "DELIVERED", "attempts": 1, "delivered_at": now, "last_status_code": 204, "last_attempt_at": now},
+        {"status": "DELIVERED", "attempts": 2, "delivered_at": now, "last_status_code": 200, "interrupted": True,
+         "last_attempt_at": now},
+        {"status": "PENDING", "attempts": 2, "last_attempt_at": now, "next_attempt_at": now + timedelta(minutes=5),
+         "last_error": "The endpoint refused the connection (nothing is listening there)."},
+        {"status": "FAILED", "attempts": 8, "last_attempt_at": now, "last_status_code": 500,
+         "last_error": "The endpoint answered 500 (Internal Server Error)."},
+    ]  # fmt: skip
+    for row, values in zip(rows, outcomes, strict=False):
+        session.execute(update(WebhookDelivery).where(WebhookDelivery.id == row.id).values(**values))
+    session.commit()
+    return first.id
+
+
+@page_state("admin webhooks: one sending with failures, one paused")
+def admin_webhooks(site: Site) -> str:
+    _with_webhooks(site)
+    return site.url("/admin/webhooks")
+
+
+def _add_an_endpoint(site: Site, tab: Tab) -> Any:
+    page = tab.page
+    page.locator("#acting-as-choice").select_option(STAFF)
+    page.locator("#add-name").fill(f"Course platform {time.time_ns()}")  # each width makes its own
+    page.locator("#add-url").fill("https://127.0.0.1:9/course-platform/hooks")
+    page.locator("#add-event-2").check()
+    page.locator("#add-allow_private").check()
+    with page.expect_navigation() as navigation:
+        page.locator("#add-endpoint-form").evaluate("form => HTMLFormElement.prototype.submit.call(form)")
+    return navigation.value
+
+
+@page_state("admin webhooks, a new endpoint's secret shown once", then=_add_an_endpoint)
+def admin_webhooks_added(site: Site) -> str:
+    return admin_webhooks(site)
+
+
+def _add_a_private_endpoint(site: Site, tab: Tab) -> Any:
+    page = tab.page
+    page.locator("#add-name").fill("Signage")
+    page.locator("#add-url").fill("https://10.0.0.8/hooks")
+    with page.expect_navigation() as navigation:
+        page.locator("#add-endpoint-form").evaluate("form => HTMLFormElement.prototype.submit.call(form)")
+    return navigation.value
+
+
+@page_state("admin webhooks, the form refusing a private address", status=422, then=_add_a_private_endpoint)
+def admin_webhooks_errors(site: Site) -> str:
+    return admin_webhooks(site)
+
+
+@page_state("webhook endpoint: its delivery log")
+def webhook_endpoint(site: Site) -> str:
+    return site.url(f"/admin/webhooks/{_with_webhooks(site)}")
+
+
+def _make_a_new_secret(site: Site, tab: Tab) -> Any:
+    page = tab.page
+    page.locator("#acting-as-choice").select_option(STAFF)
+    with page.expect_navigation() as navigation:
+        page.get_by_role("button", name="Make a new signing secret").click()
+    return navigation.value
+
+
+@page_state("webhook endpoint, a new signing secret shown once", then=_make_a_new_secret)
+def webhook_endpoint_secret(site: Site) -> str:
+    return webhook_endpoint(site)
+
+
 @page_state("API reference", who="student")
 def api_reference(site: Site) -> str:
     return site.url("/api/v1/reference")
@@ -1409,6 +1514,8 @@ def test_every_page_state_fits_the_window_and_passes_axe(
         sign_in(tabs["staff"], live, ADMIN_PC)
         sign_in(tabs["desk"], live, "LAB-PC-1")
         for state in STATES:
+            if ONLY and ONLY not in state.name:
+                continue
             try:
                 problems = visit(site, tabs[state.who], state)
             except Exception as exc:  # one broken state mustn't hide the others' findings
