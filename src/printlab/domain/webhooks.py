@@ -27,7 +27,7 @@ TEST_EVENT = "webhook.test"
 EVENT_WORDS = {**EVENTS, TEST_EVENT: "Test event"}
 
 #: When a delivery is tried again after a failed attempt (the Standard Webhooks schedule): eight
-#: attempts over about a day and a half, then it is failed and an admin may retry it.
+#: attempts over about 28 hours, then it is failed and an admin may retry it.
 BACKOFF: tuple[timedelta, ...] = (
     timedelta(seconds=5),
     timedelta(minutes=5),
@@ -120,7 +120,7 @@ def refused_address(address: str, *, allow_private: bool) -> str | None:
             inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
         if inner is not None:
             return refused_address(str(inner), allow_private=allow_private)
-    if ip.is_unspecified or ip.is_multicast:
+    if ip.is_unspecified or ip.is_multicast or (ip.version == 4 and ip.is_reserved):
         return f"{ip} can't be sent to"
     if ip.is_global:
         return None

@@ -68,16 +68,20 @@ def announce(
     `data` is only built when some endpoint is to be told."""
     if kind not in EVENTS:
         raise ValueError(f"unknown webhook event {kind!r}")
-    endpoints = [
-        endpoint_id
-        for endpoint_id, chosen in session.execute(
-            select(WebhookEndpoint.id, WebhookEndpoint.events).where(WebhookEndpoint.enabled.is_(True))
-        )
-        if isinstance(chosen, list) and kind in chosen
-    ]
+    # Read without flushing: the caller's job row must be written once, with its version (a second
+    # UPDATE of it would stamp `updated_at` with the column's own clock), and endpoints don't depend on it.
+    with session.no_autoflush:
+        endpoints = [
+            endpoint_id
+            for endpoint_id, chosen in session.execute(
+                select(WebhookEndpoint.id, WebhookEndpoint.events).where(WebhookEndpoint.enabled.is_(True))
+            )
+            if isinstance(chosen, list) and kind in chosen
+        ]
     if not endpoints:
         return []
-    built = data()
+    with session.no_autoflush:
+        built = data()
     return [queue(session, endpoint_id, kind, built, now=now, job_id=job_id) for endpoint_id in endpoints]
 
 
