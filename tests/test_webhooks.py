@@ -299,11 +299,11 @@ def test_a_printer_that_stops_answering_is_announced_once(session, receiver):
     assert (data["from"], data["to"]) == (None, "offline")
 
 
-def test_a_worker_stopped_mid_send_loses_nothing_and_the_receiver_takes_each_event_once(
+def test_workers_restarted_or_killed_mid_send_lose_nothing_and_the_receiver_takes_each_event_once(
     session, storage, receiver, lab_env, tmp_path
 ):
     endpoint = _endpoint(session, receiver)
-    for _ in range(12):
+    for _ in range(16):
         endpoints.send_test(session, endpoint.id)
     expected = {d.message_id for d in _deliveries(session)}
     receiver.delay = 0.3  # each answer takes a moment, so the worker is stopped in the middle of a send
@@ -317,12 +317,27 @@ def test_a_worker_stopped_mid_send_loses_nothing_and_the_receiver_takes_each_eve
                 [str(PRINTLAB), "worker", "--poll", "0.2"], env=env, stdout=output, stderr=subprocess.STDOUT
             )
 
+    # A restart: the worker is told to stop (SIGTERM, as systemd does) in the middle of its batch. It
+    # finishes the message it is sending and hands back the rest: nothing is sent twice.
     first = worker("worker-1.log")
     try:
         receiver.wait_for(3)
     finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=30)
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=30) == 0
+    rows = _deliveries(session)
+    assert all(d.claimed_by is None or d.status == WebhookDeliveryStatus.DELIVERED for d in rows)
+    assert not any(d.interrupted or d.sending_at for d in rows)
+    delivered = {d.message_id for d in rows if d.status == WebhookDeliveryStatus.DELIVERED}
+    assert set(receiver.ids()) == delivered and len(receiver.ids()) == len(delivered)
+
+    # A crash: the next worker is killed (SIGKILL) while a message is on its way.
+    second = worker("worker-2.log")
+    try:
+        receiver.wait_for(len(delivered) + 3)
+    finally:
+        second.send_signal(signal.SIGKILL)
+        second.wait(timeout=30)
     # The killed worker's lease on what it had claimed runs out (two minutes; moved here, not waited for).
     session.rollback()
     session.execute(
@@ -331,15 +346,15 @@ def test_a_worker_stopped_mid_send_loses_nothing_and_the_receiver_takes_each_eve
         .values(next_attempt_at=utcnow() - timedelta(seconds=1))
     )
     session.commit()
-    second = worker("worker-2.log")
+    third = worker("worker-3.log")
     try:
         deadline = time.monotonic() + 60
         while any(d.status != WebhookDeliveryStatus.DELIVERED for d in _deliveries(session)):
-            assert time.monotonic() < deadline, (tmp_path / "worker-2.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, (tmp_path / "worker-3.log").read_text()[-2000:]
             time.sleep(0.1)
     finally:
-        second.send_signal(signal.SIGTERM)
-        second.wait(timeout=30)
+        third.send_signal(signal.SIGTERM)
+        third.wait(timeout=30)
 
     received = receiver.ids()
     assert set(received) == expected  # nothing lost

@@ -111,6 +111,10 @@ class Worker:
 
     def run_forever(self) -> None:
         log.info("worker %s started", self.identity)
+        for job in self.periodic:  # work told to stop by an earlier stop() runs again
+            resume = getattr(job, "resume", None)
+            if callable(resume):
+                resume()
         while not self.stop_event.is_set():
             try:
                 self.tick()

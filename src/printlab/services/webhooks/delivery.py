@@ -24,6 +24,7 @@ import logging
 import os
 import socket
 import ssl
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -353,18 +354,29 @@ class Deliverer:
     def __init__(self, lab_secret: str, *, ca_file: Path | None = None, sender: Sender | None = None):
         self.lab_secret = lab_secret
         self.sender = sender or Sender(identity(), ca_file=ca_file)
+        self._stopping = threading.Event()
 
     @classmethod
     def from_config(cls, config: Config) -> Deliverer:
         return cls(config.secret_key, ca_file=config.webhook_ca_file)
 
     def __call__(self, session: Session, *, now: datetime | None = None) -> Report | None:
+        if self._stopping.is_set():
+            return None
         try:
-            return deliver_due(session, self.sender, self.lab_secret, now=now)
+            return deliver_due(
+                session, self.sender, self.lab_secret, now=now, should_stop=self._stopping.is_set
+            )
         except Exception:  # the database went away mid-run: leases bring the rows back; try next tick
             session.rollback()
             log.exception("webhook delivery run failed")
             return None
 
     def stop(self) -> None:
-        self.sender.close()
+        """Finish the delivery being sent, hand back the others claimed, send nothing more. The kept
+        connections close when the process ends (closing them here could cut that last send short)."""
+        self._stopping.set()
+
+    def resume(self) -> None:
+        """Send again: the worker started running after a stop."""
+        self._stopping.clear()
