@@ -88,6 +88,17 @@ def test_the_endpoint_page_shows_its_log_and_its_buttons_work(app, session):
     session.commit()
     page = client.get(path).get_data(as_text=True)
     assert "1 failed delivery" in page and "Failed</strong> after 8 tries: The endpoint answered 500." in page
+    answer = client.get("/healthz")
+    health = answer.get_json()
+    assert (answer.status_code, health["status"]) == (
+        200,
+        "degraded",
+    )  # serving: it never takes the site down…
+    assert health["components"]["webhooks"] == {
+        "status": "degraded",
+        "waiting": 0,
+        "failed": 1,
+    }  # …monitoring sees it
     delivery = session.scalars(select(WebhookDelivery)).one()
     client.post(
         f"{path}/retry", data={"csrf_token": _csrf(client, path), "acting_as": STAFF, "delivery": delivery.id}

@@ -17,6 +17,7 @@ from printlab.clock import utcnow
 from printlab.models import Task, TaskStatus, WorkerHeartbeat
 from printlab.services import mail
 from printlab.services.files.storage import Storage, StorageError
+from printlab.services.webhooks import delivery as webhook_delivery
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +54,17 @@ def check(engine: Engine, storage: Storage, counters: CounterStore | None = None
         with Session(engine) as session:
             session.execute(text("SELECT 1"))
             mail_backlog = mail.backlog(session)
+            hooks = webhook_delivery.backlog(session)
             last_beat = session.scalar(select(func.max(WorkerHeartbeat.last_seen)))
             tasks_due = session.scalar(
                 select(func.count()).select_from(Task).where(Task.status == TaskStatus.PENDING)
             )
         components["database"] = {"status": "ok", "backend": engine.dialect.name}
         components["outbox"] = _outbox_state(mail_backlog)
+        # Like mail, webhooks that gave up never turn /healthz red; "degraded" is for monitoring.
+        components["webhooks"] = {
+            "status": "degraded" if hooks.failed else "ok", "waiting": hooks.waiting, "failed": hooks.failed,
+        }  # fmt: skip
         components["worker"] = _worker_state(last_beat, tasks_due or 0)
     except SQLAlchemyError as exc:
         # /healthz is public: the driver's message (host, port, database name) goes to the log only.

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import certifi
 import httpx
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from printlab.clock import utcnow
@@ -380,3 +380,20 @@ class Deliverer:
     def resume(self) -> None:
         """Send again: the worker started running after a stop."""
         self._stopping.clear()
+
+
+@dataclass(frozen=True)
+class Backlog:
+    waiting: int
+    failed: int
+
+
+def backlog(session: Session) -> Backlog:
+    """Deliveries waiting and failed, for /healthz and the health page (one query)."""
+    waiting, failed = session.execute(
+        select(
+            func.sum(case((WebhookDelivery.status == WebhookDeliveryStatus.PENDING, 1), else_=0)),
+            func.sum(case((WebhookDelivery.status == WebhookDeliveryStatus.FAILED, 1), else_=0)),
+        ).where(WebhookDelivery.status != WebhookDeliveryStatus.DELIVERED)
+    ).one()
+    return Backlog(waiting=int(waiting or 0), failed=int(failed or 0))
