@@ -364,3 +364,28 @@ def test_workers_restarted_or_killed_mid_send_lose_nothing_and_the_receiver_take
     # receiver that keeps the ids it has seen (as the convention asks) takes each event exactly once.
     assert len(interrupted) == 1 and duplicated <= interrupted
     assert all(r.verified for r in receiver.received)
+
+
+def test_an_endpoint_that_hangs_is_tried_once_a_run_and_its_other_messages_wait(session, receiver):
+    """A receiver that takes the connection and never answers costs one time-out, not one per message."""
+    import socket
+    import threading
+
+    endpoint = _endpoint(session, receiver)
+    for _ in range(3):
+        endpoints.send_test(session, endpoint.id)
+    hung = socket.create_server(("127.0.0.1", receiver.port))
+    taken: list[socket.socket] = []
+    threading.Thread(target=lambda: taken.append(hung.accept()[0]), daemon=True).start()
+    sender = delivery.Sender("hung", ca_file=receiver.ca_file, timeout=0.5)
+    try:
+        report = delivery.deliver_due(session, sender, SECRET)
+    finally:
+        sender.close()
+        for connection in taken:
+            connection.close()
+        hung.close()
+    assert report.retrying == 3 and len(taken) == 1
+    for row in _deliveries(session):
+        assert row.status == WebhookDeliveryStatus.PENDING and row.attempts == 1
+        assert row.last_error == "The endpoint didn't answer within 0.5 seconds."

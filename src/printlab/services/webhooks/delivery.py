@@ -63,10 +63,19 @@ USER_AGENT = "PrintLab-Webhooks/1"
 class AttemptFailed(Exception):
     """An attempt that didn't reach a 2xx answer, in words; `permanent` when retrying can't help."""
 
-    def __init__(self, message: str, *, status_code: int | None = None, permanent: bool = False):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        permanent: bool = False,
+        unreachable: bool = False,
+    ):
         super().__init__(message)
         self.status_code = status_code
         self.permanent = permanent
+        #: No answer at all (refused, timed out): the endpoint's other messages now would fare the same.
+        self.unreachable = unreachable
 
 
 @dataclass
@@ -79,6 +88,7 @@ class Report:
 @dataclass(frozen=True)
 class _Started:
     delivery_id: int
+    endpoint_id: int
     url: str
     allow_private: bool
     secret: str
@@ -99,6 +109,7 @@ class Sender:
 
     def __init__(self, identity: str, *, ca_file: Path | None = None, timeout: float = TIMEOUT_SECONDS):
         self.identity = identity
+        self.timeout = timeout
         self._client = httpx.Client(
             verify=ssl_context(ca_file),
             timeout=httpx.Timeout(timeout, connect=min(CONNECT_SECONDS, timeout)),
@@ -141,11 +152,11 @@ class Sender:
                 break
             except httpx.TimeoutException:
                 raise AttemptFailed(
-                    f"The endpoint didn't answer within {TIMEOUT_SECONDS:.0f} seconds."
+                    f"The endpoint didn't answer within {self.timeout:g} seconds.", unreachable=True
                 ) from None
             except httpx.ConnectError as exc:
                 if number == len(addresses) or "refused" not in str(exc).lower():
-                    raise AttemptFailed(_connect_words(exc)) from None
+                    raise AttemptFailed(_connect_words(exc), unreachable=True) from None
             except httpx.HTTPError as exc:
                 raise AttemptFailed(f"The connection to the endpoint failed: {type(exc).__name__}.") from None
         assert response is not None
@@ -195,6 +206,8 @@ def deliver_due(
     Raises only database errors; every sending problem ends up on its row."""
     report = Report()
     started = time.monotonic()
+    #: Endpoints that didn't answer in this run, and how they failed.
+    down: dict[int, AttemptFailed] = {}
 
     def clock() -> datetime:
         return now or utcnow()
@@ -204,17 +217,25 @@ def deliver_due(
         if not waiting:
             break
         try:
-            while waiting and not should_stop():
+            while waiting and not should_stop() and time.monotonic() - started < run_seconds:
                 delivery_id = waiting.pop(0)
                 begun = _start(session, sender.identity, delivery_id, lab_secret, now=clock(), report=report)
                 if begun is None:
                     continue
-                try:
-                    status = sender.post(begun, now=clock())
-                except AttemptFailed as exc:
-                    _record(session, sender.identity, delivery_id, exc, None, now=clock(), report=report)
-                else:
-                    _record(session, sender.identity, delivery_id, None, status, now=clock(), report=report)
+                failure = down.get(begun.endpoint_id)
+                if failure is None:
+                    try:
+                        status = sender.post(begun, now=clock())
+                    except AttemptFailed as exc:
+                        failure = exc
+                        if exc.unreachable:  # its other messages in this run wait for their next try unsent
+                            down[begun.endpoint_id] = exc
+                    else:
+                        _record(
+                            session, sender.identity, delivery_id, None, status, now=clock(), report=report
+                        )
+                        continue
+                _record(session, sender.identity, delivery_id, failure, None, now=clock(), report=report)
         finally:
             release(session, sender.identity, waiting, now=clock())
     return report
@@ -302,7 +323,9 @@ def _start(
             )
         else:
             row.sending_at = now
-            return _Started(row.id, endpoint.url, endpoint.allow_private, secret, row.message_id, row.body)
+            return _Started(
+                row.id, endpoint.id, endpoint.url, endpoint.allow_private, secret, row.message_id, row.body
+            )
     _record(session, worker, delivery_id, failure, None, now=now, report=report)
     return None
 
