@@ -389,3 +389,18 @@ def test_an_endpoint_that_hangs_is_tried_once_a_run_and_its_other_messages_wait(
     for row in _deliveries(session):
         assert row.status == WebhookDeliveryStatus.PENDING and row.attempts == 1
         assert row.last_error == "The endpoint didn't answer within 0.5 seconds."
+
+
+def test_a_name_that_no_longer_resolves_is_tried_again_later(session, receiver):
+    endpoint = _endpoint(session, receiver)
+    session.execute(update(WebhookEndpoint).values(url="https://no-such-name.invalid/hooks"))
+    session.commit()
+    endpoints.send_test(session, endpoint.id)
+    sender = _sender(receiver)
+    try:
+        assert delivery.deliver_due(session, sender, SECRET).retrying == 1
+    finally:
+        sender.close()
+    (row,) = _deliveries(session)
+    assert row.status == WebhookDeliveryStatus.PENDING
+    assert row.last_error == "Not sent: The name no-such-name.invalid can't be found; check the address."

@@ -125,6 +125,8 @@ class Sender:
         try:
             target = checked_url(started.url)
             addresses = targets.checked_addresses(target, allow_private=started.allow_private)
+        except targets.NameNotFound as exc:  # a resolver's blip, or a name not yet published: tried again
+            raise AttemptFailed(f"Not sent: {exc}", unreachable=True) from None
         except WebhookRuleError as exc:
             raise AttemptFailed(f"Not sent: {exc}", permanent=True) from None
         timestamp = int((now if now.tzinfo else now.replace(tzinfo=UTC)).timestamp())

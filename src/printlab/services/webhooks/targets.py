@@ -9,22 +9,26 @@ import socket
 from printlab.domain.webhooks import Target, WebhookRuleError, refused_address
 
 
+class NameNotFound(WebhookRuleError):
+    """The endpoint's name doesn't resolve (now): when sending, a failure worth trying again."""
+
+
 def resolve(target: Target) -> list[str]:
     """The network addresses the target's host stands for (itself when it is one). Raises
-    WebhookRuleError when the name doesn't resolve."""
+    NameNotFound when the name doesn't resolve."""
     if target.is_ip:
         return [target.host]
     try:
         found = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, OSError):
-        raise WebhookRuleError(f"The name {target.host} can't be found; check the address.") from None
+        raise NameNotFound(f"The name {target.host} can't be found; check the address.") from None
     addresses: list[str] = []
     for _family, _type, _proto, _name, sockaddr in found:
         address = str(sockaddr[0])
         if address not in addresses:
             addresses.append(address)
     if not addresses:
-        raise WebhookRuleError(f"The name {target.host} can't be found; check the address.")
+        raise NameNotFound(f"The name {target.host} can't be found; check the address.")
     return addresses
 
 
