@@ -30,6 +30,7 @@ from printlab.services.jobs.print_watch import PrintWatch
 from printlab.services.printers import fleet
 from printlab.services.printers.connector import NothingToCancel, Timeouts
 from printlab.services.printers.octoprint import OctoPrint
+from printlab.services.views import live_prints
 
 from .factories import STAFF, actor, make_job, make_staff
 from .fleet_factories import connect_octoprint
@@ -224,9 +225,8 @@ def test_a_cancel_on_the_printer_stops_the_run_and_staff_confirm_print_failed(la
     note = print_runs.note_for(lab.session, lab.job(job.id))
     assert note is not None and note.kind == "stopped"
     assert note.sentence.startswith("Printer stopped: The print was cancelled on the printer.")
-    assert print_runs.stopped_reasons(lab.session, [job.id]) == {
-        job.id: "The print was cancelled on the printer."
-    }
+    card = live_prints.live_prints(lab.session, [job.id])[job.id]  # what the dashboard's Printing card says
+    assert card.stopped and card.stopped_reason == "The print was cancelled on the printer."
 
     workflow.print_failed(
         lab.session, lab.storage, job.id, actor=actor(), reason=f"The Prusa MK4S stopped: {note.reason}"

@@ -545,6 +545,7 @@ def test_health_shows_each_component_version_and_storage_root(live, admin):
     assert states == {
         "database": "ok",
         "outbox": "ok",
+        "webhooks": "ok",
         "worker": "ok",
         "storage": "ok",
         "rate limits": "ok",
@@ -552,6 +553,7 @@ def test_health_shows_each_component_version_and_storage_root(live, admin):
     }
     assert "backend: sqlite" in row(admin, "database").inner_text()
     assert "counters: this process" in row(admin, "rate limits").inner_text()
+    assert "waiting: 0 · failed: 0" in row(admin, "webhooks").inner_text()
     assert re.search(r"free space: [\d.]+ GB · disk size: [\d.]+ GB", row(admin, "storage").inner_text())
     facts = page.locator("dl.summary").inner_text()
     assert __version__ in facts and str(live.storage.root) in facts

@@ -4,7 +4,6 @@ the job page and the dashboard say about a run. Sending and following a run is `
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -116,17 +115,3 @@ def note_for(session: Session, job: Job) -> RunNote | None:
                 "not_started", printer, f"Not started on the {printer}: {reason}", reason, run.requested_by
             )
     return None
-
-
-def stopped_reasons(session: Session, job_ids: Iterable[str]) -> dict[str, str]:
-    """Job id → the printer's reason, for the jobs among `job_ids` whose printer stopped their print and
-    wait for staff to confirm (one query, for the dashboard's Printing cards)."""
-    ids = list(job_ids)
-    if not ids:
-        return {}
-    rows = session.execute(
-        select(PrintRun.job_id, PrintRun.message).where(
-            PrintRun.job_id.in_(ids), PrintRun.state == PrintRunState.STOPPED
-        )
-    )
-    return {job_id: message or "no reason given" for job_id, message in rows}
