@@ -67,6 +67,13 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: one worker more than the cores. Many tests spend their time waiting — on Chromium, on a
+    child `printlab serve`, on OctoPrint printing — and the extra worker keeps the cores busy meanwhile
+    (on 2 cores the suite takes about 21 minutes with 3 workers against 25 with 2)."""
+    return (os.cpu_count() or 1) + 1
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # A function that looks like a test but lacks its prefix would silently never run.
     for item in items:
