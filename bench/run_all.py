@@ -29,6 +29,7 @@ BENCHMARKS: tuple[tuple[str, str, list[str], list[str]], ...] = (
     ("analysis", "bench_analysis.py", [], ["--repeats", "1"]),
     ("exports", "bench_exports.py", ["--backend", "both"], ["--backend", "sqlite", "--jobs", "5000"]),
     ("polling", "bench_printer_polling.py", [], ["--seconds", "20", "--warmup", "5"]),
+    ("webhooks", "bench_webhooks.py", [], ["--changes", "100", "--deliveries", "200"]),
 )
 
 
@@ -51,7 +52,11 @@ def main() -> int:
             print(f"\n== {name}: {script} is missing, skipped")
             continue
         command = [sys.executable, str(HERE / script), *(quick if args.quick else full)]
-        if args.json_dir and name not in ("analysis", "polling"):  # these two print their figures only
+        if args.json_dir and name not in (
+            "analysis",
+            "polling",
+            "webhooks",
+        ):  # these print their figures only
             args.json_dir.mkdir(parents=True, exist_ok=True)
             command += ["--json", str(args.json_dir / f"{name}.json")]
         print(f"\n== {name}: {' '.join(command[1:])}", flush=True)
