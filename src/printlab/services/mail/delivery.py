@@ -42,6 +42,7 @@ from printlab.db import write_transaction
 from printlab.domain.catalog import Catalog
 from printlab.domain.statuses import Status
 from printlab.models import Job, OutboxMessage, OutboxStatus, Payment
+from printlab.services import leases
 from printlab.services.errors import NotFound, ValidationError
 from printlab.services.jobs import payments, quote_links
 from printlab.services.jobs.records import add_event, entered_status_at, simple_id_for
@@ -203,56 +204,25 @@ def deliver_due(
 def claim(session: Session, mailer: Mailer, *, now: datetime, limit: int = BATCH) -> list[int]:
     """Reserve up to `limit` due messages for this worker; their ids, oldest due first."""
     due = (OutboxMessage.status == OutboxStatus.PENDING) & (OutboxMessage.next_attempt_at <= now)
-    # A plain read first: an idle tick (the usual case) then takes no write lock, which on SQLite
-    # would make a staff member's save wait behind it.
-    anything = session.scalar(select(OutboxMessage.id).where(due).limit(1))
-    session.rollback()
-    if anything is None:
-        return []
-    with write_transaction(session):
-        rows = session.scalars(
-            select(OutboxMessage)
-            .where(due)
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
-        for row in rows:
-            row.attempts += 1
-            row.claimed_by = mailer.identity
-            row.next_attempt_at = now + LEASE
-            if row.message_id is None:
-                row.message_id = f"<printlab.{row.id}.{secrets.token_hex(8)}@{mailer.domain}>"
-        return [row.id for row in rows]
+
+    def named(row: OutboxMessage) -> None:
+        if row.message_id is None:
+            row.message_id = f"<printlab.{row.id}.{secrets.token_hex(8)}@{mailer.domain}>"
+
+    return leases.claim(
+        session, OutboxMessage, due, worker=mailer.identity, now=now, lease=LEASE, limit=limit, prepare=named
+    )
 
 
 def release(session: Session, mailer: Mailer, outbox_ids: list[int], *, now: datetime) -> None:
     """Hand back claimed messages this worker didn't start (it is stopping): due again at once."""
-    if not outbox_ids:
-        return
-    with write_transaction(session):
-        rows = session.scalars(
-            select(OutboxMessage)
-            .where(
-                OutboxMessage.id.in_(outbox_ids),
-                OutboxMessage.status == OutboxStatus.PENDING,
-                OutboxMessage.claimed_by == mailer.identity,
-            )
-            .with_for_update()
-        ).all()
-        for row in rows:
-            row.attempts = max(0, row.attempts - 1)
-            row.claimed_by = None
-            row.next_attempt_at = now
+    leases.release(
+        session, OutboxMessage, outbox_ids, pending=OutboxStatus.PENDING, worker=mailer.identity, now=now
+    )
 
 
 def _lock(session: Session, outbox_id: int) -> OutboxMessage | None:
-    return session.scalars(
-        select(OutboxMessage)
-        .where(OutboxMessage.id == outbox_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one_or_none()
+    return leases.lock(session, OutboxMessage, outbox_id)
 
 
 def _start(

@@ -42,7 +42,7 @@ from printlab.config import Config
 from printlab.db import write_transaction
 from printlab.domain.webhooks import ATTEMPTS, WebhookRuleError, checked_url, next_attempt_after, signature
 from printlab.models import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
-from printlab.services import sealing
+from printlab.services import leases, sealing
 from printlab.services.webhooks import targets
 from printlab.services.webhooks.endpoints import SECRET_PURPOSE as PURPOSE
 
@@ -251,56 +251,26 @@ def claim(session: Session, worker: str, *, now: datetime, limit: int = BATCH) -
         & (WebhookDelivery.next_attempt_at <= now)
         & WebhookDelivery.endpoint_id.in_(enabled)
     )
-    # A plain read first: an idle tick takes no write lock (which on SQLite would hold up a save).
-    anything = session.scalar(select(WebhookDelivery.id).where(due).limit(1))
-    session.rollback()
-    if anything is None:
-        return []
-    with write_transaction(session):
-        rows = session.scalars(
-            select(WebhookDelivery)
-            .where(due)
-            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
-        for row in rows:
-            if row.sending_at is not None:  # its last worker stopped mid-send: the receiver may have it
-                row.interrupted = True
-                row.sending_at = None
-            row.attempts += 1
-            row.claimed_by = worker
-            row.next_attempt_at = now + LEASE
-        return [row.id for row in rows]
+
+    def resumed(row: WebhookDelivery) -> None:
+        if row.sending_at is not None:  # its last worker stopped mid-send: the receiver may have it
+            row.interrupted = True
+            row.sending_at = None
+
+    return leases.claim(
+        session, WebhookDelivery, due, worker=worker, now=now, lease=LEASE, limit=limit, prepare=resumed
+    )
 
 
 def release(session: Session, worker: str, delivery_ids: list[int], *, now: datetime) -> None:
     """Hand back claimed deliveries this worker didn't start (it is stopping): due again at once."""
-    if not delivery_ids:
-        return
-    with write_transaction(session):
-        rows = session.scalars(
-            select(WebhookDelivery)
-            .where(
-                WebhookDelivery.id.in_(delivery_ids),
-                WebhookDelivery.status == WebhookDeliveryStatus.PENDING,
-                WebhookDelivery.claimed_by == worker,
-            )
-            .with_for_update()
-        ).all()
-        for row in rows:
-            row.attempts = max(0, row.attempts - 1)
-            row.claimed_by = None
-            row.next_attempt_at = now
+    leases.release(
+        session, WebhookDelivery, delivery_ids, pending=WebhookDeliveryStatus.PENDING, worker=worker, now=now
+    )
 
 
 def _lock(session: Session, delivery_id: int) -> WebhookDelivery | None:
-    return session.scalars(
-        select(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one_or_none()
+    return leases.lock(session, WebhookDelivery, delivery_id)
 
 
 def _start(
