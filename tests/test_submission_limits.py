@@ -173,7 +173,10 @@ def test_the_time_to_send_again_is_when_the_hour_of_the_first_submission_ends(we
         return to_lab_time(moment, DEFAULT_CATALOG.lab.time_zone).strftime("%H:%M")
 
     found = SEND_AGAIN.search(refused.get_data(as_text=True))
-    assert found and f"{found.group(1)}:{found.group(2)}" in {shown(before), shown(after)}
+    # The limiter's window ends on a whole second, up to two after the first hit: a hit in the last
+    # seconds of a minute may so free the student only in the next one, which the page then names.
+    late = after + timedelta(seconds=2)
+    assert found and f"{found.group(1)}:{found.group(2)}" in {shown(before), shown(after), shown(late)}
 
 
 def test_the_limiter_never_sees_the_email_address(web, session, caplog):

@@ -222,7 +222,9 @@ def test_an_address_on_the_labs_own_network_is_refused_unless_an_admin_allows_it
     with pytest.raises(ValidationError) as refused:
         endpoints.create(session, SECRET, name="Signage", url=url, chosen=["job.created"])
     assert "won't send to" in refused.value.errors["url"]
-    assert "Allow the endpoint on the lab's own network" in refused.value.errors["url"]
+    assert (
+        "Tick “Allow an address on the lab's own network” if it belongs there." in refused.value.errors["url"]
+    )
     assert session.scalar(select(WebhookEndpoint.id)) is None
 
     made = endpoints.create(

@@ -39,6 +39,10 @@ def checked_addresses(target: Target, *, allow_private: bool) -> list[str]:
     for address in addresses:
         reason = refused_address(address, allow_private=allow_private)
         if reason is not None:
-            hint = "" if allow_private else " Allow the endpoint on the lab's own network if that is meant."
+            hint = (
+                ""
+                if allow_private
+                else " Tick “Allow an address on the lab's own network” if it belongs there."
+            )
             raise WebhookRuleError(f"PrintLab won't send to {target.host}: {reason}.{hint}")
     return addresses
