@@ -243,3 +243,14 @@ def test_clean_filename_keeps_only_a_bounded_last_part(filename):
     assert "/" not in cleaned and "\\" not in cleaned
     assert not re.search(r"[\x00-\x1f\x7f]", cleaned)
     assert len(cleaned) <= 256
+
+
+def test_the_simple_id_is_the_one_the_stored_name_ends_with():
+    from printlab.domain.naming import simple_id_in_name
+
+    job_id = "a1b2c3d4" + "0" * 24
+    assert (
+        simple_id_in_name("JaneDoe_Filament_TrueRed_a1b2c3d", job_id) == "a1b2c3d"
+    )  # lengthened at submission
+    assert simple_id_in_name("JaneDoe_Filament_TrueRed_a1b2c3.stl", job_id) == "a1b2c3"
+    assert simple_id_in_name(None, job_id) == simple_id_in_name("", job_id) == "a1b2c3"

@@ -26,6 +26,14 @@ def simple_job_id(job_id: str, length: int = SIMPLE_ID_LENGTH) -> str:
     return job_id[:length]
 
 
+def simple_id_in_name(display_name: str | None, job_id: str) -> str:
+    """The simple id people know a job by: the one its stored name ends with, fixed at submission (the
+    dashboard's), else the first characters of its id."""
+    if display_name and "_" in display_name:
+        return display_name.rsplit("_", 1)[-1].split(".", 1)[0]
+    return simple_job_id(job_id)
+
+
 def name_part(text: str, fallback: str = "") -> str:
     """'josé o'brien-smith' → 'JoseOBrienSmith': ASCII letters and digits, each word capitalised.
 

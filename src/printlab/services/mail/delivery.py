@@ -40,6 +40,7 @@ from printlab.clock import utcnow
 from printlab.config import Config
 from printlab.db import write_transaction
 from printlab.domain.catalog import Catalog
+from printlab.domain.naming import simple_id_in_name
 from printlab.domain.statuses import Status
 from printlab.models import Job, OutboxMessage, OutboxStatus, Payment
 from printlab.services import leases
@@ -607,9 +608,4 @@ def overview(session: Session, *, limit: int = 100, now: datetime | None = None)
 
 def job_short_id(display_name: str | None, job_id: str | None) -> str | None:
     """The job's simple id as the dashboard shows it (None for an email of no job)."""
-    if job_id is None:
-        return None
-    # The stored name ends with the simple id fixed at submission, the one on the dashboard.
-    if display_name and "_" in display_name:
-        return display_name.rsplit("_", 1)[-1].split(".", 1)[0]
-    return job_id[:6]
+    return simple_id_in_name(display_name, job_id) if job_id is not None else None

@@ -25,7 +25,7 @@ from sqlalchemy.sql import operators
 
 from printlab.clock import age_text, lab_day_start, utcnow
 from printlab.domain.catalog import Catalog
-from printlab.domain.naming import SIMPLE_ID_LENGTH, extension_of
+from printlab.domain.naming import SIMPLE_ID_LENGTH, extension_of, simple_id_in_name
 from printlab.domain.periods import parse_day
 from printlab.domain.statuses import WORK_QUEUES, Status
 from printlab.domain.text import TextError, clean_text, is_clean
@@ -532,7 +532,7 @@ def _card(
     display = job.display_name or ""
     return JobCard(
         id=job.id,
-        simple_id=display.rsplit("_", 1)[-1] if "_" in display else job.id[:6],
+        simple_id=simple_id_in_name(display, job.id),
         student_name=job.student_name or "",
         file_name=job.original_filename or display + extension_of(job.original_filename or ""),
         printer=job.printer or "",

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from printlab.domain.naming import simple_id_in_name
 from printlab.domain.printers import Activity
 from printlab.domain.statuses import Status
 from printlab.domain.webhooks import EVENTS, TEST_EVENT
@@ -37,7 +38,7 @@ def job_data(job: Job) -> dict[str, Any]:
         label = Status(job.status).label
     except ValueError:
         label = job.status or ""
-    reference = job.display_name.rsplit("_", 1)[-1].split(".", 1)[0] if job.display_name else job.id[:6]
+    reference = simple_id_in_name(job.display_name, job.id)
     return {
         "id": job.id,
         "reference": reference,
