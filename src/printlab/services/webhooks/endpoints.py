@@ -47,15 +47,11 @@ class NewSecret:
     secret: str
 
 
-def _checked(
-    session: Session,
-    *,
-    name: object,
-    url: object,
-    chosen: object,
-    allow_private: object,
-    endpoint_id: int | None,
-) -> Entry:
+def _read(
+    *, name: object, url: object, chosen: object, allow_private: object
+) -> tuple[Entry, dict[str, str]]:
+    """What was typed, checked without the database, and a message per field that can't be used. The
+    address is resolved here, before any transaction: a slow name server must not hold the database."""
     errors: dict[str, str] = {}
     cleaned = ""
     try:
@@ -80,15 +76,22 @@ def _checked(
         errors.update(exc.errors)
     except WebhookRuleError as exc:
         errors["url"] = str(exc)
-    if cleaned and "name" not in errors:
-        clash = select(WebhookEndpoint.id).where(WebhookEndpoint.name == cleaned)
+    return Entry(cleaned, address, [kind for kind in EVENTS if kind in kinds], private), errors
+
+
+def _refuse(session: Session, entry: Entry, errors: dict[str, str], *, endpoint_id: int | None) -> None:
+    """Raise ValidationError with every message, another endpoint's name among them (in the transaction)."""
+    if entry.name and "name" not in errors:
+        clash = select(WebhookEndpoint.id).where(WebhookEndpoint.name == entry.name)
         if endpoint_id is not None:
             clash = clash.where(WebhookEndpoint.id != endpoint_id)
         if session.scalar(clash) is not None:
-            errors["name"] = f"An endpoint named {cleaned} already exists; choose another name."
+            errors = {
+                **errors,
+                "name": f"An endpoint named {entry.name} already exists; choose another name.",
+            }
     if errors:
         raise ValidationError(errors)
-    return Entry(cleaned, address, [kind for kind in EVENTS if kind in kinds], private)
 
 
 def create(
@@ -104,11 +107,10 @@ def create(
 ) -> NewSecret:
     """Add an endpoint with a new signing secret (logged). Raises ValidationError with a message per field."""
     now = now or utcnow()
+    entry, errors = _read(name=name, url=url, chosen=chosen, allow_private=allow_private)
     with write_transaction(session):
         actor = admin_or_console(session, by)
-        entry = _checked(
-            session, name=name, url=url, chosen=chosen, allow_private=allow_private, endpoint_id=None
-        )
+        _refuse(session, entry, errors, endpoint_id=None)
         secret = new_secret()
         endpoint = WebhookEndpoint(
             name=entry.name, url=entry.url, events=entry.events,
@@ -157,12 +159,11 @@ def update_endpoint(
     """Change an endpoint's name, address, events or network permission (logged). Deliveries already
     queued go to the new address, checked again before each attempt."""
     now = now or utcnow()
+    entry, errors = _read(name=name, url=url, chosen=chosen, allow_private=allow_private)
     with write_transaction(session):
         actor = admin_or_console(session, by)
         endpoint = _locked(session, endpoint_id)
-        entry = _checked(
-            session, name=name, url=url, chosen=chosen, allow_private=allow_private, endpoint_id=endpoint_id
-        )
+        _refuse(session, entry, errors, endpoint_id=endpoint_id)
         before = _logged(endpoint)
         endpoint.name, endpoint.url, endpoint.events = entry.name, entry.url, entry.events
         endpoint.allow_private = entry.allow_private
