@@ -389,6 +389,6 @@ def backlog(session: Session) -> Backlog:
         select(
             func.sum(case((WebhookDelivery.status == WebhookDeliveryStatus.PENDING, 1), else_=0)),
             func.sum(case((WebhookDelivery.status == WebhookDeliveryStatus.FAILED, 1), else_=0)),
-        ).where(WebhookDelivery.status != WebhookDeliveryStatus.DELIVERED)
+        ).where(WebhookDelivery.status.in_((WebhookDeliveryStatus.PENDING, WebhookDeliveryStatus.FAILED)))
     ).one()
     return Backlog(waiting=int(waiting or 0), failed=int(failed or 0))
